@@ -1,0 +1,506 @@
+"""From a folder of MIDI files to a cache of encoded melodies, and from the cache to tf.data windows.
+
+Start at `prepare` (folder → `.npz` cache + report; what `melodyrnn prepare` runs), `PreparedData.load`
+(the cache back) and `PreparedData.dataset` (shuffled ``(inputs, targets, weights)`` batches). The split
+into training and validation is by file, so no melody leaks across it. TensorFlow is imported only when
+a tf.data pipeline is built, so worker processes stay light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import sys
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal
+
+import numpy as np
+
+from melodyrnn.encoding import (
+    NUM_SPECIAL,
+    EncodingConfig,
+    ExtractionConfig,
+    Melody,
+    melody_to_tokens,
+    score_to_melodies,
+    tokens_to_melody,
+)
+from melodyrnn.errors import DataError, MelodyRNNError, MidiReadError, NoMelodyError
+from melodyrnn.midi_io import read_midi
+
+MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+CACHE_VERSION = 1
+Split = Literal["train", "validation", "all"]
+
+
+def find_midi_files(root: str | os.PathLike) -> list[Path]:
+    """Every MIDI file under `root`, recursively (.mid, .midi, .kar in any letter case), sorted.
+
+    Raises:
+        DataError: `root` is not a directory.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"`{root}` is not a directory of MIDI files")
+    found = [p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def is_validation(relative_path: str, validation_fraction: float) -> bool:
+    """Whether a file belongs to the validation split: a stable hash of its relative path.
+
+    The hash (SHA-1 of the POSIX path) does not depend on the machine, the file order or the seed, so
+    adding files to a collection never moves the old ones across the split.
+    """
+    digest = hashlib.sha1(relative_path.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < validation_fraction
+
+
+@dataclass
+class _FileResult:
+    path: str
+    melodies: list[Melody] = field(default_factory=list)
+    error_type: str | None = None
+    reason: str | None = None
+    stats: Counter = field(default_factory=Counter)
+    repairs: list[str] = field(default_factory=list)
+
+
+def _process_file(job: tuple[str, str, dict, dict]) -> _FileResult:
+    """Reads one file and extracts its melodies; never raises (a worker must not die on a bad file)."""
+    path, relative, config_dict, extraction_dict = job
+    result = _FileResult(relative)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            score = read_midi(path, name=relative)
+        result.repairs = [re.sub(r"\d+", "N", r) for r in score.repairs]
+        config = EncodingConfig.from_dict(config_dict)
+        melodies = score_to_melodies(score, config, ExtractionConfig.from_dict(extraction_dict), result.stats)
+        if not melodies:
+            has_notes = [t for t in score.tracks if t.notes]
+            if not has_notes:
+                raise NoMelodyError(relative, "the file has no notes")
+            if all(t.is_drum for t in has_notes):
+                raise NoMelodyError(relative, "the file has only drum tracks")
+            raise NoMelodyError(relative, "no melody passed the filters")
+        for m in melodies:
+            # Keep only what the cache stores, so a loaded melody equals the one extracted here.
+            m = Melody(m.events, m.steps_per_quarter, m.tempos[:1], m.time_signatures[:1], m.velocity, m.program, relative, m.start_step)
+            result.melodies.append(m)
+    except (MidiReadError, NoMelodyError) as err:
+        result.error_type, result.reason = type(err).__name__, err.reason
+    except Exception as err:  # a bug triggered by a strange file must not stop a whole import
+        result.error_type, result.reason = "MidiReadError", f"unexpected {type(err).__name__}: {err}"
+    return result
+
+
+@dataclass
+class PrepareReport:
+    """What `prepare` read, kept and dropped, and why."""
+
+    root: str
+    files_found: int = 0
+    files_read: int = 0
+    files_with_melodies: int = 0
+    files_skipped: dict[str, int] = field(default_factory=dict)
+    melodies_kept: int = 0
+    melodies_train: int = 0
+    melodies_validation: int = 0
+    melodies_dropped: dict[str, int] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
+    total_steps: int = 0
+    pitch_range: tuple[int, int] | None = None
+    worst_files: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PrepareReport":
+        d = dict(d)
+        if d.get("pitch_range") is not None:
+            d["pitch_range"] = tuple(d["pitch_range"])
+        return cls(**d)
+
+    def format(self) -> str:
+        """A human-readable summary, several lines."""
+        lines = [
+            f"files found: {self.files_found}   read: {self.files_read}   with melodies: {self.files_with_melodies}",
+            f"melodies kept: {self.melodies_kept} (train {self.melodies_train}, validation {self.melodies_validation})"
+            f"   steps: {self.total_steps}   pitch range: {self.pitch_range}",
+        ]
+        for title, counts in (("files skipped", self.files_skipped), ("melodies dropped", self.melodies_dropped),
+                              ("repairs", self.repairs)):
+            if counts:
+                lines.append(f"{title}: {sum(counts.values())}")
+                lines += [f"  {n:6d}  {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+        if self.worst_files:
+            lines.append("worst files:")
+            lines += [f"  {w['path']}: {w['reason']}" for w in self.worst_files]
+        return "\n".join(lines)
+
+
+def _reason_key(reason: str) -> str:
+    """Groups reasons that differ only in numbers or in parenthesised detail."""
+    return re.sub(r"\d+", "N", reason.split(" (")[0])
+
+
+def prepare(
+    root: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    config: EncodingConfig = EncodingConfig(),
+    extraction: ExtractionConfig = ExtractionConfig(),
+    validation_fraction: float = 0.1,
+    workers: int | None = None,
+    strict: bool = False,
+    progress: bool | None = None,
+) -> "PreparedData":
+    """Reads every MIDI file under `root`, extracts and encodes its melodies, and writes the cache.
+
+    A bad file is skipped and counted by reason; it never stops the import unless `strict`.
+
+    Args:
+        root: folder searched recursively for .mid/.midi/.kar files.
+        output: where to write the `.npz` cache (a `.report.json` is written beside it); None writes nothing.
+        config: the vocabulary and grid.
+        extraction: melody extraction policies and filters.
+        validation_fraction: share of files (by hash of their relative path) held out for validation.
+        workers: worker processes; None uses every core, 1 works in this process.
+        strict: raise on the first file that cannot be read or holds no melody.
+        progress: show a progress bar; None shows it when stderr is a terminal.
+
+    Returns:
+        The prepared data.
+
+    Raises:
+        DataError: `root` is not a folder, holds no MIDI file, or no melody survived.
+        MidiReadError, NoMelodyError: with `strict`, for the first bad file.
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise DataError(f"`validation_fraction` must be in [0, 1), got {validation_fraction}")
+    if workers is not None and workers < 1:
+        raise DataError(f"`workers` must be >= 1, got {workers}")
+    root = Path(root)
+    paths = find_midi_files(root)
+    if not paths:
+        raise DataError(f"no MIDI files (.mid, .midi, .kar) under `{root}`")
+    jobs = [(str(p), p.relative_to(root).as_posix(), config.to_dict(), extraction.to_dict()) for p in paths]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), unit="file", desc="prepare", disable=None if progress is None else not progress,
+               file=sys.stderr)
+    results: list[_FileResult] = []
+    try:
+        for result in _run_jobs(jobs, workers):
+            bar.update(1)
+            if strict and result.error_type:
+                error = MidiReadError if result.error_type == "MidiReadError" else NoMelodyError
+                raise error(result.path, result.reason)
+            results.append(result)
+    finally:
+        bar.close()
+    results.sort(key=lambda r: r.path)
+    data = PreparedData.from_results(results, str(root), config, extraction, validation_fraction, len(paths))
+    if data.num_melodies == 0:
+        raise DataError(f"no melody survived in `{root}`:\n{data.report.format()}")
+    if output is not None:
+        data.save(output)
+    return data
+
+
+def _run_jobs(jobs: list, workers: int) -> Iterator[_FileResult]:
+    if workers == 1:
+        yield from map(_process_file, jobs)
+        return
+    # spawn, not fork: the parent may hold TensorFlow's threads, which do not survive a fork.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap_unordered(_process_file, jobs, chunksize=max(1, min(32, len(jobs) // (8 * workers))))
+
+
+@dataclass
+class PreparedData:
+    """Encoded melodies and their metadata: what a cache file holds.
+
+    Attributes:
+        tokens: int16 array, shape (total_steps,): every melody's ids, concatenated.
+        offsets: int64 array, shape (melodies + 1,): melody i is ``tokens[offsets[i]:offsets[i + 1]]``.
+        files: relative path of every source file, shape (files,).
+        file_ids: int32 array, shape (melodies,): index into `files`.
+        is_validation: bool array, shape (melodies,).
+        qpm, numerator, denominator, velocity, program, start_step: per-melody metadata arrays.
+        config, extraction: how the melodies were made.
+        report: what `prepare` read and dropped.
+    """
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+    files: np.ndarray
+    file_ids: np.ndarray
+    is_validation: np.ndarray
+    qpm: np.ndarray
+    numerator: np.ndarray
+    denominator: np.ndarray
+    velocity: np.ndarray
+    program: np.ndarray
+    start_step: np.ndarray
+    config: EncodingConfig
+    extraction: ExtractionConfig
+    report: PrepareReport
+    validation_fraction: float = 0.1
+
+    @property
+    def num_melodies(self) -> int:
+        return int(self.offsets.size - 1)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int64 array, shape (melodies,): steps per melody."""
+        return np.diff(self.offsets)
+
+    def indices(self, split: Split = "all") -> np.ndarray:
+        """Melody indices of a split."""
+        if split == "all":
+            return np.arange(self.num_melodies)
+        if split not in ("train", "validation"):
+            raise DataError(f"`split` must be 'train', 'validation' or 'all', got {split!r}")
+        return np.flatnonzero(self.is_validation == (split == "validation"))
+
+    def melody_tokens(self, i: int) -> np.ndarray:
+        """int32 ids of melody `i`, shape (steps,)."""
+        return self.tokens[self.offsets[i] : self.offsets[i + 1]].astype(np.int32)
+
+    def melody(self, i: int) -> Melody:
+        """Melody `i`, decoded, with its metadata."""
+        return tokens_to_melody(
+            self.melody_tokens(i),
+            self.config,
+            tempos=((0, float(self.qpm[i])),),
+            time_signatures=((0, int(self.numerator[i]), int(self.denominator[i])),),
+            velocity=int(self.velocity[i]),
+            program=int(self.program[i]),
+            source=str(self.files[self.file_ids[i]]),
+            start_step=int(self.start_step[i]),
+        )
+
+    def melodies(self, split: Split = "all") -> list[Melody]:
+        return [self.melody(i) for i in self.indices(split)]
+
+    @classmethod
+    def from_melodies(cls, melodies: list[Melody], config: EncodingConfig = EncodingConfig(),
+                      validation_fraction: float = 0.1, root: str = "") -> "PreparedData":
+        """Builds prepared data from melodies in memory (each melody's `source` decides its split)."""
+        results: dict[str, _FileResult] = {}
+        for m in melodies:
+            results.setdefault(m.source, _FileResult(m.source)).melodies.append(m)
+        return cls.from_results(sorted(results.values(), key=lambda r: r.path), root, config, ExtractionConfig(),
+                                validation_fraction, len(results))
+
+    @classmethod
+    def from_results(cls, results: list[_FileResult], root: str, config: EncodingConfig,
+                     extraction: ExtractionConfig, validation_fraction: float, files_found: int) -> "PreparedData":
+        report = PrepareReport(root=root, files_found=files_found)
+        skipped, dropped, repairs = Counter(), Counter(), Counter()
+        worst: list[dict[str, str]] = []
+        files, token_chunks, meta = [], [], []
+        for r in results:
+            dropped.update({k: v for k, v in r.stats.items() if k.startswith("drop")})
+            repairs.update(r.repairs)
+            if r.error_type == "MidiReadError":
+                skipped[f"unreadable: {_reason_key(r.reason)}"] += 1
+                worst.append({"path": r.path, "reason": r.reason})
+                continue
+            report.files_read += 1
+            if r.error_type:
+                skipped[f"no melody: {_reason_key(r.reason)}"] += 1
+                worst.append({"path": r.path, "reason": r.reason})
+                continue
+            report.files_with_melodies += 1
+            file_id = len(files)
+            files.append(r.path)
+            held_out = is_validation(r.path, validation_fraction)
+            for m in r.melodies:
+                token_chunks.append(melody_to_tokens(m, config).astype(np.int16))
+                meta.append((file_id, held_out, m.qpm, *m.time_signature, m.velocity, m.program, m.start_step))
+        # Files that were repaired come after the skipped ones in the list of worst files.
+        worst += [{"path": r.path, "reason": "; ".join(r.repairs)} for r in results if r.repairs and not r.error_type]
+        lengths = np.array([len(t) for t in token_chunks], dtype=np.int64)
+        tokens = np.concatenate(token_chunks) if token_chunks else np.zeros(0, np.int16)
+        columns = list(zip(*meta)) if meta else [[]] * 8
+        data = cls(
+            tokens=tokens,
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            files=np.array(files, dtype=str),
+            file_ids=np.array(columns[0], dtype=np.int32),
+            is_validation=np.array(columns[1], dtype=bool),
+            qpm=np.array(columns[2], dtype=np.float32),
+            numerator=np.array(columns[3], dtype=np.int16),
+            denominator=np.array(columns[4], dtype=np.int16),
+            velocity=np.array(columns[5], dtype=np.uint8),
+            program=np.array(columns[6], dtype=np.uint8),
+            start_step=np.array(columns[7], dtype=np.int64),
+            config=config,
+            extraction=extraction,
+            report=report,
+            validation_fraction=validation_fraction,
+        )
+        report.files_skipped = dict(skipped)
+        report.melodies_dropped = dict(dropped)
+        report.repairs = dict(repairs)
+        report.melodies_kept = data.num_melodies
+        report.melodies_validation = int(data.is_validation.sum())
+        report.melodies_train = data.num_melodies - report.melodies_validation
+        report.total_steps = int(tokens.size)
+        notes = tokens[tokens >= NUM_SPECIAL].astype(np.int32) - NUM_SPECIAL + config.min_pitch
+        report.pitch_range = (int(notes.min()), int(notes.max())) if notes.size else None
+        report.worst_files = worst[:20]
+        return data
+
+    _ARRAYS = ("tokens", "offsets", "files", "file_ids", "is_validation", "qpm", "numerator", "denominator",
+               "velocity", "program", "start_step")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the cache (`.npz`, no pickled objects) and a `.report.json` beside it."""
+        path = Path(path)
+        meta = {
+            "format": "melodyrnn-prepared",
+            "version": CACHE_VERSION,
+            "config": self.config.to_dict(),
+            "extraction": self.extraction.to_dict(),
+            "validation_fraction": self.validation_fraction,
+            "report": self.report.to_dict(),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, meta=np.array(json.dumps(meta)), **{k: getattr(self, k) for k in self._ARRAYS})
+        os.replace(tmp, path)  # a crash mid-write never leaves a half-written cache under the real name
+        path.with_name(path.stem + ".report.json").write_text(json.dumps(self.report.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PreparedData":
+        """Reads a cache written by `save`.
+
+        Raises:
+            DataError: the file is missing, not a melodyrnn cache, or corrupt.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
+                if meta.get("format") != "melodyrnn-prepared":
+                    raise DataError(f"`{path}` is not a melodyrnn prepared-data cache")
+                if meta.get("version") != CACHE_VERSION:
+                    raise DataError(f"`{path}` has cache version {meta.get('version')}, expected {CACHE_VERSION}")
+                arrays = {k: npz[k] for k in cls._ARRAYS}
+        except DataError:
+            raise
+        except Exception as err:  # zipfile, KeyError, ValueError, OSError...
+            raise DataError(f"cannot read prepared data `{path}`: {type(err).__name__}: {err}") from err
+        data = cls(
+            **arrays,
+            config=EncodingConfig.from_dict(meta["config"]),
+            extraction=ExtractionConfig.from_dict(meta["extraction"]),
+            report=PrepareReport.from_dict(meta["report"]),
+            validation_fraction=meta["validation_fraction"],
+        )
+        if data.offsets[-1] != data.tokens.size or (data.tokens.size and data.tokens.max() >= data.config.vocab_size):
+            raise DataError(f"`{path}` is corrupt: its offsets or token ids do not match its vocabulary")
+        return data
+
+    def dataset(
+        self,
+        seq_len: int = 128,
+        batch_size: int = 64,
+        *,
+        split: Split = "train",
+        shuffle: bool = True,
+        transpose: int = 0,
+        stride: int | None = None,
+        seed: int | None = None,
+        drop_remainder: bool = False,
+    ):
+        """A `tf.data.Dataset` of ``(inputs, targets, weights)`` windows for next-event training.
+
+        Each melody is cut into windows of ``seq_len + 1`` ids every `stride` steps (a melody's last
+        window ends at its end); inputs are the first `seq_len` ids and targets the next `seq_len`.
+        Melodies shorter than a window are padded, and their padded steps get weight 0.
+
+        Args:
+            seq_len: steps per window.
+            batch_size: windows per batch.
+            split: "train", "validation" or "all".
+            shuffle: shuffle windows (every epoch anew).
+            transpose: if > 0, move each window by a random number of semitones in
+                [-transpose, transpose], limited so every note stays in the vocabulary.
+            stride: steps between window starts; defaults to ``seq_len // 2``.
+            seed: makes shuffling and transposition repeatable.
+            drop_remainder: drop a last, smaller batch.
+
+        Returns:
+            A dataset of int32 ``inputs`` and ``targets`` of shape (batch, seq_len) and float32
+            ``weights`` of the same shape.
+        """
+        import tensorflow as tf
+
+        if seq_len < 1 or batch_size < 1:
+            raise DataError(f"`seq_len` and `batch_size` must be >= 1, got {seq_len} and {batch_size}")
+        stride = stride or max(1, seq_len // 2)
+        starts, valid = self._window_starts(split, seq_len, stride)
+        if starts.size == 0:
+            raise DataError(f"the {split!r} split has no melodies")
+        padded = np.concatenate([self.tokens.astype(np.int32), np.zeros(seq_len + 1, np.int32)])
+        lo_id, hi_id = self._window_pitch_bounds(padded, starts, valid, seq_len)
+        vocab = self.config.vocab_size
+        tokens_t = tf.constant(padded)
+        ds = tf.data.Dataset.from_tensor_slices((starts, valid, lo_id, hi_id))
+        if shuffle:
+            ds = ds.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+
+        def window(item, rnd):
+            start, n_valid, lo, hi = item
+            w = tokens_t[start : start + seq_len + 1]
+            if transpose > 0:
+                # Shift limits keep the lowest and highest note of the window inside the vocabulary.
+                low = tf.maximum(-transpose, NUM_SPECIAL - lo)
+                high = tf.minimum(transpose, vocab - 1 - hi)
+                shift = low + tf.cast(rnd % tf.cast(high - low + 1, tf.int64), tf.int32)
+                w = tf.where(w >= NUM_SPECIAL, w + shift, w)
+            weights = tf.cast(tf.range(seq_len) < n_valid - 1, tf.float32)
+            return w[:-1], w[1:], weights
+
+        ds = ds.map(window, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+    def _window_starts(self, split: Split, seq_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """Global window start positions and how many of each window's seq_len + 1 ids are real."""
+        starts, valid = [], []
+        for i in self.indices(split):
+            begin, length = int(self.offsets[i]), int(self.offsets[i + 1] - self.offsets[i])
+            if length < 2:
+                continue
+            local = list(range(0, max(length - seq_len - 1, 0) + 1, stride))
+            if local[-1] + seq_len + 1 < length:
+                local.append(length - seq_len - 1)
+            starts += [begin + s for s in local]
+            valid += [min(seq_len + 1, length - s) for s in local]
+        return np.array(starts, dtype=np.int64), np.array(valid, dtype=np.int32)
+
+    def _window_pitch_bounds(self, padded, starts, valid, seq_len) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest NOTE_ON id per window (vocab-1 and NUM_SPECIAL when it has none)."""
+        vocab = self.config.vocab_size
+        idx = starts[:, None] + np.arange(seq_len + 1)[None, :]
+        w = padded[idx]
+        real = (np.arange(seq_len + 1)[None, :] < valid[:, None]) & (w >= NUM_SPECIAL)
+        lo = np.where(real, w, vocab - 1).min(axis=1)
+        hi = np.where(real, w, NUM_SPECIAL).max(axis=1)
+        return lo.astype(np.int32), hi.astype(np.int32)

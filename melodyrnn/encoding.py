@@ -1,0 +1,591 @@
+"""Melodies: extraction from any MIDI score, the event vocabulary, and encode/decode.
+
+Start at `score_to_melodies` (a `Score` → monophonic, quantized `Melody` objects), then `melody_to_tokens`
+/ `tokens_to_melody` for the model's ids and `melody_to_midi` to write one back. The event encoding follows
+MelodyRNN's monophonic one: per step one of NO_EVENT (hold), NOTE_OFF or NOTE_ON(pitch).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+
+from melodyrnn.errors import MelodyRNNError, NoMelodyError, OutOfRangeError
+from melodyrnn.midi_io import Note, Score, notes_to_score, read_midi, score_to_midi
+
+#: Event values in `Melody.events`; values >= 0 are NOTE_ON(pitch).
+NO_EVENT = -2
+NOTE_OFF = -1
+#: Token ids of the two special events; NOTE_ON(p) is ``NUM_SPECIAL + p - min_pitch``.
+NO_EVENT_ID = 0
+NOTE_OFF_ID = 1
+NUM_SPECIAL = 2
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise MelodyRNNError(message)
+
+
+@dataclass(frozen=True)
+class EncodingConfig:
+    """The event vocabulary and the time grid.
+
+    Attributes:
+        steps_per_quarter: grid resolution; 4 means sixteenth notes.
+        min_pitch: lowest MIDI pitch in the vocabulary.
+        max_pitch: highest MIDI pitch in the vocabulary.
+    """
+
+    steps_per_quarter: int = 4
+    min_pitch: int = 0
+    max_pitch: int = 127
+
+    def __post_init__(self):
+        _check(
+            isinstance(self.steps_per_quarter, int) and 1 <= self.steps_per_quarter <= 96,
+            f"`steps_per_quarter` must be an integer in [1, 96], got {self.steps_per_quarter!r}",
+        )
+        _check(0 <= self.min_pitch <= 127, f"`min_pitch` must be in [0, 127], got {self.min_pitch!r}")
+        _check(
+            self.min_pitch <= self.max_pitch <= 127,
+            f"`max_pitch` must be in [min_pitch={self.min_pitch}, 127], got {self.max_pitch!r}",
+        )
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids: the two special events plus one NOTE_ON per pitch."""
+        return NUM_SPECIAL + self.max_pitch - self.min_pitch + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncodingConfig":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class ExtractionConfig:
+    """How melodies are pulled out of a score (MelodyRNN's defaults, except the length cap).
+
+    Attributes:
+        polyphony: "highest" keeps the highest note where notes overlap (a new lower note under a
+            sustained higher one is ignored); "drop" drops any track whose quantized notes overlap, as
+            MelodyRNN did.
+        gap_bars: a silence of at least this many bars splits a track into separate melodies.
+        min_bars: shorter melodies are dropped.
+        min_unique_pitches: melodies with fewer distinct pitches are dropped.
+        max_steps: longer melodies are truncated at the last bar line that fits.
+    """
+
+    polyphony: Literal["highest", "drop"] = "highest"
+    gap_bars: float = 1.0
+    min_bars: float = 7.0
+    min_unique_pitches: int = 5
+    max_steps: int = 2048
+
+    def __post_init__(self):
+        _check(
+            self.polyphony in ("highest", "drop"),
+            f"`polyphony` must be 'highest' or 'drop', got {self.polyphony!r}",
+        )
+        _check(self.gap_bars > 0, f"`gap_bars` must be > 0, got {self.gap_bars!r}")
+        _check(self.min_bars >= 0, f"`min_bars` must be >= 0, got {self.min_bars!r}")
+        _check(self.min_unique_pitches >= 0, f"`min_unique_pitches` must be >= 0, got {self.min_unique_pitches!r}")
+        _check(self.max_steps >= 1, f"`max_steps` must be >= 1, got {self.max_steps!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExtractionConfig":
+        return cls(**d)
+
+
+@dataclass(frozen=True, eq=False)
+class Melody:
+    """A monophonic, quantized melody and the metadata needed to write it back.
+
+    Step 0 is a bar line. A note sounds from its NOTE_ON until the next NOTE_ON or NOTE_OFF, or the end.
+
+    Attributes:
+        events: int16 array, shape (steps,): NO_EVENT (-2), NOTE_OFF (-1) or a MIDI pitch (>= 0).
+        steps_per_quarter: grid resolution.
+        tempos: ``(step, qpm)`` pairs, the first at step 0.
+        time_signatures: ``(step, numerator, denominator)`` triples, the first at step 0.
+        velocity: MIDI velocity of every note when written back (the source's median).
+        program: General MIDI program (0-127) when written back.
+        source: where the melody came from (a path, "generated", ...).
+        start_step: the step in the source where this melody begins.
+    """
+
+    events: np.ndarray
+    steps_per_quarter: int = 4
+    tempos: tuple[tuple[int, float], ...] = ((0, 120.0),)
+    time_signatures: tuple[tuple[int, int, int], ...] = ((0, 4, 4),)
+    velocity: int = 100
+    program: int = 0
+    source: str = ""
+    start_step: int = 0
+
+    def __post_init__(self):
+        events = np.asarray(self.events)
+        _check(events.ndim == 1, f"`events` must be one-dimensional, got shape {events.shape}")
+        _check(
+            events.size == 0 or (events.min() >= NO_EVENT and events.max() <= 127),
+            "`events` must hold values in [-2, 127]",
+        )
+        object.__setattr__(self, "events", events.astype(np.int16))
+        object.__setattr__(self, "tempos", tuple((int(s), float(q)) for s, q in self.tempos))
+        object.__setattr__(self, "time_signatures", tuple((int(s), int(n), int(d)) for s, n, d in self.time_signatures))
+        _check(self.tempos and self.tempos[0][0] == 0, "`tempos` must start at step 0")
+        _check(all(q > 0 for _, q in self.tempos), f"tempos must be > 0 qpm, got {self.tempos}")
+        _check(self.time_signatures and self.time_signatures[0][0] == 0, "`time_signatures` must start at step 0")
+        _check(1 <= self.velocity <= 127, f"`velocity` must be in [1, 127], got {self.velocity!r}")
+        _check(0 <= self.program <= 127, f"`program` must be in [0, 127], got {self.program!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Melody):
+            return NotImplemented
+        return (
+            np.array_equal(self.events, other.events)
+            and self.steps_per_quarter == other.steps_per_quarter
+            and self.tempos == other.tempos
+            and self.time_signatures == other.time_signatures
+            and self.velocity == other.velocity
+            and self.program == other.program
+        )
+
+    def __len__(self) -> int:
+        return int(self.events.size)
+
+    def __repr__(self) -> str:
+        lo, hi = self.pitch_range or (None, None)
+        return (
+            f"Melody({len(self)} steps, {len(self.notes())} notes, pitches {lo}-{hi}, "
+            f"{self.qpm:g} qpm, {self.time_signature[0]}/{self.time_signature[1]}, source={self.source!r})"
+        )
+
+    @property
+    def qpm(self) -> float:
+        """The tempo at the start, in quarter notes per minute."""
+        return self.tempos[0][1]
+
+    @property
+    def time_signature(self) -> tuple[int, int]:
+        """The time signature at the start, ``(numerator, denominator)``."""
+        return self.time_signatures[0][1:]
+
+    @property
+    def steps_per_bar(self) -> float:
+        """Steps in one bar of the opening time signature."""
+        numerator, denominator = self.time_signature
+        return self.steps_per_quarter * 4.0 * numerator / denominator
+
+    @property
+    def num_bars(self) -> float:
+        return len(self) / self.steps_per_bar
+
+    @property
+    def pitches(self) -> np.ndarray:
+        """The pitch of every note, in order, int16 array of shape (notes,)."""
+        return self.events[self.events >= 0]
+
+    @property
+    def pitch_range(self) -> tuple[int, int] | None:
+        """``(lowest, highest)`` pitch, or None when the melody has no notes."""
+        p = self.pitches
+        return (int(p.min()), int(p.max())) if p.size else None
+
+    def notes(self) -> list[tuple[int, int, int]]:
+        """The notes as ``(pitch, start_step, end_step)``, end exclusive."""
+        out = []
+        onsets = np.flatnonzero(self.events != NO_EVENT)
+        for i, step in enumerate(onsets):
+            pitch = int(self.events[step])
+            if pitch >= 0:
+                end = int(onsets[i + 1]) if i + 1 < len(onsets) else len(self)
+                out.append((pitch, int(step), end))
+        return out
+
+    def transpose(
+        self,
+        semitones: int,
+        *,
+        min_pitch: int = 0,
+        max_pitch: int = 127,
+        on_out_of_range: Literal["raise", "fold"] = "raise",
+    ) -> "Melody":
+        """Returns the melody moved by `semitones`.
+
+        Rule for notes that leave ``[min_pitch, max_pitch]``: "raise" raises `OutOfRangeError`; "fold"
+        moves each such note by whole octaves back into the range (the range must span an octave).
+
+        Raises:
+            OutOfRangeError: a note leaves the range and `on_out_of_range` is "raise".
+        """
+        _check(on_out_of_range in ("raise", "fold"), f"`on_out_of_range` must be 'raise' or 'fold', got {on_out_of_range!r}")
+        events = self.events.astype(np.int32)
+        notes = events >= 0
+        moved = np.where(notes, events + int(semitones), events)
+        outside = notes & ((moved < min_pitch) | (moved > max_pitch))
+        if outside.any():
+            if on_out_of_range == "raise":
+                bad = moved[outside]
+                raise OutOfRangeError(
+                    f"transposing by {semitones} moves pitches {sorted(set(bad.tolist()))[:5]} outside "
+                    f"[{min_pitch}, {max_pitch}]"
+                )
+            _check(max_pitch - min_pitch >= 11, "folding needs a pitch range of at least an octave")
+            low = moved < min_pitch
+            moved = np.where(notes & low, moved + 12 * np.ceil((min_pitch - moved) / 12).astype(np.int32), moved)
+            high = moved > max_pitch
+            moved = np.where(notes & high, moved - 12 * np.ceil((moved - max_pitch) / 12).astype(np.int32), moved)
+        return replace(self, events=moved.astype(np.int16))
+
+    @classmethod
+    def from_notes(
+        cls,
+        notes: Iterable[tuple[int, int, int]],
+        *,
+        num_steps: int | None = None,
+        **metadata,
+    ) -> "Melody":
+        """Builds a melody from ``(pitch, start_step, end_step)`` notes (monophonic, sorted by start).
+
+        A note's end is cut at the next note's start. `num_steps` defaults to the last end.
+
+        Raises:
+            MelodyRNNError: the notes are unsorted or a pitch is outside [0, 127].
+        """
+        notes = list(notes)
+        length = num_steps if num_steps is not None else max((e for _, _, e in notes), default=0)
+        events = np.full(length, NO_EVENT, dtype=np.int16)
+        for i, (pitch, start, end) in enumerate(notes):
+            _check(0 <= pitch <= 127, f"pitch must be in [0, 127], got {pitch}")
+            _check(end > start >= 0, f"a note must end after it starts, got ({pitch}, {start}, {end})")
+            next_start = notes[i + 1][1] if i + 1 < len(notes) else None
+            _check(next_start is None or next_start > start, f"notes must be sorted with distinct starts, got start {next_start} after {start}")
+            if start >= length:
+                break
+            events[start] = pitch
+            if end < length and (next_start is None or end < next_start):
+                events[end] = NOTE_OFF
+        return cls(events=events, **metadata)
+
+
+# --------------------------------------------------------------------------------------------------
+# Extraction
+
+
+def _bar_starts(time_signatures: Sequence[tuple[int, int, int]], steps_per_quarter: int, end_step: int) -> np.ndarray:
+    """Bar-line steps up to `end_step` under a map of ``(step, numerator, denominator)``.
+
+    Includes the first bar line at or past `end_step`. A time-signature change restarts the bar grid
+    where it occurs.
+    """
+    starts: list[int] = []
+    for i, (step, numerator, denominator) in enumerate(time_signatures):
+        seg_end = time_signatures[i + 1][0] if i + 1 < len(time_signatures) else math.inf
+        bar = steps_per_quarter * 4.0 * numerator / denominator
+        k = 0
+        while True:
+            s = int(round(step + k * bar))
+            if s >= seg_end:
+                break
+            starts.append(s)
+            if s >= end_step:  # one bar line at or past the end, so the last bar can be closed
+                break
+            k += 1
+    return np.unique(np.array(starts or [0], dtype=np.int64))
+
+
+def _steps_per_bar_at(time_signatures: Sequence[tuple[int, int, int]], steps_per_quarter: int, step: int) -> float:
+    current = time_signatures[0]
+    for ts in time_signatures:
+        if ts[0] <= step:
+            current = ts
+    return steps_per_quarter * 4.0 * current[1] / current[2]
+
+
+def _quantize_track(notes: Sequence[Note], steps_per_quarter: int) -> list[tuple[int, int, int, int]]:
+    """``(pitch, start, end, velocity)`` on the grid; a note shorter than a step keeps one step."""
+    out = []
+    for n in notes:
+        start = int(round(n.start_quarters * steps_per_quarter))
+        end = max(int(round(n.end_quarters * steps_per_quarter)), start + 1)
+        out.append((n.pitch, start, end, n.velocity))
+    out.sort(key=lambda n: (n[1], -n[0]))
+    return out
+
+
+def _monophonic(quantized: list[tuple[int, int, int, int]], policy: str) -> list[tuple[int, int, int, int]] | None:
+    """Reduces quantized notes to a monophonic line; None when `policy` is "drop" and notes overlap."""
+    line: list[list[int]] = []
+    for pitch, start, end, velocity in quantized:
+        if line and start < line[-1][2]:
+            if policy == "drop":
+                return None
+            prev = line[-1]
+            if prev[1] == start or pitch < prev[0]:
+                # Same onset (sorted highest first) or a lower note under a sustained one: ignore it.
+                continue
+            prev[2] = start  # a higher note cuts the sustained lower one
+        line.append([pitch, start, end, velocity])
+    return [tuple(n) for n in line]
+
+
+def _map_slice(items: Sequence[tuple], start: int, end: int) -> tuple:
+    """The part of a ``(step, ...)`` map in force over [start, end), re-based to start at step 0."""
+    current = items[0]
+    out = []
+    for item in items:
+        if item[0] <= start:
+            current = item
+        elif item[0] < end:
+            out.append((item[0] - start, *item[1:]))
+    return ((0, *current[1:]), *out)
+
+
+def score_to_melodies(
+    score: Score,
+    config: EncodingConfig = EncodingConfig(),
+    extraction: ExtractionConfig = ExtractionConfig(),
+    stats: Counter | None = None,
+) -> list[Melody]:
+    """Extracts monophonic melodies from every non-drum track of a score.
+
+    Notes are quantized to the grid (positions are in quarter notes, so tempo changes cannot shift them),
+    reduced to one line by the polyphony policy, split at silences of at least `gap_bars`, started at the
+    bar line before their first note, filtered by length and pitch variety, and truncated to `max_steps`.
+    Melodies that do not fit the vocabulary's pitch range are moved by whole octaves when that makes them
+    fit, and dropped otherwise.
+
+    Args:
+        score: from `read_midi`.
+        config: the grid and the pitch range.
+        extraction: the policies and filters.
+        stats: if given, counts what was dropped or changed, by reason (``"drop_too_short"``, ...).
+
+    Returns:
+        The melodies, in track order then time order; possibly empty.
+    """
+    spq = config.steps_per_quarter
+    stats = stats if stats is not None else Counter()
+    tempos = [(int(round(q * spq)), qpm) for q, qpm in score.tempos]
+    meters = [(int(round(q * spq)), n, d) for q, n, d in score.time_signatures]
+    tempos = list({s: (s, q) for s, q in tempos}.values())  # later events at the same step win
+    meters = list({s: (s, n, d) for s, n, d in meters}.values())
+    melodies: list[Melody] = []
+    for track in score.tracks:
+        if track.is_drum:
+            stats["skip_drum_track"] += 1
+            continue
+        if not track.notes:
+            continue
+        line = _monophonic(_quantize_track(track.notes, spq), extraction.polyphony)
+        if line is None:
+            stats["drop_polyphonic_track"] += 1
+            continue
+        # Split at long silences.
+        segments: list[list[tuple[int, int, int, int]]] = [[line[0]]]
+        for note in line[1:]:
+            gap = note[1] - segments[-1][-1][2]
+            if gap >= extraction.gap_bars * _steps_per_bar_at(meters, spq, note[1]):
+                segments.append([note])
+            else:
+                segments[-1].append(note)
+        for segment in segments:
+            melody = _segment_to_melody(segment, track.program, score.source, tempos, meters, config, extraction, stats)
+            if melody is not None:
+                melodies.append(melody)
+    return melodies
+
+
+def _segment_to_melody(segment, program, source, tempos, meters, config, extraction, stats) -> Melody | None:
+    spq = config.steps_per_quarter
+    last_end = segment[-1][2]
+    bars = _bar_starts(meters, spq, last_end)
+    start = int(bars[bars <= segment[0][1]].max())
+    following = bars[bars >= last_end]
+    end = int(following.min()) if following.size else last_end
+    if end - start > extraction.max_steps:
+        stats["truncated_too_long"] += 1
+        cut = bars[(bars > start) & (bars <= start + extraction.max_steps)]
+        end = int(cut.max()) if cut.size else start + extraction.max_steps
+        segment = [(p, s, min(e, end), v) for p, s, e, v in segment if s < end]
+    seg_meters = _map_slice(meters, start, end)
+    steps_per_bar = spq * 4.0 * seg_meters[0][1] / seg_meters[0][2]
+    if (end - start) < extraction.min_bars * steps_per_bar:
+        stats["drop_too_short"] += 1
+        return None
+    pitches = [p for p, _, _, _ in segment]
+    if len(set(pitches)) < extraction.min_unique_pitches:
+        stats["drop_too_few_pitches"] += 1
+        return None
+    shift = 0
+    lo, hi = min(pitches), max(pitches)
+    if lo < config.min_pitch or hi > config.max_pitch:
+        if hi - lo > config.max_pitch - config.min_pitch:
+            stats["drop_out_of_range"] += 1
+            return None
+        shift = 12 * math.ceil((config.min_pitch - lo) / 12) if lo < config.min_pitch else -12 * math.ceil((hi - config.max_pitch) / 12)
+        if lo + shift < config.min_pitch or hi + shift > config.max_pitch:
+            stats["drop_out_of_range"] += 1
+            return None
+        stats["octave_shifted"] += 1
+    notes = [(p + shift, s - start, e - start) for p, s, e, _ in segment]
+    return Melody.from_notes(
+        notes,
+        num_steps=end - start,
+        steps_per_quarter=spq,
+        tempos=_map_slice(tempos, start, end),
+        time_signatures=seg_meters,
+        velocity=int(np.median([v for _, _, _, v in segment])),
+        program=program,
+        source=source,
+        start_step=start,
+    )
+
+
+def midi_to_melodies(
+    source: str | os.PathLike | bytes,
+    config: EncodingConfig = EncodingConfig(),
+    extraction: ExtractionConfig = ExtractionConfig(),
+    stats: Counter | None = None,
+) -> list[Melody]:
+    """Reads a MIDI file (path or bytes) and extracts its melodies.
+
+    Raises:
+        MidiReadError: the file cannot be read.
+        NoMelodyError: the file holds no melody that passes the filters; the message says why.
+    """
+    stats = stats if stats is not None else Counter()
+    score = read_midi(source)
+    melodies = score_to_melodies(score, config, extraction, stats)
+    if not melodies:
+        if not any(t.notes for t in score.tracks):
+            raise NoMelodyError(score.source, "the file has no notes")
+        if all(t.is_drum for t in score.tracks if t.notes):
+            raise NoMelodyError(score.source, "the file has only drum tracks")
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k.startswith("drop"))
+        raise NoMelodyError(score.source, f"no melody passed the filters ({reasons})")
+    return melodies
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing back
+
+
+def melody_to_score(melody: Melody, *, qpm: float | None = None, time_signature: tuple[int, int] | None = None,
+                    program: int | None = None, velocity: int | None = None) -> Score:
+    """The melody as a one-track `Score`; any argument given replaces the melody's own value."""
+    spq = melody.steps_per_quarter
+    vel = int(velocity if velocity is not None else melody.velocity)
+    _check(1 <= vel <= 127, f"`velocity` must be in [1, 127], got {vel}")
+    prog = int(program if program is not None else melody.program)
+    _check(0 <= prog <= 127, f"`program` must be in [0, 127], got {prog}")
+    notes = [Note(p, vel, s / spq, e / spq) for p, s, e in melody.notes()]
+    score = notes_to_score(notes, program=prog, name=os.path.basename(melody.source) or "melody")
+    if qpm is not None:
+        _check(qpm > 0, f"`qpm` must be > 0, got {qpm}")
+        score.tempos = [(0.0, float(qpm))]
+    else:
+        score.tempos = [(s / spq, q) for s, q in melody.tempos]
+    if time_signature is not None:
+        numerator, denominator = time_signature
+        _check(numerator >= 1 and denominator in (1, 2, 4, 8, 16, 32, 64), f"bad `time_signature` {time_signature}")
+        score.time_signatures = [(0.0, numerator, denominator)]
+    else:
+        score.time_signatures = [(s / spq, n, d) for s, n, d in melody.time_signatures]
+    return score
+
+
+def melody_to_midi(melody: Melody, path: str | os.PathLike | None = None, **overrides) -> bytes:
+    """Writes a melody as MIDI bytes, and to `path` when given.
+
+    Args:
+        melody: what to write.
+        path: optional file to write.
+        **overrides: ``qpm``, ``time_signature``, ``program``, ``velocity`` replace the melody's own.
+
+    Returns:
+        The MIDI file's bytes.
+    """
+    data = score_to_midi(melody_to_score(melody, **overrides))
+    if path is not None:
+        with open(path, "wb") as f:
+            f.write(data)
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokens
+
+
+def melody_to_tokens(melody: Melody, config: EncodingConfig = EncodingConfig()) -> np.ndarray:
+    """Encodes a melody as token ids.
+
+    Returns:
+        int32 array of shape (steps,), values in [0, config.vocab_size).
+
+    Raises:
+        OutOfRangeError: a pitch lies outside the config's range.
+    """
+    events = melody.events.astype(np.int32)
+    notes = events >= 0
+    if notes.any():
+        lo, hi = events[notes].min(), events[notes].max()
+        if lo < config.min_pitch or hi > config.max_pitch:
+            raise OutOfRangeError(f"melody pitches {lo}-{hi} lie outside [{config.min_pitch}, {config.max_pitch}]")
+    return np.where(notes, events - config.min_pitch + NUM_SPECIAL, events - NO_EVENT).astype(np.int32)
+
+
+def tokens_to_melody(tokens: Sequence[int] | np.ndarray, config: EncodingConfig = EncodingConfig(), **metadata) -> Melody:
+    """Decodes token ids into a melody; `metadata` fills `Melody`'s other fields.
+
+    Raises:
+        MelodyRNNError: an id lies outside [0, vocab_size).
+    """
+    ids = np.asarray(tokens, dtype=np.int64)
+    _check(ids.ndim == 1, f"`tokens` must be one-dimensional, got shape {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= config.vocab_size):
+        raise MelodyRNNError(f"token ids must be in [0, {config.vocab_size}), got {ids.min()}..{ids.max()}")
+    events = np.where(ids >= NUM_SPECIAL, ids - NUM_SPECIAL + config.min_pitch, ids + NO_EVENT)
+    metadata.setdefault("steps_per_quarter", config.steps_per_quarter)
+    return Melody(events=events.astype(np.int16), **metadata)
+
+
+# --------------------------------------------------------------------------------------------------
+# Note names
+
+_NOTE_NAME = re.compile(r"^([A-Ga-g])([#b♯♭]*)(-?\d+)$")
+_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_SHARP_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+
+
+def note_name_to_pitch(name: str) -> int:
+    """"C4" → 60 (scientific pitch notation: C4 is middle C); accepts sharps (#) and flats (b).
+
+    Raises:
+        MelodyRNNError: the name is malformed or outside MIDI's 0-127.
+    """
+    m = _NOTE_NAME.match(name.strip())
+    _check(m is not None, f"unknown note name {name!r}: expected a letter A-G, optional #/b, and an octave, like 'C4' or 'D#5'")
+    letter, accidentals, octave = m.groups()
+    pitch = 12 * (int(octave) + 1) + _PITCH_CLASS[letter.upper()]
+    pitch += sum(1 if a in "#♯" else -1 for a in accidentals)
+    _check(0 <= pitch <= 127, f"note {name!r} is outside MIDI's range 0-127")
+    return pitch
+
+
+def pitch_to_note_name(pitch: int) -> str:
+    """60 → "C4"."""
+    return f"{_SHARP_NAMES[pitch % 12]}{pitch // 12 - 1}"

@@ -1,0 +1,355 @@
+"""MIDI in and out: the only module that touches mido (pretty_midi is used by `audio`).
+
+Start at `read_midi` (a path or bytes → `Score`) and `score_to_midi` (a `Score` → bytes). A `Score` keeps
+note positions in quarter notes — what quantization needs, whatever the tempo — and carries the tempo
+and time-signature maps, so seconds are always derivable (`Score.quarters_to_seconds`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from melodyrnn.errors import MidiReadError
+
+DRUM_CHANNEL = 9
+DEFAULT_QPM = 120.0
+#: Files larger than this are refused before parsing; real melody files are kilobytes.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+#: Pieces longer than this (in quarter notes: ~14 hours at 120 qpm) are refused as pathological.
+MAX_QUARTERS = 100_000.0
+
+
+class MidiRepairWarning(UserWarning):
+    """A recoverable oddity in a MIDI file was repaired while reading it."""
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note. Positions are in quarter notes from the start of the piece."""
+
+    pitch: int
+    velocity: int
+    start_quarters: float
+    end_quarters: float
+
+
+@dataclass
+class Track:
+    """The notes of one (MIDI track, channel) pair, sorted by start."""
+
+    notes: list[Note]
+    program: int = 0
+    is_drum: bool = False
+    name: str = ""
+
+
+@dataclass
+class Score:
+    """A parsed MIDI file.
+
+    Attributes:
+        tracks: one `Track` per (track, channel) that holds notes.
+        tempos: ``(quarters, qpm)`` pairs, sorted, the first at 0.
+        time_signatures: ``(quarters, numerator, denominator)`` triples, sorted, the first at 0.
+        ticks_per_quarter: the file's resolution.
+        source: the path or a description of where the bytes came from.
+        repairs: one line per oddity that was repaired while reading.
+    """
+
+    tracks: list[Track]
+    tempos: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, DEFAULT_QPM)])
+    time_signatures: list[tuple[float, int, int]] = field(default_factory=lambda: [(0.0, 4, 4)])
+    ticks_per_quarter: int = 480
+    source: str = "<score>"
+    repairs: list[str] = field(default_factory=list)
+
+    @property
+    def end_quarters(self) -> float:
+        """The end of the last note, in quarter notes."""
+        return max((n.end_quarters for t in self.tracks for n in t.notes), default=0.0)
+
+    def quarters_to_seconds(self, quarters: float | np.ndarray) -> np.ndarray:
+        """Converts positions in quarter notes to seconds through the tempo map.
+
+        Args:
+            quarters: float or array of any shape, in quarter notes.
+
+        Returns:
+            float64 array of the same shape, in seconds.
+        """
+        q = np.asarray(quarters, dtype=np.float64)
+        starts = np.array([t[0] for t in self.tempos])
+        seconds_per_quarter = 60.0 / np.array([t[1] for t in self.tempos])
+        # Seconds elapsed at the start of each tempo segment.
+        offsets = np.concatenate([[0.0], np.cumsum(np.diff(starts) * seconds_per_quarter[:-1])])
+        i = np.clip(np.searchsorted(starts, q, side="right") - 1, 0, None)
+        return offsets[i] + (q - starts[i]) * seconds_per_quarter[i]
+
+
+def _count_complete_chunks(data: bytes) -> tuple[int, bool]:
+    """Counts the complete chunks after the header; says whether the data ends inside a chunk."""
+    pos, count = 14, 0
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos + 4 : pos + 8])
+        if pos + 8 + length > len(data):
+            return count, True
+        count += 1
+        pos += 8 + length
+    return count, pos != len(data)
+
+
+def _parse_with_mido(data: bytes, source: str, repairs: list[str]):
+    import mido
+
+    if len(data) == 0:
+        raise MidiReadError(source, "the file is empty")
+    if not data.startswith(b"MThd"):
+        if data[:4] == b"RIFF" and b"MThd" in data[:64]:
+            # RIFF-wrapped MIDI (.rmi): the standard file sits inside the 'data' chunk.
+            data = data[data.index(b"MThd") :]
+            repairs.append("unwrapped a RIFF (.rmi) container")
+        else:
+            raise MidiReadError(source, "not a MIDI file (no 'MThd' header)")
+    if len(data) < 14:
+        raise MidiReadError(source, "truncated header")
+    file_type, n_tracks, division = struct.unpack(">HHH", data[8:14])
+    if division & 0x8000:
+        raise MidiReadError(source, "SMPTE time division is not supported")
+    if division == 0:
+        raise MidiReadError(source, "ticks per quarter note is 0")
+    complete, ends_inside = _count_complete_chunks(data)
+    if ends_inside:
+        raise MidiReadError(source, "the file is truncated (it ends inside a track)")
+    if complete == 0:
+        raise MidiReadError(source, "the file has a header but no tracks")
+    if complete < n_tracks:
+        # Repair: read the tracks that are there rather than failing on the missing ones.
+        repairs.append(f"header announces {n_tracks} tracks but the file holds {complete}")
+        data = data[:10] + struct.pack(">H", complete) + data[12:]
+    try:
+        return mido.MidiFile(file=io.BytesIO(data)), file_type
+    except ValueError as err:
+        if "data byte" not in str(err):
+            raise MidiReadError(source, str(err) or type(err).__name__) from err
+    except Exception as err:  # mido raises OSError, EOFError, KeyError, IndexError...
+        raise MidiReadError(source, str(err) or type(err).__name__) from err
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(data), clip=True)
+    except Exception as err:
+        raise MidiReadError(source, str(err) or type(err).__name__) from err
+    repairs.append("clipped data bytes above 127")
+    return midi, file_type
+
+
+def read_midi(
+    source: str | os.PathLike | bytes,
+    *,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_quarters: float = MAX_QUARTERS,
+    name: str | None = None,
+) -> Score:
+    """Reads a MIDI file from a path or from bytes.
+
+    Recoverable oddities are repaired, listed in `Score.repairs` and warned about with
+    `MidiRepairWarning`: a header announcing more tracks than exist, notes never switched off (closed at
+    the end of their track), zero-length notes (dropped), note-offs without a note-on (ignored), a
+    repeated note-on (closes the sounding note first), zero tempos (ignored). A type-2 file is read as if
+    all its patterns started together. Everything else raises.
+
+    Args:
+        source: a path, or the file's bytes.
+        max_file_bytes: larger files are refused before parsing.
+        max_quarters: pieces whose events reach past this many quarter notes are refused.
+        name: how to name bytes in messages (defaults to "<bytes>").
+
+    Returns:
+        The parsed `Score`.
+
+    Raises:
+        MidiReadError: the data is not MIDI, is empty, truncated, corrupt, too large or absurdly long.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, label = bytes(source), name or "<bytes>"
+    else:
+        label = name or os.fspath(source)
+        try:
+            size = os.path.getsize(source)
+            if size > max_file_bytes:
+                raise MidiReadError(label, f"file is {size} bytes, over the {max_file_bytes}-byte limit")
+            with open(source, "rb") as f:
+                data = f.read()
+        except OSError as err:
+            raise MidiReadError(label, err.strerror or str(err)) from err
+    if len(data) > max_file_bytes:
+        raise MidiReadError(label, f"file is {len(data)} bytes, over the {max_file_bytes}-byte limit")
+    repairs: list[str] = []
+    midi, file_type = _parse_with_mido(data, label, repairs)
+    score = _midi_to_score(midi, file_type, label, repairs, max_quarters)
+    for line in repairs:
+        warnings.warn(f"{label}: {line}", MidiRepairWarning, stacklevel=2)
+    return score
+
+
+def _midi_to_score(midi, file_type: int, label: str, repairs: list[str], max_quarters: float) -> Score:
+    tpq = midi.ticks_per_beat
+    max_ticks = max_quarters * tpq
+    tempos: dict[int, float] = {}
+    meters: dict[int, tuple[int, int]] = {}
+    tracks: list[Track] = []
+    if file_type == 2:
+        repairs.append("type-2 file: its patterns are read as if they started together")
+    counts = {"zero_length": 0, "unmatched_off": 0, "unclosed": 0, "retriggered": 0, "zero_tempo": 0}
+    for track_index, mtrack in enumerate(midi.tracks):
+        tick = 0
+        track_name = ""
+        programs = [0] * 16
+        open_notes: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (start tick, velocity)
+        per_channel: dict[int, list[tuple[int, int, int, int]]] = {}
+        channel_program: dict[int, int] = {}
+
+        def close(channel: int, pitch: int, end_tick: int) -> None:
+            start_tick, velocity = open_notes.pop((channel, pitch))
+            if end_tick <= start_tick:
+                counts["zero_length"] += 1
+                return
+            per_channel.setdefault(channel, []).append((pitch, velocity, start_tick, end_tick))
+            channel_program.setdefault(channel, programs[channel])
+
+        for msg in mtrack:
+            tick += msg.time
+            if tick > max_ticks:
+                raise MidiReadError(
+                    label, f"events reach {tick / tpq:.0f} quarter notes, over the {max_quarters:.0f} limit"
+                )
+            kind = msg.type
+            if kind == "note_on" and msg.velocity > 0:
+                key = (msg.channel, msg.note)
+                if key in open_notes:
+                    counts["retriggered"] += 1
+                    close(msg.channel, msg.note, tick)
+                open_notes[key] = (tick, msg.velocity)
+            elif kind == "note_off" or kind == "note_on":
+                key = (msg.channel, msg.note)
+                if key in open_notes:
+                    close(msg.channel, msg.note, tick)
+                else:
+                    counts["unmatched_off"] += 1
+            elif kind == "program_change":
+                programs[msg.channel] = msg.program
+            elif kind == "set_tempo":
+                if msg.tempo <= 0:
+                    counts["zero_tempo"] += 1
+                elif file_type != 2 or not tempos:
+                    # MIDI stores whole microseconds per quarter; rounding recovers the intended qpm.
+                    tempos[tick] = round(60_000_000.0 / msg.tempo, 3)
+            elif kind == "time_signature":
+                if file_type != 2 or not meters:
+                    meters[tick] = (msg.numerator, msg.denominator)
+            elif kind == "track_name" and not track_name:
+                track_name = msg.name
+        for channel, pitch in list(open_notes):
+            counts["unclosed"] += 1
+            close(channel, pitch, tick)
+        for channel in sorted(per_channel):
+            raw = sorted(per_channel[channel], key=lambda n: (n[2], n[0]))
+            notes = [Note(p, v, s / tpq, e / tpq) for p, v, s, e in raw]
+            tracks.append(
+                Track(
+                    notes=notes,
+                    program=channel_program.get(channel, 0),
+                    is_drum=channel == DRUM_CHANNEL,
+                    name=track_name or f"track {track_index}",
+                )
+            )
+    messages = {
+        "zero_length": "dropped {} zero-length notes",
+        "unmatched_off": "ignored {} note-offs without a note-on",
+        "unclosed": "closed {} notes never switched off at the end of their track",
+        "retriggered": "closed {} sounding notes re-struck before their note-off",
+        "zero_tempo": "ignored {} zero tempo events",
+    }
+    repairs.extend(messages[k].format(v) for k, v in counts.items() if v)
+    tempo_list = [(t / tpq, q) for t, q in sorted(tempos.items())]
+    if not tempo_list or tempo_list[0][0] > 0:
+        tempo_list.insert(0, (0.0, DEFAULT_QPM))
+    meter_list = [(t / tpq, n, d) for t, (n, d) in sorted(meters.items())]
+    if not meter_list or meter_list[0][0] > 0:
+        meter_list.insert(0, (0.0, 4, 4))
+    return Score(tracks, tempo_list, meter_list, tpq, label, repairs)
+
+
+def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> bytes:
+    """Writes a `Score` as a type-1 standard MIDI file.
+
+    Track 0 carries the tempo and time-signature maps; each `Track` gets a track of its own, on channel 9
+    if it is a drum track and otherwise on its own channel (0, 1, ... skipping 9).
+
+    Args:
+        score: what to write. Positions are rounded to the nearest tick.
+        ticks_per_quarter: resolution; defaults to the score's.
+
+    Returns:
+        The file's bytes.
+    """
+    import mido
+
+    tpq = int(ticks_per_quarter or score.ticks_per_quarter)
+    midi = mido.MidiFile(type=1, ticks_per_beat=tpq)
+
+    def to_delta(events: list[tuple[int, int, object]]) -> mido.MidiTrack:
+        track = mido.MidiTrack()
+        last = 0
+        for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
+            track.append(msg.copy(time=tick - last))
+            last = tick
+        track.append(mido.MetaMessage("end_of_track", time=0))
+        return track
+
+    conductor = []
+    for quarters, qpm in score.tempos:
+        tempo = int(round(60_000_000.0 / qpm))
+        conductor.append((round(quarters * tpq), 0, mido.MetaMessage("set_tempo", tempo=tempo)))
+    for quarters, numerator, denominator in score.time_signatures:
+        msg = mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator)
+        conductor.append((round(quarters * tpq), 0, msg))
+    midi.tracks.append(to_delta(conductor))
+
+    free_channels = [c for c in range(16) if c != DRUM_CHANNEL]
+    for i, track in enumerate(score.tracks):
+        channel = DRUM_CHANNEL if track.is_drum else free_channels[i % len(free_channels)]
+        events: list[tuple[int, int, object]] = [(0, 0, mido.MetaMessage("track_name", name=track.name))]
+        events.append((0, 1, mido.Message("program_change", channel=channel, program=track.program)))
+        for note in track.notes:
+            start, end = round(note.start_quarters * tpq), round(note.end_quarters * tpq)
+            if end <= start:
+                continue
+            # At equal ticks note-offs (order 2) go before note-ons (order 3), so repeated pitches re-strike.
+            events.append((start, 3, mido.Message("note_on", channel=channel, note=note.pitch, velocity=note.velocity)))
+            events.append((end, 2, mido.Message("note_off", channel=channel, note=note.pitch, velocity=0)))
+        midi.tracks.append(to_delta(events))
+    buf = io.BytesIO()
+    midi.save(file=buf)
+    return buf.getvalue()
+
+
+def notes_to_score(
+    notes: Sequence[Note],
+    *,
+    qpm: float = DEFAULT_QPM,
+    time_signature: tuple[int, int] = (4, 4),
+    program: int = 0,
+    name: str = "melody",
+) -> Score:
+    """Builds a one-track `Score` from notes, for writing."""
+    return Score(
+        tracks=[Track(list(notes), program=program, name=name)],
+        tempos=[(0.0, float(qpm))],
+        time_signatures=[(0.0, *time_signature)],
+    )
