@@ -469,6 +469,8 @@ class PreparedData:
         def window(item, rnd):
             start, n_valid, lo, hi = item
             w = tokens_t[start : start + seq_len + 1]
+            # Past a short melody's end the slice runs into the next melody: blank it out.
+            w = tf.where(tf.range(seq_len + 1) < n_valid, w, 0)
             if transpose > 0:
                 # Shift limits keep the lowest and highest note of the window inside the vocabulary.
                 low = tf.maximum(-transpose, NUM_SPECIAL - lo)

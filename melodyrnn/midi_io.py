@@ -126,7 +126,7 @@ def _parse_with_mido(data: bytes, source: str, repairs: list[str]):
         raise MidiReadError(source, "ticks per quarter note is 0")
     complete, ends_inside = _count_complete_chunks(data)
     if ends_inside:
-        raise MidiReadError(source, "the file is truncated (it ends inside a track)")
+        raise MidiReadError(source, "the file is truncated or corrupt (a chunk runs past its end)")
     if complete == 0:
         raise MidiReadError(source, "the file has a header but no tracks")
     if complete < n_tracks:

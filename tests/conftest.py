@@ -1,0 +1,51 @@
+"""Shared fixtures: small MIDI files built in code with mido, so every test says what its input is."""
+
+from __future__ import annotations
+
+import io
+
+import mido
+import pytest
+
+
+def midi_bytes(tracks, *, ticks_per_beat=480, file_type=1) -> bytes:
+    """MIDI bytes from lists of (delta_ticks, message) or plain mido messages with their own `time`."""
+    mf = mido.MidiFile(type=file_type, ticks_per_beat=ticks_per_beat)
+    for events in tracks:
+        track = mido.MidiTrack()
+        for ev in events:
+            track.append(ev)
+        mf.tracks.append(track)
+    buf = io.BytesIO()
+    mf.save(file=buf)
+    return buf.getvalue()
+
+
+def note_track(notes, *, channel=0, program=0, ticks_per_beat=480, velocity=80):
+    """A track from (pitch, start_quarters, end_quarters) notes; overlapping notes are allowed."""
+    events = []
+    for pitch, start, end in notes:
+        events.append((round(start * ticks_per_beat), 1, mido.Message("note_on", note=pitch, velocity=velocity, channel=channel)))
+        events.append((round(end * ticks_per_beat), 0, mido.Message("note_off", note=pitch, velocity=0, channel=channel)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    out = [mido.Message("program_change", program=program, channel=channel, time=0)]
+    last = 0
+    for tick, _, msg in events:
+        out.append(msg.copy(time=tick - last))
+        last = tick
+    return out
+
+
+def scale_notes(n_bars=8, start_pitch=60, beats_per_bar=4):
+    """A stepwise tune of quarter notes over `n_bars` bars, with varied pitches."""
+    steps = [0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2]
+    total = n_bars * beats_per_bar
+    return [(start_pitch + steps[i % len(steps)], float(i), float(i + 1)) for i in range(total)]
+
+
+@pytest.fixture
+def tune_bytes() -> bytes:
+    """An 8-bar, 4/4, 100-qpm melody on one track."""
+    conductor = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100), time=0),
+                 mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)]
+    return midi_bytes([conductor, note_track(scale_notes())])

@@ -1,0 +1,221 @@
+"""dataset: preparing a messy folder, the report, the by-file split, the cache, and tf.data windows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import zipfile
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from conftest import midi_bytes, note_track, scale_notes
+from melodyrnn import DataError, EncodingConfig, MidiReadError, NoMelodyError, PreparedData, prepare
+from melodyrnn.dataset import find_midi_files, is_validation
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def messy_folder(tmp_path) -> Path:
+    """Good files (nested, odd suffix cases) mixed with every kind of bad one, plus non-MIDI files."""
+    root = tmp_path / "collection"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    for i in range(12):
+        notes = [(p + i % 5, s, e) for p, s, e in scale_notes(8)]
+        name = ["tune{}.mid", "tune{}.MID", "tune{}.midi", "sub/deeper/tune{}.Kar"][i % 4].format(i)
+        (root / name).write_bytes(midi_bytes([note_track(notes)]))
+    for name in ("empty.mid", "corrupt.mid", "not_midi.mid", "drums_only.mid", "polyphonic.mid"):
+        shutil.copy(DATA / name, root / "sub" / name)
+    tune = (DATA / "tune.mid").read_bytes()
+    (root / "truncated.mid").write_bytes(tune[:-9])
+    (root / "lying_header.mid").write_bytes(tune[:10] + struct.pack(">H", 4) + tune[12:])
+    (root / "short.mid").write_bytes(midi_bytes([note_track(scale_notes(2))]))
+    (root / "notes.txt").write_text("not a MIDI file and not named like one")
+    (root / "cover.jpg").write_bytes(b"\xff\xd8\xff")
+    return root
+
+
+def test_find_midi_files_is_recursive_case_insensitive_and_sorted(messy_folder):
+    names = [p.relative_to(messy_folder).as_posix() for p in find_midi_files(messy_folder)]
+    assert len(names) == 12 + 5 + 3
+    assert "sub/deeper/tune3.Kar" in names and "tune1.MID" in names and "notes.txt" not in names
+    assert names == sorted(names)
+    with pytest.raises(DataError, match="not a directory"):
+        find_midi_files(messy_folder / "tune0.mid")
+
+
+def test_prepare_messy_folder_reports_every_outcome(messy_folder, tmp_path):
+    out = tmp_path / "data.npz"
+    data = prepare(messy_folder, out, workers=1, progress=False)
+    r = data.report
+    assert r.files_found == 20
+    # Unreadable: empty, corrupt, not MIDI, truncated. Read but melody-less: drums only, too short.
+    assert r.files_skipped == {
+        "unreadable: the file is empty": 1,
+        "unreadable: not a MIDI file": 1,
+        "unreadable: the file is truncated or corrupt": 2,
+        "no melody: the file has only drum tracks": 1,
+        "no melody: no melody passed the filters": 1,
+    }, r.files_skipped
+    assert r.files_read == 16 and r.files_with_melodies == 14
+    assert r.melodies_kept == 14 == data.num_melodies
+    assert r.melodies_dropped == {"drop_too_short": 1}
+    assert r.repairs == {"header announces N tracks but the file holds N": 1}
+    assert r.total_steps == 14 * 128 == int(data.lengths.sum())
+    assert r.pitch_range == (60, 76)
+    assert {w["path"] for w in r.worst_files[:6]} == {"sub/empty.mid", "sub/corrupt.mid", "sub/not_midi.mid",
+                                                      "truncated.mid", "sub/drums_only.mid", "short.mid"}
+    assert json.loads(out.with_name("data.report.json").read_text())["melodies_kept"] == 14
+    text = r.format()
+    assert "melodies kept: 14" in text and "sub/empty.mid" in text
+
+
+def test_two_workers_give_the_same_cache_as_one(messy_folder, tmp_path):
+    a = prepare(messy_folder, workers=1, progress=False)
+    b = prepare(messy_folder, workers=2, progress=False)
+    assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.files, b.files)
+    assert a.report == b.report
+
+
+def test_strict_stops_at_the_first_bad_file(messy_folder):
+    with pytest.raises((MidiReadError, NoMelodyError)):
+        prepare(messy_folder, workers=1, strict=True, progress=False)
+
+
+def test_prepare_bad_arguments(tmp_path):
+    with pytest.raises(DataError, match="no MIDI files"):
+        prepare(tmp_path, progress=False)
+    (tmp_path / "bad.mid").write_bytes(b"junk")
+    with pytest.raises(DataError, match="no melody survived"):
+        prepare(tmp_path, workers=1, progress=False)
+    with pytest.raises(DataError, match="validation_fraction"):
+        prepare(tmp_path, validation_fraction=1.5)
+
+
+def test_split_is_by_file_hash_and_stable():
+    paths = [f"folk/tune{i}.mid" for i in range(2000)]
+    held = [p for p in paths if is_validation(p, 0.1)]
+    assert 150 < len(held) < 250
+    assert held == [p for p in paths if is_validation(p, 0.1)]
+    assert not any(is_validation(p, 0.0) for p in paths)
+
+
+def test_no_melody_leaks_across_the_split(tmp_path):
+    root = tmp_path / "c"
+    root.mkdir()
+    for i in range(40):
+        # Two tracks per file: two melodies from one file must land on the same side.
+        data = midi_bytes([note_track(scale_notes(8, 50 + i % 7)), note_track(scale_notes(8, 40), channel=1)])
+        (root / f"t{i:02d}.mid").write_bytes(data)
+    data = prepare(root, workers=1, validation_fraction=0.3, progress=False)
+    assert data.num_melodies == 80
+    for f in range(len(data.files)):
+        sides = set(data.is_validation[data.file_ids == f].tolist())
+        assert len(sides) == 1
+        assert sides == {is_validation(str(data.files[f]), 0.3)}
+    assert 0 < data.is_validation.sum() < 80
+    train, val = set(data.indices("train")), set(data.indices("validation"))
+    assert not train & val and len(train | val) == 80
+
+
+def test_cache_round_trip_without_pickle(messy_folder, tmp_path):
+    out = tmp_path / "d.npz"
+    data = prepare(messy_folder, out, workers=1, progress=False)
+    loaded = PreparedData.load(out)
+    assert np.array_equal(loaded.tokens, data.tokens) and loaded.report == data.report
+    assert loaded.melodies() == data.melodies()
+    assert loaded.lengths.tolist() == [128] * 14
+    with np.load(out, allow_pickle=False) as npz:  # everything loads with pickling forbidden
+        assert all(npz[k].dtype != object for k in npz.files)
+    m = loaded.melody(0)
+    assert m.source == str(loaded.files[0]) and m.qpm == 96.0 and m.time_signature == (4, 4)
+
+
+def test_bad_cache_files_raise_data_error(tmp_path):
+    with pytest.raises(DataError, match="cannot read"):
+        PreparedData.load(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="cannot read"):
+        PreparedData.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "foreign.npz", meta=np.array(json.dumps({"format": "other"})))
+    with pytest.raises(DataError, match="not a melodyrnn"):
+        PreparedData.load(tmp_path / "foreign.npz")
+
+
+def _small_data(n=10, bars=8):
+    import melodyrnn
+
+    melodies = []
+    for i in range(n):
+        notes = [(p + i % 4, int(s * 4), int(e * 4)) for p, s, e in scale_notes(bars)]
+        melodies.append(melodyrnn.Melody.from_notes(notes, num_steps=bars * 16, source=f"f{i}.mid"))
+    return PreparedData.from_melodies(melodies, validation_fraction=0.3)
+
+
+def test_dataset_windows_are_next_step_pairs():
+    data = _small_data()
+    ds = data.dataset(seq_len=32, batch_size=4, split="all", shuffle=False)
+    inputs, targets, weights = next(iter(ds))
+    assert inputs.shape == (4, 32) and targets.shape == (4, 32) and weights.shape == (4, 32)
+    assert inputs.dtype.name == "int32" and weights.dtype.name == "float32"
+    np.testing.assert_array_equal(inputs[0, 1:], targets[0, :-1])
+    np.testing.assert_array_equal(inputs[0], data.melody_tokens(0)[:32])
+    np.testing.assert_array_equal(inputs[1], data.melody_tokens(0)[16:48])  # stride seq_len // 2
+    assert float(np.min(weights)) == 1.0
+    # 128-step melodies: windows at 0, 16, ..., 80 and one ending at the melody's end (95).
+    assert sum(int(b[0].shape[0]) for b in ds) == 10 * 7
+
+
+def test_short_melodies_are_padded_with_zero_weight():
+    data = _small_data(n=3)
+    (inputs, targets, weights), = list(data.dataset(seq_len=200, batch_size=8, split="all", shuffle=False))
+    assert inputs.shape == (3, 200)
+    assert weights.numpy().sum(axis=1).tolist() == [127.0] * 3
+    assert (targets.numpy()[:, 127:] == 0).all()
+
+
+def test_splits_and_shuffling_are_seeded():
+    data = _small_data(n=20)
+    train = np.concatenate([b[0].numpy() for b in data.dataset(32, 8, split="train", seed=3)])
+    val = np.concatenate([b[0].numpy() for b in data.dataset(32, 8, split="validation", seed=3)])
+    assert len(train) + len(val) == 20 * 7 and len(val) > 0
+    again = np.concatenate([b[0].numpy() for b in data.dataset(32, 8, split="train", seed=3)])
+    np.testing.assert_array_equal(train, again)
+    unshuffled = np.concatenate([b[0].numpy() for b in data.dataset(32, 8, split="train", shuffle=False)])
+    assert not np.array_equal(train, unshuffled)
+    with pytest.raises(DataError, match="split"):
+        data.dataset(split="test")
+
+
+def test_random_transposition_keeps_notes_in_the_vocabulary():
+    import melodyrnn
+
+    cfg = EncodingConfig(min_pitch=55, max_pitch=80)
+    melodies = [melodyrnn.Melody.from_notes([(p, int(s * 4), int(e * 4)) for p, s, e in scale_notes(8, 60 + i)],
+                                            num_steps=128, source=f"{i}.mid") for i in range(5)]
+    data = PreparedData.from_melodies(melodies, cfg, validation_fraction=0.0)
+    plain = np.concatenate([b[0].numpy() for b in data.dataset(32, 64, shuffle=False)])
+    shifted = np.concatenate([b[0].numpy() for b in data.dataset(32, 64, shuffle=False, transpose=12, seed=1)])
+    notes = shifted >= 2
+    assert shifted.max() < cfg.vocab_size and shifted[notes].min() >= 2
+    assert np.array_equal(shifted < 2, plain < 2)  # NO_EVENT and NOTE_OFF never move
+    shifts = {int(d) for d in np.unique((shifted - plain)[notes])}
+    assert len(shifts) > 3 and max(shifts) <= 12 and min(shifts) >= -12
+    # Each window moves as a whole.
+    per_window = [np.unique((s - p)[s >= 2]) for s, p in zip(shifted, plain)]
+    assert all(len(u) == 1 for u in per_window)
+
+
+def test_prepare_bundled_training_data_matches_its_readme():
+    root = Path(__file__).parents[1] / "training_data"
+    readme = (root / "README.md").read_text()
+    import re
+
+    stated = int(re.search(r"with default settings: \*?\*?([\d,]+)", readme).group(1).replace(",", ""))
+    data = prepare(root, workers=2, progress=False)
+    assert data.num_melodies == stated
+    assert data.num_melodies >= 2000
