@@ -489,16 +489,22 @@ def _make_tf_loops(tf, kind):
 
     if kind == "lstm":
 
+        def gates(z):
+            units = tf.shape(z)[1] // 4
+            s = tf.sigmoid(z)  # one op over all four blocks; the c block is replaced by its tanh
+            return s[:, :units], s[:, units : 2 * units], tf.tanh(z[:, 2 * units : 3 * units]), s[:, 3 * units :]
+
         def forward(xw, h0, c0, kernel):
             n = tf.shape(xw)[0]
 
-            def body(t, h, c, hs, cs, gs):
+            def body(t, h, c, hs, cs, zs):
                 z = xw[t] + tf.matmul(h, kernel)
-                z_i, z_f, z_c, z_o = tf.split(z, 4, axis=1)
-                i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_c), tf.sigmoid(z_o)
+                i, f, g, o = gates(z)
                 c = f * c + i * g
                 h = o * tf.tanh(c)
-                return t + 1, h, c, hs.write(t, h), cs.write(t, c), gs.write(t, tf.concat([i, f, g, o], 1))
+                # the pre-activations are saved, not the gates: no concat here, and the backward loop
+                # recomputes the gates in its own fused (XLA) kernel
+                return t + 1, h, c, hs.write(t, h), cs.write(t, c), zs.write(t, z)
 
             _, _, hs, cs, gs = run(n, body, (h0, c0, array(h0, n), array(c0, n), array(xw[0], n)))
             return hs.stack(), cs.stack(), gs.stack()
@@ -511,7 +517,7 @@ def _make_tf_loops(tf, kind):
             def body(k, dh_next, dc_next, dzs):
                 t = n - 1 - k
                 dh = dhs[t] + dh_next
-                i, f, g, o = tf.split(gs[t], 4, axis=1)
+                i, f, g, o = gates(gs[t])
                 tanh_c = tf.tanh(cs[t])
                 dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
                 dz = tf.concat(
@@ -529,24 +535,27 @@ def _make_tf_loops(tf, kind):
 
     if kind == "gru":
 
+        def gates(x, inner):
+            units = tf.shape(inner)[1] // 3
+            zr = tf.sigmoid(x[:, : 2 * units] + inner[:, : 2 * units])
+            z, r = zr[:, :units], zr[:, units:]
+            r_h = inner[:, 2 * units :]
+            return z, r, tf.tanh(x[:, 2 * units :] + r * r_h), r_h
+
         def forward(xw, h0, kernel, rbias):
             n = tf.shape(xw)[0]
 
-            def body(t, h, hs, saved):
+            def body(t, h, hs, inners):
                 inner = tf.matmul(h, kernel) + rbias
-                x_z, x_r, x_h = tf.split(xw[t], 3, axis=1)
-                r_z, r_r, r_h = tf.split(inner, 3, axis=1)
-                z = tf.sigmoid(x_z + r_z)
-                r = tf.sigmoid(x_r + r_r)
-                hh = tf.tanh(x_h + r * r_h)
+                z, _, hh, _ = gates(xw[t], inner)
                 h = z * h + (1 - z) * hh
-                return t + 1, h, hs.write(t, h), saved.write(t, tf.concat([z, r, hh, r_h], 1))
+                # only the recurrent product is saved (no concat); the backward loop recomputes the gates
+                return t + 1, h, hs.write(t, h), inners.write(t, inner)
 
-            saved_like = tf.concat([h0, h0, h0, h0], 1)
-            _, hs, saved = run(n, body, (h0, array(h0, n), array(saved_like, n)))
-            return hs.stack(), saved.stack()
+            _, hs, inners = run(n, body, (h0, array(h0, n), array(xw[0], n)))
+            return hs.stack(), inners.stack()
 
-        def backward(dhs, dh_last, hs, saved, h0, kernel):
+        def backward(dhs, dh_last, xw, hs, inners, h0, kernel):
             n = tf.shape(hs)[0]
             kernel_t = tf.transpose(kernel)
             h_prev_all = previous(h0, hs)
@@ -554,7 +563,7 @@ def _make_tf_loops(tf, kind):
             def body(k, dh_next, d_inner, d_cand):
                 t = n - 1 - k
                 dh = dhs[t] + dh_next
-                z, r, hh, r_h = tf.split(saved[t], 4, axis=1)
+                z, r, hh, r_h = gates(xw[t], inners[t])
                 dz = dh * (h_prev_all[t] - hh) * z * (1 - z)
                 da_h = dh * (1 - z) * (1 - hh * hh)  # gradient at the candidate's pre-activation
                 dr = da_h * r_h * r * (1 - r)
@@ -562,7 +571,7 @@ def _make_tf_loops(tf, kind):
                 dh_prev = dh * z + tf.matmul(d_rec, kernel_t)
                 return k + 1, dh_prev, d_inner.write(t, d_rec), d_cand.write(t, da_h)
 
-            dh0, d_inner, d_cand = run(n, body, (dh_last, array(tf.concat([h0, h0, h0], 1), n), array(h0, n)))
+            dh0, d_inner, d_cand = run(n, body, (dh_last, array(xw[0], n), array(h0, n)))
             d_rec_all = d_inner.stack()
             units = tf.shape(h0)[-1]
             dxw = tf.concat([d_rec_all[:, :, : 2 * units], d_cand.stack()], axis=2)
@@ -651,10 +660,10 @@ def _fused_sequence(kind: str, xw, states, kernel, rbias=None, jit: bool = True)
 
         @tf.custom_gradient
         def gru(xw, h0, kernel, rbias):
-            hs, saved = forward(xw, h0, kernel, rbias)
+            hs, inners = forward(xw, h0, kernel, rbias)
 
             def grad(dhs, dh_last):
-                return backward(upstream(dhs, hs), upstream(dh_last, h0), hs, saved, h0, kernel)
+                return backward(upstream(dhs, hs), upstream(dh_last, h0), xw, hs, inners, h0, kernel)
 
             return (hs, hs[-1]), grad
 
