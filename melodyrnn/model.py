@@ -243,7 +243,7 @@ class CausalSelfAttention(keras.layers.Layer):
         return self._finish(inputs, attended, training)
 
     def initial_cache(self, batch_size) -> dict:
-        """An empty key/value cache: `{"key", "value"}` float `(batch, window, heads, key_dim)` and
+        """An empty key/value cache: `{"key", "value"}` float `(batch, heads, window, key_dim)` and
         `"position"` int32 `(batch,)`, the number of steps seen.
 
         Raises:
@@ -251,7 +251,7 @@ class CausalSelfAttention(keras.layers.Layer):
         """
         if self.window is None:
             raise MelodyRNNError("`window` must be set for a step-by-step cache, got None")
-        shape = (batch_size, self.window, self.num_heads, self.key_dim)
+        shape = (batch_size, self.num_heads, self.window, self.key_dim)
         return {
             "key": ops.zeros(shape, dtype=self.compute_dtype),
             "value": ops.zeros(shape, dtype=self.compute_dtype),
@@ -270,15 +270,20 @@ class CausalSelfAttention(keras.layers.Layer):
         """
         q, k, v = self._qkv(inputs)  # (batch, heads, key_dim)
         position = cache["position"]
-        slot = ops.one_hot(position % self.window, self.window, dtype=k.dtype)[:, :, None, None]
-        keys = cache["key"] * (1 - slot) + slot * k[:, None]
-        values = cache["value"] * (1 - slot) + slot * v[:, None]
+        # The rows of a batch step together, so one slot is written for all of them: an in-place update of a
+        # (batch, heads, 1, key_dim) slice, where blending a one-hot mask would rewrite the whole cache.
+        slot = position[0] % self.window
+        zero = ops.zeros_like(slot)
+        start = (zero, zero, slot, zero)
+        keys = ops.slice_update(cache["key"], start, ops.cast(k[:, :, None], cache["key"].dtype))
+        values = ops.slice_update(cache["value"], start, ops.cast(v[:, :, None], cache["value"].dtype))
         # slot s holds a step once s <= position; after `window` steps every slot holds one of the last window
         filled = ops.arange(self.window)[None, :] <= position[:, None]
-        scores = ops.einsum("bhd,bwhd->bhw", q, keys) / math.sqrt(self.key_dim)
+        # batched matrix products over (batch, heads), with no transpose of the cache
+        scores = ops.matmul(keys, q[..., None])[..., 0] / math.sqrt(self.key_dim)  # (batch, heads, window)
         scores = ops.where(filled[:, None, :], ops.cast(scores, "float32"), _NEG_INF)
         weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
-        attended = ops.einsum("bhw,bwhd->bhd", weights, values)
+        attended = ops.matmul(weights[:, :, None, :], values)[:, :, 0, :]  # (batch, heads, key_dim)
         outputs = self._finish(inputs, attended, training=False)
         return outputs, {"key": keys, "value": values, "position": position + 1}
 

@@ -174,7 +174,7 @@ def test_state_leaves_have_a_leading_batch_axis(models):
     leaves = tf.nest.flatten(state)
     assert len(leaves) == 1 + 1 + 3 + 2  # gru h ×2, attention key/value/position, lookback history/position
     assert all(leaf.shape[0] == 5 for leaf in leaves)
-    assert tuple(state["attention"]["key"].shape) == (5, 5, 2, 4)  # (batch, window, heads, key_dim)
+    assert tuple(state["attention"]["key"].shape) == (5, 2, 5, 4)  # (batch, heads, window, key_dim)
 
 
 def test_lookback_sees_one_and_two_bars_back():
