@@ -128,7 +128,8 @@ class ModelConfig:
                 f"got {self.attention_heads!r}"
             )
         check(_is_int(self.attention_window) and self.attention_window >= 1, "attention_window", "a positive integer")
-        check(_is_int(self.steps_per_bar) and 1 <= self.steps_per_bar <= 1024, "steps_per_bar", "an integer in [1, 1024]")
+        check(_is_int(self.steps_per_bar) and 1 <= self.steps_per_bar <= 1024, "steps_per_bar",
+              "an integer in [1, 1024]")
         check(_is_int(self.vocab_size) and self.vocab_size >= 3, "vocab_size", "an integer >= 3")
 
     @property
@@ -264,6 +265,8 @@ class CausalSelfAttention(keras.layers.Layer):
         Args:
             inputs: float `(batch, features)`, this step's input.
             cache: from `initial_cache` or the previous step. Fixed shapes, so a compiled loop can carry it.
+                All rows of a batch must be at the same position (they step together; a gather over the batch
+                axis, as beam search does, keeps that true).
 
         Returns:
             `(outputs, new_cache)`: outputs float `(batch, features)`.

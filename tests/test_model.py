@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from dataclasses import replace
@@ -175,6 +176,23 @@ def test_state_leaves_have_a_leading_batch_axis(models):
     assert len(leaves) == 1 + 1 + 3 + 2  # gru h ×2, attention key/value/position, lookback history/position
     assert all(leaf.shape[0] == 5 for leaf in leaves)
     assert tuple(state["attention"]["key"].shape) == (5, 2, 5, 4)  # (batch, heads, window, key_dim)
+
+
+def test_state_reordered_by_a_batch_gather_stays_exact(models):
+    # beam search keeps the best rows by gathering every state leaf along the batch axis
+    model = models["everything"]
+    ids = random_ids()
+    order = np.array([2, 2, 0])
+    state = model.initial_state(3)
+    for t in range(6):
+        _, state = model.step(ids[:, t], state)
+    state = tf.nest.map_structure(lambda leaf: tf.gather(leaf, order), state)
+    outputs = []
+    for t in range(6, STEPS):
+        logits, state = model.step(ids[order, t], state)
+        outputs.append(np.asarray(logits))
+    expected = np.asarray(model(ids[order]))[:, 6:]
+    np.testing.assert_allclose(np.stack(outputs, axis=1), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_lookback_sees_one_and_two_bars_back():
@@ -406,8 +424,6 @@ def test_bundle_with_an_unknown_class_is_refused(tmp_path, saved_bundle):
     # rename a registered class in the Keras config to one from a foreign package
     with zipfile.ZipFile(saved_bundle[0]) as zf:
         model_bytes = zf.read("model.keras")
-    import io
-
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(model_bytes)) as inner, zipfile.ZipFile(out, "w") as new:
         for info in inner.infolist():
