@@ -29,9 +29,26 @@ from melodyrnn.midi_io import MidiRepairWarning, Score, read_midi, score_to_midi
 
 __version__ = "0.1.0"
 
+# The model half imports Keras and TensorFlow (seconds); load it on first use so that `import melodyrnn`
+# and `melodyrnn prepare` stay fast and worker processes stay light.
+_LAZY = {
+    "load": "melodyrnn.model", "load_bundle": "melodyrnn.model", "save_bundle": "melodyrnn.model",
+    "Bundle": "melodyrnn.model", "ModelConfig": "melodyrnn.model", "build_model": "melodyrnn.model",
+    "MelodyModel": "melodyrnn.model", "StepModel": "melodyrnn.model",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'melodyrnn' has no attribute {name!r}")
+
 __all__ = [
     "BundleError", "DataError", "EncodingConfig", "ExtractionConfig", "Melody", "MelodyRNNError",
     "MidiReadError", "MidiRepairWarning", "NoMelodyError", "OutOfRangeError", "PrepareReport", "PreparedData",
     "Score", "melody_to_midi", "melody_to_tokens", "midi_to_melodies", "note_name_to_pitch",
     "pitch_to_note_name", "prepare", "read_midi", "score_to_melodies", "score_to_midi", "tokens_to_melody",
+    *_LAZY,
 ]
