@@ -1,0 +1,608 @@
+"""Training: `TrainConfig` → `train()`, which fits a model and keeps a run folder that survives any interruption.
+
+Start at `train(data, run_dir)` (what `melodyrnn train` runs). Each finished epoch scores the validation melodies
+whole (as `melodyrnn evaluate` does), then writes `latest.melodyrnn` and, on improvement, `best.melodyrnn`, both
+atomically, so a kill at any moment leaves loadable bundles; `resume=True` carries on from `latest` with its
+optimizer state. The run's progress lives in the bundles' metadata, so the bundle is the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import numbers
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from melodyrnn.dataset import PreparedData, prepare
+from melodyrnn.errors import BundleError, DataError, MelodyRNNError
+from melodyrnn.evaluation import score_token_lists, summarize
+from melodyrnn.model import ModelConfig, build_model, load_bundle, save_bundle
+
+__all__ = ["TrainConfig", "TrainResult", "train", "default_model_config", "format_history", "read_run",
+           "LATEST", "BEST", "STATE", "LOG", "TENSORBOARD", "DATA"]
+
+LATEST = "latest.melodyrnn"
+BEST = "best.melodyrnn"
+STATE = "train_state.json"
+LOG = "log.csv"
+TENSORBOARD = "tensorboard"
+DATA = "data.npz"
+_STRATEGIES = ("default", "mirrored", "multiworker")
+# The columns of log.csv and of the summary table, in order.
+_COLUMNS = ("epoch", "loss", "perplexity", "accuracy", "val_loss", "val_perplexity", "val_accuracy",
+            "val_event_accuracy", "val_no_event_accuracy", "learning_rate", "seconds")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Defaults give a good model of a folder of tunes on a laptop CPU in about ten minutes.
+
+    The budget (`max_minutes`) and early stopping, not `epochs`, usually end a default run: a small collection
+    overfits within a few epochs and stops early; a large one uses the time it is given, then stops with the
+    best epoch kept.
+
+    Attributes:
+        epochs: epochs in all (a resumed run counts the epochs already done), >= 1.
+        batch_size: windows per batch (global, split across replicas), >= 1.
+        seq_len: steps per training window, >= 2. 128 steps = 8 bars of 4/4 at 4 steps per quarter.
+        learning_rate: Adam's learning rate, > 0.
+        clipnorm: clip each gradient to this norm (recurrent nets have exploding gradients), > 0, or None.
+        patience: stop after this many epochs without a lower validation loss, >= 1, or None (never stop early).
+        transpose: move each training window by a random shift in [-transpose, transpose] semitones, in [0, 24].
+        seed: seeds weights, shuffling and augmentation.
+        strategy: "default" (one device), "mirrored" (every local GPU, or every logical CPU when there is no GPU)
+            or "multiworker" (hosts described by the TF_CONFIG environment variable).
+        steps_per_epoch: batches per epoch, None for one pass over the training windows. Set it to validate and
+            checkpoint more often on large data.
+        max_minutes: stop after this many minutes of this session (mid-epoch if need be; that epoch is then
+            validated and saved, marked partial), None for no limit.
+
+    Raises:
+        MelodyRNNError: a field out of range, naming it and the value received.
+    """
+
+    epochs: int = 50
+    batch_size: int = 64
+    seq_len: int = 128
+    learning_rate: float = 1e-3
+    clipnorm: float | None = 1.0
+    patience: int | None = 4
+    transpose: int = 0
+    seed: int = 0
+    strategy: str = "default"
+    steps_per_epoch: int | None = None
+    max_minutes: float | None = 10.0
+
+    def __post_init__(self):
+        def check(ok: bool, name: str, expected: str):
+            if not ok:
+                raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
+
+        check(_is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
+        check(_is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        check(_is_int(self.seq_len) and self.seq_len >= 2, "seq_len", "an integer >= 2")
+        check(_is_real(self.learning_rate) and 0 < self.learning_rate < math.inf, "learning_rate", "a number > 0")
+        check(self.clipnorm is None or (_is_real(self.clipnorm) and 0 < self.clipnorm < math.inf), "clipnorm",
+              "a number > 0 or None")
+        check(self.patience is None or (_is_int(self.patience) and self.patience >= 1), "patience",
+              "an integer >= 1 or None")
+        check(_is_int(self.transpose) and 0 <= self.transpose <= 24, "transpose", "an integer in [0, 24]")
+        check(_is_int(self.seed), "seed", "an integer")
+        check(self.strategy in _STRATEGIES, "strategy", f"one of {list(_STRATEGIES)}")
+        check(self.steps_per_epoch is None or (_is_int(self.steps_per_epoch) and self.steps_per_epoch >= 1),
+              "steps_per_epoch", "an integer >= 1 or None")
+        check(self.max_minutes is None or (_is_real(self.max_minutes) and 0 < self.max_minutes < math.inf),
+              "max_minutes", "a number > 0 or None")
+
+    def to_dict(self) -> dict:
+        """A plain, JSON-ready dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """The inverse of `to_dict`; missing fields take their defaults.
+
+        Raises:
+            MelodyRNNError: `d` is not a dict, has unknown fields, or a field is invalid.
+        """
+        if not isinstance(d, dict):
+            raise MelodyRNNError(f"a train config must be a dict, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise MelodyRNNError(f"unknown train config fields {unknown}; known fields are {sorted(known)}")
+        return cls(**d)
+
+
+def default_model_config(data: PreparedData) -> ModelConfig:
+    """A model size that suits the amount of training data, for a run of minutes on a laptop CPU.
+
+    The project's default network (2 x 256 LSTM with causal self-attention, `ModelConfig()`) needs a few hundred
+    thousand training steps before it stops overfitting; on less data a narrower network with more dropout
+    reaches a lower validation loss in less time. Thresholds count training steps (tokens):
+
+    - under 30,000 (a few dozen tunes): 2 x 96 units, dropout 0.3;
+    - under 300,000 (a few hundred tunes): 2 x 160 units, dropout 0.2;
+    - otherwise `ModelConfig()` (2 x 256, dropout 0.1).
+
+    Every size keeps the attention layer: tunes repeat bars and phrases, and a model that can look back wins
+    (FIELD_NOTES). `vocab_size` is the data's.
+    """
+    steps = int(data.lengths[data.indices("train")].sum())
+    vocab = data.config.vocab_size
+    if steps < 30_000:
+        return ModelConfig(units=96, embedding_dim=32, dropout=0.3, vocab_size=vocab)
+    if steps < 300_000:
+        return ModelConfig(units=160, embedding_dim=48, dropout=0.2, vocab_size=vocab)
+    return ModelConfig(vocab_size=vocab)
+
+
+@dataclass
+class TrainResult:
+    """What `train` did.
+
+    Attributes:
+        run_dir: the run folder.
+        latest_path, best_path: the bundles (`best_path` is None when no epoch finished).
+        epochs: epochs done in all, including those of earlier sessions of a resumed run.
+        best_epoch: the epoch (1-based) whose bundle is `best.melodyrnn`, or None.
+        best_val_loss: its validation NLL per step (nats), or its training loss when there is no validation split.
+        history: one dict per epoch (the columns of log.csv).
+        stopped: "completed", "early_stopping", "time_budget" or "nothing_to_do" (a resumed run already done).
+        seconds: wall time of this session.
+        replicas: devices the batches were split across.
+    """
+
+    run_dir: Path
+    latest_path: Path
+    best_path: Path | None
+    epochs: int
+    best_epoch: int | None
+    best_val_loss: float | None
+    history: list[dict] = field(default_factory=list)
+    stopped: str = "completed"
+    seconds: float = 0.0
+    replicas: int = 1
+
+    def summary(self) -> str:
+        """The summary table of every epoch plus one line on how the run ended."""
+        return format_history(self.history, self.best_epoch) + (
+            f"\nstopped: {self.stopped}; best epoch {self.best_epoch} (val loss {self.best_val_loss:.4f}) in "
+            f"{self.best_path}" if self.best_epoch is not None else f"\nstopped: {self.stopped}")
+
+
+def format_history(history: list[dict], best_epoch: int | None = None) -> str:
+    """A fixed-width table: epoch, loss, val loss, val perplexity, val accuracy, val event accuracy, seconds."""
+    header = f"{'epoch':>6} {'loss':>8} {'val loss':>9} {'val ppl':>8} {'val acc':>8} {'val ev acc':>10} {'time':>8}"
+    lines = [header, "-" * len(header)]
+
+    def num(row, key, width, digits):
+        value = row.get(key)
+        return f"{value:{width}.{digits}f}" if isinstance(value, (int, float)) and value == value else " " * (
+            width - 1) + "-"
+
+    for row in history:
+        mark = "*" if row.get("epoch") == best_epoch else " "
+        partial = "~" if row.get("partial") else " "
+        lines.append(f"{row['epoch']:>5}{mark} {num(row, 'loss', 8, 4)} {num(row, 'val_loss', 9, 4)} "
+                     f"{num(row, 'val_perplexity', 8, 3)} {num(row, 'val_accuracy', 8, 3)} "
+                     f"{num(row, 'val_event_accuracy', 10, 3)} {num(row, 'seconds', 7, 1)}s{partial}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Run folder
+
+
+def _umask_mode() -> int:
+    # mkstemp creates files readable by their owner only; run files are ordinary files (mode 0o666 & ~umask)
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _umask_mode())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.chmod(tmp, _umask_mode())
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _bundle_metadata(path: Path) -> dict | None:
+    """The metadata of a bundle file without loading its model, or None if it is missing or unreadable."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return json.loads(zf.read("bundle.json")).get("metadata") or {}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def read_run(run_dir: str | os.PathLike) -> dict:
+    """The state of a run folder, from its latest bundle: `epoch`, `history`, `best`, `train_config`, ...
+
+    Raises:
+        MelodyRNNError: the folder holds no readable `latest.melodyrnn`.
+    """
+    metadata = _bundle_metadata(Path(run_dir) / LATEST)
+    if metadata is None or "training" not in metadata:
+        raise MelodyRNNError(f"`{run_dir}` holds no training run (no readable {LATEST})")
+    return metadata["training"]
+
+
+class _ScalarLog:
+    """TensorBoard scalars (`train/` and `validation/`, named like Keras's `epoch_loss`), written with TensorFlow's
+    core summary ops, so no `tensorboard` package is needed to write them (only to view them)."""
+
+    def __init__(self, folder: Path):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        self._tf = tf
+        self._metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+        self._writers = {name: tf.summary.create_file_writer(str(folder / name)) for name in ("train", "validation")}
+
+    def write(self, row: dict, step: int) -> None:
+        for key, value in row.items():
+            if key in ("epoch", "partial", "seconds") or not isinstance(value, float) or value != value:
+                continue
+            name, key = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            with self._writers[name].as_default():
+                self._tf.summary.write(f"epoch_{key}", self._tf.constant(value, self._tf.float32), step=step,
+                                       metadata=self._metadata)
+        for writer in self._writers.values():
+            writer.flush()
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    # Rewritten whole from the bundle's history each epoch, so the log always agrees with the checkpoint,
+    # however the previous session ended.
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*_COLUMNS, "partial"], extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row.get(k, "") for k in (*_COLUMNS, "partial")})
+    _atomic_write_text(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data and devices
+
+
+def _resolve_data(data, run_dir: Path, progress: bool) -> tuple[PreparedData, str]:
+    if isinstance(data, PreparedData):
+        return data, "<in memory>"
+    if not isinstance(data, (str, os.PathLike)):
+        raise DataError(f"`data` must be PreparedData, a prepared cache or a folder of MIDI files, "
+                        f"got {type(data).__name__}")
+    path = Path(data)
+    if path.is_file():
+        return PreparedData.load(path), str(path)
+    if not path.is_dir():
+        raise DataError(f"`{path}` is neither a prepared cache (.npz) nor a folder of MIDI files")
+    cache = run_dir / DATA
+    if cache.is_file():
+        cached = PreparedData.load(cache)
+        if cached.report.root == str(path):
+            return cached, str(path)
+    return prepare(path, cache, progress=None if progress else False), str(path)
+
+
+def _make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def _compile(model, config: TrainConfig) -> None:
+    # Only Keras's own loss, optimizer and metric: a bundle's compile config must load in safe mode anywhere.
+    # The melody metrics are computed by _RunCallback on whole validation melodies instead.
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+        # mean over real steps: padded steps have weight 0 and must not dilute the loss
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        # XLA on the whole model is slower on CPU (FIELD_NOTES); the recurrent layers compile their own loops.
+        jit_compile=False,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The per-epoch callback: validation, checkpoints, early stopping, time budget
+
+
+class _RunCallback(keras.callbacks.Callback):
+    def __init__(self, *, run_dir: Path, encoding, train_config: TrainConfig, val_tokens: list, state: dict,
+                 base_metadata: dict, is_chief: bool, session_start: float):
+        super().__init__()
+        self.run_dir, self.encoding, self.train_config = run_dir, encoding, train_config
+        self.val_tokens, self.state, self.base_metadata = val_tokens, state, base_metadata
+        self.is_chief, self.session_start = is_chief, session_start
+        self.stopped = "completed"
+        self._partial = False
+        self._budget = None if train_config.max_minutes is None else 60.0 * train_config.max_minutes
+        self._scalars = _ScalarLog(run_dir / TENSORBOARD) if is_chief else None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._budget is not None and time.perf_counter() - self.session_start > self._budget:
+            self.model.stop_training = True
+            self.stopped = "time_budget"
+            self._partial = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        row = {"epoch": epoch + 1}
+        loss = float(logs.get("loss", float("nan")))
+        row.update(loss=loss, perplexity=math.exp(min(loss, 50.0)), accuracy=float(logs.get("accuracy", "nan")))
+        if self.val_tokens:
+            metrics = summarize(self.val_tokens, score_token_lists(self.model, self.val_tokens))
+            row.update(val_loss=metrics["nll_per_step"], val_perplexity=metrics["perplexity"],
+                       val_accuracy=metrics["accuracy"], val_event_accuracy=metrics["event_accuracy"],
+                       val_no_event_accuracy=metrics["no_event_accuracy"])
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["seconds"] = time.perf_counter() - self._epoch_start
+        if self._partial:
+            row["partial"] = True
+        # Shared with the callbacks after this one (TensorBoard, the progress bar, the user's).
+        logs.update({k: v for k, v in row.items() if k not in ("epoch", "partial", "seconds", "learning_rate")})
+
+        state = self.state
+        state["history"].append(row)
+        state["epoch"] = epoch + 1
+        monitored = row.get(state["monitor"], float("nan"))
+        improved = monitored == monitored and (state["best"]["val_loss"] is None
+                                               or monitored < state["best"]["val_loss"])
+        if improved:
+            state["best"] = {"epoch": epoch + 1, "val_loss": monitored}
+            state["epochs_without_improvement"] = 0
+        else:
+            state["epochs_without_improvement"] += 1
+        patience = self.train_config.patience
+        if patience is not None and state["epochs_without_improvement"] >= patience:
+            self.model.stop_training = True
+            self.stopped = "early_stopping"
+        state["stopped"] = self.stopped if self.model.stop_training else None
+        self._save(improved)
+
+    def _save(self, improved: bool) -> None:
+        metadata = {**self.base_metadata, "training": dict(self.state)}
+        if not self.is_chief:
+            # Every worker must take part in saving (variables may be synchronized), but only the chief's file
+            # counts: the others write to a scratch folder.
+            with tempfile.TemporaryDirectory() as scratch:
+                save_bundle(Path(scratch) / LATEST, self.model, encoding=self.encoding, metadata=metadata)
+            return
+        latest = self.run_dir / LATEST
+        save_bundle(latest, self.model, encoding=self.encoding, metadata=metadata)
+        if improved:
+            _atomic_copy(latest, self.run_dir / BEST)
+        _atomic_write_text(self.run_dir / STATE, json.dumps(
+            {k: v for k, v in self.state.items() if k != "history"}, indent=2, allow_nan=True) + "\n")
+        _write_log(self.run_dir / LOG, self.state["history"])
+        self._scalars.write(self.state["history"][-1], step=self.state["epoch"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# train()
+
+
+def _merge(config_cls, base, overrides):
+    if overrides is None:
+        return base
+    if isinstance(overrides, config_cls):
+        return overrides
+    if isinstance(overrides, dict):
+        return config_cls.from_dict({**base.to_dict(), **overrides})
+    raise MelodyRNNError(f"expected a {config_cls.__name__}, a dict of its fields or None, got "
+                         f"{type(overrides).__name__}")
+
+
+def train(
+    data,
+    run_dir: str | os.PathLike,
+    model_config: ModelConfig | dict | None = None,
+    train_config: TrainConfig | dict | None = None,
+    *,
+    resume: bool = False,
+    from_bundle: str | os.PathLike | None = None,
+    callbacks: list | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Trains a melody model and keeps its run folder up to date after every epoch.
+
+    The run folder holds `latest.melodyrnn` and `best.melodyrnn` (bundles: weights, optimizer state, configs and
+    the run's metadata, all written atomically), `train_state.json` (epoch, best epoch, patience counter),
+    `log.csv` (one row per epoch), `tensorboard/` and, when `data` is a MIDI folder, `data.npz` (its cache).
+
+    Each epoch is validated on whole validation melodies (NLL per step in nats, the number `melodyrnn evaluate`
+    prints), which is the loss that early stopping watches and that picks `best.melodyrnn`.
+
+    Args:
+        data: a `PreparedData`, the path of a prepared cache (`.npz`), or a folder of MIDI files (prepared into
+            `run_dir/data.npz` with a 10% validation split by file).
+        run_dir: the run folder; created if needed. A folder that already holds a run needs `resume=True`.
+        model_config: a `ModelConfig`, a dict of fields to change from `default_model_config(data)`, or None
+            for `default_model_config(data)`. Its `vocab_size` is taken from the data. Ignored with
+            `from_bundle`; must be None or unchanged with `resume`.
+        train_config: a `TrainConfig`, or a dict of fields to change from the defaults (from the run's own
+            config with `resume`), or None.
+        resume: continue the run in `run_dir` from `latest.melodyrnn`: same model, optimizer state, epoch count,
+            best epoch and patience counter.
+        from_bundle: fine-tune: start from this bundle's weights (and model config) with a fresh optimizer.
+        callbacks: extra Keras callbacks; they see the validation metrics in `logs`.
+        progress: show Keras's progress bar (one line per epoch when stdout is not a terminal).
+
+    Returns:
+        A `TrainResult`; `.summary()` is the table `melodyrnn train` prints.
+
+    Raises:
+        DataError: unusable data, data of another vocabulary than the model's, or an empty training split.
+        BundleError: an unreadable `latest.melodyrnn` (resume) or `from_bundle`.
+        MelodyRNNError: bad configs, a run folder that already holds a run (without `resume`), `resume` with
+            nothing to resume, or `resume` together with `from_bundle`.
+
+    Example:
+        >>> result = train("my_midis/", "run")                          # minutes on a laptop CPU
+        >>> result = train("run/data.npz", "run", train_config={"epochs": 80}, resume=True)
+        >>> print(result.summary())
+    """
+    session_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    if resume and from_bundle is not None:
+        raise MelodyRNNError("`resume` and `from_bundle` exclude each other: resume continues this run, "
+                             "from_bundle starts a new one")
+    latest = run_dir / LATEST
+    if resume and not latest.is_file():
+        raise MelodyRNNError(f"`resume` needs a run to continue, but `{run_dir}` holds no {LATEST}")
+    if not resume and latest.exists():
+        raise MelodyRNNError(f"`{run_dir}` already holds a run ({LATEST}); resume it (--resume) or choose "
+                             "another folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(".*.tmp"):  # left by a kill in the middle of an atomic write
+        stale.unlink(missing_ok=True)
+
+    data, data_source = _resolve_data(data, run_dir, progress)
+    saved_state = read_run(run_dir) if resume else None
+    base_train = TrainConfig.from_dict(saved_state["train_config"]) if saved_state else TrainConfig()
+    config = _merge(TrainConfig, base_train, train_config)
+    if data.indices("train").size == 0:
+        raise DataError("the training split has no melodies")
+
+    keras.utils.set_random_seed(config.seed + (saved_state["epoch"] if saved_state else 0))
+    strategy = _make_strategy(config.strategy)
+    with strategy.scope():
+        if resume:
+            bundle = load_bundle(latest, compile=True)
+            model = bundle.model
+            if model_config is not None and _merge(ModelConfig, bundle.model_config, model_config) != model.config:
+                raise MelodyRNNError("the model config cannot change when resuming; leave it out (or start a new "
+                                     "run with from_bundle to fine-tune)")
+            if getattr(model, "optimizer", None) is None or not model.compiled:
+                _compile(model, config)
+            elif train_config is not None and config.learning_rate != base_train.learning_rate:
+                model.optimizer.learning_rate.assign(config.learning_rate)
+            encoding = bundle.encoding
+        elif from_bundle is not None:
+            bundle = load_bundle(from_bundle, compile=False)
+            model, encoding = bundle.model, bundle.encoding
+            _compile(model, config)
+        else:
+            encoding = data.config
+            base_model = default_model_config(data)
+            model_cfg = replace(_merge(ModelConfig, base_model, model_config), vocab_size=encoding.vocab_size)
+            model = build_model(model_cfg)
+            _compile(model, config)
+    if data.config != encoding:
+        raise DataError(f"the data was encoded with {data.config}, but the model expects {encoding}")
+
+    val_tokens = [data.melody_tokens(i) for i in data.indices("validation") if data.lengths[i] >= 2]
+    if saved_state:
+        state = {k: saved_state[k] for k in ("epoch", "history", "best", "epochs_without_improvement", "monitor")}
+        # best.melodyrnn is copied after latest is written: trust what the best file itself says it holds.
+        best_meta = _bundle_metadata(run_dir / BEST)
+        state["best"] = (best_meta or {}).get("training", {}).get("best") or {"epoch": None, "val_loss": None}
+        fine_tuned_from = saved_state.get("fine_tuned_from")
+    else:
+        state = {"epoch": 0, "history": [], "best": {"epoch": None, "val_loss": None},
+                 "epochs_without_improvement": 0, "monitor": "val_loss" if val_tokens else "loss"}
+        fine_tuned_from = str(from_bundle) if from_bundle is not None else None
+    state.update(train_config=config.to_dict(), fine_tuned_from=fine_tuned_from, stopped=None,
+                 strategy={"name": config.strategy, "replicas": int(strategy.num_replicas_in_sync)})
+    report = data.report
+    base_metadata = {"data": {
+        "source": data_source, "train_melodies": int(data.indices("train").size),
+        "validation_melodies": int(data.indices("validation").size),
+        "train_steps": int(data.lengths[data.indices("train")].sum()),
+        "validation_fraction": data.validation_fraction, "report": report.to_dict(),
+    }}
+
+    initial_epoch = state["epoch"]
+    if initial_epoch >= config.epochs:
+        return _result(run_dir, state, "nothing_to_do", session_start, strategy)
+
+    dataset = data.dataset(config.seq_len, config.batch_size, split="train", transpose=config.transpose,
+                           seed=config.seed + initial_epoch)
+    if config.steps_per_epoch is not None:
+        dataset = dataset.repeat()
+    run_callback = _RunCallback(run_dir=run_dir, encoding=encoding, train_config=config, val_tokens=val_tokens,
+                                state=state, base_metadata=base_metadata, is_chief=_is_chief(strategy),
+                                session_start=session_start)
+    all_callbacks = [run_callback, *(callbacks or [])]
+    verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
+    model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=config.steps_per_epoch,
+              callbacks=all_callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
+    return _result(run_dir, state, run_callback.stopped, session_start, strategy)
+
+
+def _result(run_dir: Path, state: dict, stopped: str, session_start: float, strategy) -> TrainResult:
+    best = state["best"]
+    best_path = run_dir / BEST
+    return TrainResult(
+        run_dir=run_dir, latest_path=run_dir / LATEST, best_path=best_path if best_path.is_file() else None,
+        epochs=state["epoch"], best_epoch=best["epoch"], best_val_loss=best["val_loss"],
+        history=list(state["history"]), stopped=stopped, seconds=time.perf_counter() - session_start,
+        replicas=int(strategy.num_replicas_in_sync),
+    )
