@@ -35,6 +35,7 @@ _LAZY = {
     "load": "melodyrnn.model", "load_bundle": "melodyrnn.model", "save_bundle": "melodyrnn.model",
     "Bundle": "melodyrnn.model", "ModelConfig": "melodyrnn.model", "build_model": "melodyrnn.model",
     "MelodyModel": "melodyrnn.model", "StepModel": "melodyrnn.model",
+    "Sampler": "melodyrnn.sampling", "generate": "melodyrnn.sampling",
 }
 
 

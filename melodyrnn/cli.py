@@ -72,6 +72,179 @@ def _run_info(args) -> int:
     return 0
 
 
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="write new melodies as MIDI files",
+                       description="Generate melodies with a model bundle (default: the bundled model), write one "
+                                   "MIDI file per melody and print a line per melody.")
+    p.add_argument("--model", default=None, help="bundle file (default: the model bundled with melodyrnn)")
+    p.add_argument("-n", "--num-melodies", type=int, default=1, help="melodies to generate (default: %(default)s)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--bars", type=float, default=None, help="length in bars, primer included (default: 8)")
+    length.add_argument("--steps", type=int, default=None, help="length in steps, primer included")
+    p.add_argument("--primer", default=None,
+                   help="note names ('D4 F4 A4', one beat each), MIDI pitches ('62 65 69') or a MIDI file")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: %(default)s)")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely events; 0 = off")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold in (0, 1]; 1 = off")
+    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--branch-factor", type=int, default=1)
+    p.add_argument("--key", default=None, help="key and scale, e.g. 'D minor', 'F# dorian', 'A blues'")
+    p.add_argument("--min-pitch", type=int, default=None)
+    p.add_argument("--max-pitch", type=int, default=None)
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--max-repeats", type=int, default=None, help="most immediate repeats of one pitch")
+    p.add_argument("--qpm", type=float, default=None, help="tempo (default: the primer's, else 120)")
+    p.add_argument("--time-signature", default=None, help="e.g. 3/4 (default: the primer's, else 4/4)")
+    p.add_argument("--program", type=int, default=None, help="General MIDI program 0-127")
+    p.add_argument("--velocity", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="for reproducible melodies (default: a fresh one, printed)")
+    p.add_argument("-o", "--output", default="generated", help="folder for the MIDI files (default: %(default)s)")
+    p.set_defaults(func=_run_generate)
+
+
+def _run_generate(args) -> int:
+    import secrets
+
+    from melodyrnn.encoding import pitch_to_note_name
+    from melodyrnn.metrics import estimate_key
+    from melodyrnn.sampling import Sampler, write_melodies
+
+    primer = args.primer
+    if primer is not None and all(part.isdigit() for part in primer.replace(",", " ").split()):
+        primer = [int(part) for part in primer.replace(",", " ").split()]
+    seed = args.seed if args.seed is not None else secrets.randbits(31)
+    melodies = Sampler(args.model).generate(
+        args.num_melodies, bars=args.bars, steps=args.steps, primer=primer, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, key=args.key, min_pitch=args.min_pitch, max_pitch=args.max_pitch,
+        repetition_penalty=args.repetition_penalty, max_repeats=args.max_repeats, beam_size=args.beam_size,
+        branch_factor=args.branch_factor, qpm=args.qpm, time_signature=args.time_signature, program=args.program,
+        velocity=args.velocity, seed=seed)
+    for path, melody in zip(write_melodies(melodies, args.output), melodies):
+        lo, hi = melody.pitch_range or (None, None)
+        span = f"{pitch_to_note_name(lo)}-{pitch_to_note_name(hi)}" if lo is not None else "none"
+        print(f"{path}: {len(melody.notes())} notes, {melody.num_bars:g} bars, range {span}, "
+              f"key estimate {estimate_key(melody)[0]}")
+    print(f"seed {seed}")
+    return 0
+
+
+def _run_sample_metrics(args) -> int:
+    """`evaluate --samples DIR [--reference DATA]`: musical metrics of the melodies in a folder of MIDI files.
+
+    Reads `args.samples` (a folder, searched recursively) and, if `args.reference` is set, a prepared cache
+    (.npz from `prepare`) or a folder of MIDI files to compare with; `args.json` prints JSON.
+    """
+    from melodyrnn.dataset import PreparedData, find_midi_files
+    from melodyrnn.encoding import midi_to_melodies
+    from melodyrnn.errors import DataError
+    from melodyrnn.metrics import format_metrics, musical_metrics
+    from melodyrnn.sampling import PRIMER_EXTRACTION
+
+    def folder_melodies(folder):
+        files = find_midi_files(folder)
+        melodies = []
+        for path in files:
+            try:
+                melodies.extend(midi_to_melodies(path, extraction=PRIMER_EXTRACTION))
+            except MelodyRNNError as err:
+                print(f"skipped {path}: {err}", file=sys.stderr)
+        if not melodies:
+            raise DataError(f"no melodies in {folder} ({len(files)} MIDI files found)")
+        return melodies
+
+    reference = getattr(args, "reference", None)
+    if reference is not None:
+        reference = PreparedData.load(reference).melodies() if Path(reference).is_file() else folder_melodies(reference)
+    metrics = musical_metrics(folder_melodies(args.samples), reference=reference)
+    print(json.dumps(metrics, indent=2) if getattr(args, "json", False) else format_metrics(metrics))
+    return 0
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a prepared cache or a folder of MIDI files",
+                       description="Train a melody model. RUN_DIR receives latest.melodyrnn and best.melodyrnn "
+                                   "(written atomically every epoch), log.csv, train_state.json and tensorboard/. "
+                                   "With no flags the model size suits the data and the run takes about ten "
+                                   "minutes on a laptop CPU (early stopping may end it sooner).")
+    p.add_argument("data", help="a cache from `melodyrnn prepare` (.npz) or a folder of MIDI files")
+    p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
+    model = p.add_argument_group("model (default: sized to the data; see melodyrnn.training.default_model_config)")
+    model.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=None)
+    model.add_argument("--layers", type=int, default=None, dest="num_layers", help="recurrent layers")
+    model.add_argument("--units", type=int, default=None, help="width of each recurrent layer")
+    model.add_argument("--embedding-dim", type=int, default=None)
+    model.add_argument("--dropout", type=float, default=None)
+    model.add_argument("--no-attention", action="store_const", const=False, default=None, dest="attention",
+                       help="leave out the self-attention layer")
+    model.add_argument("--lookback", action="store_const", const=True, default=None,
+                       help="MelodyRNN's lookback features (events one and two bars back)")
+    run = p.add_argument_group("training (default: melodyrnn.training.TrainConfig, or the run's own with --resume)")
+    run.add_argument("--epochs", type=int, default=None)
+    run.add_argument("--batch-size", type=int, default=None)
+    run.add_argument("--learning-rate", type=float, default=None)
+    run.add_argument("--seq-len", type=int, default=None, help="steps per training window")
+    run.add_argument("--patience", type=int, default=None, help="epochs without improvement before stopping; 0 = never")
+    run.add_argument("--transpose", type=int, default=None, help="random transposition of windows, +- semitones")
+    run.add_argument("--seed", type=int, default=None)
+    run.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass)")
+    run.add_argument("--max-minutes", type=float, default=None, help="time budget of this session; 0 = none")
+    run.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default=None,
+                     help="mirrored: every local GPU; multiworker: the hosts in TF_CONFIG")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from latest.melodyrnn")
+    start.add_argument("--from", dest="from_bundle", metavar="BUNDLE", default=None, help="fine-tune this bundle")
+    p.add_argument("--no-progress", action="store_true", help="one line per epoch instead of a progress bar")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from melodyrnn.training import train
+
+    model_keys = ("cell", "num_layers", "units", "embedding_dim", "dropout", "attention", "lookback")
+    model_config = {k: getattr(args, k) for k in model_keys if getattr(args, k) is not None}
+    train_keys = ("epochs", "batch_size", "learning_rate", "seq_len", "patience", "transpose", "seed",
+                  "steps_per_epoch", "max_minutes", "strategy")
+    train_config = {k: getattr(args, k) for k in train_keys if getattr(args, k) is not None}
+    for key in ("patience", "max_minutes"):  # 0 switches them off
+        if train_config.get(key) == 0:
+            train_config[key] = None
+    if model_config and (args.resume or args.from_bundle):
+        flags = ", ".join("--" + k.replace("_", "-") for k in model_config)
+        raise MelodyRNNError(f"model flags ({flags}) cannot change the model of a resumed or fine-tuned run")
+    result = train(args.data, args.output, model_config or None, train_config or None, resume=args.resume,
+                   from_bundle=args.from_bundle, progress=not args.no_progress)
+    print(result.summary())
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a model on whole melodies (NLL per step, accuracy)",
+                       description="Score BUNDLE on every melody of DATA from its first step: NLL per step "
+                                   "(nats), perplexity, accuracy and event accuracy. DATA is a prepared cache "
+                                   "(its validation split by default) or a folder of MIDI files (every melody). "
+                                   "With --samples, print musical metrics of a folder of generated melodies.")
+    p.add_argument("bundle", nargs="?", help="a bundle file (.melodyrnn)")
+    p.add_argument("data", nargs="?", help="a cache from `melodyrnn prepare` (.npz) or a folder of MIDI files")
+    p.add_argument("--split", choices=["validation", "train", "all"], default="validation",
+                   help="which melodies of a cache (default: %(default)s)")
+    p.add_argument("--samples", default=None, metavar="DIR", help="musical metrics of the MIDI files in DIR")
+    p.add_argument("--reference", default=None, metavar="DATA", help="with --samples: data to compare with")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    if args.samples is not None:
+        return _run_sample_metrics(args)
+    if args.bundle is None or args.data is None:
+        raise MelodyRNNError("`evaluate` needs BUNDLE and DATA (or --samples DIR)")
+    from melodyrnn.evaluation import evaluate, format_metrics
+
+    metrics = evaluate(args.bundle, args.data, split=args.split)
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from melodyrnn import __version__
 
@@ -80,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare(sub)
     _add_info(sub)
+    _add_generate(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
     return parser
 
 

@@ -1,0 +1,345 @@
+"""The sampler: reproducibility, greedy/top-k/beam equivalences, the compiled loop against a slow reference,
+constraints, primers, argument errors, MIDI read back by three libraries, the one-liner and the CLI."""
+
+from __future__ import annotations
+
+import io
+from argparse import Namespace
+
+import keras
+import mido
+import numpy as np
+import pretty_midi
+import pytest
+
+import melodyrnn
+from conftest import midi_bytes, note_track
+from melodyrnn.cli import _run_sample_metrics, main
+from melodyrnn.dataset import PreparedData
+from melodyrnn.encoding import (NO_EVENT_ID, NUM_SPECIAL, EncodingConfig, Melody, melody_to_midi, melody_to_tokens,
+                                midi_to_melodies)
+from melodyrnn.errors import BundleError, MelodyRNNError, OutOfRangeError
+from melodyrnn.metrics import key_pitch_classes
+from melodyrnn.model import ModelConfig, build_model, load_bundle, save_bundle
+from melodyrnn.sampling import PRIMER_EXTRACTION, SampleConfig, Sampler, primer_to_melody
+
+ENCODING = EncodingConfig(min_pitch=48, max_pitch=84)
+# attention window 16 < the lengths sampled below, so the cache's ring buffer wraps around
+CONFIG = ModelConfig(units=16, num_layers=1, embedding_dim=8, attention=True, attention_heads=2, attention_window=16,
+                     dropout=0.0, vocab_size=ENCODING.vocab_size)
+
+
+def _training_melodies() -> list[Melody]:
+    # repeated notes and stepwise motion, so the trained model likes to repeat (the cap has work to do)
+    out = []
+    for i in range(6):
+        notes, step = [], 0
+        for k in range(16):
+            pitch = 60 + [0, 2, 4, 5, 7, 5, 4, 2][(k + i) % 8]
+            for _ in range(2 + k % 2):
+                notes.append((pitch, step, step + 2))
+                step += 2
+        out.append(Melody.from_notes(notes, source=f"t{i}.mid"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    keras.utils.set_random_seed(5)
+    model = build_model(CONFIG)
+    model.compile(optimizer=keras.optimizers.Adam(0.03),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    data = PreparedData.from_melodies(_training_melodies(), ENCODING).dataset(seq_len=32, batch_size=8, split="all",
+                                                                              seed=0)
+    model.fit(data, epochs=3, verbose=0)
+    path = tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn"
+    save_bundle(path, model, CONFIG, ENCODING)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sampler(bundle_path):
+    return Sampler(bundle_path)
+
+
+def _ids(melodies) -> np.ndarray:
+    return np.stack([melody_to_tokens(m, ENCODING) for m in melodies])
+
+
+def _reference_greedy(model, prefix: list[int], num_steps: int) -> list[int]:
+    """The naive way: the whole prefix through the full-sequence model at every step, argmax."""
+    ids = list(prefix)
+    while len(ids) < num_steps:
+        logits = np.asarray(model(np.array([ids], np.int32)))[0, -1]
+        ids.append(int(np.argmax(logits)))
+    return ids
+
+
+# -- the compiled loop ------------------------------------------------------------------------------------------
+
+
+def test_compiled_loop_equals_slow_reference_with_primer(sampler):
+    primer = [60, 64, 67]
+    out = sampler.generate(2, steps=40, primer=primer, temperature=0)
+    prefix = melody_to_tokens(primer_to_melody(primer, ENCODING), ENCODING).tolist()
+    expected = _reference_greedy(sampler.model, prefix, 40)
+    assert _ids(out).tolist() == [expected, expected]
+
+
+def test_compiled_loop_equals_slow_reference_without_primer(sampler):
+    # the documented rule: step 0 is the most likely NOTE_ON after one NO_EVENT input on a throwaway state
+    logits = np.asarray(sampler.model(np.array([[NO_EVENT_ID]], np.int32)))[0, -1]
+    first = NUM_SPECIAL + int(np.argmax(logits[NUM_SPECIAL:]))
+    out = sampler.generate(1, steps=36, temperature=0)
+    assert _ids(out)[0].tolist() == _reference_greedy(sampler.model, [first], 36)
+
+
+def test_top_k_1_equals_greedy(sampler):
+    greedy = sampler.generate(3, bars=2, primer="C4 E4", temperature=0)
+    top1 = sampler.generate(3, bars=2, primer="C4 E4", temperature=1.3, top_k=1, seed=11)
+    assert _ids(top1).tolist() == _ids(greedy).tolist()
+
+
+def test_beam_size_1_equals_greedy(sampler):
+    greedy = sampler.generate(2, bars=2, primer="D4", temperature=0, key="D minor")
+    beam = sampler.generate(2, bars=2, primer="D4", temperature=0, key="D minor", beam_size=1, branch_factor=4)
+    assert _ids(beam).tolist() == _ids(greedy).tolist()
+
+
+def test_beam_search_keeps_constraints_and_is_reproducible(sampler):
+    kwargs = dict(bars=2, primer="G4", beam_size=4, branch_factor=3, key="G major", seed=3, top_p=0.9)
+    first, second = sampler.generate(2, **kwargs), sampler.generate(2, **kwargs)
+    assert _ids(first).tolist() == _ids(second).tolist()
+    allowed = key_pitch_classes("G major")
+    for m in first:
+        assert len(m) == 32 and set((m.pitches % 12).tolist()) <= allowed
+
+
+# -- reproducibility and sampling controls ----------------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_midi_bytes(bundle_path, sampler):
+    kwargs = dict(bars=4, temperature=0.9, top_p=0.95, seed=7)
+    a = [melody_to_midi(m) for m in sampler.generate(3, **kwargs)]
+    b = [melody_to_midi(m) for m in Sampler(bundle_path).generate(3, **kwargs)]  # a fresh sampler, fresh compile
+    assert a == b
+    c = [melody_to_midi(m) for m in sampler.generate(3, **{**kwargs, "seed": 8})]
+    assert a != c
+
+
+def test_melodies_in_a_batch_differ_when_sampling(sampler):
+    out = _ids(sampler.generate(4, bars=4, temperature=1.0, seed=1))
+    assert len({tuple(row) for row in out.tolist()}) == 4
+
+
+def test_every_id_stays_in_the_vocabulary(sampler):
+    for m in sampler.generate(8, steps=64, temperature=3.0, seed=2):
+        assert len(m) == 64
+        ids = melody_to_tokens(m, ENCODING)  # raises on a pitch outside the vocabulary
+        assert ids.min() >= 0 and ids.max() < ENCODING.vocab_size
+
+
+@pytest.mark.parametrize("key", ["D minor", "F# dorian", "Bb major", "A blues", "E harmonic minor", "C pentatonic minor"])
+def test_key_constraint_yields_only_scale_notes(sampler, key):
+    allowed = key_pitch_classes(key)
+    for m in sampler.generate(4, steps=48, temperature=1.5, key=key, seed=4):
+        assert m.pitches.size > 0
+        assert set((m.pitches % 12).tolist()) <= allowed
+
+
+def test_pitch_range_constraint(sampler):
+    for m in sampler.generate(4, steps=48, temperature=1.5, min_pitch=62, max_pitch=69, seed=5):
+        assert m.pitches.size > 0 and m.pitches.min() >= 62 and m.pitches.max() <= 69
+
+
+def test_max_repeats_caps_immediate_repeats(sampler):
+    uncapped = sampler.generate(4, steps=64, temperature=0.5, seed=6, primer="C4 C4")
+    assert any((np.diff(m.pitches[2:]) == 0).any() for m in uncapped)  # the model does repeat
+    for cap in (0, 1):
+        for m in sampler.generate(4, steps=64, temperature=0.5, seed=6, primer="C4 C4", max_repeats=cap):
+            runs, run = [], 0
+            for a, b in zip(m.pitches[1:].tolist(), m.pitches[2:].tolist()):  # after the primer's own repeat
+                run = run + 1 if a == b else 0
+                runs.append(run)
+            assert max(runs, default=0) <= cap
+
+
+def test_repetition_penalty_reduces_repeats(sampler):
+    def repeats(melodies):
+        return sum(int((np.diff(m.pitches) == 0).sum()) for m in melodies)
+
+    plain = sampler.generate(8, steps=64, temperature=0.8, seed=9)
+    penalized = sampler.generate(8, steps=64, temperature=0.8, seed=9, repetition_penalty=20.0)
+    assert repeats(penalized) < repeats(plain)
+
+
+# -- primers ------------------------------------------------------------------------------------------------------
+
+
+def _primer_file_bytes() -> bytes:
+    conductor = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90), time=0),
+                 mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0)]
+    notes = [(62, 0, 1), (65, 1, 2), (69, 2, 3), (67, 3, 4.5), (65, 4.5, 6)]
+    return midi_bytes([conductor, note_track(notes, program=40, velocity=90)])
+
+
+@pytest.mark.parametrize("kind", ["names", "pitches", "name_list", "melody", "midi_bytes", "midi_path"])
+def test_primer_is_preserved(sampler, tmp_path, kind):
+    data = _primer_file_bytes()
+    path = tmp_path / "primer.mid"
+    path.write_bytes(data)
+    primer = {"names": "D4 F4 A4", "pitches": [62, 65, 69], "name_list": ["D4", "F4", "A4"],
+              "melody": Melody.from_notes([(62, 0, 4), (65, 4, 8), (69, 8, 12)], steps_per_quarter=4),
+              "midi_bytes": data, "midi_path": str(path)}[kind]
+    expected = primer_to_melody(primer, ENCODING)
+    for m in sampler.generate(2, bars=4, primer=primer, seed=1):
+        np.testing.assert_array_equal(m.events[:len(expected)], expected.events)
+    if kind.startswith("midi"):
+        assert expected.events.size == 24  # two bars of 3/4, as the training extraction cut it
+        assert (m.qpm, m.time_signature, m.program, m.velocity) == (90.0, (3, 4), 40, 90)
+        assert len(m) == 4 * 12  # four bars of 3/4
+
+
+def test_primer_from_midi_uses_the_training_extraction(tmp_path):
+    data = _primer_file_bytes()
+    assert primer_to_melody(data, ENCODING) == midi_to_melodies(data, ENCODING, PRIMER_EXTRACTION)[0]
+
+
+def test_primer_metadata_can_be_overridden(sampler):
+    m = sampler.generate(1, bars=2, primer=_primer_file_bytes(), qpm=130, time_signature="4/4", program=5,
+                         velocity=70, seed=1)[0]
+    assert (m.qpm, m.time_signature, m.program, m.velocity, len(m)) == (130.0, (4, 4), 5, 70, 32)
+
+
+# -- errors ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"temperature": -1}, MelodyRNNError, r"`temperature` must be >= 0, got -1"),
+    ({"top_p": 0.0}, MelodyRNNError, r"`top_p` must be in \(0, 1\], got 0.0"),
+    ({"top_p": 1.5}, MelodyRNNError, r"`top_p` must be in \(0, 1\], got 1.5"),
+    ({"top_k": -2}, MelodyRNNError, r"`top_k` must be an integer >= 0"),
+    ({"key": "H major"}, MelodyRNNError, r"unknown tonic 'H'"),
+    ({"key": "C superlocrian"}, MelodyRNNError, r"unknown scale 'superlocrian'"),
+    ({"primer": "C4 X9"}, MelodyRNNError, r"unknown note name 'X9'"),
+    ({"primer": "C4 E4", "steps": 4}, MelodyRNNError, r"at least the primer's \(8 steps\)"),
+    ({"primer": "C1"}, OutOfRangeError, r"`primer`: melody pitches 24-24 lie outside \[48, 84\]"),
+    ({"primer": []}, MelodyRNNError, r"`primer` must hold at least one note"),
+    ({"bars": 2, "steps": 32}, MelodyRNNError, r"give `bars` or `num_steps`, not both"),
+    ({"beam_size": 0}, MelodyRNNError, r"`beam_size` must be an integer in \[1, 256\], got 0"),
+    ({"max_repeats": -1}, MelodyRNNError, r"`max_repeats` must be an integer >= 0 or None"),
+    ({"time_signature": "3-4"}, MelodyRNNError, r"`time_signature` must look like '3/4'"),
+    ({"min_pitch": 30, "max_pitch": 40}, MelodyRNNError, r"no pitch of the model's range \[48, 84\]"),
+    ({"min_pitch": 70, "max_pitch": 60}, MelodyRNNError, r"`min_pitch` must be <= `max_pitch`"),
+])
+def test_invalid_arguments_raise_clear_errors(sampler, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        sampler.generate(1, **kwargs)
+
+
+def test_sampler_rejects_other_objects_and_missing_bundles(tmp_path):
+    with pytest.raises(MelodyRNNError, match="`bundle` must be a Bundle"):
+        Sampler(42)
+    with pytest.raises(BundleError, match="does not exist"):
+        Sampler(tmp_path / "missing.melodyrnn")
+
+
+def test_sample_config_round_trips_through_a_dict():
+    config = SampleConfig(num_melodies=4, bars=16, temperature=0.9, top_p=0.95, key="D minor", qpm=110,
+                          time_signature="3/4", program=73, seed=7)
+    assert config.time_signature == (3, 4)
+    assert SampleConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(MelodyRNNError, match="unknown sample config fields"):
+        SampleConfig.from_dict({"temperatur": 1.0})
+
+
+# -- MIDI out ----------------------------------------------------------------------------------------------------
+
+
+def test_generated_midi_reads_back_with_pretty_midi_mido_and_music21(sampler, tmp_path):
+    import music21
+    melodies = sampler.generate(2, bars=4, qpm=110, time_signature=(3, 4), program=73, velocity=88, seed=3,
+                                primer="A4 C5")
+    seconds_per_step = 60.0 / 110 / ENCODING.steps_per_quarter
+    for i, melody in enumerate(melodies):
+        assert len(melody) == 4 * 12
+        path = tmp_path / f"m{i}.mid"
+        data = melody_to_midi(melody, path)
+
+        pm = pretty_midi.PrettyMIDI(str(path))
+        _, tempi = pm.get_tempo_changes()
+        assert tempi.tolist() == pytest.approx([110.0])
+        ts = pm.time_signature_changes
+        assert [(t.numerator, t.denominator) for t in ts] == [(3, 4)]
+        (inst,) = pm.instruments
+        assert inst.program == 73 and not inst.is_drum
+        expected = [(p, s * seconds_per_step, e * seconds_per_step) for p, s, e in melody.notes()]
+        got = [(n.pitch, n.start, n.end) for n in inst.notes]
+        assert [g[0] for g in got] == [e[0] for e in expected]
+        np.testing.assert_allclose([g[1:] for g in got], [e[1:] for e in expected], atol=1e-3)
+        assert all(n.velocity == 88 for n in inst.notes)
+        assert pm.get_end_time() <= 48 * seconds_per_step + 1e-3
+
+        mf = mido.MidiFile(file=io.BytesIO(data))
+        metas = [m for t in mf.tracks for m in t if m.is_meta]
+        assert [round(mido.tempo2bpm(m.tempo), 3) for m in metas if m.type == "set_tempo"] == [110.0]
+        assert [(m.numerator, m.denominator) for m in metas if m.type == "time_signature"] == [(3, 4)]
+        assert {m.program for t in mf.tracks for m in t if m.type == "program_change"} == {73}
+
+        score = music21.converter.parse(str(path))
+        assert score.flatten().getElementsByClass("TimeSignature")[0].ratioString == "3/4"
+        assert score.flatten().getElementsByClass("MetronomeMark")[0].number == pytest.approx(110)
+        m21_pitches = [n.pitch.midi for n in score.stripTies().flatten().notes]  # bar lines split notes into ties
+        assert m21_pitches == melody.pitches.tolist()
+        assert score.flatten().highestTime <= 4 * 3 + 1e-6  # quarter notes: four bars of 3/4
+
+
+# -- the one-liner and the CLI --------------------------------------------------------------------------------------
+
+
+def test_one_liner_returns_melodies_and_writes_files(bundle_path, tmp_path):
+    melodies = melodyrnn.generate(3, model=bundle_path, bars=2, key="A minor", seed=1, output=tmp_path / "out")
+    files = sorted((tmp_path / "out").glob("*.mid"))
+    assert len(melodies) == 3 and [f.name for f in files] == ["melody_001.mid", "melody_002.mid", "melody_003.mid"]
+    assert files[0].read_bytes() == melody_to_midi(melodies[0])
+    one = melodyrnn.generate(1, model=bundle_path, bars=2, seed=1, output=tmp_path / "one.mid")
+    assert (tmp_path / "one.mid").read_bytes() == melody_to_midi(one[0])
+
+
+def test_cli_generate(bundle_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["generate", "--model", str(bundle_path), "-n", "2", "--bars", "4", "--temperature", "0.9",
+                 "--top-p", "0.95", "--key", "D minor", "--primer", "D4 F4 A4", "--qpm", "110", "--program", "73",
+                 "--seed", "7", "-o", str(out)])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[-1] == "seed 7"
+    assert "notes" in lines[0] and "range" in lines[0] and "key estimate" in lines[0]
+    files = sorted(out.glob("*.mid"))
+    assert len(files) == 2
+    pm = pretty_midi.PrettyMIDI(str(files[0]))
+    assert pm.instruments[0].program == 73 and pm.get_tempo_changes()[1].tolist() == pytest.approx([110.0])
+    # the same command again writes the same bytes
+    first = files[0].read_bytes()
+    assert main(["generate", "--model", str(bundle_path), "-n", "2", "--bars", "4", "--temperature", "0.9",
+                 "--top-p", "0.95", "--key", "D minor", "--primer", "D4 F4 A4", "--qpm", "110", "--program", "73",
+                 "--seed", "7", "-o", str(out)]) == 0
+    assert files[0].read_bytes() == first
+
+
+def test_cli_generate_bad_input_prints_one_line(bundle_path, tmp_path, capsys):
+    code = main(["generate", "--model", str(bundle_path), "--temperature", "-1", "-o", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["melodyrnn generate: error: `temperature` must be >= 0, got -1.0"]
+
+
+def test_sample_metrics_command(bundle_path, tmp_path, capsys):
+    melodyrnn.generate(3, model=bundle_path, bars=4, key="C major", seed=2, output=tmp_path / "samples")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for i, m in enumerate(_training_melodies()[:2]):
+        melody_to_midi(m, ref / f"r{i}.mid")
+    assert _run_sample_metrics(Namespace(samples=str(tmp_path / "samples"), reference=str(ref), json=False)) == 0
+    printed = capsys.readouterr().out
+    assert "melodies: 3" in printed and "key estimate" in printed and "JS divergence" in printed
