@@ -172,6 +172,7 @@ class TrainResult:
         stopped: "completed", "early_stopping", "time_budget" or "nothing_to_do" (a resumed run already done).
         seconds: wall time of this session.
         replicas: devices the batches were split across.
+        model: the model in memory as training left it (the state of `latest.melodyrnn`).
     """
 
     run_dir: Path
@@ -184,6 +185,7 @@ class TrainResult:
     stopped: str = "completed"
     seconds: float = 0.0
     replicas: int = 1
+    model: Any = field(default=None, repr=False)
 
     def summary(self) -> str:
         """The summary table of every epoch plus one line on how the run ended."""
@@ -581,10 +583,17 @@ def train(
 
     initial_epoch = state["epoch"]
     if initial_epoch >= config.epochs:
-        return _result(run_dir, state, "nothing_to_do", session_start, strategy)
+        return _result(run_dir, state, "nothing_to_do", session_start, strategy, model)
 
-    dataset = data.dataset(config.seq_len, config.batch_size, split="train", transpose=config.transpose,
-                           seed=config.seed + initial_epoch)
+    def windows(drop_remainder):
+        return data.dataset(config.seq_len, config.batch_size, split="train", transpose=config.transpose,
+                            seed=config.seed + initial_epoch, drop_remainder=drop_remainder)
+
+    # A last, smaller batch would be traced and compiled again (once per replica when mirrored) for a few
+    # windows, which the next epoch's shuffle brings back anyway; keep it only when it is all there is.
+    dataset = windows(True)
+    if int(dataset.cardinality()) == 0:
+        dataset = windows(False)
     if config.steps_per_epoch is not None:
         dataset = dataset.repeat()
     run_callback = _RunCallback(run_dir=run_dir, encoding=encoding, train_config=config, val_tokens=val_tokens,
@@ -594,15 +603,15 @@ def train(
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
     model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=config.steps_per_epoch,
               callbacks=all_callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
-    return _result(run_dir, state, run_callback.stopped, session_start, strategy)
+    return _result(run_dir, state, run_callback.stopped, session_start, strategy, model)
 
 
-def _result(run_dir: Path, state: dict, stopped: str, session_start: float, strategy) -> TrainResult:
+def _result(run_dir: Path, state: dict, stopped: str, session_start: float, strategy, model) -> TrainResult:
     best = state["best"]
     best_path = run_dir / BEST
     return TrainResult(
         run_dir=run_dir, latest_path=run_dir / LATEST, best_path=best_path if best_path.is_file() else None,
         epochs=state["epoch"], best_epoch=best["epoch"], best_val_loss=best["val_loss"],
         history=list(state["history"]), stopped=stopped, seconds=time.perf_counter() - session_start,
-        replicas=int(strategy.num_replicas_in_sync),
+        replicas=int(strategy.num_replicas_in_sync), model=model,
     )
