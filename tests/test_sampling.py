@@ -4,7 +4,7 @@ constraints, primers, argument errors, MIDI read back by three libraries, the on
 from __future__ import annotations
 
 import io
-from argparse import Namespace
+import json
 
 import keras
 import mido
@@ -14,13 +14,13 @@ import pytest
 
 import melodyrnn
 from conftest import midi_bytes, note_track
-from melodyrnn.cli import _run_sample_metrics, main
+from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import (NO_EVENT_ID, NUM_SPECIAL, EncodingConfig, Melody, melody_to_midi, melody_to_tokens,
                                 midi_to_melodies)
 from melodyrnn.errors import BundleError, MelodyRNNError, OutOfRangeError
 from melodyrnn.metrics import key_pitch_classes
-from melodyrnn.model import ModelConfig, build_model, load_bundle, save_bundle
+from melodyrnn.model import Bundle, ModelConfig, build_model, save_bundle
 from melodyrnn.sampling import PRIMER_EXTRACTION, SampleConfig, Sampler, primer_to_melody
 
 ENCODING = EncodingConfig(min_pitch=48, max_pitch=84)
@@ -340,6 +340,22 @@ def test_sample_metrics_command(bundle_path, tmp_path, capsys):
     ref.mkdir()
     for i, m in enumerate(_training_melodies()[:2]):
         melody_to_midi(m, ref / f"r{i}.mid")
-    assert _run_sample_metrics(Namespace(samples=str(tmp_path / "samples"), reference=str(ref), json=False)) == 0
+    assert main(["evaluate", "--samples", str(tmp_path / "samples"), "--reference", str(ref)]) == 0
     printed = capsys.readouterr().out
     assert "melodies: 3" in printed and "key estimate" in printed and "JS divergence" in printed
+    assert main(["evaluate", "--samples", str(tmp_path / "samples"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_melodies"] == 3
+    assert main(["evaluate", "--samples", str(tmp_path / "nothing")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_compiled_loop_equals_slow_reference_for_a_lookback_gru_model():
+    # the state carried also holds the lookback history; two stacked layers, no attention
+    keras.utils.set_random_seed(8)
+    config = ModelConfig(cell="gru", num_layers=2, units=12, embedding_dim=6, attention=False, lookback=True,
+                         steps_per_bar=8, vocab_size=ENCODING.vocab_size)
+    sampler = Sampler(Bundle(build_model(config), config, ENCODING))
+    primer = [60, 62]
+    out = sampler.generate(1, steps=30, primer=primer, temperature=0)
+    prefix = melody_to_tokens(primer_to_melody(primer, ENCODING), ENCODING).tolist()
+    assert _ids(out)[0].tolist() == _reference_greedy(sampler.model, prefix, 30)
