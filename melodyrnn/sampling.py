@@ -423,9 +423,15 @@ class Sampler:
         """Generates `num_melodies` melodies in one batch. Arguments are `SampleConfig`'s fields (`steps` is
         `num_steps`; `top_k`/`top_p` None mean off).
 
+        Without a primer, step 0 is a NOTE_ON chosen under all the controls from the model's prediction after
+        one NO_EVENT input on a throwaway state (the argmax NOTE_ON when greedy); the melody's own state then
+        starts at step 0, so bar positions line up with what the model saw in training. Beam search ranks
+        hypotheses by their summed log-probability under the constrained distribution (masks and repetition
+        control, temperature 1); temperature/top-k/top-p only shape which branches are drawn.
+
         Args:
-            primer: see `primer_to_melody`. Its events open every melody unchanged; its tempo, time signature,
-                program and velocity are kept unless overridden.
+            primer: see `primer_to_melody`. Its events open every melody unchanged (even notes outside `key`);
+                its tempo, time signature, program and velocity are kept unless overridden.
 
         Returns:
             `num_melodies` `Melody` objects, each `bars`/`steps` long (primer included), ready for
