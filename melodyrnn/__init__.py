@@ -35,7 +35,9 @@ _LAZY = {
     "load": "melodyrnn.model", "load_bundle": "melodyrnn.model", "save_bundle": "melodyrnn.model",
     "Bundle": "melodyrnn.model", "ModelConfig": "melodyrnn.model", "build_model": "melodyrnn.model",
     "MelodyModel": "melodyrnn.model", "StepModel": "melodyrnn.model",
-    "Sampler": "melodyrnn.sampling", "generate": "melodyrnn.sampling",
+    "Sampler": "melodyrnn.sampling", "SampleConfig": "melodyrnn.sampling", "generate": "melodyrnn.sampling",
+    "train": "melodyrnn.training", "TrainConfig": "melodyrnn.training", "TrainResult": "melodyrnn.training",
+    "evaluate": "melodyrnn.evaluation", "score_melody": "melodyrnn.evaluation",
 }
 
 

@@ -683,6 +683,10 @@ def save_bundle(path: str | os.PathLike, model: MelodyModel, config: ModelConfig
                 zf.writestr(_MODEL_MEMBER, model_bytes, compress_type=zipfile.ZIP_STORED)  # already a zip
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file owner-only; a bundle is meant to be shared like any file the user writes.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
