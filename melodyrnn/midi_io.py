@@ -301,6 +301,7 @@ def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> byte
     import mido
 
     tpq = int(ticks_per_quarter or score.ticks_per_quarter)
+    _check_writable(score, tpq)
     midi = mido.MidiFile(type=1, ticks_per_beat=tpq)
 
     def to_delta(events: list[tuple[int, int, object]]) -> mido.MidiTrack:
@@ -324,7 +325,9 @@ def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> byte
     free_channels = [c for c in range(16) if c != DRUM_CHANNEL]
     for i, track in enumerate(score.tracks):
         channel = DRUM_CHANNEL if track.is_drum else free_channels[i % len(free_channels)]
-        events: list[tuple[int, int, object]] = [(0, 0, mido.MetaMessage("track_name", name=track.name))]
+        # Track names are Latin-1 in MIDI; characters it cannot hold become '?' rather than failing the write.
+        name = track.name.encode("latin-1", "replace").decode("latin-1")
+        events: list[tuple[int, int, object]] = [(0, 0, mido.MetaMessage("track_name", name=name))]
         events.append((0, 1, mido.Message("program_change", channel=channel, program=track.program)))
         for note in track.notes:
             start, end = round(note.start_quarters * tpq), round(note.end_quarters * tpq)
@@ -337,6 +340,27 @@ def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> byte
     buf = io.BytesIO()
     midi.save(file=buf)
     return buf.getvalue()
+
+
+def _check_writable(score: Score, ticks_per_quarter: int) -> None:
+    """Raises MelodyRNNError for values a MIDI file cannot hold, before mido fails less clearly."""
+    from melodyrnn.errors import MelodyRNNError
+
+    if not 1 <= ticks_per_quarter < 0x8000:
+        raise MelodyRNNError(f"`ticks_per_quarter` must be in [1, 32767], got {ticks_per_quarter}")
+    for quarters, qpm in score.tempos:
+        if not qpm > 0 or quarters < 0:
+            raise MelodyRNNError(f"tempo must be > 0 qpm at a position >= 0, got {qpm} qpm at {quarters}")
+    for quarters, numerator, denominator in score.time_signatures:
+        if not (1 <= numerator <= 255 and denominator in (1, 2, 4, 8, 16, 32, 64, 128)) or quarters < 0:
+            raise MelodyRNNError(f"time signature must be n/d with n in [1, 255] and d a power of two, "
+                                 f"got {numerator}/{denominator}")
+    for track in score.tracks:
+        if not 0 <= track.program <= 127:
+            raise MelodyRNNError(f"`program` must be in [0, 127], got {track.program}")
+        for note in track.notes:
+            if not (0 <= note.pitch <= 127 and 1 <= note.velocity <= 127) or note.start_quarters < 0:
+                raise MelodyRNNError(f"notes need pitch in [0, 127], velocity in [1, 127] and start >= 0, got {note}")
 
 
 def notes_to_score(

@@ -197,3 +197,14 @@ def test_score_round_trip_keeps_drums_and_programs():
     assert [(t.program, t.is_drum) for t in back.tracks] == [(40, False), (0, True)]
     assert back.tempos == [(0.0, 75.0)] and back.time_signatures == [(0.0, 6, 8)]
     assert back.tracks[1].notes == [Note(36, 100, 0.0, 0.25)]
+
+
+def test_writer_refuses_values_midi_cannot_hold_and_replaces_unencodable_names():
+    good = Note(60, 90, 0.0, 1.0)
+    for bad in (notes_to_score([Note(128, 90, 0, 1)]), notes_to_score([Note(60, 0, 0, 1)]),
+                notes_to_score([good], time_signature=(3, 6)), notes_to_score([good], program=128),
+                notes_to_score([good], qpm=0)):
+        with pytest.raises(MelodyRNNError):
+            score_to_midi(bad)
+    back = read_midi(score_to_midi(notes_to_score([good], name="Ōmagari reel")))
+    assert back.tracks[0].name == "?magari reel" and back.tracks[0].notes == [good]
