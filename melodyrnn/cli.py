@@ -53,7 +53,8 @@ def _run_prepare(args) -> int:
         print(json.dumps(data.report.to_dict(), indent=2))
     else:
         print(data.report.format())
-        print(f"wrote {args.output} and {Path(args.output).with_suffix('').name}.report.json")
+        out = Path(args.output)
+        print(f"wrote {out} and {out.with_name(out.stem + '.report.json')}")
     return 0
 
 
