@@ -12,7 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from melodyrnn.errors import MelodyRNNError
+# TensorFlow's C++ start-up chatter (oneDNN notes, "no CUDA driver" on CPU machines) buries the command's own
+# output; failures still reach the user as Python exceptions. Set before anything imports TensorFlow.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from melodyrnn.errors import MelodyRNNError  # noqa: E402
 
 
 def _add_prepare(sub) -> None:
@@ -263,8 +267,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `melodyrnn` console script; returns the exit status."""
-    # TensorFlow's start-up chatter (oneDNN, CUDA stubs) buries the command's own output; errors still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
