@@ -39,7 +39,8 @@ def piano_roll(melody: Melody, primer_steps: int = 0, height: int = 240) -> go.F
         figure.add_vrect(x0=0, x1=primer_steps / spq, fillcolor=PRIMER_COLOUR, opacity=0.12, line_width=0,
                          annotation_text="primer", annotation_position="top left")
     lo, hi = melody.pitch_range or (60, 72)
-    ticks = [p for p in range(lo - 1, hi + 2) if p % 12 in (0, 4, 7) or p in (lo, hi)]
+    marks = (0, 4, 7) if hi - lo <= 24 else (0,)  # C-E-G in a narrow range, only the Cs in a wide one
+    ticks = [p for p in range(lo - 1, hi + 2) if p % 12 in marks]
     beats_per_bar = 4.0 * melody.time_signature[0] / melody.time_signature[1]
     figure.update_layout(
         height=height, margin=dict(l=10, r=10, t=24, b=10), barmode="overlay", showlegend=primer_steps > 0,

@@ -1,0 +1,122 @@
+"""The app in a real browser: `streamlit run` on 127.0.0.1, driven by Playwright with the system's Chromium.
+
+Needs Debian's `chromium` at /usr/bin/chromium (`.ci/run` installs it; never `playwright install`). Clicks
+Generate, waits for the audio players and piano rolls, downloads a MIDI file and parses it, and saves a
+screenshot in the test's temporary folder. The time from click to playable audio is printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mido
+import pytest
+from playwright.sync_api import sync_playwright
+
+from melodyrnn.model import ModelConfig, build_model, save_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, server: subprocess.Popen, log: Path, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds  # a ceiling so a dead server fails the test instead of hanging it
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"streamlit did not answer /_stcore/health:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def server(tmp_path):
+    bundle = tmp_path / "tiny.melodyrnn"
+    save_bundle(bundle, build_model(ModelConfig(units=16, num_layers=1, attention_window=64)))
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    env = {**os.environ, "MELODYRNN_MODEL": str(bundle), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
+             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.slow
+def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
+    assert Path(CHROMIUM).is_file(), "install Debian's chromium (apt-get install chromium); .ci/run does"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+            page.goto(server)
+            generate = page.get_by_role("button", name="Generate")
+            generate.wait_for(timeout=120_000)
+            page.get_by_text("Default model").first.wait_for()
+
+            clicked = time.perf_counter()
+            generate.click()
+            first_audio = page.locator("audio").first
+            first_audio.wait_for(state="attached", timeout=120_000)
+            page.wait_for_function(  # playable: the browser has the WAV's metadata (HAVE_METADATA or more)
+                "() => { const a = document.querySelector('audio'); return a && a.readyState >= 1 && a.duration > 0 }",
+                timeout=120_000)
+            click_to_audio = time.perf_counter() - clicked
+            print(f"\nclick to playable audio (4 melodies x 16 bars, tiny untrained model): {click_to_audio:.2f} s")
+
+            assert page.locator("audio").count() == 4
+            duration = page.evaluate("() => document.querySelector('audio').duration")
+            assert duration > 16 * 2 * 0.9  # 16 bars of 4/4 at 120 qpm is 32 s
+            rolls = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
+            rolls.first.wait_for(timeout=60_000)
+            assert rolls.count() == 4
+            assert page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot .bars path").count() > 0  # notes
+
+            with page.expect_download(timeout=60_000) as download_info:
+                page.locator("[data-testid='stDownloadButton'] button", has_text="MIDI").first.click()
+            download = download_info.value
+            saved = tmp_path / download.suggested_filename
+            download.save_as(saved)
+            assert saved.suffix == ".mid"
+            midi = mido.MidiFile(saved)
+            assert sum(1 for m in midi if m.type == "note_on" and m.velocity > 0) > 0
+
+            page.get_by_text("Take 1").first.scroll_into_view_if_needed()
+            shot = tmp_path / "app.png"
+            page.screenshot(path=str(shot), full_page=False)
+            assert shot.stat().st_size > 10_000
+            print(f"screenshot: {shot}")
+        finally:
+            browser.close()
