@@ -112,8 +112,7 @@ def choose_model() -> tuple[Sampler | None, str]:
             return None, ""
         path = default
     elif source == SOURCE_UPLOAD:
-        upload = st.file_uploader("Model bundle (.melodyrnn)", key="bundle_upload",
-                                  max_upload_size=int(MAX_BUNDLE_MB))
+        upload = st.file_uploader("Model bundle (.melodyrnn)", key="bundle_upload")
         if upload is None:
             st.info("Upload a `.melodyrnn` bundle file, as written by `melodyrnn train`.")
             return None, ""

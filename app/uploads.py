@@ -17,8 +17,8 @@ from pathlib import Path
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 #: Default limit for one uploaded file (and for everything extracted from one zip), in megabytes.
 DEFAULT_MAX_UPLOAD_MB = 32.0
-#: Limit for an uploaded model bundle, in megabytes.
-MAX_BUNDLE_MB = 512.0
+#: Limit for an uploaded model bundle, in megabytes (Streamlit's own default upload limit is the same).
+MAX_BUNDLE_MB = 200.0
 
 
 def max_upload_bytes() -> int:
