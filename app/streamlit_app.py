@@ -319,8 +319,11 @@ def train_tab() -> None:
         train_config = {**APP_TRAIN_CONFIG, "epochs": int(epochs), "max_minutes": float(minutes)}
         st.session_state.job = TrainingJob(prepared["cache"], run_dir, model_config, train_config).start()
         st.rerun()
-    if st.session_state.job is not None:
-        training_progress()
+    job = st.session_state.job
+    if job is not None:
+        # Redrawn every second on its own while training runs, so progress moves and the rest of the page stays
+        # put; static once training has ended.
+        st.fragment(training_progress, run_every=1.0 if job.running else None)()
 
 
 def prepare_uploads(files) -> None:
@@ -343,9 +346,8 @@ def prepare_uploads(files) -> None:
     st.session_state.prepared = state
 
 
-@st.fragment(run_every=1.0)
 def training_progress() -> None:
-    """Redrawn every second on its own, so progress moves while the rest of the page stays put."""
+    """The progress bar, the Stop button and the epoch table of the session's training run."""
     job: TrainingJob | None = st.session_state.job
     if job is None:
         return
