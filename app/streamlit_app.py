@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import streamlit as st
@@ -212,10 +213,12 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
     st.session_state.take_counter += 1
     take_id = st.session_state.take_counter
     primer_steps = len(primer_melody) if primer_melody is not None else 0
+    midis = [melody_to_midi(melody) for melody in melodies]
+    # FluidSynth renders outside the GIL: one thread per core brings the audio sooner.
+    with ThreadPoolExecutor(max_workers=min(len(midis), os.cpu_count() or 1)) as pool:
+        renders = list(pool.map(render_midi, midis))
     items = []
-    for i, melody in enumerate(melodies, 1):
-        midi = melody_to_midi(melody)
-        rendered = render_midi(midi)
+    for i, (melody, midi, rendered) in enumerate(zip(melodies, midis, renders), 1):
         items.append({"name": f"take{take_id:02d}_melody{i:02d}", "melody": melody, "midi": midi,
                       "wav": rendered.wav, "backend": rendered.backend, "seconds": rendered.duration_seconds,
                       "primer_steps": primer_steps})

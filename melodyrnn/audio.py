@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-import threading
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,45 +118,41 @@ def _normalize(samples: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------
 # Backends
 
-# One FluidSynth instance per thread at a time: the library is thread-safe, but loading the SoundFont into a
-# synth per call keeps renders independent, and the lock keeps two app sessions from doubling peak memory.
-_FLUID_LOCK = threading.Lock()
-
-
 def _render_fluidsynth(events, total_frames: int, sample_rate: int, soundfont: Path, fluidsynth) -> np.ndarray:
-    with _FLUID_LOCK:
-        synth = fluidsynth.Synth(samplerate=float(sample_rate))
-        try:
-            sfid = synth.sfload(str(soundfont))
-            if sfid < 0:
-                raise MelodyRNNError(f"`soundfont` could not be loaded by FluidSynth: {soundfont}")
-            # One channel per track (drums on channel 10); tracks beyond 15 share channels round-robin.
-            channels: dict[int, int] = {}
-            melodic = [c for c in range(16) if c != _DRUM_CHANNEL]
-            timeline = []
-            for start, end, pitch, velocity, track, program, is_drum in events:
-                if track not in channels:
-                    used = sum(c != _DRUM_CHANNEL for c in channels.values())
-                    channel = channels[track] = _DRUM_CHANNEL if is_drum else melodic[used % len(melodic)]
-                    synth.program_select(channel, sfid, 128 if is_drum else 0, program)
-                channel = channels[track]
-                # note-offs sort before note-ons at the same frame, so a repeated pitch is struck again
-                timeline.append((int(round(start * sample_rate)), 1, channel, pitch, velocity))
-                timeline.append((int(round(end * sample_rate)), 0, channel, pitch, 0))
-            timeline.sort()
-            chunks, frame = [], 0
-            for at, is_on, channel, pitch, velocity in timeline:
-                if at > frame:
-                    chunks.append(synth.get_samples(at - frame))
-                    frame = at
-                if is_on:
-                    synth.noteon(channel, pitch, velocity)
-                else:
-                    synth.noteoff(channel, pitch)
-            if total_frames > frame:
-                chunks.append(synth.get_samples(total_frames - frame))
-        finally:
-            synth.delete()
+    # A synth of its own per call (loading the SoundFont costs ~40 ms): calls share nothing, so several can run in
+    # threads at once, and pyfluidsynth's ctypes calls release the GIL while FluidSynth renders.
+    synth = fluidsynth.Synth(samplerate=float(sample_rate))
+    try:
+        sfid = synth.sfload(str(soundfont))
+        if sfid < 0:
+            raise MelodyRNNError(f"`soundfont` could not be loaded by FluidSynth: {soundfont}")
+        # One channel per track (drums on channel 10); tracks beyond 15 share channels round-robin.
+        channels: dict[int, int] = {}
+        melodic = [c for c in range(16) if c != _DRUM_CHANNEL]
+        timeline = []
+        for start, end, pitch, velocity, track, program, is_drum in events:
+            if track not in channels:
+                used = sum(c != _DRUM_CHANNEL for c in channels.values())
+                channel = channels[track] = _DRUM_CHANNEL if is_drum else melodic[used % len(melodic)]
+                synth.program_select(channel, sfid, 128 if is_drum else 0, program)
+            channel = channels[track]
+            # note-offs sort before note-ons at the same frame, so a repeated pitch is struck again
+            timeline.append((int(round(start * sample_rate)), 1, channel, pitch, velocity))
+            timeline.append((int(round(end * sample_rate)), 0, channel, pitch, 0))
+        timeline.sort()
+        chunks, frame = [], 0
+        for at, is_on, channel, pitch, velocity in timeline:
+            if at > frame:
+                chunks.append(synth.get_samples(at - frame))
+                frame = at
+            if is_on:
+                synth.noteon(channel, pitch, velocity)
+            else:
+                synth.noteoff(channel, pitch)
+        if total_frames > frame:
+            chunks.append(synth.get_samples(total_frames - frame))
+    finally:
+        synth.delete()
     stereo = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(2 * total_frames, np.float32)
     mono = stereo.reshape(-1, 2).mean(axis=1) / 32768.0
     return mono[:total_frames]

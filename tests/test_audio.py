@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import wave
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -105,3 +106,12 @@ def test_bad_arguments_raise(two_bars, kwargs, match):
 def test_melody_to_wav_needs_a_melody():
     with pytest.raises(MelodyRNNError, match="`melody` must be a Melody"):
         melody_to_wav([60, 62, 64])
+
+
+def test_renders_in_threads_equal_renders_one_by_one():
+    midis = [melody_to_midi(Melody.from_notes([(48 + 3 * k + i % 7, 2 * i, 2 * i + 2) for i in range(32)]),
+                            program=k * 9) for k in range(4)]
+    alone = [midi_to_wav(m, sample_rate=16000, backend="fluidsynth") for m in midis]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda m: midi_to_wav(m, sample_rate=16000, backend="fluidsynth"), midis))
+    assert together == alone
