@@ -1,7 +1,7 @@
 """The app in a real browser: `streamlit run` on 127.0.0.1, driven by Playwright with the system's Chromium.
 
-Needs Debian's `chromium` at /usr/bin/chromium (`.ci/run` installs it; never `playwright install`). Clicks
-Generate, waits for the audio players and piano rolls, downloads a MIDI file and parses it, and saves a
+Needs Debian's `chromium` at /usr/bin/chromium (`.ci/run` installs it; never `playwright install`). Types a
+primer, clicks Generate, waits for the audio players and piano rolls, downloads a MIDI file and parses it, and saves a
 screenshot in the test's temporary folder. The time from click to playable audio is printed, not asserted.
 """
 
@@ -86,6 +86,10 @@ def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
             generate.wait_for(timeout=120_000)
             page.get_by_text("Default model").first.wait_for()
 
+            primer = page.get_by_role("textbox", name="Primer notes")
+            primer.fill("D4 F4 A4 D5")
+            primer.press("Tab")
+
             clicked = time.perf_counter()
             generate.click()
             first_audio = page.locator("audio").first
@@ -103,6 +107,7 @@ def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
             rolls.first.wait_for(timeout=60_000)
             assert rolls.count() == 4
             assert page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot .bars path").count() > 0  # notes
+            assert page.locator("[data-testid='stPlotlyChart']", has_text="primer").count() == 4  # band + legend
 
             with page.expect_download(timeout=60_000) as download_info:
                 page.locator("[data-testid='stDownloadButton'] button", has_text="MIDI").first.click()
