@@ -1,0 +1,62 @@
+"""Held-out quality of trained bundles next to a Witten-Bell 6-gram: NLL per step on whole validation melodies.
+
+    python benchmarks/compare_models.py --data runs/data.npz name=runs/attention/best.melodyrnn ... \
+        [--order 6] [--out benchmarks/results/model_comparison.json]
+
+The n-gram is fitted on the cache's training split; every model is scored by `melodyrnn.evaluation` on the
+validation split (each melody whole, from its first step), so all numbers are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from melodyrnn.dataset import PreparedData
+from melodyrnn.evaluation import evaluate, summarize
+from melodyrnn.ngram import NGramModel
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundles", nargs="*", help="NAME=PATH of bundles to score")
+    parser.add_argument("--data", required=True, help="a prepared cache (.npz)")
+    parser.add_argument("--order", type=int, default=6)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "model_comparison.json"))
+    args = parser.parse_args()
+
+    data = PreparedData.load(args.data)
+    train = [data.melody_tokens(i) for i in data.indices("train")]
+    val = [data.melody_tokens(i) for i in data.indices("validation")]
+    result = {"data": args.data, "train_melodies": len(train), "validation_melodies": len(val), "models": {}}
+
+    t0 = time.perf_counter()
+    ngram = NGramModel(order=args.order, vocab_size=data.config.vocab_size).fit(train)
+    metrics = summarize(val, ngram.score_token_lists(val))
+    metrics["seconds"] = round(time.perf_counter() - t0, 1)
+    result["models"][f"{args.order}-gram (Witten-Bell)"] = metrics
+    print(f"{args.order}-gram: NLL {metrics['nll_per_step']:.4f}", flush=True)
+
+    for spec in args.bundles:
+        name, _, path = spec.partition("=")
+        from melodyrnn.model import load_bundle
+
+        bundle = load_bundle(path, compile=False)
+        metrics = evaluate(bundle, data, split="validation")
+        meta = bundle.metadata
+        metrics.update(path=path, model_config=bundle.model_config.to_dict(),
+                       parameters=int(bundle.model.count_params()),
+                       epochs=meta.get("epoch"), train_seconds=meta.get("train_seconds"))
+        result["models"][name] = metrics
+        print(f"{name}: NLL {metrics['nll_per_step']:.4f}", flush=True)
+
+    text = json.dumps(result, indent=2, default=str)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
