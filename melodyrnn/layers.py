@@ -837,6 +837,11 @@ class RNN(keras.layers.Layer):
                     rbias, projected.dtype
                 )
             outputs, states = _fused_sequence(kind, projected, states, kernel, rbias, jit=self._fused_jit)
+            # The loops are traced with reduce_retracing, so after a few shapes they return unknown static
+            # shapes; layers after this one (LayerNormalization, say) need the feature size to build.
+            outputs.set_shape(projected.shape[:2] + (cell.units,))
+            for s in states:
+                s.set_shape(projected.shape[1:2] + (cell.units,))
         else:
             outputs, states = self._scan(projected, states, mask, recurrent_mask)
 

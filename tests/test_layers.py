@@ -461,3 +461,27 @@ def test_layers_module_imports_nothing_else_from_melodyrnn():
             assert node.level == 0 and not (node.module or "").startswith("melodyrnn")
         elif isinstance(node, ast.Import):
             assert not any(alias.name.startswith("melodyrnn") for alias in node.names)
+
+
+def test_fused_path_keeps_static_shapes_after_many_traces():
+    # The fused loops are shared tf.functions traced with reduce_retracing: after several input shapes they
+    # return unknown static shapes, which once broke a LayerNormalization after the layer (found in CI).
+    import tensorflow as tf
+
+    for steps in range(3, 10):
+        for units in (4, 5):
+            L.GRU(units, return_sequences=True)(np.zeros((2, steps, 3), "float32"))
+            L.LSTM(units, return_sequences=True)(np.zeros((2, steps, 3), "float32"))
+    for layer in (L.GRU(7, return_sequences=True, return_state=True),
+                  L.LSTM(7, return_sequences=True, return_state=True)):
+        layer(np.zeros((2, 5, 22), "float32"))
+        shapes = []
+
+        @tf.function
+        def run(x):
+            out = layer(x)
+            shapes.append([tuple(t.shape) for t in out])
+            return out
+
+        run(tf.zeros((2, 12, 22)))
+        assert shapes[0][0] == (2, 12, 7) and all(s == (2, 7) for s in shapes[0][1:])
