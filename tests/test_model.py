@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -438,9 +439,9 @@ def test_bundle_with_an_unknown_class_is_refused(tmp_path, saved_bundle):
         load_bundle(path)
 
 
-def test_default_model_not_yet_bundled():
-    if DEFAULT_BUNDLE_PATH.is_file():
-        assert isinstance(load().model, MelodyModel)
-    else:
-        with pytest.raises(BundleError, match="default model is not yet bundled"):
-            load()
+def test_default_model_is_bundled_and_loads():
+    assert DEFAULT_BUNDLE_PATH.is_file()
+    bundle = load()
+    assert isinstance(bundle.model, MelodyModel) and Path(bundle.path) == DEFAULT_BUNDLE_PATH
+    assert bundle.model_config.attention and bundle.encoding.vocab_size == 130
+    assert DEFAULT_BUNDLE_PATH.stat().st_size < 8 * 1024 * 1024  # "a few MB at most"
