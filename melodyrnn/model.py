@@ -148,13 +148,7 @@ class ModelConfig:
         Raises:
             MelodyRNNError: `d` is not a dict, has unknown fields, or a field is invalid.
         """
-        if not isinstance(d, dict):
-            raise MelodyRNNError(f"a model config must be a dict, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise MelodyRNNError(f"unknown model config fields {unknown}; known fields are {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "model config")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -675,15 +669,43 @@ def save_bundle(path: str | os.PathLike, model: MelodyModel, config: ModelConfig
         header_text = json.dumps(header, indent=2, default=_json_default, allow_nan=True)
     except (TypeError, ValueError) as err:
         raise MelodyRNNError(f"`metadata` must be JSON-ready (numbers, strings, lists, dicts): {err}") from err
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w") as zf:
+            zf.writestr(_JSON_MEMBER, header_text, compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(_MODEL_MEMBER, model_bytes, compress_type=zipfile.ZIP_STORED)  # already a zip
+
+    atomic_write(path, write)
+    return path
+
+
+def config_from_dict(cls, d: dict, what: str):
+    """Builds the frozen config dataclass `cls` from a dict, refusing fields it does not have.
+
+    Raises:
+        MelodyRNNError: `d` is not a dict, has unknown fields, or a field is invalid (`cls` validates).
+    """
+    if not isinstance(d, dict):
+        raise MelodyRNNError(f"a {what} must be a dict, got {type(d).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise MelodyRNNError(f"unknown {what} fields {unknown}; known fields are {sorted(known)}")
+    return cls(**d)
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Writes a file so that a crash at any moment leaves the old file or the new one, never half of one.
+
+    `write(f)` fills a temporary binary file in the same folder, which is flushed to disk and then renamed over
+    `path`. The file gets the ordinary permissions of a new file (0o666 less the umask), not mkstemp's 0o600.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w") as zf:
-                zf.writestr(_JSON_MEMBER, header_text, compress_type=zipfile.ZIP_DEFLATED)
-                zf.writestr(_MODEL_MEMBER, model_bytes, compress_type=zipfile.ZIP_STORED)  # already a zip
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp makes the file owner-only; a bundle is meant to be shared like any file the user writes.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -692,7 +714,6 @@ def save_bundle(path: str | os.PathLike, model: MelodyModel, config: ModelConfig
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
 
 
 def _unsafe_objects(node, found: list) -> list:

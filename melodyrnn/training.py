@@ -19,17 +19,16 @@ import sys
 import tempfile
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from melodyrnn.dataset import PreparedData, prepare
-from melodyrnn.errors import BundleError, DataError, MelodyRNNError
+from melodyrnn.errors import DataError, MelodyRNNError
 from melodyrnn.evaluation import score_token_lists, summarize
-from melodyrnn.model import ModelConfig, build_model, load_bundle, save_bundle
+from melodyrnn.model import ModelConfig, atomic_write, build_model, config_from_dict, load_bundle, save_bundle
 
 __all__ = ["TrainConfig", "TrainResult", "train", "default_model_config", "format_history", "read_run",
            "LATEST", "BEST", "STATE", "LOG", "TENSORBOARD", "DATA"]
@@ -126,13 +125,7 @@ class TrainConfig:
         Raises:
             MelodyRNNError: `d` is not a dict, has unknown fields, or a field is invalid.
         """
-        if not isinstance(d, dict):
-            raise MelodyRNNError(f"a train config must be a dict, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise MelodyRNNError(f"unknown train config fields {unknown}; known fields are {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "train config")
 
 
 def default_model_config(data: PreparedData) -> ModelConfig:
@@ -217,41 +210,16 @@ def format_history(history: list[dict], best_epoch: int | None = None) -> str:
 # Run folder
 
 
-def _umask_mode() -> int:
-    # mkstemp creates files readable by their owner only; run files are ordinary files (mode 0o666 & ~umask)
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _umask_mode())
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.chmod(tmp, _umask_mode())
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+    def write(out) -> None:
+        with open(source, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(target, write)
 
 
 def _bundle_metadata(path: Path) -> dict | None:
