@@ -62,6 +62,28 @@ def is_validation(relative_path: str, validation_fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2.0**64 < validation_fraction
 
 
+def check_steps_per_bar(steps_per_bar, max_steps_per_bar: int) -> np.ndarray:
+    """Bar lengths as a lookback model takes them.
+
+    Args:
+        steps_per_bar: int, or int array of any shape, steps per bar.
+        max_steps_per_bar: the model's `ModelConfig.max_steps_per_bar`.
+
+    Returns:
+        int32 array of `steps_per_bar`'s shape.
+
+    Raises:
+        MelodyRNNError: a value that is not a whole number in `[1, max_steps_per_bar]`.
+    """
+    values = np.asarray(steps_per_bar)
+    bad = values[(values < 1) | (values > max_steps_per_bar) | (values != np.round(values))]
+    if bad.size:
+        raise MelodyRNNError(f"steps per bar must be whole numbers in [1, max_steps_per_bar={max_steps_per_bar}] "
+                             f"(a longer bar needs a model with a larger `max_steps_per_bar`), got "
+                             f"{', '.join(f'{v:g}' for v in sorted(set(bad.tolist())))}")
+    return values.astype(np.int32)
+
+
 @dataclass
 class _FileResult:
     path: str
@@ -267,6 +289,13 @@ class PreparedData:
         """int64 array, shape (melodies,): steps per melody."""
         return np.diff(self.offsets)
 
+    @property
+    def steps_per_bar(self) -> np.ndarray:
+        """int32 array, shape (melodies,): steps per bar of each melody's (first) time signature, rounded to
+        whole steps and at least 1 (every melody starts on a bar line)."""
+        steps = self.config.steps_per_quarter * 4 * self.numerator.astype(np.float64) / self.denominator
+        return np.maximum(1, np.rint(steps)).astype(np.int32)
+
     def indices(self, split: Split = "all") -> np.ndarray:
         """Melody indices of a split."""
         if split == "all":
@@ -427,12 +456,18 @@ class PreparedData:
         stride: int | None = None,
         seed: int | None = None,
         drop_remainder: bool = False,
+        with_bars: bool = False,
+        max_steps_per_bar: int | None = None,
     ):
         """A `tf.data.Dataset` of ``(inputs, targets, weights)`` windows for next-event training.
 
         Each melody is cut into windows of ``seq_len + 1`` ids every `stride` steps (a melody's last
         window ends at its end); inputs are the first `seq_len` ids and targets the next `seq_len`.
         Melodies shorter than a window are padded, and their padded steps get weight 0.
+
+        With `with_bars` (for lookback models) every window starts on a bar line of its melody: the stride is
+        rounded down to whole bars of that melody (at least one bar), and the last window may run past the
+        melody's end, its tail padded with weight 0. Every target step is still covered.
 
         Args:
             seq_len: steps per window.
@@ -444,30 +479,47 @@ class PreparedData:
             stride: steps between window starts; defaults to ``seq_len // 2``.
             seed: makes shuffling and transposition repeatable.
             drop_remainder: drop a last, smaller batch.
+            with_bars: start windows on bar lines and yield ``inputs`` as a dict (see Returns).
+            max_steps_per_bar: with `with_bars`, the longest bar allowed (the model's `max_steps_per_bar`);
+                None checks nothing.
 
         Returns:
             A dataset of int32 ``inputs`` and ``targets`` of shape (batch, seq_len) and float32
-            ``weights`` of the same shape.
+            ``weights`` of the same shape. With `with_bars`, ``inputs`` is ``{"ids": int32 (batch, seq_len),
+            "bar": int32 (batch,)}``, "bar" the steps per bar of each window's melody.
+
+        Raises:
+            DataError: bad sizes, an empty split, or with `with_bars` a bar longer than `seq_len`.
+            MelodyRNNError: with `with_bars`, a bar longer than `max_steps_per_bar`.
         """
         import tensorflow as tf
 
         if seq_len < 1 or batch_size < 1:
             raise DataError(f"`seq_len` and `batch_size` must be >= 1, got {seq_len} and {batch_size}")
         stride = stride or max(1, seq_len // 2)
-        starts, valid = self._window_starts(split, seq_len, stride)
+        bars = None
+        if with_bars:
+            bars = self.steps_per_bar
+            used = bars[self.indices(split)]
+            if max_steps_per_bar is not None:
+                check_steps_per_bar(used, max_steps_per_bar)
+            if used.size and used.max() > seq_len:
+                raise DataError(f"`seq_len` must be at least the longest bar ({used.max()} steps) with "
+                                f"`with_bars`, got {seq_len}")
+        starts, valid, window_bars = self._window_starts(split, seq_len, stride, bars)
         if starts.size == 0:
             raise DataError(f"the {split!r} split has no melodies")
         padded = np.concatenate([self.tokens.astype(np.int32), np.zeros(seq_len + 1, np.int32)])
         lo_id, hi_id = self._window_pitch_bounds(padded, starts, valid, seq_len)
         vocab = self.config.vocab_size
         tokens_t = tf.constant(padded)
-        ds = tf.data.Dataset.from_tensor_slices((starts, valid, lo_id, hi_id))
+        ds = tf.data.Dataset.from_tensor_slices((starts, valid, lo_id, hi_id, window_bars))
         if shuffle:
             ds = ds.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
 
         def window(item, rnd):
-            start, n_valid, lo, hi = item
+            start, n_valid, lo, hi, bar = item
             w = tokens_t[start : start + seq_len + 1]
             # Past a short melody's end the slice runs into the next melody: blank it out.
             w = tf.where(tf.range(seq_len + 1) < n_valid, w, 0)
@@ -478,24 +530,34 @@ class PreparedData:
                 shift = low + tf.cast(rnd % tf.cast(high - low + 1, tf.int64), tf.int32)
                 w = tf.where(w >= NUM_SPECIAL, w + shift, w)
             weights = tf.cast(tf.range(seq_len) < n_valid - 1, tf.float32)
-            return w[:-1], w[1:], weights
+            return ({"ids": w[:-1], "bar": bar} if with_bars else w[:-1]), w[1:], weights
 
         ds = ds.map(window, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
-    def _window_starts(self, split: Split, seq_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-        """Global window start positions and how many of each window's seq_len + 1 ids are real."""
-        starts, valid = [], []
+    def _window_starts(self, split: Split, seq_len: int, stride: int, bars: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Global window start positions, how many of each window's seq_len + 1 ids are real, and each window's
+        steps per bar (0 without `bars`, the int (melodies,) bar lengths that put window starts on bar lines)."""
+        starts, valid, window_bars = [], [], []
         for i in self.indices(split):
             begin, length = int(self.offsets[i]), int(self.offsets[i + 1] - self.offsets[i])
             if length < 2:
                 continue
-            local = list(range(0, max(length - seq_len - 1, 0) + 1, stride))
-            if local[-1] + seq_len + 1 < length:
-                local.append(length - seq_len - 1)
+            last = max(length - seq_len - 1, 0)  # the first start whose window reaches the melody's end
+            if bars is None:
+                local = list(range(0, last + 1, stride))
+                if local[-1] + seq_len + 1 < length:
+                    local.append(last)
+            else:
+                # whole bars, at most seq_len steps apart (the caller checked bar <= seq_len), so no target is skipped
+                bar_stride = max(1, min(stride, seq_len) // int(bars[i])) * int(bars[i])
+                local = list(range(0, last + bar_stride, bar_stride))
             starts += [begin + s for s in local]
             valid += [min(seq_len + 1, length - s) for s in local]
-        return np.array(starts, dtype=np.int64), np.array(valid, dtype=np.int32)
+            window_bars += [0 if bars is None else int(bars[i])] * len(local)
+        return (np.array(starts, dtype=np.int64), np.array(valid, dtype=np.int32),
+                np.array(window_bars, dtype=np.int32))
 
     def _window_pitch_bounds(self, padded, starts, valid, seq_len) -> tuple[np.ndarray, np.ndarray]:
         """Lowest and highest NOTE_ON id per window (vocab-1 and NUM_SPECIAL when it has none)."""

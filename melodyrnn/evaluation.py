@@ -16,12 +16,12 @@ from typing import Sequence
 
 import numpy as np
 
-from melodyrnn.dataset import PreparedData, Split, prepare
+from melodyrnn.dataset import PreparedData, Split, check_steps_per_bar, prepare
 from melodyrnn.encoding import NO_EVENT_ID, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import DataError, MelodyRNNError
 
-__all__ = ["evaluate", "score_melody", "score_token_lists", "summarize", "load_eval_tokens", "format_metrics",
-           "DEFAULT_BATCH_TOKENS"]
+__all__ = ["evaluate", "score_melody", "score_token_lists", "summarize", "load_eval_tokens", "load_eval_melodies",
+           "format_metrics", "DEFAULT_BATCH_TOKENS"]
 
 #: Padded tokens per scoring batch: big enough to keep the matrix products busy, small enough for a laptop.
 DEFAULT_BATCH_TOKENS = 16384
@@ -33,17 +33,18 @@ _MAX_ATTENTION_SCORES = 1 << 26
 _SCORERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _scorer(model):
-    """A compiled `(inputs, targets) → (log_likelihood, predicted)` for `model`, traced once per model."""
+def _scorer(model, lookback: bool):
+    """A compiled `(inputs, bars, targets) → (log_likelihood, predicted)` for `model`, traced once per model;
+    `bars` (steps per bar, `(batch,)`) reaches the model only when it has lookback."""
     fn = _SCORERS.get(model)
     if fn is None:
         import tensorflow as tf
 
         spec = tf.TensorSpec([None, None], tf.int32)
 
-        @tf.function(input_signature=[spec, spec])
-        def fn(inputs, targets):
-            logits = tf.cast(model(inputs, training=False), tf.float32)
+        @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32), spec])
+        def fn(inputs, bars, targets):
+            logits = tf.cast(model({"ids": inputs, "bar": bars} if lookback else inputs, training=False), tf.float32)
             log_probs = tf.nn.log_softmax(logits, axis=-1)
             log_likelihood = tf.gather(log_probs, targets, batch_dims=2)
             return log_likelihood, tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -67,7 +68,7 @@ def _batches(lengths: np.ndarray, batch_tokens: int, heads: int) -> list[tuple[n
     return batches
 
 
-def score_token_lists(model, token_lists: Sequence[np.ndarray], *,
+def score_token_lists(model, token_lists: Sequence[np.ndarray], *, steps_per_bar=None,
                       batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[tuple[np.ndarray, np.ndarray]]:
     """Scores every melody from its first step: the log-likelihood of each next id given all ids before it.
 
@@ -78,6 +79,8 @@ def score_token_lists(model, token_lists: Sequence[np.ndarray], *,
         model: a `MelodyModel` (or any Keras model mapping int32 ids `(batch, steps)` to logits
             `(batch, steps, vocab)`).
         token_lists: int token ids, one array `(steps,)` per melody; melodies shorter than 2 steps score nothing.
+        steps_per_bar: for a lookback model, each melody's bar length in steps (melodies start on a bar line):
+            None (`config.steps_per_bar` for all), an int, or one int per melody. Other models ignore it.
         batch_tokens: padded tokens per batch (memory vs. speed).
 
     Returns:
@@ -85,7 +88,8 @@ def score_token_lists(model, token_lists: Sequence[np.ndarray], *,
         likelihoods of ids 1..steps-1, and int32 `(steps - 1,)` the model's most likely id at each of those steps.
 
     Raises:
-        MelodyRNNError: `batch_tokens` < 1, or an id outside the model's vocabulary.
+        MelodyRNNError: `batch_tokens` < 1, an id outside the model's vocabulary, or (lookback) a bar outside
+            `[1, config.max_steps_per_bar]`.
     """
     if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
         raise MelodyRNNError(f"`batch_tokens` must be a positive integer, got {batch_tokens!r}")
@@ -100,14 +104,19 @@ def score_token_lists(model, token_lists: Sequence[np.ndarray], *,
     scorable = np.flatnonzero(lengths >= 2)
     if scorable.size == 0:
         return results
+    lookback = bool(getattr(config, "lookback", False))
+    bars = np.zeros(len(token_lists), np.int32)
+    if lookback:
+        bars = check_steps_per_bar(np.broadcast_to(config.steps_per_bar if steps_per_bar is None else steps_per_bar,
+                                                   (len(token_lists),)), config.max_steps_per_bar)
     heads = config.attention_heads if getattr(config, "attention", False) else 0
-    fn = _scorer(model)
+    fn = _scorer(model, lookback)
     for rows, padded in _batches(lengths[scorable], batch_tokens, heads):
         members = scorable[rows]
         ids = np.zeros((len(members), padded + 1), np.int32)
         for r, m in enumerate(members):
             ids[r, : lengths[m]] = token_lists[m]
-        log_likelihood, predicted = fn(ids[:, :-1], ids[:, 1:])
+        log_likelihood, predicted = fn(ids[:, :-1], bars[members], ids[:, 1:])
         log_likelihood, predicted = np.asarray(log_likelihood, np.float64), np.asarray(predicted)
         for r, m in enumerate(members):
             n = lengths[m] - 1
@@ -170,6 +179,12 @@ def _as_bundle(bundle):
 
 
 def load_eval_tokens(data, encoding: EncodingConfig, split: Split = "validation") -> list[np.ndarray]:
+    """The melodies to score, as token ids; see `load_eval_melodies`, whose first half this is."""
+    return load_eval_melodies(data, encoding, split)[0]
+
+
+def load_eval_melodies(data, encoding: EncodingConfig,
+                       split: Split = "validation") -> tuple[list[np.ndarray], list[int | None]]:
     """The melodies to score, as token ids in `encoding`'s vocabulary.
 
     Args:
@@ -179,7 +194,8 @@ def load_eval_tokens(data, encoding: EncodingConfig, split: Split = "validation"
         split: "validation", "train" or "all", for prepared data.
 
     Returns:
-        int32 arrays `(steps,)`, one per melody.
+        `(tokens, steps_per_bar)`: int32 arrays `(steps,)`, one per melody, and each melody's steps per bar
+        (None for bare token arrays, whose time signature is unknown).
 
     Raises:
         DataError: a missing path, a cache of another vocabulary, a bad split, or no melodies.
@@ -188,6 +204,7 @@ def load_eval_tokens(data, encoding: EncodingConfig, split: Split = "validation"
         raise DataError(f"`split` must be 'train', 'validation' or 'all', got {split!r}")
     if isinstance(data, (list, tuple)):
         tokens = [melody_to_tokens(m, encoding) if isinstance(m, Melody) else np.asarray(m, np.int32) for m in data]
+        bars = [max(1, round(m.steps_per_bar)) if isinstance(m, Melody) else None for m in data]
     else:
         if isinstance(data, (str, os.PathLike)):
             path = Path(data)
@@ -203,9 +220,10 @@ def load_eval_tokens(data, encoding: EncodingConfig, split: Split = "validation"
         if data.config != encoding:
             raise DataError(f"the data was encoded with {data.config}, but the model expects {encoding}")
         tokens = [data.melody_tokens(i) for i in data.indices(split)]
+        bars = data.steps_per_bar[data.indices(split)].tolist()
     if not tokens:
         raise DataError(f"there are no melodies to score in the {split!r} split")
-    return [np.asarray(t, np.int32) for t in tokens]
+    return [np.asarray(t, np.int32) for t in tokens], bars
 
 
 def evaluate(bundle, data, split: Split = "validation", *, batch_tokens: int = DEFAULT_BATCH_TOKENS) -> dict:
@@ -230,29 +248,35 @@ def evaluate(bundle, data, split: Split = "validation", *, batch_tokens: int = D
         NLL 1.021 nats/step  perplexity 2.78  accuracy 0.723  event accuracy 0.512  (...)
     """
     bundle = _as_bundle(bundle)
-    tokens = load_eval_tokens(data, bundle.encoding, split)
-    return summarize(tokens, score_token_lists(bundle.model, tokens, batch_tokens=batch_tokens))
+    tokens, bars = load_eval_melodies(data, bundle.encoding, split)
+    bars = [bundle.model_config.steps_per_bar if b is None else b for b in bars]
+    return summarize(tokens, score_token_lists(bundle.model, tokens, steps_per_bar=bars, batch_tokens=batch_tokens))
 
 
-def score_melody(bundle, melody) -> tuple[float, np.ndarray]:
+def score_melody(bundle, melody, *, steps_per_bar: int | None = None) -> tuple[float, np.ndarray]:
     """The log-likelihood of one melody under a model, scored from its first step.
 
     Args:
         bundle: a `Bundle` or the path of a bundle file.
         melody: a `Melody` (encoded with the bundle's encoding) or int token ids `(steps,)`.
+        steps_per_bar: for a lookback model, the melody's bar length in steps; None takes a `Melody`'s own
+            (its opening time signature) or, for ids, the model's `config.steps_per_bar`.
 
     Returns:
         `(total, per_step)`: the total natural-log likelihood of steps 1..steps-1 given the steps before each,
         and float64 `(steps - 1,)` per-step log-likelihoods (the first step has no context and is not scored).
 
     Raises:
-        MelodyRNNError: a melody shorter than 2 steps, or a pitch outside the bundle's vocabulary.
+        MelodyRNNError: a melody shorter than 2 steps, a pitch outside the bundle's vocabulary, or a bar the
+            model cannot take.
     """
     bundle = _as_bundle(bundle)
+    if steps_per_bar is None and isinstance(melody, Melody):
+        steps_per_bar = max(1, round(melody.steps_per_bar))
     tokens = melody_to_tokens(melody, bundle.encoding) if isinstance(melody, Melody) else np.asarray(melody, np.int32)
     if tokens.ndim != 1 or tokens.size < 2:
         raise MelodyRNNError(f"`melody` must have at least 2 steps, got shape {tokens.shape}")
-    (per_step, _), = score_token_lists(bundle.model, [tokens])
+    (per_step, _), = score_token_lists(bundle.model, [tokens], steps_per_bar=steps_per_bar)
     return float(per_step.sum()), per_step
 
 

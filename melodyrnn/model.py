@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from melodyrnn import layers as rnn_layers
+from melodyrnn.dataset import check_steps_per_bar
 from melodyrnn.encoding import EncodingConfig
 from melodyrnn.errors import BundleError, MelodyRNNError
 
@@ -78,8 +79,12 @@ class ModelConfig:
             key/value cache. The full-sequence call uses the same sliding window, so both agree.
         lookback: feed the events one and two bars back, whether the current event repeats them, and a
             binary counter of the position in the bar (MelodyRNN's lookback configuration), computed inside
-            the model from the token ids.
-        steps_per_bar: the bar length the lookback uses, in steps (16 = 4/4 at 4 steps per quarter).
+            the model from the token ids. Pass the model `{"ids": ids, "bar": steps_per_bar}` to give each melody
+            its own bar length; plain ids use `steps_per_bar`.
+        steps_per_bar: the lookback's bar length, in steps, for plain ids (16 = 4/4 at 4 steps per quarter).
+        max_steps_per_bar: the longest bar the lookback accepts, in steps (64 = 16/4 at 4 steps per quarter;
+            folk collections hold 9/4 and 12/4 tunes); it sizes the history the sampler carries and the bits of
+            the position counter, so it is part of the network's shape. At least `steps_per_bar`.
         vocab_size: number of token ids; take it from `EncodingConfig.vocab_size`.
 
     Raises:
@@ -99,6 +104,7 @@ class ModelConfig:
     attention_window: int = 512
     lookback: bool = False
     steps_per_bar: int = 16
+    max_steps_per_bar: int = 64
     vocab_size: int = 130
 
     def __post_init__(self):
@@ -130,6 +136,9 @@ class ModelConfig:
         check(_is_int(self.attention_window) and self.attention_window >= 1, "attention_window", "a positive integer")
         check(_is_int(self.steps_per_bar) and 1 <= self.steps_per_bar <= 1024, "steps_per_bar",
               "an integer in [1, 1024]")
+        check(_is_int(self.max_steps_per_bar) and 1 <= self.max_steps_per_bar <= 1024
+              and (not _is_int(self.steps_per_bar) or self.max_steps_per_bar >= self.steps_per_bar),
+              "max_steps_per_bar", f"an integer in [steps_per_bar={self.steps_per_bar}, 1024]")
         check(_is_int(self.vocab_size) and self.vocab_size >= 3, "vocab_size", "an integer >= 3")
 
     @property
@@ -148,6 +157,9 @@ class ModelConfig:
         Raises:
             MelodyRNNError: `d` is not a dict, has unknown fields, or a field is invalid.
         """
+        if isinstance(d, dict) and d.get("lookback") and "max_steps_per_bar" not in d:
+            # lookback bundles saved before the field sized their counter from steps_per_bar
+            d = {**d, "max_steps_per_bar": d.get("steps_per_bar", cls.steps_per_bar)}
         return config_from_dict(cls, d, "model config")
 
 
@@ -298,88 +310,127 @@ class LookbackEmbedding(keras.layers.Layer):
     repeat would bring back); two flags, +1 where id t equals the id one / two bars before it, else 0; and a
     binary counter of the position of step t + 1 in the bar, one ±1 feature per bit. Steps before the start
     of the sequence use an extra "nothing yet" embedding row. Positions count from the first id passed, so
-    inputs should start on a bar line.
+    inputs should start on a bar line. Each row may have its own bar length, up to `max_steps_per_bar`.
 
     Args:
         vocab_size: number of token ids.
         output_dim: embedding width; the layer outputs `3 * output_dim + 2 + bits` features,
-            `bits = max(1, ceil(log2(steps_per_bar)))`.
-        steps_per_bar: bar length in steps.
+            `bits = max(1, ceil(log2(max_steps_per_bar)))`.
+        steps_per_bar: bar length in steps when the call gives none.
+        max_steps_per_bar: the longest bar accepted, in steps; None means `steps_per_bar`.
 
     Call args:
         inputs: int `(batch, steps)` token ids.
+        bar: None (every row `steps_per_bar`), or int `(batch,)` or a scalar: steps per bar, in
+            `[1, max_steps_per_bar]`.
 
     Returns:
         float `(batch, steps, 3 * output_dim + 2 + bits)`.
+
+    Raises:
+        MelodyRNNError: a bad argument, or a concrete `bar` outside `[1, max_steps_per_bar]`.
     """
 
-    def __init__(self, vocab_size: int, output_dim: int, steps_per_bar: int = 16, **kwargs):
+    def __init__(self, vocab_size: int, output_dim: int, steps_per_bar: int = 16,
+                 max_steps_per_bar: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("vocab_size", vocab_size), ("output_dim", output_dim), ("steps_per_bar", steps_per_bar)):
+        max_steps_per_bar = steps_per_bar if max_steps_per_bar is None else max_steps_per_bar
+        for name, value in (("vocab_size", vocab_size), ("output_dim", output_dim), ("steps_per_bar", steps_per_bar),
+                            ("max_steps_per_bar", max_steps_per_bar)):
             if not _is_int(value) or value < 1:
                 raise MelodyRNNError(f"`{name}` must be a positive integer, got {value!r}")
+        if max_steps_per_bar < steps_per_bar:
+            raise MelodyRNNError(f"`max_steps_per_bar` must be >= steps_per_bar={steps_per_bar}, "
+                                 f"got {max_steps_per_bar}")
         self.vocab_size, self.output_dim, self.steps_per_bar = int(vocab_size), int(output_dim), int(steps_per_bar)
-        self.bits = max(1, math.ceil(math.log2(self.steps_per_bar)))
+        self.max_steps_per_bar = int(max_steps_per_bar)
+        self.bits = max(1, math.ceil(math.log2(self.max_steps_per_bar)))
         self.embedding = keras.layers.Embedding(self.vocab_size + 1, self.output_dim, name="embedding")
 
     @property
     def features(self) -> int:
         return 3 * self.output_dim + 2 + self.bits
 
-    def build(self, input_shape):
+    def build(self, input_shape, bar_shape=None):
         self.embedding.build(input_shape)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape, bar_shape=None):
         return tuple(input_shape) + (self.features,)
 
-    def _counter(self, next_position):
-        # int (...) → float (..., bits), ±1
-        n = next_position % self.steps_per_bar
-        bits = (n[..., None] // (2 ** ops.arange(self.bits, dtype="int32"))) % 2
-        return ops.cast(2 * bits - 1, self.compute_dtype)
+    def bars(self, bar, batch_size):
+        """int32 `(batch,)` steps per bar from None, a scalar or `(batch,)`; concrete values are checked.
 
-    def _features(self, ids, back_one, back_two, prev_one, prev_two, counter):
+        Raises:
+            MelodyRNNError: a concrete bar outside `[1, max_steps_per_bar]` (a traced one cannot be checked).
+        """
+        if bar is None:
+            bar = self.steps_per_bar
+        elif not _is_symbolic(bar):
+            check_steps_per_bar(ops.convert_to_numpy(bar), self.max_steps_per_bar)
+        return ops.broadcast_to(ops.cast(bar, "int32"), (batch_size,))
+
+    def _features(self, padded, current, bar, next_position):
+        """padded int `(batch, L)` ids, "nothing yet" before the start; current int `(steps,)` index in padded of
+        each step's id; bar int `(batch,)`; next_position int `(batch, steps)` → float `(batch, steps, features)`."""
+        batch, steps = ops.shape(padded)[0], ops.shape(current)[0]
+        # per row, the offsets of ids t + 1 - bar, t + 1 - 2 * bar, t - bar and t - 2 * bar from id t
+        offsets = ops.convert_to_tensor([1, 1, 0, 0], "int32") - bar[:, None] * ops.convert_to_tensor([1, 2, 1, 2],
+                                                                                                     "int32")
+        index = ops.reshape(current[None, :, None] + offsets[:, None, :], (batch, steps * 4))
+        past = ops.reshape(ops.take_along_axis(padded, index, axis=1), (batch, steps, 4))
+        ids = ops.take(padded, current, axis=1)
+        flags = ops.cast(ops.equal(ids[..., None], past[..., 2:]), self.compute_dtype)
+        n = next_position % bar[:, None]
+        counter = ops.cast(2 * ((n[..., None] // (2 ** ops.arange(self.bits, dtype="int32"))) % 2) - 1,
+                           self.compute_dtype)
         emb = self.embedding
-        flags = ops.stack([ops.cast(ops.equal(ids, prev_one), self.compute_dtype),
-                           ops.cast(ops.equal(ids, prev_two), self.compute_dtype)], axis=-1)
-        return ops.concatenate([emb(ids), emb(back_one), emb(back_two), flags, counter], axis=-1)
+        return ops.concatenate([emb(ids), emb(past[..., 0]), emb(past[..., 1]), flags, counter], axis=-1)
 
-    def call(self, inputs):
+    def call(self, inputs, bar=None):
         ids = ops.cast(inputs, "int32")
-        batch, steps, bar = ops.shape(ids)[0], ops.shape(ids)[1], self.steps_per_bar
-        # padded[:, k] is id k - 2 * bar, the "nothing yet" id before the start
-        padded = ops.concatenate([ops.full((batch, 2 * bar), self.vocab_size, dtype="int32"), ids], axis=1)
+        batch, steps, history = ops.shape(ids)[0], ops.shape(ids)[1], 2 * self.max_steps_per_bar
+        # padded[:, k] is id k - history, the "nothing yet" id before the start
+        padded = ops.concatenate([ops.full((batch, history), self.vocab_size, dtype="int32"), ids], axis=1)
+        positions = ops.arange(steps, dtype="int32")
+        return self._features(padded, history + positions, self.bars(bar, batch),
+                              ops.broadcast_to(positions[None] + 1, (batch, steps)))
 
-        def shifted(start):
-            return ops.slice(padded, (0, start), (batch, steps))
+    def initial_history(self, batch_size, bar=None) -> dict:
+        """The step state: `"history"` int32 `(batch, 2 * max_steps_per_bar)` (the last ids, oldest first,
+        "nothing yet" at the start), `"position"` int32 `(batch,)` and `"bar"` int32 `(batch,)`, the steps per
+        bar (`bar` as in `call`: None, a scalar or `(batch,)`).
 
-        counter = self._counter(ops.arange(1, steps + 1, dtype="int32"))
-        counter = ops.broadcast_to(counter[None], (batch, steps, self.bits))
-        return self._features(ids, shifted(bar + 1), shifted(1), shifted(bar), shifted(0), counter)
-
-    def initial_history(self, batch_size) -> dict:
-        """The step state: `"history"` int32 `(batch, 2 * steps_per_bar)` (the last ids, oldest first, "nothing
-        yet" at the start) and `"position"` int32 `(batch,)`."""
+        Raises:
+            MelodyRNNError: a concrete `bar` outside `[1, max_steps_per_bar]`.
+        """
         return {
-            "history": ops.full((batch_size, 2 * self.steps_per_bar), self.vocab_size, dtype="int32"),
+            "history": ops.full((batch_size, 2 * self.max_steps_per_bar), self.vocab_size, dtype="int32"),
             "position": ops.zeros((batch_size,), dtype="int32"),
+            "bar": self.bars(bar, batch_size),
         }
 
     def step(self, inputs, state: dict):
         """One step: int `(batch,)` ids → `(features (batch, features), new_state)`."""
         ids = ops.cast(inputs, "int32")
-        bar = self.steps_per_bar
-        # window[:, k] is id t - 2 * bar + k, with k = 2 * bar the current id
+        history = 2 * self.max_steps_per_bar
+        # window[:, k] is id t - history + k, with k = history the current id
         window = ops.concatenate([state["history"], ids[:, None]], axis=1)
         position = state["position"]
-        features = self._features(ids, window[:, bar + 1], window[:, 1], window[:, bar], window[:, 0],
-                                  self._counter(position + 1))
-        return features, {"history": window[:, 1:], "position": position + 1}
+        features = self._features(window, ops.convert_to_tensor([history], "int32"), state["bar"],
+                                  position[:, None] + 1)
+        return features[:, 0], {"history": window[:, 1:], "position": position + 1, "bar": state["bar"]}
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "output_dim": self.output_dim,
-                "steps_per_bar": self.steps_per_bar}
+                "steps_per_bar": self.steps_per_bar, "max_steps_per_bar": self.max_steps_per_bar}
+
+
+def _is_symbolic(x) -> bool:
+    """Whether `x` is a tensor being traced (inside a tf.function or a Keras functional build), with no value."""
+    import tensorflow as tf
+
+    return isinstance(x, keras.KerasTensor) or (tf.is_tensor(x) and not tf.executing_eagerly())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -389,6 +440,10 @@ class LookbackEmbedding(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class MelodyModel(keras.Model):
     """Next-event model: token ids `(batch, steps)` → logits `(batch, steps, vocab_size)`.
+
+    Inputs are int ids `(batch, steps)`, or a dict `{"ids": int (batch, steps), "bar": int (batch,)}` that gives
+    each row its steps per bar (rows must start on a bar line). Only the lookback embedding reads "bar"; plain
+    ids mean `config.steps_per_bar`, counted from the first id.
 
     Embedding (or `LookbackEmbedding`) → recurrent layers (each followed by dropout, and optionally a residual
     and a layer norm) with an optional `CausalSelfAttention` block after the first → Dense logits. The model
@@ -408,7 +463,8 @@ class MelodyModel(keras.Model):
             raise MelodyRNNError(f"`config` must be a ModelConfig, got {type(config).__name__}")
         self.config = c = config
         if c.lookback:
-            self.embedding = LookbackEmbedding(c.vocab_size, c.embedding_dim, c.steps_per_bar, name="lookback")
+            self.embedding = LookbackEmbedding(c.vocab_size, c.embedding_dim, c.steps_per_bar, c.max_steps_per_bar,
+                                               name="lookback")
         else:
             self.embedding = keras.layers.Embedding(c.vocab_size, c.embedding_dim, name="embedding")
         cell = _CELLS[c.cell]
@@ -447,7 +503,11 @@ class MelodyModel(keras.Model):
         return outputs
 
     def call(self, inputs, training=None):
-        x = self.embedding(ops.cast(inputs, "int32"))
+        bar = None
+        if isinstance(inputs, dict):
+            inputs, bar = inputs["ids"], inputs.get("bar")
+        ids = ops.cast(inputs, "int32")
+        x = self.embedding(ids, bar) if self.config.lookback else self.embedding(ids)
         for i, rnn in enumerate(self.recurrent):
             x = self._after_recurrent(i, x, rnn(x, training=training), training)
             if i == 0 and self.attention is not None:
@@ -455,15 +515,25 @@ class MelodyModel(keras.Model):
         return self.logits(x)
 
     def compute_output_shape(self, input_shape):
+        if isinstance(input_shape, dict):
+            input_shape = input_shape["ids"]
         return tuple(input_shape) + (self.config.vocab_size,)
 
-    def initial_state(self, batch_size) -> dict:
+    def initial_state(self, batch_size, steps_per_bar=None) -> dict:
         """The state before the first step, a dict of tensors each with a leading batch axis.
 
         Keys: `"rnn"`, a list (one per recurrent layer) of lists of float `(batch, units)` tensors; with
         attention `"attention"`, its key/value cache (see `CausalSelfAttention.initial_cache`); with lookback
-        `"lookback"`, the recent ids (see `LookbackEmbedding.initial_history`). Every leaf has a leading batch
-        axis, so beam search can reorder a state with one gather per leaf.
+        `"lookback"`, the recent ids and the bar length (see `LookbackEmbedding.initial_history`). Every leaf has a
+        leading batch axis, so beam search can reorder a state with one gather per leaf.
+
+        Args:
+            batch_size: rows.
+            steps_per_bar: the lookback's bar length: None (`config.steps_per_bar`), an int, or int `(batch,)`;
+                other models ignore it.
+
+        Raises:
+            MelodyRNNError: a concrete `steps_per_bar` outside `[1, config.max_steps_per_bar]`.
         """
         if not self.built:
             self.build()
@@ -471,7 +541,7 @@ class MelodyModel(keras.Model):
         if self.attention is not None:
             state["attention"] = self.attention.initial_cache(batch_size)
         if self.config.lookback:
-            state["lookback"] = self.embedding.initial_history(batch_size)
+            state["lookback"] = self.embedding.initial_history(batch_size, steps_per_bar)
         return state
 
     def step(self, token_ids, state: dict):
@@ -529,9 +599,9 @@ class StepModel:
         self.model = model
         self.vocab_size = model.config.vocab_size
 
-    def initial_state(self, batch_size) -> dict:
+    def initial_state(self, batch_size, steps_per_bar=None) -> dict:
         """See `MelodyModel.initial_state`."""
-        return self.model.initial_state(batch_size)
+        return self.model.initial_state(batch_size, steps_per_bar)
 
     def step(self, token_ids, state: dict):
         """See `MelodyModel.step`: int `(batch,)` → `(logits (batch, vocab_size), new_state)`."""
@@ -545,7 +615,8 @@ def build_model(config: ModelConfig = ModelConfig()) -> MelodyModel:
         config: the model's shape; `config.vocab_size` must match the `EncodingConfig` of the data.
 
     Returns:
-        A built, uncompiled `MelodyModel`: int32 ids `(batch, steps)` → float32 logits `(batch, steps, vocab)`.
+        A built, uncompiled `MelodyModel`: int32 ids `(batch, steps)` (or `{"ids": ..., "bar": (batch,)}`) →
+        float32 logits `(batch, steps, vocab)`.
 
     Raises:
         MelodyRNNError: `config` is not a `ModelConfig`.

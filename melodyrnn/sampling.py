@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from melodyrnn.dataset import check_steps_per_bar
 from melodyrnn.encoding import (
     NO_EVENT_ID,
     NUM_SPECIAL,
@@ -206,8 +207,15 @@ def primer_to_melody(primer, encoding: EncodingConfig = EncodingConfig()) -> Mel
         MelodyRNNError: a bad note name, a pitch outside 0-127, an empty primer, or a melody on another grid.
         MidiReadError, NoMelodyError: the MIDI file cannot be read or holds no melody.
     """
+    return _read_primer(primer, encoding)[0]
+
+
+def _read_primer(primer, encoding: EncodingConfig) -> tuple[Melody | None, bool]:
+    """`primer_to_melody`, and whether the primer's time signature is its own (a Melody or a MIDI file), not
+    the 4/4 that pitches and note names get by default."""
     if primer is None:
-        return None
+        return None, False
+    own_meter = not isinstance(primer, (str, list, tuple, np.ndarray))
     if isinstance(primer, Melody):
         melody = primer
     elif isinstance(primer, (bytes, bytearray)):
@@ -215,7 +223,7 @@ def primer_to_melody(primer, encoding: EncodingConfig = EncodingConfig()) -> Mel
     elif isinstance(primer, os.PathLike) or (
         isinstance(primer, str) and (os.path.isfile(primer) or primer.strip().lower().endswith((".mid", ".midi", ".kar")))
     ):
-        melody = midi_to_melodies(os.fspath(primer), encoding, PRIMER_EXTRACTION)[0]
+        melody, own_meter = midi_to_melodies(os.fspath(primer), encoding, PRIMER_EXTRACTION)[0], True
     elif isinstance(primer, str):
         names = [n for n in re.split(r"[\s,]+", primer.strip()) if n]
         melody = _pitches_to_melody([note_name_to_pitch(n) for n in names], encoding)
@@ -237,7 +245,7 @@ def primer_to_melody(primer, encoding: EncodingConfig = EncodingConfig()) -> Mel
     if melody.steps_per_quarter != encoding.steps_per_quarter:
         raise MelodyRNNError(f"`primer` must be on the model's grid of {encoding.steps_per_quarter} steps per "
                              f"quarter, got {melody.steps_per_quarter}")
-    return melody
+    return melody, own_meter
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -299,7 +307,7 @@ class _Controls:
 def _first_tokens(model, controls: _Controls, batch: int, c):
     """With no primer, step 0 is a NOTE_ON drawn (under every control) from the model's prediction after one
     NO_EVENT input on a throwaway state; the real state then starts at step 0, so bar positions line up."""
-    logits, _ = model.step(tf.fill([batch], NO_EVENT_ID), model.initial_state(batch))
+    logits, _ = model.step(tf.fill([batch], NO_EVENT_ID), model.initial_state(batch, c["steps_per_bar"]))
     notes_only = tf.concat([tf.fill([NUM_SPECIAL], -math.inf), tf.zeros([controls.vocab_size - NUM_SPECIAL])], 0)
     no_note = tf.fill([batch], -1)
     return controls.choose(controls.constrain(logits + notes_only[None], no_note, tf.zeros([batch], tf.int32), c),
@@ -321,7 +329,7 @@ def _sample_loop(model, controls: _Controls, batch: int, num_steps: int, has_pri
             last_id, runs = _update_runs(last_id, runs, ids)
             return t + 1, ids, state, last_id, runs, tokens.write(t, ids)
 
-        loop = (tf.constant(1), first, model.initial_state(batch), last_id, runs, tokens)
+        loop = (tf.constant(1), first, model.initial_state(batch, c["steps_per_bar"]), last_id, runs, tokens)
         *_, tokens = tf.while_loop(lambda t, *_: t < num_steps, body, loop, maximum_iterations=max(num_steps - 1, 0))
         return tf.transpose(tokens.stack())
 
@@ -370,7 +378,7 @@ def _beam_loop(model, controls: _Controls, num_melodies: int, beam_size: int, br
             history = tf.where(tf.equal(steps, t), ids[:, None], tf.gather(history, parents))
             return t + 1, ids, state, last_id, runs, history, scores
 
-        loop = (tf.constant(1), first, model.initial_state(rows), last_id, runs, history, scores)
+        loop = (tf.constant(1), first, model.initial_state(rows, c["steps_per_bar"]), last_id, runs, history, scores)
         *_, history, scores = tf.while_loop(lambda t, *_: t < num_steps, body, loop,
                                             maximum_iterations=max(num_steps - 1, 0))
         best_rows = tf.range(n) * b + tf.argmax(scores, axis=1, output_type=tf.int32)
@@ -439,7 +447,10 @@ class Sampler:
 
         Raises:
             MelodyRNNError: an invalid argument (see `SampleConfig`), a primer longer than the requested length,
-                a primer pitch outside the model's vocabulary, or a key/range that leaves no pitch to play.
+                a primer pitch outside the model's vocabulary, a key/range that leaves no pitch to play, or (a
+                lookback model) a time signature whose bar is not a whole number of steps up to the model's
+                `max_steps_per_bar`. A lookback model counts bars of `time_signature` or of the primer's own (a
+                Melody or MIDI file); with neither, its `config.steps_per_bar`.
         """
         config = SampleConfig(
             num_melodies=num_melodies, num_steps=steps, bars=bars, temperature=temperature,
@@ -455,9 +466,17 @@ class Sampler:
         if not isinstance(config, SampleConfig):
             raise MelodyRNNError(f"`config` must be a SampleConfig, got {type(config).__name__}")
         enc = self.encoding
-        primer_melody = primer_to_melody(primer, enc)
+        primer_melody, own_meter = _read_primer(primer, enc)
         metadata = self._output_metadata(config, primer_melody)
-        num_steps = self._num_steps(config, metadata, primer_melody)
+        _, numerator, denominator = metadata["time_signatures"][0]
+        steps_per_bar = enc.steps_per_quarter * 4 * numerator / denominator
+        num_steps = self._num_steps(config, steps_per_bar, primer_melody)
+        model_config = self.model.config
+        # A lookback model counts bars of a time signature that was asked for or came with the primer, as
+        # training counted each melody's; without one (4/4 by default) it counts its own, as for plain ids.
+        bar = model_config.steps_per_bar
+        if model_config.lookback and (config.time_signature is not None or own_meter):
+            bar = int(check_steps_per_bar(steps_per_bar, model_config.max_steps_per_bar))
         primer_tokens = np.zeros(num_steps, np.int32)
         primer_length = 0
         if primer_melody is not None:
@@ -478,6 +497,7 @@ class Sampler:
             "log_penalty": tf.constant(math.log(config.repetition_penalty), tf.float32),
             "max_repeats": tf.constant(_NEVER if config.max_repeats is None else config.max_repeats, tf.int32),
             "seed": tf.constant(seed % (1 << 31), tf.int32),
+            "steps_per_bar": tf.constant(bar, tf.int32),
         }
         ids = self._run(config, num_steps, primer_length > 0, tensors)
         return [tokens_to_melody(row, enc, source="generated", **metadata) for row in ids]
@@ -495,9 +515,7 @@ class Sampler:
             primer.velocity if primer is not None else 100)
         return {"tempos": tempos, "time_signatures": time_signatures, "program": program, "velocity": velocity}
 
-    def _num_steps(self, config: SampleConfig, metadata: dict, primer: Melody | None) -> int:
-        _, numerator, denominator = metadata["time_signatures"][0]
-        steps_per_bar = self.encoding.steps_per_quarter * 4 * numerator / denominator
+    def _num_steps(self, config: SampleConfig, steps_per_bar: float, primer: Melody | None) -> int:
         if config.num_steps is not None:
             num_steps = config.num_steps
         else:

@@ -25,7 +25,7 @@ from typing import Any
 
 import keras
 
-from melodyrnn.dataset import PreparedData, prepare
+from melodyrnn.dataset import PreparedData, check_steps_per_bar, prepare
 from melodyrnn.errors import DataError, MelodyRNNError
 from melodyrnn.evaluation import score_token_lists, summarize
 from melodyrnn.model import ModelConfig, atomic_write, build_model, config_from_dict, load_bundle, save_bundle
@@ -342,11 +342,11 @@ def _compile(model, config: TrainConfig) -> None:
 
 
 class _RunCallback(keras.callbacks.Callback):
-    def __init__(self, *, run_dir: Path, encoding, train_config: TrainConfig, val_tokens: list, state: dict,
-                 base_metadata: dict, is_chief: bool, session_start: float):
+    def __init__(self, *, run_dir: Path, encoding, train_config: TrainConfig, val_tokens: list, val_bars: list,
+                 state: dict, base_metadata: dict, is_chief: bool, session_start: float):
         super().__init__()
         self.run_dir, self.encoding, self.train_config = run_dir, encoding, train_config
-        self.val_tokens, self.state, self.base_metadata = val_tokens, state, base_metadata
+        self.val_tokens, self.val_bars, self.state, self.base_metadata = val_tokens, val_bars, state, base_metadata
         self.is_chief, self.session_start = is_chief, session_start
         self.stopped = "completed"
         self._partial = False
@@ -368,7 +368,8 @@ class _RunCallback(keras.callbacks.Callback):
         loss = float(logs.get("loss", float("nan")))
         row.update(loss=loss, perplexity=math.exp(min(loss, 50.0)), accuracy=float(logs.get("accuracy", "nan")))
         if self.val_tokens:
-            metrics = summarize(self.val_tokens, score_token_lists(self.model, self.val_tokens))
+            metrics = summarize(self.val_tokens, score_token_lists(self.model, self.val_tokens,
+                                                                   steps_per_bar=self.val_bars))
             row.update(val_loss=metrics["nll_per_step"], val_perplexity=metrics["perplexity"],
                        val_accuracy=metrics["accuracy"], val_event_accuracy=metrics["event_accuracy"],
                        val_no_event_accuracy=metrics["no_event_accuracy"])
@@ -528,7 +529,10 @@ def train(
     if data.config != encoding:
         raise DataError(f"the data was encoded with {data.config}, but the model expects {encoding}")
 
-    val_tokens = [data.melody_tokens(i) for i in data.indices("validation") if data.lengths[i] >= 2]
+    val_indices = [i for i in data.indices("validation") if data.lengths[i] >= 2]
+    val_tokens, val_bars = [data.melody_tokens(i) for i in val_indices], data.steps_per_bar[val_indices].tolist()
+    if model.config.lookback:  # now, not when the first validation finds a bar the model cannot take
+        check_steps_per_bar(data.steps_per_bar, model.config.max_steps_per_bar)
     if saved_state:
         state = {k: saved_state[k] for k in ("epoch", "history", "best", "epochs_without_improvement", "monitor")}
         # best.melodyrnn is copied after latest is written: trust what the best file itself says it holds.
@@ -554,8 +558,10 @@ def train(
         return _result(run_dir, state, "nothing_to_do", session_start, strategy, model)
 
     def windows(drop_remainder):
+        # lookback models get each melody's bar length, and windows that start on its bar lines
         return data.dataset(config.seq_len, config.batch_size, split="train", transpose=config.transpose,
-                            seed=config.seed + initial_epoch, drop_remainder=drop_remainder)
+                            seed=config.seed + initial_epoch, drop_remainder=drop_remainder,
+                            with_bars=model.config.lookback, max_steps_per_bar=model.config.max_steps_per_bar)
 
     # A last, smaller batch would be traced and compiled again (once per replica when mirrored) for a few
     # windows, which the next epoch's shuffle brings back anyway; keep it only when it is all there is.
@@ -565,8 +571,8 @@ def train(
     if config.steps_per_epoch is not None:
         dataset = dataset.repeat()
     run_callback = _RunCallback(run_dir=run_dir, encoding=encoding, train_config=config, val_tokens=val_tokens,
-                                state=state, base_metadata=base_metadata, is_chief=_is_chief(strategy),
-                                session_start=session_start)
+                                val_bars=val_bars, state=state, base_metadata=base_metadata,
+                                is_chief=_is_chief(strategy), session_start=session_start)
     all_callbacks = [run_callback, *(callbacks or [])]
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
     model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=config.steps_per_epoch,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import midi_bytes, note_track, scale_notes
-from melodyrnn import DataError, EncodingConfig, MidiReadError, NoMelodyError, PreparedData, prepare
+from melodyrnn import DataError, EncodingConfig, MelodyRNNError, MidiReadError, NoMelodyError, PreparedData, prepare
 from melodyrnn.dataset import find_midi_files, is_validation
 
 DATA = Path(__file__).parent / "data"
@@ -219,3 +219,46 @@ def test_prepare_bundled_training_data_matches_its_readme():
     data = prepare(root, workers=2, progress=False)
     assert data.num_melodies == stated
     assert data.num_melodies >= 2000
+
+
+def _metered_data():
+    """3/4, 6/8, 4/4, 2/4 and 4/4 melodies whose lengths are not whole windows; the 2/4 one is shorter than one."""
+    import melodyrnn
+
+    melodies = []
+    for i, ((numerator, denominator), steps) in enumerate([((3, 4), 100), ((6, 8), 61), ((4, 4), 128), ((2, 4), 20),
+                                                           ((4, 4), 40)]):
+        notes = [(60 + i + k % 7, 2 * k, 2 * k + 1) for k in range(steps // 2)]
+        melodies.append(melodyrnn.Melody.from_notes(notes, num_steps=steps, source=f"m{i}.mid",
+                                                    time_signatures=((0, numerator, denominator),)))
+    return PreparedData.from_melodies(melodies, validation_fraction=0.0)
+
+
+def test_with_bars_windows_start_on_bar_lines_and_cover_every_step():
+    data = _metered_data()
+    assert data.steps_per_bar.tolist() == [12, 12, 16, 8, 16]
+    seq_len = 32
+    (inputs, targets, weights), = list(data.dataset(seq_len, 256, split="all", shuffle=False, with_bars=True))
+    assert set(inputs) == {"ids", "bar"} and inputs["ids"].shape[1] == seq_len and inputs["bar"].dtype.name == "int32"
+    starts, _, _ = data._window_starts("all", seq_len, seq_len // 2, data.steps_per_bar)
+    assert len(starts) == len(inputs["ids"])
+    covered = [set() for _ in range(data.num_melodies)]
+    for k, start in enumerate(starts):
+        m = int(np.searchsorted(data.offsets, start, side="right")) - 1
+        local, tokens, bar = int(start - data.offsets[m]), data.melody_tokens(m), data.steps_per_bar[m]
+        assert local % bar == 0 and int(inputs["bar"][k]) == bar
+        n = int(weights[k].numpy().sum())  # the weighted targets are a prefix: the rest is padding
+        assert n >= 1 and weights[k, :n].numpy().all() and not weights[k, n:].numpy().any()
+        np.testing.assert_array_equal(inputs["ids"][k, :n], tokens[local : local + n])
+        np.testing.assert_array_equal(targets[k, :n], tokens[local + 1 : local + n + 1])
+        covered[m] |= set(range(local + 1, local + n + 1))
+    assert all(covered[m] == set(range(1, data.lengths[m])) for m in range(data.num_melodies))
+
+
+def test_with_bars_refuses_bars_longer_than_allowed():
+    data = _metered_data()
+    with pytest.raises(MelodyRNNError, match=r"max_steps_per_bar=12.*got 16"):
+        data.dataset(32, 8, split="all", with_bars=True, max_steps_per_bar=12)
+    with pytest.raises(DataError, match=r"`seq_len` must be at least the longest bar \(16 steps\).*got 10"):
+        data.dataset(10, 8, split="all", with_bars=True)
+

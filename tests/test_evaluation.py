@@ -56,9 +56,12 @@ def data():
     return PreparedData.from_melodies(melodies(), validation_fraction=0.5)
 
 
-def reference_scores(model, tokens):
-    """Log-likelihoods straight from one full call on one melody."""
-    logits = np.asarray(model(tokens[None, :-1]), np.float64)[0]
+def reference_scores(model, tokens, steps_per_bar=None):
+    """Log-likelihoods straight from one full call on one melody (with its bar, for a lookback model)."""
+    inputs = tokens[None, :-1]
+    if steps_per_bar is not None:
+        inputs = {"ids": inputs, "bar": np.array([steps_per_bar])}
+    logits = np.asarray(model(inputs), np.float64)[0]
     log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
         - logits.max(-1, keepdims=True)
     return log_probs[np.arange(len(tokens) - 1), tokens[1:]], logits.argmax(-1)
@@ -167,3 +170,28 @@ def test_cli_evaluate_prints_nll(bundle_path, data, tmp_path, capsys):
     assert main(["evaluate", str(bundle_path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all(e.startswith("melodyrnn evaluate: error: ") for e in err)
+
+
+def test_evaluate_gives_a_lookback_model_each_melodys_bar(tmp_path):
+    keras.utils.set_random_seed(6)
+    config = ModelConfig(units=12, num_layers=1, embedding_dim=8, attention=False, lookback=True, dropout=0.0)
+    bundle = load_bundle(save_bundle(tmp_path / "lookback.melodyrnn", build_model(config)), compile=False)
+    waltzes = [melodyrnn.Melody.from_notes([(62 + k % 5, 3 * k, 3 * k + 2) for k in range(4 * bars)],
+                                           num_steps=12 * bars, time_signatures=((0, 3, 4),), source=f"w{bars}.mid")
+               for bars in (3, 5)]
+    mixed = melodies()[:3] + waltzes  # bars of 16 and of 12
+    data = PreparedData.from_melodies(mixed, validation_fraction=0.0)
+    assert sorted(data.steps_per_bar.tolist()) == [12, 12, 16, 16, 16]
+    totals = [score_melody(bundle, m)[0] for m in mixed]  # a Melody is scored with its own bar
+    for m, total in zip(mixed, totals):
+        tokens = melody_to_tokens(m)
+        assert total == pytest.approx(reference_scores(bundle.model, tokens, round(m.steps_per_bar))[0].sum(), abs=1e-4)
+    expected = -sum(totals) / sum(len(m.events) - 1 for m in mixed)
+    assert evaluate(bundle, data, split="all")["nll_per_step"] == pytest.approx(expected, abs=1e-6)
+    assert evaluate(bundle, mixed)["nll_per_step"] == pytest.approx(expected, abs=1e-6)
+    # bare ids have no time signature: the model's steps_per_bar (16) for all, which misreads the waltzes
+    as_ids = evaluate(bundle, [melody_to_tokens(m) for m in mixed])["nll_per_step"]
+    assert as_ids != pytest.approx(expected, abs=1e-6)
+    with pytest.raises(MelodyRNNError, match="max_steps_per_bar=64"):
+        score_melody(bundle, melody_to_tokens(mixed[0]), steps_per_bar=65)
+

@@ -52,8 +52,8 @@ def random_ids(batch=3, steps=STEPS, seed=0):
     return np.random.default_rng(seed).integers(0, VOCAB, (batch, steps)).astype("int32")
 
 
-def step_through(model, ids):
-    state = model.initial_state(ids.shape[0])
+def step_through(model, ids, steps_per_bar=None):
+    state = model.initial_state(ids.shape[0], steps_per_bar)
     outputs = []
     for t in range(ids.shape[1]):
         logits, state = model.step(ids[:, t], state)
@@ -96,6 +96,8 @@ def test_config_dict_round_trip_through_json():
         (dict(attention_key_dim=0), "`attention_key_dim`"),
         (dict(attention_window=0), "`attention_window`"),
         (dict(steps_per_bar=0), "`steps_per_bar`"),
+        (dict(steps_per_bar=80), r"`max_steps_per_bar` must be an integer in \[steps_per_bar=80, 1024\], got 64"),
+        (dict(max_steps_per_bar=0), "`max_steps_per_bar`"),
         (dict(vocab_size=2), "`vocab_size` must be an integer >= 3, got 2"),
     ],
 )
@@ -109,6 +111,14 @@ def test_config_from_dict_rejects_unknown_fields():
         ModelConfig.from_dict({"hidden": 3})
     with pytest.raises(MelodyRNNError, match="must be a dict"):
         ModelConfig.from_dict([1, 2])
+
+
+def test_old_lookback_configs_without_max_steps_per_bar_keep_their_shape():
+    # bundles saved before the field sized the lookback counter from steps_per_bar
+    old = {k: v for k, v in VARIANTS["lookback"].to_dict().items() if k != "max_steps_per_bar"}
+    assert ModelConfig.from_dict(old).max_steps_per_bar == 4
+    assert ModelConfig.from_dict({"lookback": False}).max_steps_per_bar == ModelConfig().max_steps_per_bar
+    assert load().model_config.max_steps_per_bar == ModelConfig().max_steps_per_bar  # the shipped default model
 
 
 def test_build_model_rejects_a_non_config():
@@ -155,6 +165,29 @@ def test_step_by_step_equals_full_call(models, name):
     np.testing.assert_allclose(step_through(model, ids), np.asarray(model(ids)), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["lookback", "lookback_3_4", "everything"])
+def test_step_by_step_equals_full_call_with_a_bar_per_row(models, name):
+    model = models[name]
+    ids, bars = random_ids(steps=30), np.array([3, 5, 12], "int32")
+    full = np.asarray(model({"ids": ids, "bar": bars}))
+    np.testing.assert_allclose(step_through(model, ids, bars), full, atol=1e-5, rtol=1e-5)
+    assert not np.allclose(full, np.asarray(model(ids)))  # the bar reaches the features
+
+
+def test_plain_models_ignore_the_bar(models):
+    ids = random_ids()
+    np.testing.assert_array_equal(np.asarray(models["attention"]({"ids": ids, "bar": np.array([3, 5, 12])})),
+                                  np.asarray(models["attention"](ids)))
+
+
+def test_a_bar_above_the_maximum_is_refused(models):
+    model = models["lookback"]  # max_steps_per_bar 64
+    with pytest.raises(MelodyRNNError, match=r"whole numbers in \[1, max_steps_per_bar=64\].*got 65"):
+        model.initial_state(2, 65)
+    with pytest.raises(MelodyRNNError, match="max_steps_per_bar=64"):
+        model({"ids": random_ids(batch=2), "bar": np.array([16, 70])})
+
+
 def test_step_loop_compiles_with_xla_and_matches(models):
     step_model = StepModel(models["everything"])
     ids = tf.constant(random_ids(batch=2))
@@ -174,7 +207,7 @@ def test_step_loop_compiles_with_xla_and_matches(models):
 def test_state_leaves_have_a_leading_batch_axis(models):
     state = models["everything"].initial_state(5)
     leaves = tf.nest.flatten(state)
-    assert len(leaves) == 1 + 1 + 3 + 2  # gru h ×2, attention key/value/position, lookback history/position
+    assert len(leaves) == 1 + 1 + 3 + 3  # gru h ×2, attention key/value/position, lookback history/position/bar
     assert all(leaf.shape[0] == 5 for leaf in leaves)
     assert tuple(state["attention"]["key"].shape) == (5, 2, 5, 4)  # (batch, heads, window, key_dim)
 
@@ -215,6 +248,58 @@ def test_lookback_sees_one_and_two_bars_back():
     assert features[0, 2] == VOCAB and features[0, 4] == VOCAB  # nothing yet
     counter = features[:, 8:10]  # position of the next step in the bar, bits low first, ±1
     assert counter[0].tolist() == [1, -1] and counter[2].tolist() == [1, 1] and counter[3].tolist() == [-1, -1]
+
+
+def identity_lookback(**kwargs):
+    """A LookbackEmbedding whose embedding of id k is (k, 0), so features can be read back as ids."""
+    from melodyrnn.model import LookbackEmbedding
+
+    layer = LookbackEmbedding(VOCAB, 2, **kwargs)
+    layer.build((None, None))
+    table = np.zeros((VOCAB + 1, 2), "float32")
+    table[:, 0] = np.arange(VOCAB + 1)
+    layer.embedding.embeddings.assign(table)
+    return layer
+
+
+def decode_counter(bits):
+    """±1 bits, low first → int positions."""
+    return (((bits + 1) / 2) * 2 ** np.arange(bits.shape[-1])).sum(-1).astype(int)
+
+
+def test_lookback_sees_one_and_two_bars_back_per_row():
+    # bars of 12 (3/4) and 16 (4/4) in one batch; ids from a small alphabet, so repeats (the flags) happen
+    layer = identity_lookback(steps_per_bar=16, max_steps_per_bar=16)
+    ids = np.random.default_rng(4).integers(0, 3, (2, 40)).astype("int32")
+    bars = np.array([12, 16])
+    features = np.asarray(layer(ids, bars))
+    assert features.shape == (2, 40, 3 * 2 + 2 + 4)
+
+    def back(r, k):
+        return ids[r, k] if k >= 0 else VOCAB  # "nothing yet" before the start
+
+    for r, bar in enumerate(bars):
+        for t in range(40):
+            assert features[r, t, 0] == ids[r, t]
+            assert features[r, t, 2] == back(r, t + 1 - bar) and features[r, t, 4] == back(r, t + 1 - 2 * bar)
+            assert features[r, t, 6] == (ids[r, t] == back(r, t - bar))
+            assert features[r, t, 7] == (ids[r, t] == back(r, t - 2 * bar))
+        assert decode_counter(features[r, :, 8:]).tolist() == [(t + 1) % bar for t in range(40)]
+    assert features[:, :, 6].any() and features[:, :, 7].any()
+
+
+def test_lookback_counts_the_position_of_a_window_that_starts_at_bar_3():
+    # a 3/4 melody cut into bar-aligned windows: the counter of the window starting at step 36 (bar 3, from 0)
+    # is the true position in the melody's bars
+    notes = [(60 + k % 5, 3 * k, 3 * k + 2) for k in range(24)]
+    melody = melodyrnn.Melody.from_notes(notes, num_steps=72, time_signatures=((0, 3, 4),), source="a.mid")
+    data = melodyrnn.PreparedData.from_melodies([melody], validation_fraction=0.0)
+    (inputs, _, _), = list(data.dataset(seq_len=16, batch_size=64, split="all", shuffle=False, with_bars=True))
+    tokens = data.melody_tokens(0)
+    row = [r for r in range(len(inputs["ids"])) if (inputs["ids"][r].numpy() == tokens[36:52]).all()]
+    assert len(row) == 1 and inputs["bar"][row[0]] == 12
+    features = np.asarray(identity_lookback(steps_per_bar=16)(inputs["ids"][row[0]][None], inputs["bar"][row[0]]))
+    assert decode_counter(features[0, :, 8:]).tolist() == [(36 + t + 1) % 12 for t in range(16)]
 
 
 def test_attention_window_limits_how_far_back_it_looks():
@@ -308,6 +393,19 @@ def test_save_load_gives_identical_predictions(saved_bundle):
         assert bundle.metadata["data"] == {"melodies": 6}
         np.testing.assert_array_equal(np.asarray(bundle.model(ids)), expected)
         np.testing.assert_allclose(step_through(bundle.step_model().model, ids), expected, atol=1e-5)
+
+
+def test_a_lookback_bundle_trained_with_bars_predicts_identically_after_load(tmp_path):
+    keras.utils.set_random_seed(5)
+    config = ModelConfig(**TINY, lookback=True, attention_window=6, max_steps_per_bar=16)
+    model = compile_model(build_model(config))
+    model.fit(tiny_data().dataset(seq_len=16, batch_size=8, split="all", seed=0, with_bars=True), epochs=1, verbose=0)
+    save_bundle(tmp_path / "lb.melodyrnn", model)
+    inputs = {"ids": random_ids(steps=40), "bar": np.array([12, 16, 6], "int32")}
+    loaded = load_bundle(tmp_path / "lb.melodyrnn").model  # safe mode
+    np.testing.assert_array_equal(np.asarray(loaded(inputs)), np.asarray(model(inputs)))
+    np.testing.assert_allclose(step_through(loaded, inputs["ids"], inputs["bar"]), np.asarray(model(inputs)),
+                               atol=1e-5)
 
 
 def test_load_restores_the_optimizer_state(saved_bundle):

@@ -66,11 +66,14 @@ def _ids(melodies) -> np.ndarray:
     return np.stack([melody_to_tokens(m, ENCODING) for m in melodies])
 
 
-def _reference_greedy(model, prefix: list[int], num_steps: int) -> list[int]:
+def _reference_greedy(model, prefix: list[int], num_steps: int, steps_per_bar: int | None = None) -> list[int]:
     """The naive way: the whole prefix through the full-sequence model at every step, argmax."""
     ids = list(prefix)
     while len(ids) < num_steps:
-        logits = np.asarray(model(np.array([ids], np.int32)))[0, -1]
+        inputs = np.array([ids], np.int32)
+        if steps_per_bar is not None:
+            inputs = {"ids": inputs, "bar": np.array([steps_per_bar], np.int32)}
+        logits = np.asarray(model(inputs))[0, -1]
         ids.append(int(np.argmax(logits)))
     return ids
 
@@ -359,3 +362,24 @@ def test_compiled_loop_equals_slow_reference_for_a_lookback_gru_model():
     out = sampler.generate(1, steps=30, primer=primer, temperature=0)
     prefix = melody_to_tokens(primer_to_melody(primer, ENCODING), ENCODING).tolist()
     assert _ids(out)[0].tolist() == _reference_greedy(sampler.model, prefix, 30)
+
+
+def test_compiled_loops_count_the_bars_of_the_time_signature_for_a_lookback_model():
+    # 3/4 asked for: 12-step bars, not the config's 16, in the sampling loop and the beam loop
+    keras.utils.set_random_seed(8)
+    config = ModelConfig(cell="gru", num_layers=2, units=12, embedding_dim=6, attention=False, lookback=True,
+                         max_steps_per_bar=32, vocab_size=ENCODING.vocab_size)
+    sampler = Sampler(Bundle(build_model(config), config, ENCODING))
+    primer = [60, 62]
+    prefix = melody_to_tokens(primer_to_melody(primer, ENCODING), ENCODING).tolist()
+    expected = _reference_greedy(sampler.model, prefix, 40, steps_per_bar=12)
+    assert expected != _reference_greedy(sampler.model, prefix, 40)  # the bar changes what the model plays
+    assert _ids(sampler.generate(1, steps=40, primer=primer, temperature=0, time_signature="3/4"))[0].tolist() \
+        == expected
+    assert _ids(sampler.generate(1, steps=40, primer=primer, temperature=0, time_signature="3/4",
+                                 branch_factor=2))[0].tolist()[:len(prefix)] == prefix  # the beam loop runs
+    waltz = Melody.from_notes([(60, 0, 4), (62, 4, 8)], time_signatures=((0, 3, 4),))  # a primer with its own 3/4
+    assert _ids(sampler.generate(1, steps=40, primer=waltz, temperature=0))[0].tolist() == expected
+    with pytest.raises(MelodyRNNError, match=r"max_steps_per_bar=32.*got 36"):
+        sampler.generate(1, steps=8, time_signature="9/4")
+
