@@ -374,9 +374,8 @@ class LookbackEmbedding(keras.layers.Layer):
         """padded int `(batch, L)` ids, "nothing yet" before the start; current int `(steps,)` index in padded of
         each step's id; bar int `(batch,)`; next_position int `(batch, steps)` → float `(batch, steps, features)`."""
         batch, steps = ops.shape(padded)[0], ops.shape(current)[0]
-        # per row, the offsets of ids t + 1 - bar, t + 1 - 2 * bar, t - bar and t - 2 * bar from id t
-        offsets = ops.convert_to_tensor([1, 1, 0, 0], "int32") - bar[:, None] * ops.convert_to_tensor([1, 2, 1, 2],
-                                                                                                     "int32")
+        # per row, where ids t + 1 - bar, t + 1 - 2 * bar, t - bar and t - 2 * bar lie relative to id t
+        offsets = ops.stack([1 - bar, 1 - 2 * bar, -bar, -2 * bar], axis=1)  # (batch, 4)
         index = ops.reshape(current[None, :, None] + offsets[:, None, :], (batch, steps * 4))
         past = ops.reshape(ops.take_along_axis(padded, index, axis=1), (batch, steps, 4))
         ids = ops.take(padded, current, axis=1)
