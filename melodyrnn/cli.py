@@ -195,7 +195,8 @@ def _add_train(sub) -> None:
     run.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass)")
     run.add_argument("--max-minutes", type=float, default=None, help="time budget of this session; 0 = none")
     run.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default=None,
-                     help="mirrored: every local GPU; multiworker: the hosts in TF_CONFIG")
+                     help="mirrored: every local GPU; multiworker: the hosts in TF_CONFIG, each running this "
+                          "same command (only the chief writes RUN_DIR)")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from latest.melodyrnn")
     start.add_argument("--from", dest="from_bundle", metavar="BUNDLE", default=None, help="fine-tune this bundle")

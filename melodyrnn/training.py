@@ -8,7 +8,9 @@ optimizer state. The run's progress lives in the bundles' metadata, so the bundl
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import io
 import json
 import math
@@ -71,7 +73,8 @@ class TrainConfig:
         transpose: move each training window by a random shift in [-transpose, transpose] semitones, in [0, 24].
         seed: seeds weights, shuffling and augmentation.
         strategy: "default" (one device), "mirrored" (every local GPU, or every logical CPU when there is no GPU)
-            or "multiworker" (hosts described by the TF_CONFIG environment variable).
+            or "multiworker" (the hosts in the TF_CONFIG environment variable, each running the same command;
+            only the chief writes the run folder, and resuming needs it readable by every worker).
         steps_per_epoch: batches per epoch, None for one pass over the training windows. Set it to validate and
             checkpoint more often on large data.
         max_minutes: stop after this many minutes of this session (mid-epoch if need be; that epoch is then
@@ -283,7 +286,8 @@ def _write_log(path: Path, history: list[dict]) -> None:
 # Data and devices
 
 
-def _resolve_data(data, run_dir: Path, progress: bool) -> tuple[PreparedData, str]:
+def _resolve_data(data, cache: Path | None, progress: bool) -> tuple[PreparedData, str]:
+    # `cache`: where a MIDI folder's prepared data is kept; None prepares it in memory (a worker, not the chief).
     if isinstance(data, PreparedData):
         return data, "<in memory>"
     if not isinstance(data, (str, os.PathLike)):
@@ -294,8 +298,7 @@ def _resolve_data(data, run_dir: Path, progress: bool) -> tuple[PreparedData, st
         return PreparedData.load(path), str(path)
     if not path.is_dir():
         raise DataError(f"`{path}` is neither a prepared cache (.npz) nor a folder of MIDI files")
-    cache = run_dir / DATA
-    if cache.is_file():
+    if cache is not None and cache.is_file():
         cached = PreparedData.load(cache)
         if cached.report.root == str(path):
             return cached, str(path)
@@ -311,17 +314,94 @@ def _make_strategy(name: str):
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _multiworker_strategy(os.environ["TF_CONFIG"])
 
 
-def _is_chief(strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+@functools.lru_cache(maxsize=None)
+def _multiworker_strategy(tf_config: str):
+    # One per process (and TF_CONFIG, the cache key): TensorFlow sets up collectives once, before anything else runs.
+    # Creating it waits until every worker of the cluster has started.
+    import tensorflow as tf
+
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as err:  # "Collective ops must be configured at program startup"
+        raise MelodyRNNError('`strategy="multiworker"` must be the first TensorFlow work of its process (train in a '
+                             f"fresh one, as `melodyrnn train` does): {err}") from err
+    except (ValueError, tf.errors.OpError) as err:  # "Could not start gRPC server": the task's port is taken
+        raise MelodyRNNError(f'`strategy="multiworker"` could not start this task of TF_CONFIG: {err} (is its port '
+                             "free on this host?)") from err
+
+
+def _multiworker_is_chief() -> bool:
+    """Whether this process is the chief of the cluster in TF_CONFIG: the "chief" task, or worker 0 when there is
+    none (TensorFlow's rule). Only the chief writes the run folder.
+
+    Raises:
+        MelodyRNNError: TF_CONFIG is missing, not JSON, or lacks a "cluster" of hosts or a "task" among them.
+    """
+    example = '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw.strip():
+        raise MelodyRNNError(f'`strategy="multiworker"` needs the TF_CONFIG environment variable, e.g. {example}; '
+                             "it is not set")
+    try:
+        tf_config = json.loads(raw)
+    except ValueError:
+        raise MelodyRNNError(f"TF_CONFIG must be JSON like {example}, got {raw[:200]!r}") from None
+    cluster, task = (tf_config.get(key) if isinstance(tf_config, dict) else None for key in ("cluster", "task"))
+    jobs = {k: v for k, v in cluster.items() if k in ("chief", "worker")} if isinstance(cluster, dict) else {}
+    if not jobs or not all(isinstance(hosts, list) and hosts and all(isinstance(h, str) for h in hosts)
+                           for hosts in jobs.values()):
+        raise MelodyRNNError(f'TF_CONFIG must hold "cluster": {{"worker": ["host:port", ...]}}, got {cluster!r}')
+    if not (isinstance(task, dict) and task.get("type") in jobs and _is_int(task.get("index"))
+            and 0 <= task["index"] < len(jobs[task["type"]])):
+        raise MelodyRNNError('TF_CONFIG must hold "task": {"type": "worker", "index": i} naming one of its cluster\'s '
+                             f"hosts, got {task!r}")
+    return task["type"] == "chief" or (task["index"] == 0 and "chief" not in jobs)
+
+
+def _any_worker(strategy):
+    """A vote across workers: `vote(flag) -> bool` is True on every worker when `flag` is True on any, since workers
+    must stop at the same step or the others wait in a collective forever. The vote is a collective too, so every
+    worker votes at the same points. With one process (no collectives) the flag decides alone."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return bool
+
+    @tf.function
+    def total(flag):  # identity: the collective needs a tensor placed on the replica's own device
+        return strategy.run(lambda f: tf.distribute.get_replica_context().all_reduce("SUM", tf.identity(f)),
+                            args=(flag,))
+
+    return lambda flag: float(strategy.experimental_local_results(total(tf.constant(float(flag))))[0]) > 0
+
+
+@contextlib.contextmanager
+def _multiworker_fit(model, strategy, element_spec):
+    """Works around two bugs that stop Keras 3's `fit` (to 3.15 at least) under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585), for a `fit` inside this context:
+
+    - fit reduces its first batch across replicas only to read its shapes, and that reduce fails across workers:
+      the model, metrics and optimizer are built from the dataset's spec here instead, and fit finds the strategy
+      through the scope rather than the model, which skips that step;
+    - each step's metrics are averaged across workers with `reduce("MEAN", axis=0)`, and a scalar has no axis 0:
+      train_step gives them a leading axis of length 1.
+    """
+    import tensorflow as tf
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=element_spec)
+    own_strategy, train_step = model._distribute_strategy, model.train_step
+    model._distribute_strategy = None
+    model.train_step = lambda data: keras.tree.map_structure(lambda v: tf.expand_dims(v, 0), train_step(data))
+    try:
+        with strategy.scope():
+            yield
+    finally:
+        del model.train_step
+        model._distribute_strategy, model.train_function = own_strategy, None
 
 
 def _compile(model, config: TrainConfig) -> None:
@@ -353,11 +433,14 @@ class _RunCallback(keras.callbacks.Callback):
         self._budget = None if train_config.max_minutes is None else 60.0 * train_config.max_minutes
         self._scalars = _ScalarLog(run_dir / TENSORBOARD) if is_chief else None
 
+    def on_train_begin(self, logs=None):
+        self._any_worker = _any_worker(self.model.distribute_strategy)
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._budget is not None and time.perf_counter() - self.session_start > self._budget:
+        if self._budget is not None and self._any_worker(time.perf_counter() - self.session_start > self._budget):
             self.model.stop_training = True
             self.stopped = "time_budget"
             self._partial = True
@@ -392,7 +475,7 @@ class _RunCallback(keras.callbacks.Callback):
         else:
             state["epochs_without_improvement"] += 1
         patience = self.train_config.patience
-        if patience is not None and state["epochs_without_improvement"] >= patience:
+        if self._any_worker(patience is not None and state["epochs_without_improvement"] >= patience):
             self.model.stop_training = True
             self.stopped = "early_stopping"
         state["stopped"] = self.stopped if self.model.stop_training else None
@@ -473,7 +556,8 @@ def train(
         DataError: unusable data, data of another vocabulary than the model's, or an empty training split.
         BundleError: an unreadable `latest.melodyrnn` (resume) or `from_bundle`.
         MelodyRNNError: bad configs, a run folder that already holds a run (without `resume`), `resume` with
-            nothing to resume, or `resume` together with `from_bundle`.
+            nothing to resume, `resume` together with `from_bundle`, or `strategy="multiworker"` without a usable
+            TF_CONFIG or after TensorFlow already ran in this process.
 
     Example:
         >>> result = train("my_midis/", "run")                          # minutes on a laptop CPU
@@ -491,19 +575,21 @@ def train(
     if not resume and latest.exists():
         raise MelodyRNNError(f"`{run_dir}` already holds a run ({LATEST}); resume it (--resume) or choose "
                              "another folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in run_dir.glob(".*.tmp"):  # left by a kill in the middle of an atomic write
-        stale.unlink(missing_ok=True)
-
-    data, data_source = _resolve_data(data, run_dir, progress)
     saved_state = read_run(run_dir) if resume else None
     base_train = TrainConfig.from_dict(saved_state["train_config"]) if saved_state else TrainConfig()
     config = _merge(TrainConfig, base_train, train_config)
+    # Only the chief of a multi-worker run writes the run folder; the others must never clobber its files.
+    is_chief = _multiworker_is_chief() if config.strategy == "multiworker" else True
+    if is_chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".*.tmp"):  # left by a kill in the middle of an atomic write
+            stale.unlink(missing_ok=True)
+    data, data_source = _resolve_data(data, run_dir / DATA if is_chief else None, progress)
     if data.indices("train").size == 0:
         raise DataError("the training split has no melodies")
 
+    strategy = _make_strategy(config.strategy)  # before any other TensorFlow work: multiworker needs that
     keras.utils.set_random_seed(config.seed + (saved_state["epoch"] if saved_state else 0))
-    strategy = _make_strategy(config.strategy)
     with strategy.scope():
         if resume:
             bundle = load_bundle(latest, compile=True)
@@ -570,13 +656,23 @@ def train(
         dataset = windows(False)
     if config.steps_per_epoch is not None:
         dataset = dataset.repeat()
+    if config.strategy == "multiworker":
+        import tensorflow as tf
+
+        # Every worker builds the same windows in the same order (same seeds) and keeps its share of each batch, so
+        # all run the same number of steps. (AUTO picks DATA too, after a warning: the windows come from no files.)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
     run_callback = _RunCallback(run_dir=run_dir, encoding=encoding, train_config=config, val_tokens=val_tokens,
                                 val_bars=val_bars, state=state, base_metadata=base_metadata,
-                                is_chief=_is_chief(strategy), session_start=session_start)
+                                is_chief=is_chief, session_start=session_start)
     all_callbacks = [run_callback, *(callbacks or [])]
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
-    model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=config.steps_per_epoch,
-              callbacks=all_callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
+    multiworker = config.strategy == "multiworker"
+    with _multiworker_fit(model, strategy, dataset.element_spec) if multiworker else contextlib.nullcontext():
+        model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=config.steps_per_epoch,
+                  callbacks=all_callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
     return _result(run_dir, state, run_callback.stopped, session_start, strategy, model)
 
 
