@@ -1,12 +1,19 @@
 """Training speed: tokens/s of `model.fit` for the default configuration on training_data/, and optionally the wall
-time of a default `melodyrnn train` run to reach a target validation loss (NLL per step on whole melodies).
+time of a `train` run from scratch to reach the default model's validation loss (NLL per step on whole melodies).
+
+"The default configuration" is the shipped default model's (`--model shipped`, the default): its `ModelConfig`
+and the `TrainConfig` recorded in its bundle, and its best validation loss as the target. `--model default` is
+`ModelConfig()` with `TrainConfig()`, and `--model auto` what `melodyrnn train` picks for this data.
 
 Throughput is timed over `--steps` batches after `--warmup` batches (tracing and XLA compilation excluded), the
 way `train()` compiles the model; the median and best of `--repeats` are kept (the machine is shared and noisy).
-Prints JSON and writes it to --out.
+`--time-to-target` then trains from scratch with the same configuration (time budget `--max-minutes`) and
+records the first epoch whose validation loss reaches the target (`--target-val-loss`, default the shipped
+model's). Prints JSON and writes it to --out.
 
-    python benchmarks/bench_train.py [--data training_data/midi | cache.npz] [--model default|auto]
-        [--steps 30] [--repeats 3] [--target-val-loss 1.0 --max-minutes 30] [--out benchmarks/results/bench_train.json]
+    python benchmarks/bench_train.py [--data training_data/midi | cache.npz] [--model shipped|default|auto]
+        [--steps 30] [--repeats 3] [--time-to-target [--target-val-loss 0.8] --max-minutes 40]
+        [--out benchmarks/results/bench_train.json]
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from melodyrnn.dataset import PreparedData, prepare
-from melodyrnn.model import ModelConfig, build_model
+from melodyrnn.model import ModelConfig, build_model, load
 from melodyrnn.training import TrainConfig, _compile, default_model_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,21 +94,35 @@ def throughput(data: PreparedData, model_config: ModelConfig, config: TrainConfi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT / "training_data" / "midi"), help="MIDI folder or cache")
-    parser.add_argument("--model", choices=["default", "auto"], default="default",
-                        help="default: ModelConfig(); auto: what `melodyrnn train` picks for this data")
+    parser.add_argument("--model", choices=["shipped", "default", "auto"], default="shipped",
+                        help="shipped: the default model's configuration (from its bundle); default: ModelConfig() "
+                             "and TrainConfig(); auto: what `melodyrnn train` picks for this data")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--time-to-target", action="store_true",
+                        help="also train from scratch and time it to the target validation loss")
     parser.add_argument("--target-val-loss", type=float, default=None,
-                        help="also run a default `train` and time it to this validation NLL per step")
-    parser.add_argument("--max-minutes", type=float, default=30.0, help="budget of that run")
+                        help="the target (default: the shipped model's best validation loss)")
+    parser.add_argument("--max-minutes", type=float, default=60.0, help="budget of that run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_train.json"))
     args = parser.parse_args()
 
     data = load_data(args.data)
-    model_config = ModelConfig(vocab_size=data.config.vocab_size) if args.model == "default" \
-        else default_model_config(data)
-    config = TrainConfig()
+    config, target = TrainConfig(), args.target_val_loss
+    if args.model == "shipped":
+        shipped = load(compile=False)
+        model_config = shipped.model_config
+        training = shipped.metadata.get("training", {})
+        config = TrainConfig.from_dict({**training.get("train_config", {}), "max_minutes": None})
+        if target is None:
+            target = training.get("best", {}).get("val_loss")
+    elif args.model == "default":
+        model_config = ModelConfig(vocab_size=data.config.vocab_size)
+    else:
+        model_config = default_model_config(data)
+    if args.time_to_target and target is None:
+        parser.error("--time-to-target needs --target-val-loss unless --model shipped")
     result = {
         "benchmark": "train",
         "data": args.data,
@@ -119,16 +140,17 @@ def main() -> None:
         "keras": keras.__version__,
         "throughput": throughput(data, model_config, config, args.warmup, args.steps, args.repeats),
     }
-    if args.target_val_loss is not None:
+    if args.time_to_target:
         start = time.perf_counter()
-        clock = _TargetClock(args.target_val_loss, start)
+        clock = _TargetClock(target, start)
         with tempfile.TemporaryDirectory() as run_dir:
-            run = train(data, Path(run_dir) / "run", model_config if args.model == "default" else None,
-                        {"max_minutes": args.max_minutes}, callbacks=[clock], progress=False)
+            run = train(data, Path(run_dir) / "run", model_config,
+                        {**config.to_dict(), "max_minutes": args.max_minutes}, callbacks=[clock], progress=False)
         result["time_to_target"] = {
-            "target_val_loss": args.target_val_loss, "reached": clock.reached,
+            "target_val_loss": target, "reached": clock.reached,
             "best_val_loss": run.best_val_loss, "best_epoch": run.best_epoch, "epochs": run.epochs,
             "stopped": run.stopped, "seconds": round(time.perf_counter() - start, 1),
+            "val_loss_by_epoch": [round(row.get("val_loss", float("nan")), 4) for row in run.history],
         }
     text = json.dumps(result, indent=2)
     print(text)

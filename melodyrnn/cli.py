@@ -182,6 +182,16 @@ def _add_train(sub) -> None:
     model.add_argument("--dropout", type=float, default=None)
     model.add_argument("--no-attention", action="store_const", const=False, default=None, dest="attention",
                        help="leave out the self-attention layer")
+    model.add_argument("--attention-heads", type=int, default=None)
+    model.add_argument("--attention-window", type=int, default=None, help="steps each step attends to")
+    model.add_argument("--no-relative-bias", action="store_const", const=False, default=None,
+                       dest="attention_relative_bias", help="attention without its learned bias per distance back")
+    model.add_argument("--no-previous-key", action="store_const", const=False, default=None,
+                       dest="attention_previous_key", help="attention keys that see only their own step")
+    model.add_argument("--layer-norm", action="store_const", const=True, default=None,
+                       help="layer normalization after each recurrent layer")
+    model.add_argument("--residual", action="store_const", const=True, default=None,
+                       help="residual connections around the recurrent layers after the first")
     model.add_argument("--lookback", action="store_const", const=True, default=None,
                        help="MelodyRNN's lookback features (events one and two bars back)")
     run = p.add_argument_group("training (default: melodyrnn.training.TrainConfig, or the run's own with --resume)")
@@ -207,7 +217,9 @@ def _add_train(sub) -> None:
 def _run_train(args) -> int:
     from melodyrnn.training import train
 
-    model_keys = ("cell", "num_layers", "units", "embedding_dim", "dropout", "attention", "lookback")
+    model_keys = ("cell", "num_layers", "units", "embedding_dim", "dropout", "attention", "attention_heads",
+                  "attention_window", "attention_relative_bias", "attention_previous_key", "layer_norm", "residual",
+                  "lookback")
     model_config = {k: getattr(args, k) for k in model_keys if getattr(args, k) is not None}
     train_keys = ("epochs", "batch_size", "learning_rate", "seq_len", "patience", "transpose", "seed",
                   "steps_per_epoch", "max_minutes", "strategy")

@@ -77,6 +77,9 @@ class ModelConfig:
         attention_key_dim: width per head; None means `units // attention_heads`.
         attention_window: past steps each step attends to, itself included; also the size of the sampler's
             key/value cache. The full-sequence call uses the same sliding window, so both agree.
+        attention_relative_bias: a learned score bias per head for each distance back (relative attention).
+        attention_previous_key: keys also see the step before, so attention can find where the current context
+            happened before and bring back what followed it (see `CausalSelfAttention`).
         lookback: feed the events one and two bars back, whether the current event repeats them, and a
             binary counter of the position in the bar (MelodyRNN's lookback configuration), computed inside
             the model from the token ids. Pass the model `{"ids": ids, "bar": steps_per_bar}` to give each melody
@@ -102,6 +105,8 @@ class ModelConfig:
     attention_heads: int = 4
     attention_key_dim: int | None = None
     attention_window: int = 512
+    attention_relative_bias: bool = True
+    attention_previous_key: bool = True
     lookback: bool = False
     steps_per_bar: int = 16
     max_steps_per_bar: int = 64
@@ -121,7 +126,8 @@ class ModelConfig:
             and 0 <= self.dropout < 1,
             "dropout", "a float in [0, 1)",
         )
-        for name in ("layer_norm", "residual", "attention", "lookback"):
+        for name in ("layer_norm", "residual", "attention", "attention_relative_bias", "attention_previous_key",
+                     "lookback"):
             check(isinstance(getattr(self, name), bool), name, "True or False")
         check(_is_int(self.attention_heads) and self.attention_heads >= 1, "attention_heads", "a positive integer")
         check(
@@ -152,7 +158,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        """The inverse of `to_dict`; missing fields take their defaults.
+        """The inverse of `to_dict`; missing fields take their defaults, except that a dict with neither
+        `attention_relative_bias` nor `attention_previous_key` (saved before they existed) gets both False.
 
         Raises:
             MelodyRNNError: `d` is not a dict, has unknown fields, or a field is invalid.
@@ -160,6 +167,9 @@ class ModelConfig:
         if isinstance(d, dict) and d.get("lookback") and "max_steps_per_bar" not in d:
             # lookback bundles saved before the field sized their counter from steps_per_bar
             d = {**d, "max_steps_per_bar": d.get("steps_per_bar", cls.steps_per_bar)}
+        if isinstance(d, dict) and "attention_relative_bias" not in d and "attention_previous_key" not in d:
+            # configs saved before these fields had plain content attention
+            d = {**d, "attention_relative_bias": False, "attention_previous_key": False}
         return config_from_dict(cls, d, "model config")
 
 
@@ -172,7 +182,11 @@ class CausalSelfAttention(keras.layers.Layer):
     """Multi-head causal self-attention over the past `window` steps, with a residual and a layer norm.
 
     `outputs = LayerNorm(inputs + Dropout(MultiHead(inputs)))`, where step t attends to steps
-    `t - window + 1 ... t`. No position information is added: the recurrent layer below already encodes order.
+    `t - window + 1 ... t`. Order comes from the recurrent layer below, and optionally from two shortcuts for
+    music, which repeats itself: a learned bias per head for each distance back (relative attention, as Music
+    Transformer has, so "one bar back" is one number to learn), and keys that also see the step before
+    (`key_j = W x_j + W' x_{j-1}`), so a query that matches the context before an earlier step draws the value
+    of the step that followed it: the next event of a repeated passage (an induction head, wired in).
 
     Args:
         num_heads: attention heads, >= 1.
@@ -181,6 +195,9 @@ class CausalSelfAttention(keras.layers.Layer):
             available, since its cache needs a fixed size).
         dropout: rate in [0, 1) on the attention output in training.
         epsilon: the layer norm's epsilon.
+        relative_bias: add a learned bias per head and distance `t - j` in `[0, window)` to the scores; needs a
+            window.
+        previous_key: keys also see the step before (zeros before the start).
 
     Call args:
         inputs: float `(batch, steps, features)`.
@@ -190,7 +207,7 @@ class CausalSelfAttention(keras.layers.Layer):
     """
 
     def __init__(self, num_heads: int, key_dim: int, window: int | None = None, dropout: float = 0.0,
-                 epsilon: float = 1e-5, **kwargs):
+                 epsilon: float = 1e-5, relative_bias: bool = False, previous_key: bool = False, **kwargs):
         super().__init__(**kwargs)
         if not _is_int(num_heads) or num_heads < 1:
             raise MelodyRNNError(f"`num_heads` must be a positive integer, got {num_heads!r}")
@@ -200,8 +217,14 @@ class CausalSelfAttention(keras.layers.Layer):
             raise MelodyRNNError(f"`window` must be a positive integer or None, got {window!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
             raise MelodyRNNError(f"`dropout` must be a float in [0, 1), got {dropout!r}")
+        for name, value in (("relative_bias", relative_bias), ("previous_key", previous_key)):
+            if not isinstance(value, bool):
+                raise MelodyRNNError(f"`{name}` must be True or False, got {value!r}")
+        if relative_bias and window is None:
+            raise MelodyRNNError("`window` must be set when `relative_bias` is True, got None")
         self.num_heads, self.key_dim, self.window = int(num_heads), int(key_dim), window
         self.dropout, self.epsilon = float(dropout), float(epsilon)
+        self.relative_bias, self.previous_key = relative_bias, previous_key
         self.output_dropout = keras.layers.Dropout(self.dropout, name="dropout")
         self.norm = keras.layers.LayerNormalization(epsilon=self.epsilon, name="norm")
 
@@ -214,6 +237,14 @@ class CausalSelfAttention(keras.layers.Layer):
         self.output_kernel = self.add_weight(shape=(width, features), name="output_kernel",
                                              initializer="glorot_uniform")
         self.output_bias = self.add_weight(shape=(features,), name="output_bias", initializer="zeros")
+        if self.previous_key:
+            self.previous_key_kernel = self.add_weight(shape=(features, width), name="previous_key_kernel",
+                                                       initializer="glorot_uniform")
+        if self.relative_bias:
+            # zeros: training starts from plain content attention and learns which distances matter
+            self.position_bias = self.add_weight(shape=(self.num_heads, self.window), name="position_bias",
+                                                 initializer="zeros")
+        self.features = features
         self.norm.build(input_shape)
         self.built = True
 
@@ -227,6 +258,11 @@ class CausalSelfAttention(keras.layers.Layer):
         qkv = ops.reshape(qkv, shape)
         return qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
 
+    def _key_from_previous(self, previous):
+        # previous (..., features), the step before each key's own → (..., heads, key_dim)
+        k = ops.matmul(previous, ops.cast(self.previous_key_kernel, previous.dtype))
+        return ops.reshape(k, tuple(ops.shape(previous)[:-1]) + (self.num_heads, self.key_dim))
+
     def _finish(self, inputs, attended, training=None):
         # attended (..., heads, key_dim) → residual + layer norm, (..., features)
         shape = tuple(ops.shape(attended)[:-2]) + (self.num_heads * self.key_dim,)
@@ -237,21 +273,26 @@ class CausalSelfAttention(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         q, k, v = self._qkv(inputs)  # (batch, steps, heads, key_dim)
+        if self.previous_key:
+            k = k + self._key_from_previous(ops.pad(inputs[:, :-1], ((0, 0), (1, 0), (0, 0))))
         steps = ops.shape(inputs)[1]
-        scores = ops.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.key_dim)
-        query_pos = ops.arange(steps)[:, None]
-        key_pos = ops.arange(steps)[None, :]
-        allowed = key_pos <= query_pos
+        scores = ops.cast(ops.einsum("bqhd,bkhd->bhqk", q, k), "float32") / math.sqrt(self.key_dim)
+        distance = ops.arange(steps)[:, None] - ops.arange(steps)[None, :]  # (query, key)
+        allowed = distance >= 0
         if self.window is not None:
-            allowed = ops.logical_and(allowed, query_pos - key_pos < self.window)
-        scores = ops.where(allowed[None, None], ops.cast(scores, "float32"), _NEG_INF)
+            allowed = ops.logical_and(allowed, distance < self.window)
+        if self.relative_bias:
+            bias = ops.take(ops.cast(self.position_bias, "float32"), ops.clip(distance, 0, self.window - 1), axis=1)
+            scores = scores + bias[None]  # bias (heads, query, key)
+        scores = ops.where(allowed[None, None], scores, _NEG_INF)
         weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
         attended = ops.einsum("bhqk,bkhd->bqhd", weights, v)
         return self._finish(inputs, attended, training)
 
     def initial_cache(self, batch_size) -> dict:
         """An empty key/value cache: `{"key", "value"}` float `(batch, heads, window, key_dim)` and
-        `"position"` int32 `(batch,)`, the number of steps seen.
+        `"position"` int32 `(batch,)`, the number of steps seen; with `previous_key`, `"previous"` float
+        `(batch, features)`, the last step's input.
 
         Raises:
             MelodyRNNError: the layer has no window (an unbounded cache has no fixed shape).
@@ -259,11 +300,16 @@ class CausalSelfAttention(keras.layers.Layer):
         if self.window is None:
             raise MelodyRNNError("`window` must be set for a step-by-step cache, got None")
         shape = (batch_size, self.num_heads, self.window, self.key_dim)
-        return {
+        cache = {
             "key": ops.zeros(shape, dtype=self.compute_dtype),
             "value": ops.zeros(shape, dtype=self.compute_dtype),
             "position": ops.zeros((batch_size,), dtype="int32"),
         }
+        if self.previous_key:
+            if not self.built:
+                raise MelodyRNNError("the layer must be built before `initial_cache` when `previous_key` is True")
+            cache["previous"] = ops.zeros((batch_size, self.features), dtype=self.compute_dtype)
+        return cache
 
     def step(self, inputs, cache: dict):
         """One step, equal to the same position of the full-sequence call.
@@ -278,6 +324,8 @@ class CausalSelfAttention(keras.layers.Layer):
             `(outputs, new_cache)`: outputs float `(batch, features)`.
         """
         q, k, v = self._qkv(inputs)  # (batch, heads, key_dim)
+        if self.previous_key:
+            k = k + self._key_from_previous(ops.cast(cache["previous"], inputs.dtype))
         position = cache["position"]
         # The rows of a batch step together, so one slot is written for all of them: an in-place update of a
         # (batch, heads, 1, key_dim) slice, where blending a one-hot mask would rewrite the whole cache.
@@ -289,16 +337,24 @@ class CausalSelfAttention(keras.layers.Layer):
         # slot s holds a step once s <= position; after `window` steps every slot holds one of the last window
         filled = ops.arange(self.window)[None, :] <= position[:, None]
         # batched matrix products over (batch, heads), with no transpose of the cache
-        scores = ops.matmul(keys, q[..., None])[..., 0] / math.sqrt(self.key_dim)  # (batch, heads, window)
-        scores = ops.where(filled[:, None, :], ops.cast(scores, "float32"), _NEG_INF)
+        scores = ops.cast(ops.matmul(keys, q[..., None])[..., 0], "float32") / math.sqrt(self.key_dim)
+        if self.relative_bias:
+            # slot s holds the latest step p <= position with p % window == s, so it lies (position - s) % window back
+            distance = (position[0] - ops.arange(self.window, dtype="int32")) % self.window
+            scores = scores + ops.take(ops.cast(self.position_bias, "float32"), distance, axis=1)[None]
+        scores = ops.where(filled[:, None, :], scores, _NEG_INF)  # scores (batch, heads, window)
         weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
         attended = ops.matmul(weights[:, :, None, :], values)[:, :, 0, :]  # (batch, heads, key_dim)
         outputs = self._finish(inputs, attended, training=False)
-        return outputs, {"key": keys, "value": values, "position": position + 1}
+        new_cache = {"key": keys, "value": values, "position": position + 1}
+        if self.previous_key:
+            new_cache["previous"] = ops.cast(inputs, cache["previous"].dtype)
+        return outputs, new_cache
 
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
-                "window": self.window, "dropout": self.dropout, "epsilon": self.epsilon}
+                "window": self.window, "dropout": self.dropout, "epsilon": self.epsilon,
+                "relative_bias": self.relative_bias, "previous_key": self.previous_key}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -471,8 +527,10 @@ class MelodyModel(keras.Model):
         self.dropouts = [keras.layers.Dropout(c.dropout, name=f"dropout_{i}") for i in range(c.num_layers)]
         self.norms = [keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm_{i}") for i in range(c.num_layers)] \
             if c.layer_norm else []
-        self.attention = CausalSelfAttention(c.attention_heads, c.key_dim, window=c.attention_window,
-                                             dropout=c.dropout, name="attention") if c.attention else None
+        self.attention = CausalSelfAttention(
+            c.attention_heads, c.key_dim, window=c.attention_window, dropout=c.dropout,
+            relative_bias=c.attention_relative_bias, previous_key=c.attention_previous_key, name="attention",
+        ) if c.attention else None
         self.logits = keras.layers.Dense(c.vocab_size, name="logits")
 
     def _input_features(self) -> int:

@@ -286,6 +286,17 @@ def test_cli_train_from_a_midi_folder_then_evaluate(tmp_path, capsys):
     assert read_run(run_dir)["epoch"] == 3
 
 
+def test_cli_model_flags_reach_the_bundle(tmp_path, cache, capsys):
+    run_dir = tmp_path / "run"
+    flags = ["--epochs", "1", "--attention-heads", "3", "--attention-window", "8", "--no-relative-bias",
+             "--no-previous-key", "--layer-norm", "--residual", "--lookback"]
+    assert main(["train", str(cache), "-o", str(run_dir), *TINY_FLAGS, *flags]) == 0
+    config = load_bundle(run_dir / "latest.melodyrnn", compile=False).model_config
+    assert (config.attention_heads, config.attention_window) == (3, 8)
+    assert (config.attention_relative_bias, config.attention_previous_key) == (False, False)
+    assert config.layer_norm and config.residual and config.lookback and config.units == 12
+
+
 def test_cli_errors_are_one_line(tmp_path, cache, capsys):
     assert main(["train", str(tmp_path / "nothing"), "-o", str(tmp_path / "run")]) == 2
     assert main(["train", str(cache), "-o", str(tmp_path / "run"), "--epochs", "0"]) == 2
