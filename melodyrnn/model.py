@@ -253,10 +253,12 @@ class CausalSelfAttention(keras.layers.Layer):
 
     def _qkv(self, x):
         # x (..., features) → q, k, v each (..., heads, key_dim)
-        qkv = ops.matmul(x, ops.cast(self.qkv_kernel, x.dtype)) + ops.cast(self.qkv_bias, x.dtype)
-        shape = tuple(ops.shape(x)[:-1]) + (3, self.num_heads, self.key_dim)
-        qkv = ops.reshape(qkv, shape)
-        return qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
+        # Three matmuls on slices of the (small) kernel: slicing the (large) fused product instead costs a
+        # strided-slice gradient over the whole activation for each of q, k and v.
+        width, shape = self.num_heads * self.key_dim, tuple(ops.shape(x)[:-1]) + (self.num_heads, self.key_dim)
+        kernel, bias = ops.cast(self.qkv_kernel, x.dtype), ops.cast(self.qkv_bias, x.dtype)
+        return tuple(ops.reshape(ops.matmul(x, kernel[:, i * width:(i + 1) * width]) + bias[i * width:(i + 1) * width],
+                                 shape) for i in range(3))
 
     def _key_from_previous(self, previous):
         # previous (..., features), the step before each key's own → (..., heads, key_dim)
@@ -275,18 +277,22 @@ class CausalSelfAttention(keras.layers.Layer):
         q, k, v = self._qkv(inputs)  # (batch, steps, heads, key_dim)
         if self.previous_key:
             k = k + self._key_from_previous(ops.pad(inputs[:, :-1], ((0, 0), (1, 0), (0, 0))))
+        # (batch, heads, steps, key_dim) for plain batched matmuls; the scale goes on q, the smallest tensor
+        q, k, v = (ops.transpose(a, (0, 2, 1, 3)) for a in (q * (1.0 / math.sqrt(self.key_dim)), k, v))
         steps = ops.shape(inputs)[1]
-        scores = ops.cast(ops.einsum("bqhd,bkhd->bhqk", q, k), "float32") / math.sqrt(self.key_dim)
+        scores = ops.cast(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), "float32")  # (batch, heads, query, key)
+        # The mask and the relative bias make ONE additive (heads, query, key) term: the score tensor is the
+        # biggest in the model, and every extra pass over it (a `where`, a second add) costs more than the matmuls.
         distance = ops.arange(steps)[:, None] - ops.arange(steps)[None, :]  # (query, key)
         allowed = distance >= 0
         if self.window is not None:
             allowed = ops.logical_and(allowed, distance < self.window)
+        bias = ops.where(allowed, 0.0, _NEG_INF)[None]
         if self.relative_bias:
-            bias = ops.take(ops.cast(self.position_bias, "float32"), ops.clip(distance, 0, self.window - 1), axis=1)
-            scores = scores + bias[None]  # bias (heads, query, key)
-        scores = ops.where(allowed[None, None], scores, _NEG_INF)
-        weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
-        attended = ops.einsum("bhqk,bkhd->bqhd", weights, v)
+            bias = bias + ops.take(ops.cast(self.position_bias, "float32"), ops.clip(distance, 0, self.window - 1),
+                                   axis=1)
+        weights = ops.cast(ops.softmax(scores + bias[None], axis=-1), v.dtype)
+        attended = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))  # (batch, steps, heads, key_dim)
         return self._finish(inputs, attended, training)
 
     def initial_cache(self, batch_size) -> dict:
