@@ -117,6 +117,13 @@ def main() -> None:
         config = TrainConfig.from_dict({**training.get("train_config", {}), "max_minutes": None})
         if target is None:
             target = training.get("best", {}).get("val_loss")
+        history = training.get("history", [])
+        best_epoch = training.get("best", {}).get("epoch") or len(history)
+        recorded = {  # what the shipped model's own run took (its log, possibly over several resumed sessions)
+            "best_val_loss": training.get("best", {}).get("val_loss"), "best_epoch": best_epoch,
+            "seconds_to_best_epoch": round(sum(row.get("seconds", 0.0) for row in history[:best_epoch]), 1),
+            "sessions_note": shipped.metadata.get("note"),
+        }
     elif args.model == "default":
         model_config = ModelConfig(vocab_size=data.config.vocab_size)
     else:
@@ -138,8 +145,11 @@ def main() -> None:
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
+        "threads": {name: os.environ.get(name) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")},
         "throughput": throughput(data, model_config, config, args.warmup, args.steps, args.repeats),
     }
+    if args.model == "shipped":
+        result["shipped_training_record"] = recorded
     if args.time_to_target:
         start = time.perf_counter()
         clock = _TargetClock(target, start)

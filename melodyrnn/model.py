@@ -96,7 +96,7 @@ class ModelConfig:
 
     cell: str = "lstm"
     num_layers: int = 2
-    units: int = 256
+    units: int = 128
     embedding_dim: int = 64
     dropout: float = 0.1
     layer_norm: bool = False

@@ -352,12 +352,16 @@ def test_sample_metrics_command(bundle_path, tmp_path, capsys):
     assert "is not a directory" in capsys.readouterr().err
 
 
-def test_compiled_loop_equals_slow_reference_for_a_lookback_gru_model():
-    # the state carried also holds the lookback history; two stacked layers, no attention
+def _lookback_gru_sampler(**config_fields) -> Sampler:
     keras.utils.set_random_seed(8)
     config = ModelConfig(cell="gru", num_layers=2, units=12, embedding_dim=6, attention=False, lookback=True,
-                         steps_per_bar=8, vocab_size=ENCODING.vocab_size)
-    sampler = Sampler(Bundle(build_model(config), config, ENCODING))
+                         vocab_size=ENCODING.vocab_size, **config_fields)
+    return Sampler(Bundle(build_model(config), config, ENCODING))
+
+
+def test_compiled_loop_equals_slow_reference_for_a_lookback_gru_model():
+    # the state carried also holds the lookback history; two stacked layers, no attention
+    sampler = _lookback_gru_sampler(steps_per_bar=8)
     primer = [60, 62]
     out = sampler.generate(1, steps=30, primer=primer, temperature=0)
     prefix = melody_to_tokens(primer_to_melody(primer, ENCODING), ENCODING).tolist()
@@ -366,10 +370,7 @@ def test_compiled_loop_equals_slow_reference_for_a_lookback_gru_model():
 
 def test_compiled_loops_count_the_bars_of_the_time_signature_for_a_lookback_model():
     # 3/4 asked for: 12-step bars, not the config's 16, in the sampling loop and the beam loop
-    keras.utils.set_random_seed(8)
-    config = ModelConfig(cell="gru", num_layers=2, units=12, embedding_dim=6, attention=False, lookback=True,
-                         max_steps_per_bar=32, vocab_size=ENCODING.vocab_size)
-    sampler = Sampler(Bundle(build_model(config), config, ENCODING))
+    sampler = _lookback_gru_sampler(max_steps_per_bar=32)
     primer = [60, 62]
     prefix = melody_to_tokens(primer_to_melody(primer, ENCODING), ENCODING).tolist()
     expected = _reference_greedy(sampler.model, prefix, 40, steps_per_bar=12)
