@@ -74,6 +74,13 @@ def server(tmp_path):
             process.wait()
 
 
+def _count_when_at_least(page, selector: str, n: int, timeout_ms: int = 60_000) -> int:
+    """How many elements match `selector` once at least `n` do (a timeout fails the test)."""
+    page.wait_for_function("([selector, n]) => document.querySelectorAll(selector).length >= n", arg=[selector, n],
+                           timeout=timeout_ms)
+    return page.locator(selector).count()
+
+
 @pytest.mark.slow
 def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
     assert Path(CHROMIUM).is_file(), "install Debian's chromium (apt-get install chromium); .ci/run does"
@@ -98,14 +105,13 @@ def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
                 "() => { const a = document.querySelector('audio'); return a && a.readyState >= 1 && a.duration > 0 }",
                 timeout=120_000)
             click_to_audio = time.perf_counter() - clicked
-            print(f"\nclick to playable audio (4 melodies x 16 bars, tiny untrained model): {click_to_audio:.2f} s")
+            print(f"\nclick to playable audio (4 melodies x 16 bars, default model): {click_to_audio:.2f} s")
 
-            assert page.locator("audio").count() == 4
+            # the page streams the four melodies in one after another: wait for all, then check there are exactly 4
+            assert _count_when_at_least(page, "audio", 4) == 4
             duration = page.evaluate("() => document.querySelector('audio').duration")
             assert duration > 16 * 2 * 0.9  # 16 bars of 4/4 at 120 qpm is 32 s
-            rolls = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
-            rolls.first.wait_for(timeout=60_000)
-            assert rolls.count() == 4
+            assert _count_when_at_least(page, "[data-testid='stPlotlyChart'] .js-plotly-plot", 4) == 4
             assert page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot .bars path").count() > 0  # notes
             assert page.locator("[data-testid='stPlotlyChart']", has_text="primer").count() == 4  # band + legend
 
