@@ -255,15 +255,18 @@ class CausalSelfAttention(keras.layers.Layer):
         # x (..., features) → q, k, v each (..., heads, key_dim)
         # Three matmuls on slices of the (small) kernel: slicing the (large) fused product instead costs a
         # strided-slice gradient over the whole activation for each of q, k and v.
-        width, shape = self.num_heads * self.key_dim, tuple(ops.shape(x)[:-1]) + (self.num_heads, self.key_dim)
+        width = self.num_heads * self.key_dim
         kernel, bias = ops.cast(self.qkv_kernel, x.dtype), ops.cast(self.qkv_bias, x.dtype)
-        return tuple(ops.reshape(ops.matmul(x, kernel[:, i * width:(i + 1) * width]) + bias[i * width:(i + 1) * width],
-                                 shape) for i in range(3))
+        return tuple(self._heads(ops.matmul(x, kernel[:, i * width:(i + 1) * width]) + bias[i * width:(i + 1) * width])
+                     for i in range(3))
+
+    def _heads(self, y):
+        # (..., heads * key_dim) → (..., heads, key_dim)
+        return ops.reshape(y, tuple(ops.shape(y)[:-1]) + (self.num_heads, self.key_dim))
 
     def _key_from_previous(self, previous):
         # previous (..., features), the step before each key's own → (..., heads, key_dim)
-        k = ops.matmul(previous, ops.cast(self.previous_key_kernel, previous.dtype))
-        return ops.reshape(k, tuple(ops.shape(previous)[:-1]) + (self.num_heads, self.key_dim))
+        return self._heads(ops.matmul(previous, ops.cast(self.previous_key_kernel, previous.dtype)))
 
     def _finish(self, inputs, attended, training=None):
         # attended (..., heads, key_dim) → residual + layer norm, (..., features)
