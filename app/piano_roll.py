@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from melodyrnn.encoding import Melody, pitch_to_note_name
+from melodyrnn.encoding import Melody
+from melodyrnn.theory import pitch_to_note_name
 
 NOTE_COLOUR = "#1f77b4"
 PRIMER_COLOUR = "#ff7f0e"

@@ -35,9 +35,10 @@ from melodyrnn.audio import render_midi  # noqa: E402
 from melodyrnn.dataset import prepare  # noqa: E402
 from melodyrnn.encoding import melody_to_midi  # noqa: E402
 from melodyrnn.errors import MelodyRNNError  # noqa: E402
-from melodyrnn.metrics import SCALES  # noqa: E402
-from melodyrnn.model import DEFAULT_BUNDLE_PATH  # noqa: E402
-from melodyrnn.sampling import Sampler, primer_to_melody  # noqa: E402
+from melodyrnn.theory import KEY_TONIC_NAMES, SCALES  # noqa: E402
+from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
+from melodyrnn.sampling import SampleConfig, Sampler, primer_to_melody  # noqa: E402
+from melodyrnn.training import BEST, LATEST  # noqa: E402
 
 # General MIDI programs a melody sounds good on (the number is what goes into the MIDI file).
 INSTRUMENTS = {
@@ -46,8 +47,10 @@ INSTRUMENTS = {
     "Oboe": 68, "Clarinet": 71, "Flute": 73, "Recorder": 74, "Pan flute": 75, "Whistle": 78, "Ocarina": 79,
     "Square lead": 80, "Fiddle": 110,
 }
-TONICS = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
+# The page shows a few takes side by side, each a whole tune: more melodies and bars than the library's default.
+APP_MELODIES, APP_BARS = 4, 16
+SAMPLE_DEFAULTS = SampleConfig()
 SOURCE_DEFAULT, SOURCE_UPLOAD, SOURCE_RUN = "Default model", "Upload a bundle", "Bundle from a run folder"
 TRAINED_PREFIX = "Trained here: "
 
@@ -125,14 +128,14 @@ def choose_model() -> tuple[Sampler | None, str]:
         label = f"uploaded {upload.name}"
     elif source == SOURCE_RUN:
         folder = st.text_input("Run folder", key="run_folder", placeholder="runs/folk",
-                               help="A folder written by `melodyrnn train`: its best.melodyrnn is used.")
+                               help=f"A folder written by `melodyrnn train`: its {BEST} is used.")
         if not folder.strip():
             st.info("Type the path of a run folder on this machine.")
             return None, ""
         run = Path(folder.strip()).expanduser()
-        path = next((p for p in (run / "best.melodyrnn", run / "latest.melodyrnn") if p.is_file()), None)
+        path = next((p for p in (run / BEST, run / LATEST) if p.is_file()), None)
         if path is None:
-            st.error(f"`{run}` holds no best.melodyrnn or latest.melodyrnn: it is not a training run folder.")
+            st.error(f"`{run}` holds no {BEST} or {LATEST}: it is not a training run folder.")
             return None, ""
     else:
         path = Path(st.session_state.trained[source])
@@ -152,18 +155,18 @@ def settings_form() -> dict | None:
     """The generation settings; returns them when Generate was clicked, else None."""
     with st.form("settings", border=True):
         c1, c2, c3, c4 = st.columns(4)
-        num_melodies = c1.number_input("Melodies", 1, 16, 4, key="num_melodies")
-        bars = c2.number_input("Length (bars)", 1, 64, 16, key="bars")
+        num_melodies = c1.number_input("Melodies", 1, 16, APP_MELODIES, key="num_melodies")
+        bars = c2.number_input("Length (bars)", 1, 64, APP_BARS, key="bars")
         qpm = c3.number_input("Tempo (quarter notes per minute)", 30, 300, 120, step=5, key="qpm")
         time_signature = c4.selectbox("Time signature", TIME_SIGNATURES, key="time_signature")
         c1, c2, c3, c4 = st.columns(4)
-        temperature = c1.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key="temperature",
+        temperature = c1.slider("Temperature", 0.0, 2.0, SAMPLE_DEFAULTS.temperature, 0.05, key="temperature",
                                 help="0 always takes the most likely event; higher is more adventurous.")
-        top_k = c2.number_input("Top-k (0 = off)", 0, 130, 0, key="top_k")
-        top_p = c3.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key="top_p", help="1 keeps every event.")
+        top_k = c2.number_input("Top-k (0 = off)", 0, 130, SAMPLE_DEFAULTS.top_k, key="top_k")
+        top_p = c3.slider("Top-p", 0.05, 1.0, SAMPLE_DEFAULTS.top_p, 0.05, key="top_p", help="1 keeps every event.")
         seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help="The same seed gives the same melodies.")
         c1, c2, c3 = st.columns(3)
-        tonic = c1.selectbox("Key", ["Any", *TONICS], key="tonic")
+        tonic = c1.selectbox("Key", ["Any", *KEY_TONIC_NAMES], key="tonic")
         scale = c2.selectbox("Scale", list(SCALES), key="scale", help="Used when a key is chosen.")
         instrument = c3.selectbox("Instrument", list(INSTRUMENTS), key="instrument")
         c1, c2 = st.columns(2)

@@ -109,7 +109,9 @@ class TrainingJob:
     @property
     def best_bundle(self) -> Path | None:
         """The run's best bundle, once it exists (after the first epoch)."""
-        path = self.run_dir / "best.melodyrnn"
+        from melodyrnn.training import BEST
+
+        path = self.run_dir / BEST
         return path if path.is_file() else None
 
     def join(self, timeout: float | None = None) -> None:

@@ -12,8 +12,6 @@ from melodyrnn.encoding import (
     melody_to_midi,
     melody_to_tokens,
     midi_to_melodies,
-    note_name_to_pitch,
-    pitch_to_note_name,
     score_to_melodies,
     tokens_to_melody,
 )
@@ -26,15 +24,16 @@ from melodyrnn.errors import (
     OutOfRangeError,
 )
 from melodyrnn.midi_io import MidiRepairWarning, Score, read_midi, score_to_midi
+from melodyrnn.theory import key_pitch_classes, note_name_to_pitch, parse_key, pitch_to_note_name
 
 __version__ = "0.1.0"
 
 # The model half imports Keras and TensorFlow (seconds); load it on first use so that `import melodyrnn`
 # and `melodyrnn prepare` stay fast and worker processes stay light.
 _LAZY = {
-    "load": "melodyrnn.model", "load_bundle": "melodyrnn.model", "save_bundle": "melodyrnn.model",
-    "Bundle": "melodyrnn.model", "ModelConfig": "melodyrnn.model", "build_model": "melodyrnn.model",
-    "MelodyModel": "melodyrnn.model", "StepModel": "melodyrnn.model",
+    "load": "melodyrnn.bundle", "load_bundle": "melodyrnn.bundle", "save_bundle": "melodyrnn.bundle",
+    "Bundle": "melodyrnn.bundle", "ModelConfig": "melodyrnn.model", "build_model": "melodyrnn.model",
+    "MelodyModel": "melodyrnn.model",
     "Sampler": "melodyrnn.sampling", "SampleConfig": "melodyrnn.sampling", "generate": "melodyrnn.sampling",
     "train": "melodyrnn.training", "TrainConfig": "melodyrnn.training", "TrainResult": "melodyrnn.training",
     "evaluate": "melodyrnn.evaluation", "score_melody": "melodyrnn.evaluation",
@@ -52,6 +51,6 @@ __all__ = [
     "BundleError", "DataError", "EncodingConfig", "ExtractionConfig", "Melody", "MelodyRNNError",
     "MidiReadError", "MidiRepairWarning", "NoMelodyError", "OutOfRangeError", "PrepareReport", "PreparedData",
     "Score", "melody_to_midi", "melody_to_tokens", "midi_to_melodies", "note_name_to_pitch",
-    "pitch_to_note_name", "prepare", "read_midi", "score_to_melodies", "score_to_midi", "tokens_to_melody",
+    "key_pitch_classes", "parse_key", "pitch_to_note_name", "prepare", "read_midi", "score_to_melodies", "score_to_midi", "tokens_to_melody",
     *_LAZY,
 ]

@@ -20,6 +20,7 @@ from melodyrnn.errors import MelodyRNNError  # noqa: E402
 
 
 def _add_prepare(sub) -> None:
+    from melodyrnn.dataset import VALIDATION_FRACTION
     from melodyrnn.encoding import EncodingConfig, ExtractionConfig
 
     enc, ext = EncodingConfig(), ExtractionConfig()
@@ -30,7 +31,8 @@ def _add_prepare(sub) -> None:
     p.add_argument("-o", "--output", default="data.npz", help="cache file to write (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--strict", action="store_true", help="stop at the first file that cannot be used")
-    p.add_argument("--validation-fraction", type=float, default=0.1, help="share of files held out (default: %(default)s)")
+    p.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION,
+                   help="share of files held out (default: %(default)s)")
     p.add_argument("--steps-per-quarter", type=int, default=enc.steps_per_quarter)
     p.add_argument("--min-pitch", type=int, default=enc.min_pitch)
     p.add_argument("--max-pitch", type=int, default=enc.max_pitch)
@@ -78,31 +80,42 @@ def _run_info(args) -> int:
     return 0
 
 
+# `generate` flags that map one-to-one onto `SampleConfig` fields; absent flags leave the field's default.
+_SAMPLE_FLAGS = ("bars", "temperature", "top_k", "top_p", "beam_size", "branch_factor", "key", "min_pitch",
+                 "max_pitch", "repetition_penalty", "max_repeats", "qpm", "time_signature", "program", "velocity")
+
+
 def _add_generate(sub) -> None:
+    from melodyrnn.sampling import SampleConfig
+
+    defaults = SampleConfig()
     p = sub.add_parser("generate", help="write new melodies as MIDI files",
                        description="Generate melodies with a model bundle (default: the bundled model), write one "
-                                   "MIDI file per melody and print a line per melody.")
+                                   "MIDI file per melody and print a line per melody. Unset options take "
+                                   "melodyrnn.SampleConfig's defaults.")
     p.add_argument("--model", default=None, help="bundle file (default: the model bundled with melodyrnn)")
-    p.add_argument("-n", "--num-melodies", type=int, default=1, help="melodies to generate (default: %(default)s)")
+    p.add_argument("-n", "--num-melodies", type=int, default=defaults.num_melodies,
+                   help="melodies to generate (default: %(default)s)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--bars", type=float, default=None, help="length in bars, primer included (default: 8)")
-    length.add_argument("--steps", type=int, default=None, help="length in steps, primer included")
+    length.add_argument("--bars", type=float, help=f"length in bars, primer included (default: "
+                                                   f"{SampleConfig.default_bars:g})")
+    length.add_argument("--steps", type=int, help="length in steps, primer included")
     p.add_argument("--primer", default=None,
                    help="note names ('D4 F4 A4', one beat each), MIDI pitches ('62 65 69') or a MIDI file")
-    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: %(default)s)")
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely events; 0 = off")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold in (0, 1]; 1 = off")
-    p.add_argument("--beam-size", type=int, default=1)
-    p.add_argument("--branch-factor", type=int, default=1)
-    p.add_argument("--key", default=None, help="key and scale, e.g. 'D minor', 'F# dorian', 'A blues'")
-    p.add_argument("--min-pitch", type=int, default=None)
-    p.add_argument("--max-pitch", type=int, default=None)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--max-repeats", type=int, default=None, help="most immediate repeats of one pitch")
-    p.add_argument("--qpm", type=float, default=None, help="tempo (default: the primer's, else 120)")
-    p.add_argument("--time-signature", default=None, help="e.g. 3/4 (default: the primer's, else 4/4)")
-    p.add_argument("--program", type=int, default=None, help="General MIDI program 0-127")
-    p.add_argument("--velocity", type=int, default=None)
+    p.add_argument("--temperature", type=float, help=f"0 = greedy (default: {defaults.temperature:g})")
+    p.add_argument("--top-k", type=int, help="keep the k most likely events; 0 = off (the default)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling threshold in (0, 1]; 1 = off (the default)")
+    p.add_argument("--beam-size", type=int, help=f"hypotheses per melody (default: {defaults.beam_size})")
+    p.add_argument("--branch-factor", type=int, help=f"candidates per hypothesis (default: {defaults.branch_factor})")
+    p.add_argument("--key", help="key and scale, e.g. 'D minor', 'F# dorian', 'A blues'")
+    p.add_argument("--min-pitch", type=int)
+    p.add_argument("--max-pitch", type=int)
+    p.add_argument("--repetition-penalty", type=float, help=f"(default: {defaults.repetition_penalty:g}, off)")
+    p.add_argument("--max-repeats", type=int, help="most immediate repeats of one pitch")
+    p.add_argument("--qpm", type=float, help="tempo (default: the primer's, else 120)")
+    p.add_argument("--time-signature", help="e.g. 3/4 (default: the primer's, else 4/4)")
+    p.add_argument("--program", type=int, help="General MIDI program 0-127")
+    p.add_argument("--velocity", type=int)
     p.add_argument("--seed", type=int, default=None, help="for reproducible melodies (default: a fresh one, printed)")
     p.add_argument("-o", "--output", default="generated", help="folder for the MIDI files (default: %(default)s)")
     p.set_defaults(func=_run_generate)
@@ -111,20 +124,16 @@ def _add_generate(sub) -> None:
 def _run_generate(args) -> int:
     import secrets
 
-    from melodyrnn.encoding import pitch_to_note_name
     from melodyrnn.metrics import estimate_key
     from melodyrnn.sampling import Sampler, write_melodies
+    from melodyrnn.theory import pitch_to_note_name
 
     primer = args.primer
     if primer is not None and all(part.isdigit() for part in primer.replace(",", " ").split()):
         primer = [int(part) for part in primer.replace(",", " ").split()]
     seed = args.seed if args.seed is not None else secrets.randbits(31)
-    melodies = Sampler(args.model).generate(
-        args.num_melodies, bars=args.bars, steps=args.steps, primer=primer, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, key=args.key, min_pitch=args.min_pitch, max_pitch=args.max_pitch,
-        repetition_penalty=args.repetition_penalty, max_repeats=args.max_repeats, beam_size=args.beam_size,
-        branch_factor=args.branch_factor, qpm=args.qpm, time_signature=args.time_signature, program=args.program,
-        velocity=args.velocity, seed=seed)
+    options = {k: getattr(args, k) for k in _SAMPLE_FLAGS if getattr(args, k) is not None}
+    melodies = Sampler(args.model).generate(args.num_melodies, steps=args.steps, primer=primer, seed=seed, **options)
     for path, melody in zip(write_melodies(melodies, args.output), melodies):
         lo, hi = melody.pitch_range or (None, None)
         span = f"{pitch_to_note_name(lo)}-{pitch_to_note_name(hi)}" if lo is not None else "none"
@@ -289,6 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"melodyrnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `melodyrnn prepare ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141
+    except OSError as err:  # an output path that is a folder, read-only, or on a full disk
+        where = f" `{err.filename}`" if err.filename else ""
+        print(f"melodyrnn {args.command}: error: cannot use{where}: {err.strerror or err}".splitlines()[0],
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

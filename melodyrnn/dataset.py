@@ -31,10 +31,13 @@ from melodyrnn.encoding import (
     score_to_melodies,
     tokens_to_melody,
 )
-from melodyrnn.errors import DataError, MelodyRNNError, MidiReadError, NoMelodyError
+from melodyrnn.errors import DataError, MidiReadError, NoMelodyError
 from melodyrnn.midi_io import read_midi
+from melodyrnn.theory import check_steps_per_bar, is_usable_time_signature, steps_per_bar
 
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+#: Share of files (by a hash of their relative path) held out for validation unless a caller says otherwise.
+VALIDATION_FRACTION = 0.1
 CACHE_VERSION = 1
 Split = Literal["train", "validation", "all"]
 
@@ -60,28 +63,6 @@ def is_validation(relative_path: str, validation_fraction: float) -> bool:
     """
     digest = hashlib.sha1(relative_path.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64 < validation_fraction
-
-
-def check_steps_per_bar(steps_per_bar, max_steps_per_bar: int) -> np.ndarray:
-    """Bar lengths as a lookback model takes them.
-
-    Args:
-        steps_per_bar: int, or int array of any shape, steps per bar.
-        max_steps_per_bar: the model's `ModelConfig.max_steps_per_bar`.
-
-    Returns:
-        int32 array of `steps_per_bar`'s shape.
-
-    Raises:
-        MelodyRNNError: a value that is not a whole number in `[1, max_steps_per_bar]`.
-    """
-    values = np.asarray(steps_per_bar)
-    bad = values[(values < 1) | (values > max_steps_per_bar) | (values != np.round(values))]
-    if bad.size:
-        raise MelodyRNNError(f"steps per bar must be whole numbers in [1, max_steps_per_bar={max_steps_per_bar}] "
-                             f"(a longer bar needs a model with a larger `max_steps_per_bar`), got "
-                             f"{', '.join(f'{v:g}' for v in sorted(set(bad.tolist())))}")
-    return values.astype(np.int32)
 
 
 @dataclass
@@ -180,7 +161,7 @@ def prepare(
     *,
     config: EncodingConfig = EncodingConfig(),
     extraction: ExtractionConfig = ExtractionConfig(),
-    validation_fraction: float = 0.1,
+    validation_fraction: float = VALIDATION_FRACTION,
     workers: int | None = None,
     strict: bool = False,
     progress: bool | None = None,
@@ -278,7 +259,7 @@ class PreparedData:
     config: EncodingConfig
     extraction: ExtractionConfig
     report: PrepareReport
-    validation_fraction: float = 0.1
+    validation_fraction: float = VALIDATION_FRACTION
 
     @property
     def num_melodies(self) -> int:
@@ -293,7 +274,7 @@ class PreparedData:
     def steps_per_bar(self) -> np.ndarray:
         """int32 array, shape (melodies,): steps per bar of each melody's (first) time signature, rounded to
         whole steps and at least 1 (every melody starts on a bar line)."""
-        steps = self.config.steps_per_quarter * 4 * self.numerator.astype(np.float64) / self.denominator
+        steps = steps_per_bar(self.config.steps_per_quarter, self.numerator.astype(np.float64), self.denominator)
         return np.maximum(1, np.rint(steps)).astype(np.int32)
 
     def indices(self, split: Split = "all") -> np.ndarray:
@@ -326,7 +307,7 @@ class PreparedData:
 
     @classmethod
     def from_melodies(cls, melodies: list[Melody], config: EncodingConfig = EncodingConfig(),
-                      validation_fraction: float = 0.1, root: str = "") -> "PreparedData":
+                      validation_fraction: float = VALIDATION_FRACTION, root: str = "") -> "PreparedData":
         """Builds prepared data from melodies in memory (each melody's `source` decides its split)."""
         results: dict[str, _FileResult] = {}
         for m in melodies:
@@ -423,6 +404,9 @@ class PreparedData:
             DataError: the file is missing, not a melodyrnn cache, or corrupt.
         """
         try:
+            with open(path, "rb") as f:
+                if f.read(4) != b"PK\x03\x04":  # np.load would suggest unpickling it: never for user data
+                    raise DataError(f"`{path}` is not a melodyrnn prepared-data cache (not an .npz archive)")
             with np.load(path, allow_pickle=False) as npz:
                 meta = json.loads(str(npz["meta"]))
                 if meta.get("format") != "melodyrnn-prepared":
@@ -434,16 +418,42 @@ class PreparedData:
             raise
         except Exception as err:  # zipfile, KeyError, ValueError, OSError...
             raise DataError(f"cannot read prepared data `{path}`: {type(err).__name__}: {err}") from err
-        data = cls(
-            **arrays,
-            config=EncodingConfig.from_dict(meta["config"]),
-            extraction=ExtractionConfig.from_dict(meta["extraction"]),
-            report=PrepareReport.from_dict(meta["report"]),
-            validation_fraction=meta["validation_fraction"],
-        )
-        if data.offsets[-1] != data.tokens.size or (data.tokens.size and data.tokens.max() >= data.config.vocab_size):
-            raise DataError(f"`{path}` is corrupt: its offsets or token ids do not match its vocabulary")
+        try:
+            data = cls(
+                **arrays,
+                config=EncodingConfig.from_dict(meta["config"]),
+                extraction=ExtractionConfig.from_dict(meta["extraction"]),
+                report=PrepareReport.from_dict(meta["report"]),
+                validation_fraction=float(meta["validation_fraction"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:  # MelodyRNNError included: a hand-edited config
+            raise DataError(f"`{path}` has bad metadata: {type(err).__name__}: {err}") from err
+        problem = data._inconsistency()
+        if problem:
+            raise DataError(f"`{path}` is corrupt: {problem}")
         return data
+
+    def _inconsistency(self) -> str | None:
+        """What makes the arrays unusable together, or None: checked on load, since a cache may be hand-edited."""
+        melodies = self.offsets.size - 1
+        per_melody = ("file_ids", "is_validation", "qpm", "numerator", "denominator", "velocity", "program",
+                      "start_step")
+        if any(getattr(self, k).ndim != 1 for k in self._ARRAYS):
+            return "every array must be one-dimensional"
+        if not all(np.issubdtype(getattr(self, k).dtype, np.integer) for k in ("tokens", "offsets", "file_ids")):
+            return "tokens, offsets and file ids must be integers"
+        if melodies < 0 or any(getattr(self, k).size != melodies for k in per_melody):
+            return "its per-melody arrays do not match its offsets"
+        if self.offsets[0] != 0 or self.offsets[-1] != self.tokens.size or np.any(np.diff(self.offsets) < 0):
+            return "its offsets do not match its tokens"
+        if self.tokens.size and (self.tokens.min() < 0 or self.tokens.max() >= self.config.vocab_size):
+            return f"token ids lie outside [0, {self.config.vocab_size})"
+        if melodies and (self.file_ids.min() < 0 or self.file_ids.max() >= self.files.size):
+            return "file ids point past its file list"
+        if melodies and not all(is_usable_time_signature(int(n), int(d))
+                                for n, d in set(zip(self.numerator.tolist(), self.denominator.tolist()))):
+            return "it holds unusable time signatures"
+        return None
 
     def dataset(
         self,

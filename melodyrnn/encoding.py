@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from melodyrnn.configs import Config, check, is_int
 from melodyrnn.errors import MelodyRNNError, NoMelodyError, OutOfRangeError
 from melodyrnn.midi_io import Note, Score, notes_to_score, read_midi, score_to_midi
+from melodyrnn.theory import check_time_signature, is_usable_time_signature, steps_per_bar
 
 #: Event values in `Melody.events`; values >= 0 are NOTE_ON(pitch).
 NO_EVENT = -2
@@ -28,13 +29,8 @@ NOTE_OFF_ID = 1
 NUM_SPECIAL = 2
 
 
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise MelodyRNNError(message)
-
-
 @dataclass(frozen=True)
-class EncodingConfig:
+class EncodingConfig(Config):
     """The event vocabulary and the time grid.
 
     Attributes:
@@ -47,15 +43,18 @@ class EncodingConfig:
     min_pitch: int = 0
     max_pitch: int = 127
 
+    what = "encoding config"
+
     def __post_init__(self):
-        _check(
-            isinstance(self.steps_per_quarter, int) and 1 <= self.steps_per_quarter <= 96,
+        check(
+            is_int(self.steps_per_quarter) and 1 <= self.steps_per_quarter <= 96,
             f"`steps_per_quarter` must be an integer in [1, 96], got {self.steps_per_quarter!r}",
         )
-        _check(0 <= self.min_pitch <= 127, f"`min_pitch` must be in [0, 127], got {self.min_pitch!r}")
-        _check(
-            self.min_pitch <= self.max_pitch <= 127,
-            f"`max_pitch` must be in [min_pitch={self.min_pitch}, 127], got {self.max_pitch!r}",
+        check(is_int(self.min_pitch) and 0 <= self.min_pitch <= 127,
+              f"`min_pitch` must be an integer in [0, 127], got {self.min_pitch!r}")
+        check(
+            is_int(self.max_pitch) and self.min_pitch <= self.max_pitch <= 127,
+            f"`max_pitch` must be an integer in [min_pitch={self.min_pitch}, 127], got {self.max_pitch!r}",
         )
 
     @property
@@ -63,16 +62,9 @@ class EncodingConfig:
         """Number of token ids: the two special events plus one NOTE_ON per pitch."""
         return NUM_SPECIAL + self.max_pitch - self.min_pitch + 1
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EncodingConfig":
-        return cls(**d)
-
 
 @dataclass(frozen=True)
-class ExtractionConfig:
+class ExtractionConfig(Config):
     """How melodies are pulled out of a score (MelodyRNN's defaults, except the length cap).
 
     Attributes:
@@ -91,22 +83,17 @@ class ExtractionConfig:
     min_unique_pitches: int = 5
     max_steps: int = 2048
 
+    what = "extraction config"
+
     def __post_init__(self):
-        _check(
+        check(
             self.polyphony in ("highest", "drop"),
             f"`polyphony` must be 'highest' or 'drop', got {self.polyphony!r}",
         )
-        _check(self.gap_bars > 0, f"`gap_bars` must be > 0, got {self.gap_bars!r}")
-        _check(self.min_bars >= 0, f"`min_bars` must be >= 0, got {self.min_bars!r}")
-        _check(self.min_unique_pitches >= 0, f"`min_unique_pitches` must be >= 0, got {self.min_unique_pitches!r}")
-        _check(self.max_steps >= 1, f"`max_steps` must be >= 1, got {self.max_steps!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ExtractionConfig":
-        return cls(**d)
+        check(self.gap_bars > 0, f"`gap_bars` must be > 0, got {self.gap_bars!r}")
+        check(self.min_bars >= 0, f"`min_bars` must be >= 0, got {self.min_bars!r}")
+        check(self.min_unique_pitches >= 0, f"`min_unique_pitches` must be >= 0, got {self.min_unique_pitches!r}")
+        check(self.max_steps >= 1, f"`max_steps` must be >= 1, got {self.max_steps!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,19 +124,21 @@ class Melody:
 
     def __post_init__(self):
         events = np.asarray(self.events)
-        _check(events.ndim == 1, f"`events` must be one-dimensional, got shape {events.shape}")
-        _check(
+        check(events.ndim == 1, f"`events` must be one-dimensional, got shape {events.shape}")
+        check(
             events.size == 0 or (events.min() >= NO_EVENT and events.max() <= 127),
             "`events` must hold values in [-2, 127]",
         )
         object.__setattr__(self, "events", events.astype(np.int16))
         object.__setattr__(self, "tempos", tuple((int(s), float(q)) for s, q in self.tempos))
         object.__setattr__(self, "time_signatures", tuple((int(s), int(n), int(d)) for s, n, d in self.time_signatures))
-        _check(self.tempos and self.tempos[0][0] == 0, "`tempos` must start at step 0")
-        _check(all(q > 0 for _, q in self.tempos), f"tempos must be > 0 qpm, got {self.tempos}")
-        _check(self.time_signatures and self.time_signatures[0][0] == 0, "`time_signatures` must start at step 0")
-        _check(1 <= self.velocity <= 127, f"`velocity` must be in [1, 127], got {self.velocity!r}")
-        _check(0 <= self.program <= 127, f"`program` must be in [0, 127], got {self.program!r}")
+        check(self.tempos and self.tempos[0][0] == 0, "`tempos` must start at step 0")
+        check(all(q > 0 for _, q in self.tempos), f"tempos must be > 0 qpm, got {self.tempos}")
+        check(self.time_signatures and self.time_signatures[0][0] == 0, "`time_signatures` must start at step 0")
+        check(all(is_usable_time_signature(n, d) for _, n, d in self.time_signatures),
+              f"`time_signatures` must be usable meters (see `melodyrnn.theory`), got {self.time_signatures}")
+        check(1 <= self.velocity <= 127, f"`velocity` must be in [1, 127], got {self.velocity!r}")
+        check(0 <= self.program <= 127, f"`program` must be in [0, 127], got {self.program!r}")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Melody):
@@ -186,8 +175,7 @@ class Melody:
     @property
     def steps_per_bar(self) -> float:
         """Steps in one bar of the opening time signature."""
-        numerator, denominator = self.time_signature
-        return self.steps_per_quarter * 4.0 * numerator / denominator
+        return steps_per_bar(self.steps_per_quarter, *self.time_signature)
 
     @property
     def num_bars(self) -> float:
@@ -231,7 +219,7 @@ class Melody:
         Raises:
             OutOfRangeError: a note leaves the range and `on_out_of_range` is "raise".
         """
-        _check(on_out_of_range in ("raise", "fold"), f"`on_out_of_range` must be 'raise' or 'fold', got {on_out_of_range!r}")
+        check(on_out_of_range in ("raise", "fold"), f"`on_out_of_range` must be 'raise' or 'fold', got {on_out_of_range!r}")
         events = self.events.astype(np.int32)
         notes = events >= 0
         moved = np.where(notes, events + int(semitones), events)
@@ -243,7 +231,7 @@ class Melody:
                     f"transposing by {semitones} moves pitches {sorted(set(bad.tolist()))[:5]} outside "
                     f"[{min_pitch}, {max_pitch}]"
                 )
-            _check(max_pitch - min_pitch >= 11, "folding needs a pitch range of at least an octave")
+            check(max_pitch - min_pitch >= 11, "folding needs a pitch range of at least an octave")
             low = moved < min_pitch
             moved = np.where(notes & low, moved + 12 * np.ceil((min_pitch - moved) / 12).astype(np.int32), moved)
             high = moved > max_pitch
@@ -269,10 +257,10 @@ class Melody:
         length = num_steps if num_steps is not None else max((e for _, _, e in notes), default=0)
         events = np.full(length, NO_EVENT, dtype=np.int16)
         for i, (pitch, start, end) in enumerate(notes):
-            _check(0 <= pitch <= 127, f"pitch must be in [0, 127], got {pitch}")
-            _check(end > start >= 0, f"a note must end after it starts, got ({pitch}, {start}, {end})")
+            check(0 <= pitch <= 127, f"pitch must be in [0, 127], got {pitch}")
+            check(end > start >= 0, f"a note must end after it starts, got ({pitch}, {start}, {end})")
             next_start = notes[i + 1][1] if i + 1 < len(notes) else None
-            _check(next_start is None or next_start > start, f"notes must be sorted with distinct starts, got start {next_start} after {start}")
+            check(next_start is None or next_start > start, f"notes must be sorted with distinct starts, got start {next_start} after {start}")
             if start >= length:
                 break
             events[start] = pitch
@@ -294,7 +282,7 @@ def _bar_starts(time_signatures: Sequence[tuple[int, int, int]], steps_per_quart
     starts: list[int] = []
     for i, (step, numerator, denominator) in enumerate(time_signatures):
         seg_end = time_signatures[i + 1][0] if i + 1 < len(time_signatures) else math.inf
-        bar = steps_per_quarter * 4.0 * numerator / denominator
+        bar = steps_per_bar(steps_per_quarter, numerator, denominator)
         k = 0
         while True:
             s = int(round(step + k * bar))
@@ -312,7 +300,7 @@ def _steps_per_bar_at(time_signatures: Sequence[tuple[int, int, int]], steps_per
     for ts in time_signatures:
         if ts[0] <= step:
             current = ts
-    return steps_per_quarter * 4.0 * current[1] / current[2]
+    return steps_per_bar(steps_per_quarter, current[1], current[2])
 
 
 def _quantize_track(notes: Sequence[Note], steps_per_quarter: int) -> list[tuple[int, int, int, int]]:
@@ -489,19 +477,18 @@ def melody_to_score(melody: Melody, *, qpm: float | None = None, time_signature:
     """The melody as a one-track `Score`; any argument given replaces the melody's own value."""
     spq = melody.steps_per_quarter
     vel = int(velocity if velocity is not None else melody.velocity)
-    _check(1 <= vel <= 127, f"`velocity` must be in [1, 127], got {vel}")
+    check(1 <= vel <= 127, f"`velocity` must be in [1, 127], got {vel}")
     prog = int(program if program is not None else melody.program)
-    _check(0 <= prog <= 127, f"`program` must be in [0, 127], got {prog}")
+    check(0 <= prog <= 127, f"`program` must be in [0, 127], got {prog}")
     notes = [Note(p, vel, s / spq, e / spq) for p, s, e in melody.notes()]
     score = notes_to_score(notes, program=prog, name=os.path.basename(melody.source) or "melody")
     if qpm is not None:
-        _check(qpm > 0, f"`qpm` must be > 0, got {qpm}")
+        check(qpm > 0, f"`qpm` must be > 0, got {qpm}")
         score.tempos = [(0.0, float(qpm))]
     else:
         score.tempos = [(s / spq, q) for s, q in melody.tempos]
     if time_signature is not None:
-        numerator, denominator = time_signature
-        _check(numerator >= 1 and denominator in (1, 2, 4, 8, 16, 32, 64), f"bad `time_signature` {time_signature}")
+        numerator, denominator = check_time_signature(time_signature)
         score.time_signatures = [(0.0, numerator, denominator)]
     else:
         score.time_signatures = [(s / spq, n, d) for s, n, d in melody.time_signatures]
@@ -555,37 +542,9 @@ def tokens_to_melody(tokens: Sequence[int] | np.ndarray, config: EncodingConfig 
         MelodyRNNError: an id lies outside [0, vocab_size).
     """
     ids = np.asarray(tokens, dtype=np.int64)
-    _check(ids.ndim == 1, f"`tokens` must be one-dimensional, got shape {ids.shape}")
+    check(ids.ndim == 1, f"`tokens` must be one-dimensional, got shape {ids.shape}")
     if ids.size and (ids.min() < 0 or ids.max() >= config.vocab_size):
         raise MelodyRNNError(f"token ids must be in [0, {config.vocab_size}), got {ids.min()}..{ids.max()}")
     events = np.where(ids >= NUM_SPECIAL, ids - NUM_SPECIAL + config.min_pitch, ids + NO_EVENT)
     metadata.setdefault("steps_per_quarter", config.steps_per_quarter)
     return Melody(events=events.astype(np.int16), **metadata)
-
-
-# --------------------------------------------------------------------------------------------------
-# Note names
-
-_NOTE_NAME = re.compile(r"^([A-Ga-g])([#b♯♭]*)(-?\d+)$")
-_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_SHARP_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
-
-
-def note_name_to_pitch(name: str) -> int:
-    """"C4" → 60 (scientific pitch notation: C4 is middle C); accepts sharps (#) and flats (b).
-
-    Raises:
-        MelodyRNNError: the name is malformed or outside MIDI's 0-127.
-    """
-    m = _NOTE_NAME.match(name.strip())
-    _check(m is not None, f"unknown note name {name!r}: expected a letter A-G, optional #/b, and an octave, like 'C4' or 'D#5'")
-    letter, accidentals, octave = m.groups()
-    pitch = 12 * (int(octave) + 1) + _PITCH_CLASS[letter.upper()]
-    pitch += sum(1 if a in "#♯" else -1 for a in accidentals)
-    _check(0 <= pitch <= 127, f"note {name!r} is outside MIDI's range 0-127")
-    return pitch
-
-
-def pitch_to_note_name(pitch: int) -> str:
-    """60 → "C4"."""
-    return f"{_SHARP_NAMES[pitch % 12]}{pitch // 12 - 1}"

@@ -16,9 +16,10 @@ from typing import Sequence
 
 import numpy as np
 
-from melodyrnn.dataset import PreparedData, Split, check_steps_per_bar, prepare
+from melodyrnn.dataset import PreparedData, Split, prepare
 from melodyrnn.encoding import NO_EVENT_ID, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import DataError, MelodyRNNError
+from melodyrnn.theory import check_steps_per_bar
 
 __all__ = ["evaluate", "score_melody", "score_token_lists", "summarize", "load_eval_tokens", "load_eval_melodies",
            "format_metrics", "DEFAULT_BATCH_TOKENS"]
@@ -169,7 +170,7 @@ def summarize(token_lists: Sequence[np.ndarray], scores: Sequence[tuple[np.ndarr
 
 
 def _as_bundle(bundle):
-    from melodyrnn.model import Bundle, load_bundle
+    from melodyrnn.bundle import Bundle, load_bundle
 
     if isinstance(bundle, Bundle):
         return bundle

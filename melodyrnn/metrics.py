@@ -1,25 +1,22 @@
-"""Musical metrics of a set of melodies, and the keys and scales the sampler's key constraint uses.
+"""Musical metrics of a set of melodies.
 
 Start at `musical_metrics(melodies, reference=None)`: one dict with the pitch-class and interval histograms
 (and their distance to a reference set, e.g. the training data), the share of notes in the estimated key, the
-share of excessively repeated notes, note density and the longest repeated motif. `parse_key("D minor")`
-turns a key name into its pitch classes. Pure numpy: importing this module never loads TensorFlow.
+share of excessively repeated notes, note density and the longest repeated motif. Keys and scales themselves
+live in `melodyrnn.theory`. Pure numpy: importing this module never loads TensorFlow.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from melodyrnn.encoding import Melody, pitch_to_note_name
+from melodyrnn.encoding import Melody
 from melodyrnn.errors import MelodyRNNError
+from melodyrnn.theory import KEY_TONIC_NAMES, PITCH_CLASS_NAMES, key_pitch_classes, pitch_to_note_name
 
 __all__ = [
-    "SCALES",
-    "parse_key",
-    "key_pitch_classes",
     "pitch_class_histogram",
     "interval_histogram",
     "histogram_distance",
@@ -32,72 +29,9 @@ __all__ = [
     "format_metrics",
 ]
 
-#: Scale name → semitones above the tonic.
-SCALES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "harmonic minor": (0, 2, 3, 5, 7, 8, 11),
-    "melodic minor": (0, 2, 3, 5, 7, 9, 11),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "phrygian": (0, 1, 3, 5, 7, 8, 10),
-    "lydian": (0, 2, 4, 6, 7, 9, 11),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "locrian": (0, 1, 3, 5, 6, 8, 10),
-    "pentatonic major": (0, 2, 4, 7, 9),
-    "pentatonic minor": (0, 3, 5, 7, 10),
-    "blues": (0, 3, 5, 6, 7, 10),
-    "chromatic": tuple(range(12)),
-}
-_SCALE_ALIASES = {
-    "ionian": "major", "aeolian": "minor", "natural minor": "minor", "maj": "major", "min": "minor",
-    "major pentatonic": "pentatonic major", "minor pentatonic": "pentatonic minor", "pentatonic": "pentatonic major",
-}
-_TONIC = re.compile(r"^([A-Ga-g])([#b♯♭]?)$")
-_LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_KEY_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-
 # Krumhansl–Kessler key profiles (probe-tone ratings), tonic first.
 _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
-
-def parse_key(key: str) -> tuple[int, str]:
-    """Parses a key such as "D minor", "F# dorian", "Bb major", "A blues" or "C" (major).
-
-    Args:
-        key: a tonic (a letter A-G with an optional # or b) and an optional scale name from `SCALES`
-            ("harmonic minor", "pentatonic minor", ...; case, "-" and "_" do not matter).
-
-    Returns:
-        `(tonic_pitch_class, scale_name)`, e.g. `(2, "minor")`.
-
-    Raises:
-        MelodyRNNError: not a string, an unknown tonic, or an unknown scale.
-    """
-    if not isinstance(key, str) or not key.strip():
-        raise MelodyRNNError(f"`key` must be a string like 'D minor', got {key!r}")
-    tonic, _, scale = key.strip().partition(" ")
-    m = _TONIC.match(tonic)
-    if m is None:
-        raise MelodyRNNError(f"unknown tonic {tonic!r} in `key` {key!r}: expected a letter A-G with an optional "
-                             "# or b, like 'D minor' or 'Bb major'")
-    letter, accidental = m.groups()
-    pitch_class = (_LETTER_PC[letter.upper()] + {"#": 1, "♯": 1, "b": -1, "♭": -1, "": 0}[accidental]) % 12
-    scale = " ".join(scale.lower().replace("-", " ").replace("_", " ").split()) or "major"
-    scale = _SCALE_ALIASES.get(scale, scale)
-    if scale not in SCALES:
-        raise MelodyRNNError(f"unknown scale {scale!r} in `key` {key!r}; known scales: {', '.join(SCALES)}")
-    return pitch_class, scale
-
-
-def key_pitch_classes(key: str) -> frozenset[int]:
-    """The pitch classes (0 = C) of a key's scale, e.g. "D minor" → {2, 4, 5, 7, 9, 10, 0}.
-
-    Raises:
-        MelodyRNNError: as `parse_key`.
-    """
-    tonic, scale = parse_key(key)
-    return frozenset((tonic + step) % 12 for step in SCALES[scale])
 
 
 def _as_list(melodies: Melody | Iterable[Melody]) -> list[Melody]:
@@ -187,7 +121,7 @@ def estimate_key(melodies: Melody | Iterable[Melody] | np.ndarray) -> tuple[str,
         for tonic in range(12):
             r = float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1])
             if r > best[1]:
-                best = (f"{_KEY_NAMES[tonic]} {mode}", r)
+                best = (f"{KEY_TONIC_NAMES[tonic]} {mode}", r)
     return best
 
 
@@ -325,8 +259,8 @@ def format_metrics(metrics: dict) -> str:
                  f"{metrics['mean_abs_interval']:.2f} semitones; longest repeated motif: "
                  f"{metrics['longest_repeated_motif_mean']:.1f} intervals (mean), "
                  f"{metrics['longest_repeated_motif_max']} (max)")
-    names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
-    lines.append("pitch classes: " + " ".join(f"{n}:{v:.2f}" for n, v in zip(names, metrics["pitch_class_histogram"])))
+    lines.append("pitch classes: " + " ".join(f"{n}:{v:.2f}" for n, v in zip(PITCH_CLASS_NAMES,
+                                                                             metrics["pitch_class_histogram"])))
     if "pitch_class_js_divergence" in metrics:
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
         lines.append(f"vs reference ({metrics['reference_key_estimate']}): pitch-class JS divergence "

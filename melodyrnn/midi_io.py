@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from melodyrnn.errors import MidiReadError
+from melodyrnn.theory import DENOMINATORS, MAX_NUMERATOR, is_usable_time_signature
 
 DRUM_CHANNEL = 9
 DEFAULT_QPM = 120.0
@@ -205,7 +206,7 @@ def _midi_to_score(midi, file_type: int, label: str, repairs: list[str], max_qua
     tracks: list[Track] = []
     if file_type == 2:
         repairs.append("type-2 file: its patterns are read as if they started together")
-    counts = {"zero_length": 0, "unmatched_off": 0, "unclosed": 0, "retriggered": 0, "zero_tempo": 0}
+    counts = {"zero_length": 0, "unmatched_off": 0, "unclosed": 0, "retriggered": 0, "zero_tempo": 0, "bad_meter": 0}
     for track_index, mtrack in enumerate(midi.tracks):
         tick = 0
         track_name = ""
@@ -250,7 +251,9 @@ def _midi_to_score(midi, file_type: int, label: str, repairs: list[str], max_qua
                     # MIDI stores whole microseconds per quarter; rounding recovers the intended qpm.
                     tempos[tick] = round(60_000_000.0 / msg.tempo, 3)
             elif kind == "time_signature":
-                if file_type != 2 or not meters:
+                if not is_usable_time_signature(msg.numerator, msg.denominator):
+                    counts["bad_meter"] += 1  # a 0/4 bar has no length: bar lines would never advance
+                elif file_type != 2 or not meters:
                     meters[tick] = (msg.numerator, msg.denominator)
             elif kind == "track_name" and not track_name:
                 track_name = msg.name
@@ -274,6 +277,7 @@ def _midi_to_score(midi, file_type: int, label: str, repairs: list[str], max_qua
         "unclosed": "closed {} notes never switched off at the end of their track",
         "retriggered": "closed {} sounding notes re-struck before their note-off",
         "zero_tempo": "ignored {} zero tempo events",
+        "bad_meter": "ignored {} unusable time signatures (numerator 0, or beyond the usable meters)",
     }
     repairs.extend(messages[k].format(v) for k, v in counts.items() if v)
     tempo_list = [(t / tpq, q) for t, q in sorted(tempos.items())]
@@ -352,9 +356,9 @@ def _check_writable(score: Score, ticks_per_quarter: int) -> None:
         if not qpm > 0 or quarters < 0:
             raise MelodyRNNError(f"tempo must be > 0 qpm at a position >= 0, got {qpm} qpm at {quarters}")
     for quarters, numerator, denominator in score.time_signatures:
-        if not (1 <= numerator <= 255 and denominator in (1, 2, 4, 8, 16, 32, 64, 128)) or quarters < 0:
-            raise MelodyRNNError(f"time signature must be n/d with n in [1, 255] and d a power of two, "
-                                 f"got {numerator}/{denominator}")
+        if not is_usable_time_signature(numerator, denominator) or quarters < 0:
+            raise MelodyRNNError(f"time signature must be n/d with n in [1, {MAX_NUMERATOR}] and d a power of two up "
+                                 f"to {DENOMINATORS[-1]}, at a position >= 0, got {numerator}/{denominator} at {quarters}")
     for track in score.tracks:
         if not 0 <= track.program <= 127:
             raise MelodyRNNError(f"`program` must be in [0, 127], got {track.program}")

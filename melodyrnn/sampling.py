@@ -16,14 +16,13 @@ import os
 import re
 import secrets
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from melodyrnn.dataset import check_steps_per_bar
 from melodyrnn.encoding import (
     NO_EVENT_ID,
     NUM_SPECIAL,
@@ -33,17 +32,21 @@ from melodyrnn.encoding import (
     melody_to_midi,
     melody_to_tokens,
     midi_to_melodies,
-    note_name_to_pitch,
     tokens_to_melody,
 )
+from melodyrnn.configs import Config, config_from_dict, is_int, is_real
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
-from melodyrnn.metrics import key_pitch_classes
-from melodyrnn.model import Bundle, load
+from melodyrnn.theory import (
+    check_steps_per_bar,
+    check_time_signature,
+    key_pitch_classes,
+    note_name_to_pitch,
+    steps_per_bar,
+)
+from melodyrnn.bundle import Bundle, load
 
-__all__ = ["SampleConfig", "Sampler", "generate", "primer_to_melody", "write_melodies", "DEFAULT_BARS"]
+__all__ = ["SampleConfig", "Sampler", "generate", "primer_to_melody", "write_melodies"]
 
-#: Length of a melody when neither `bars` nor `num_steps` is given.
-DEFAULT_BARS = 8
 #: A primer read from MIDI goes through the training extraction, with the length and variety filters off
 #: (a primer may be one bar of one note).
 PRIMER_EXTRACTION = ExtractionConfig(min_bars=0, min_unique_pitches=1)
@@ -51,38 +54,14 @@ _MAX_MELODIES = 4096
 _NEVER = 1 << 30  # "no cap" for max_repeats inside the compiled loop
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _parse_time_signature(value) -> tuple[int, int]:
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
-        if m is None:
-            raise MelodyRNNError(f"`time_signature` must look like '3/4', got {value!r}")
-        value = (int(m.group(1)), int(m.group(2)))
-    try:
-        numerator, denominator = value
-    except (TypeError, ValueError):
-        raise MelodyRNNError(f"`time_signature` must be (numerator, denominator) or '3/4', got {value!r}") from None
-    if not (_is_int(numerator) and 1 <= numerator <= 64 and denominator in (1, 2, 4, 8, 16, 32, 64)):
-        raise MelodyRNNError(f"`time_signature` must have a numerator in [1, 64] and a power-of-two denominator "
-                             f"up to 64, got {value!r}")
-    return int(numerator), int(denominator)
-
-
 @dataclass(frozen=True)
-class SampleConfig:
+class SampleConfig(Config):
     """Everything that controls one `Sampler.generate` call. Validated on construction.
 
     Attributes:
         num_melodies: melodies to generate, in one batch.
         num_steps: total length in steps, primer included; or
-        bars: total length in bars of the output's time signature, primer included. Neither: `DEFAULT_BARS`.
+        bars: total length in bars of the output's time signature, primer included. Neither: `default_bars`.
         temperature: divides the logits; 0 takes the argmax (greedy), exactly.
         top_k: keep the k most likely events at each step; 0 keeps all.
         top_p: keep the smallest set of most likely events whose probability reaches top_p (nucleus); 1 keeps all.
@@ -90,7 +69,7 @@ class SampleConfig:
         branch_factor: candidate events each hypothesis expands into per step: the most likely ones when
             temperature is 0, otherwise drawn without replacement (after temperature, top-k, top-p).
         key: "D minor", "F# dorian", "Bb major", "A blues", ...: NOTE_ONs outside the scale are masked
-            (scales: see `melodyrnn.metrics.SCALES`).
+            (scales: see `melodyrnn.theory.SCALES`).
         min_pitch, max_pitch: NOTE_ONs outside [min_pitch, max_pitch] are masked.
         repetition_penalty: >= 1 discourages striking the last note's pitch again: its probability is divided
             by ``repetition_penalty ** run``, run = how many times in a row that pitch has been struck.
@@ -123,43 +102,47 @@ class SampleConfig:
     velocity: int | None = None
     seed: int | None = None
 
+    what: ClassVar[str] = "sample config"
+    #: Length of a melody when neither `bars` nor `num_steps` is given.
+    default_bars: ClassVar[float] = 8
+
     def __post_init__(self):
         def check(ok: bool, name: str, expected: str):
             if not ok:
                 raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
 
-        check(_is_int(self.num_melodies) and 1 <= self.num_melodies <= _MAX_MELODIES, "num_melodies",
+        check(is_int(self.num_melodies) and 1 <= self.num_melodies <= _MAX_MELODIES, "num_melodies",
               f"an integer in [1, {_MAX_MELODIES}]")
-        check(self.num_steps is None or (_is_int(self.num_steps) and self.num_steps >= 1), "num_steps",
+        check(self.num_steps is None or (is_int(self.num_steps) and self.num_steps >= 1), "num_steps",
               "a positive integer or None")
-        check(self.bars is None or (_is_real(self.bars) and self.bars > 0), "bars", "a number > 0 or None")
+        check(self.bars is None or (is_real(self.bars) and self.bars > 0), "bars", "a number > 0 or None")
         if self.num_steps is not None and self.bars is not None:
             raise MelodyRNNError(f"give `bars` or `num_steps`, not both (got bars={self.bars!r}, "
                                  f"num_steps={self.num_steps!r})")
-        check(_is_real(self.temperature) and self.temperature >= 0, "temperature", ">= 0")
-        check(_is_int(self.top_k) and self.top_k >= 0, "top_k", "an integer >= 0 (0 = off)")
-        check(_is_real(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1]")
-        check(_is_int(self.beam_size) and 1 <= self.beam_size <= 256, "beam_size", "an integer in [1, 256]")
-        check(_is_int(self.branch_factor) and 1 <= self.branch_factor <= 256, "branch_factor",
+        check(is_real(self.temperature) and self.temperature >= 0, "temperature", ">= 0")
+        check(is_int(self.top_k) and self.top_k >= 0, "top_k", "an integer >= 0 (0 = off)")
+        check(is_real(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1]")
+        check(is_int(self.beam_size) and 1 <= self.beam_size <= 256, "beam_size", "an integer in [1, 256]")
+        check(is_int(self.branch_factor) and 1 <= self.branch_factor <= 256, "branch_factor",
               "an integer in [1, 256]")
         if self.key is not None:
             key_pitch_classes(self.key)  # raises on an unknown tonic or scale
         for name in ("min_pitch", "max_pitch"):
             value = getattr(self, name)
-            check(value is None or (_is_int(value) and 0 <= value <= 127), name, "an integer in [0, 127] or None")
+            check(value is None or (is_int(value) and 0 <= value <= 127), name, "an integer in [0, 127] or None")
         if self.min_pitch is not None and self.max_pitch is not None and self.min_pitch > self.max_pitch:
             raise MelodyRNNError(f"`min_pitch` must be <= `max_pitch`, got {self.min_pitch} > {self.max_pitch}")
-        check(_is_real(self.repetition_penalty) and self.repetition_penalty > 0, "repetition_penalty", "> 0")
-        check(self.max_repeats is None or (_is_int(self.max_repeats) and self.max_repeats >= 0), "max_repeats",
+        check(is_real(self.repetition_penalty) and self.repetition_penalty > 0, "repetition_penalty", "> 0")
+        check(self.max_repeats is None or (is_int(self.max_repeats) and self.max_repeats >= 0), "max_repeats",
               "an integer >= 0 or None")
-        check(self.qpm is None or (_is_real(self.qpm) and 0 < self.qpm <= 1000), "qpm", "in (0, 1000] or None")
+        check(self.qpm is None or (is_real(self.qpm) and 0 < self.qpm <= 1000), "qpm", "in (0, 1000] or None")
         if self.time_signature is not None:
-            object.__setattr__(self, "time_signature", _parse_time_signature(self.time_signature))
-        check(self.program is None or (_is_int(self.program) and 0 <= self.program <= 127), "program",
+            object.__setattr__(self, "time_signature", check_time_signature(self.time_signature))
+        check(self.program is None or (is_int(self.program) and 0 <= self.program <= 127), "program",
               "an integer in [0, 127] or None")
-        check(self.velocity is None or (_is_int(self.velocity) and 1 <= self.velocity <= 127), "velocity",
+        check(self.velocity is None or (is_int(self.velocity) and 1 <= self.velocity <= 127), "velocity",
               "an integer in [1, 127] or None")
-        check(self.seed is None or (_is_int(self.seed) and self.seed >= 0), "seed", "an integer >= 0 or None")
+        check(self.seed is None or (is_int(self.seed) and self.seed >= 0), "seed", "an integer >= 0 or None")
 
     @property
     def greedy(self) -> bool:
@@ -168,17 +151,6 @@ class SampleConfig:
     @property
     def uses_beam_search(self) -> bool:
         return self.beam_size > 1 or self.branch_factor > 1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SampleConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise MelodyRNNError(f"unknown sample config fields {unknown}; known fields are {sorted(known)}")
-        return cls(**d)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -422,14 +394,8 @@ class Sampler:
 
     # -- public ------------------------------------------------------------------------------------------------
 
-    def generate(self, num_melodies: int = 1, *, bars: float | None = None, steps: int | None = None, primer=None,
-                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 key: str | None = None, min_pitch: int | None = None, max_pitch: int | None = None,
-                 repetition_penalty: float = 1.0, max_repeats: int | None = None, beam_size: int = 1,
-                 branch_factor: int = 1, qpm: float | None = None, time_signature=None, program: int | None = None,
-                 velocity: int | None = None, seed: int | None = None) -> list[Melody]:
-        """Generates `num_melodies` melodies in one batch. Arguments are `SampleConfig`'s fields (`steps` is
-        `num_steps`; `top_k`/`top_p` None mean off).
+    def generate(self, num_melodies: int = 1, *, primer=None, steps: int | None = None, **options) -> list[Melody]:
+        """Generates `num_melodies` melodies in one batch.
 
         Without a primer, step 0 is a NOTE_ON chosen under all the controls from the model's prediction after
         one NO_EVENT input on a throwaway state (the argmax NOTE_ON when greedy); the melody's own state then
@@ -438,27 +404,32 @@ class Sampler:
         control, temperature 1); temperature/top-k/top-p only shape which branches are drawn.
 
         Args:
+            num_melodies: how many, in one batch.
             primer: see `primer_to_melody`. Its events open every melody unchanged (even notes outside `key`);
                 its tempo, time signature, program and velocity are kept unless overridden.
+            steps: `SampleConfig.num_steps`.
+            **options: any other `SampleConfig` field (`bars`, `temperature`, `top_k`, `top_p`, `key`,
+                `min_pitch`, `max_pitch`, `repetition_penalty`, `max_repeats`, `beam_size`, `branch_factor`,
+                `qpm`, `time_signature`, `program`, `velocity`, `seed`), with its defaults there; `top_k` or
+                `top_p` None means off.
 
         Returns:
             `num_melodies` `Melody` objects, each `bars`/`steps` long (primer included), ready for
             `melody_to_midi`.
 
         Raises:
-            MelodyRNNError: an invalid argument (see `SampleConfig`), a primer longer than the requested length,
-                a primer pitch outside the model's vocabulary, a key/range that leaves no pitch to play, or (a
-                lookback model) a time signature whose bar is not a whole number of steps up to the model's
-                `max_steps_per_bar`. A lookback model counts bars of `time_signature` or of the primer's own (a
-                Melody or MIDI file); with neither, its `config.steps_per_bar`.
+            MelodyRNNError: an unknown option or an invalid value (see `SampleConfig`), a primer longer than the
+                requested length, a primer pitch outside the model's vocabulary, a key/range that leaves no
+                pitch to play, or (a lookback model) a time signature whose bar is not a whole number of steps
+                up to the model's `max_steps_per_bar`. A lookback model counts bars of `time_signature` or of the
+                primer's own (a Melody or MIDI file); with neither, its `config.steps_per_bar`.
         """
-        config = SampleConfig(
-            num_melodies=num_melodies, num_steps=steps, bars=bars, temperature=temperature,
-            top_k=0 if top_k is None else top_k, top_p=1.0 if top_p is None else top_p, beam_size=beam_size,
-            branch_factor=branch_factor, key=key, min_pitch=min_pitch, max_pitch=max_pitch,
-            repetition_penalty=repetition_penalty, max_repeats=max_repeats, qpm=qpm, time_signature=time_signature,
-            program=program, velocity=velocity, seed=seed,
-        )
+        for off in ("top_k", "top_p"):
+            if off in options and options[off] is None:
+                del options[off]
+        if steps is not None:
+            options["num_steps"] = steps
+        config = config_from_dict(SampleConfig, {"num_melodies": num_melodies, **options}, "sampling option")
         return self.generate_from_config(config, primer=primer)
 
     def generate_from_config(self, config: SampleConfig, primer=None) -> list[Melody]:
@@ -468,15 +439,14 @@ class Sampler:
         enc = self.encoding
         primer_melody, own_meter = _read_primer(primer, enc)
         metadata = self._output_metadata(config, primer_melody)
-        _, numerator, denominator = metadata["time_signatures"][0]
-        steps_per_bar = enc.steps_per_quarter * 4 * numerator / denominator
-        num_steps = self._num_steps(config, steps_per_bar, primer_melody)
+        bar_steps = steps_per_bar(enc.steps_per_quarter, *metadata["time_signatures"][0][1:])
+        num_steps = self._num_steps(config, bar_steps, primer_melody)
         model_config = self.model.config
         # A lookback model counts bars of a time signature that was asked for or came with the primer, as
         # training counted each melody's; without one (4/4 by default) it counts its own, as for plain ids.
         bar = model_config.steps_per_bar
         if model_config.lookback and (config.time_signature is not None or own_meter):
-            bar = int(check_steps_per_bar(steps_per_bar, model_config.max_steps_per_bar))
+            bar = int(check_steps_per_bar(bar_steps, model_config.max_steps_per_bar))
         primer_tokens = np.zeros(num_steps, np.int32)
         primer_length = 0
         if primer_melody is not None:
@@ -519,7 +489,7 @@ class Sampler:
         if config.num_steps is not None:
             num_steps = config.num_steps
         else:
-            num_steps = max(1, int(round((config.bars if config.bars is not None else DEFAULT_BARS) * steps_per_bar)))
+            num_steps = max(1, int(round((config.bars if config.bars is not None else config.default_bars) * steps_per_bar)))
         if primer is not None and len(primer) > num_steps:
             raise MelodyRNNError(f"the requested length ({num_steps} steps) must be at least the primer's "
                                  f"({len(primer)} steps); ask for more `bars` or `steps`")

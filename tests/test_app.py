@@ -16,8 +16,9 @@ from conftest import midi_bytes, note_track, scale_notes
 from streamlit.testing.v1 import AppTest
 
 from melodyrnn.encoding import NO_EVENT
-from melodyrnn.metrics import key_pitch_classes
-from melodyrnn.model import ModelConfig, build_model, save_bundle
+from melodyrnn.theory import key_pitch_classes
+from melodyrnn.bundle import save_bundle
+from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.sampling import primer_to_melody
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")

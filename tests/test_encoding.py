@@ -18,8 +18,6 @@ from melodyrnn import (
     melody_to_midi,
     melody_to_tokens,
     midi_to_melodies,
-    note_name_to_pitch,
-    pitch_to_note_name,
     read_midi,
     score_to_melodies,
     tokens_to_melody,
@@ -221,14 +219,3 @@ def test_overrides_when_writing():
     assert pm.get_tempo_changes()[1][0] == pytest.approx(150, abs=1e-3)
     with pytest.raises(MelodyRNNError, match="qpm"):
         melody_to_midi(m, qpm=0)
-
-
-def test_note_names():
-    assert note_name_to_pitch("C4") == 60
-    assert note_name_to_pitch("D#5") == 75
-    assert note_name_to_pitch("bb3") == 58
-    assert note_name_to_pitch("C-1") == 0
-    assert pitch_to_note_name(61) == "C#4"
-    for bad in ("H4", "C", "C#x", "G#9"):
-        with pytest.raises(MelodyRNNError, match="note"):
-            note_name_to_pitch(bad)

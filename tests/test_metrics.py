@@ -1,4 +1,4 @@
-"""Musical metrics: keys and scales, histograms and their distance, key estimation, repeats, density, motifs."""
+"""Musical metrics: histograms and their distance, key estimation, repeats, density, motifs."""
 
 from __future__ import annotations
 
@@ -12,17 +12,14 @@ import pytest
 from melodyrnn.encoding import Melody
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.metrics import (
-    SCALES,
     estimate_key,
     format_metrics,
     histogram_distance,
     in_key_ratio,
     interval_histogram,
-    key_pitch_classes,
     longest_repeated_motif,
     musical_metrics,
     note_density,
-    parse_key,
     pitch_class_histogram,
     repeated_note_ratio,
 )
@@ -35,35 +32,6 @@ def melody(pitches, step=4, **metadata) -> Melody:
 
 C_MAJOR_TUNE = [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72, 67, 64, 60, 60]
 A_MINOR_TUNE = [69, 72, 76, 69, 71, 72, 74, 76, 77, 76, 74, 72, 71, 69, 68, 69, 64, 69]
-
-
-# -- keys and scales -------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("key, expected", [
-    ("D minor", (2, "minor")), ("F# dorian", (6, "dorian")), ("Bb major", (10, "major")), ("A blues", (9, "blues")),
-    ("C", (0, "major")), ("e harmonic-minor", (4, "harmonic minor")), ("G MIXOLYDIAN", (7, "mixolydian")),
-    ("Eb pentatonic_minor", (3, "pentatonic minor")), ("F major pentatonic", (5, "pentatonic major")),
-    ("Cb major", (11, "major")), ("B# chromatic", (0, "chromatic")),
-])
-def test_parse_key(key, expected):
-    assert parse_key(key) == expected
-
-
-def test_key_pitch_classes():
-    assert key_pitch_classes("D minor") == {2, 4, 5, 7, 9, 10, 0}
-    assert key_pitch_classes("A blues") == {9, 0, 2, 3, 4, 7}
-    assert key_pitch_classes("C chromatic") == set(range(12))
-    assert all(len(set(steps)) == len(steps) and steps[0] == 0 for steps in SCALES.values())
-
-
-@pytest.mark.parametrize("key, match", [
-    ("H major", "unknown tonic 'H'"), ("D minr", "unknown scale 'minr'"), ("", "`key` must be a string"),
-    (5, "`key` must be a string"), ("Dminor", "unknown tonic 'Dminor'"),
-])
-def test_parse_key_errors(key, match):
-    with pytest.raises(MelodyRNNError, match=match):
-        parse_key(key)
 
 
 # -- histograms ------------------------------------------------------------------------------------------------------

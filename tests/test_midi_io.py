@@ -208,3 +208,16 @@ def test_writer_refuses_values_midi_cannot_hold_and_replaces_unencodable_names()
             score_to_midi(bad)
     back = read_midi(score_to_midi(notes_to_score([good], name="Ōmagari reel")))
     assert back.tracks[0].name == "?magari reel" and back.tracks[0].notes == [good]
+
+
+@pytest.mark.parametrize("numerator, log2_denominator", [(0, 2), (4, 255), (4, 15), (65, 2)])
+def test_unusable_time_signatures_are_repaired_not_looped_on(tune_bytes, numerator, log2_denominator):
+    # A 0/4 bar has no length, and 4/2**255 almost none: bar-line loops over them would never end.
+    usable = bytes([0xFF, 0x58, 0x04, 4, 2])
+    assert tune_bytes.count(usable) == 1
+    data = tune_bytes.replace(usable, bytes([0xFF, 0x58, 0x04, numerator, log2_denominator]))
+    with pytest.warns(MidiRepairWarning, match="ignored 1 unusable time signatures"):
+        score = read_midi(data, name="odd-meter.mid")
+    assert score.time_signatures == [(0.0, 4, 4)]
+    assert any("unusable time signature" in r for r in score.repairs)
+    assert len(midi_to_melodies(data)[0]) == 8 * 16

@@ -19,8 +19,9 @@ from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import (NO_EVENT_ID, NUM_SPECIAL, EncodingConfig, Melody, melody_to_midi, melody_to_tokens,
                                 midi_to_melodies)
 from melodyrnn.errors import BundleError, MelodyRNNError, OutOfRangeError
-from melodyrnn.metrics import key_pitch_classes
-from melodyrnn.model import Bundle, ModelConfig, build_model, save_bundle
+from melodyrnn.theory import key_pitch_classes
+from melodyrnn.bundle import Bundle, save_bundle
+from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.sampling import PRIMER_EXTRACTION, SampleConfig, Sampler, primer_to_melody
 
 ENCODING = EncodingConfig(min_pitch=48, max_pitch=84)
