@@ -51,7 +51,11 @@ def keras_rnn_loop(cls):
 
 
 def variant(kind: str, form: str):
-    """(layer class, constructor kwargs, attributes to set) for one loop form."""
+    """(layer class, constructor kwargs, attributes to set) for one loop form.
+
+    `_fused_jit` is the layer's choice of XLA for `melodyrnn.fused_tf`'s loops (None, the default, is
+    `fused_tf.JIT`); `implementation="generic"` keeps the layer off the fused loops altogether.
+    """
     if form == "builtin":
         return BUILTINS[kind], {}, {}
     if form == "fused_xla":
@@ -166,8 +170,8 @@ def main(argv=None):
         "builtin": "keras.layers.<kind> (CPU: Keras's generic per-step loop, autodiff)",
         "keras_rnn": "our cell, input product hoisted, Keras's backend rnn (tf.while_loop), autodiff",
         "scan": "our generic path: input product hoisted, keras.ops.scan, autodiff",
-        "fused": "our TF path: forward/reverse tf.while_loop, hand-written backward, no XLA",
-        "fused_xla": "the same with each loop its own tf.function(jit_compile=True) (the default)",
+        "fused": "our TF path (melodyrnn.fused_tf): forward/reverse tf.while_loop, hand-written backward, no XLA",
+        "fused_xla": "the same with each loop its own tf.function(jit_compile=True) (the default, fused_tf.JIT)",
     }
     print(json.dumps(result, indent=2))
     out = pathlib.Path(args.out)

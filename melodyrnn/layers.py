@@ -1,6 +1,6 @@
 """melodyrnn's own recurrent layers: vanilla RNN, LSTM and GRU cells, the sequence layer that runs them, and
-bidirectional wrapping. Written with `keras.ops`, so they run on any Keras backend; on TensorFlow an exact fused
-path with a hand-written backward pass makes training faster than Keras's built-in layers on CPU.
+bidirectional wrapping. Written with `keras.ops`, so they run on any Keras backend; on TensorFlow `RNN` first
+tries the exact fused loops of `melodyrnn.fused_tf`, which train faster than Keras's built-in layers on CPU.
 
 Start with `LSTM` / `GRU` / `SimpleRNN` (drop-in for the Keras layers of the same names, same weight layout)
 and `RNN.step`, the single-step call the sampler uses. This module knows nothing of MIDI.
@@ -9,10 +9,13 @@ and `RNN.step`, the single-step call the sampler uses. This module knows nothing
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 from keras import ops
+
+from melodyrnn import fused_tf
+from melodyrnn.errors import MelodyRNNError
 
 __all__ = [
     "SimpleRNNCell",
@@ -36,13 +39,13 @@ _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 def _check_units(units: Any) -> int:
     if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
-        raise ValueError(f"`units` must be a positive integer, got {units!r}")
+        raise MelodyRNNError(f"`units` must be a positive integer, got {units!r}")
     return int(units)
 
 
 def _check_rate(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}")
+        raise MelodyRNNError(f"`{name}` must be a float in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -50,20 +53,16 @@ def _check_activation(name: str, value: Any):
     try:
         fn = keras.activations.get(value)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"`{name}` must be a Keras activation name or callable, got {value!r}") from err
+        raise MelodyRNNError(f"`{name}` must be a Keras activation name or callable, got {value!r}") from err
     if fn is None or not callable(fn):
-        raise ValueError(f"`{name}` must be a Keras activation name or callable, got {value!r}")
+        raise MelodyRNNError(f"`{name}` must be a Keras activation name or callable, got {value!r}")
     return fn
 
 
 def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False, got {value!r}")
+        raise MelodyRNNError(f"`{name}` must be True or False, got {value!r}")
     return value
-
-
-def _is(fn, name: str) -> bool:
-    return fn is keras.activations.get(name)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -78,6 +77,7 @@ class _Cell(keras.layers.Layer):
     work left inside the loop).
     """
 
+    _kind = "rnn"  # the cell's equations, for `fused_tf.rnn_sequence`
     _gates = 1  # blocks of `units` columns in the kernels
 
     def __init__(
@@ -117,7 +117,7 @@ class _Cell(keras.layers.Layer):
         self.dropout = _check_rate("dropout", dropout)
         self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ValueError(f"`seed` must be an integer or None, got {seed!r}")
+            raise MelodyRNNError(f"`seed` must be an integer or None, got {seed!r}")
         self.seed = seed
         if self.dropout > 0 or self.recurrent_dropout > 0:
             self.seed_generator = keras.random.SeedGenerator(seed)
@@ -176,6 +176,10 @@ class _Cell(keras.layers.Layer):
 
     def _input_bias(self):
         return self.bias
+
+    def _recurrent_bias(self):
+        """The bias added to the recurrent product (the GRU's with `reset_after`), or None."""
+        return None
 
     # -- the two halves of a step ----------------------------------------------------------------------
 
@@ -238,12 +242,6 @@ class _Cell(keras.layers.Layer):
         ones = ops.ones((batch_size, self.units), dtype=dtype)
         return keras.random.dropout(ones, self.recurrent_dropout, seed=self.seed_generator)
 
-    # -- the fused TensorFlow path ------------------------------------------------------------------------
-
-    def _fused_kind(self) -> str | None:
-        """Name of the exact fused TF loop for this configuration, or None when only the generic loop fits."""
-        return None
-
     def get_config(self):
         config = {
             "units": self.units,
@@ -283,7 +281,7 @@ class SimpleRNNCell(_Cell):
         seed: seed of the dropout masks.
 
     Raises:
-        ValueError: units <= 0, unknown activation, rate outside [0, 1).
+        MelodyRNNError: units <= 0, unknown activation, rate outside [0, 1).
     """
 
     def __init__(self, units: int, activation="tanh", **kwargs):
@@ -296,13 +294,6 @@ class SimpleRNNCell(_Cell):
             h = h * recurrent_mask
         output = self.activation(projected + ops.matmul(h, ops.cast(self.recurrent_kernel, h.dtype)))
         return output, [output]
-
-    def _fused_kind(self):
-        if _is(self.activation, "tanh"):
-            return "rnn_tanh"
-        if _is(self.activation, "relu"):
-            return "rnn_relu"
-        return None
 
     def get_config(self):
         config = super().get_config()
@@ -325,9 +316,10 @@ class LSTMCell(_Cell):
         Others: as `SimpleRNNCell`.
 
     Raises:
-        ValueError: units <= 0, unknown activation, rate outside [0, 1).
+        MelodyRNNError: units <= 0, unknown activation, rate outside [0, 1).
     """
 
+    _kind = "lstm"
     _gates = 4
 
     def __init__(self, units: int, unit_forget_bias: bool = True, **kwargs):
@@ -364,11 +356,6 @@ class LSTMCell(_Cell):
         h = o * self.activation(c)
         return h, [h, c]
 
-    def _fused_kind(self):
-        if _is(self.activation, "tanh") and _is(self.recurrent_activation, "sigmoid"):
-            return "lstm"
-        return None
-
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
 
@@ -388,9 +375,10 @@ class GRUCell(_Cell):
         Others: as `SimpleRNNCell`; recurrent_activation "sigmoid" by default.
 
     Raises:
-        ValueError: units <= 0, unknown activation, rate outside [0, 1).
+        MelodyRNNError: units <= 0, unknown activation, rate outside [0, 1).
     """
 
+    _kind = "gru"
     _gates = 3
 
     def __init__(self, units: int, reset_after: bool = True, **kwargs):
@@ -434,253 +422,8 @@ class GRUCell(_Cell):
         output = z * h_prev + (1 - z) * hh
         return output, [output]
 
-    def _fused_kind(self):
-        if self.reset_after and _is(self.activation, "tanh") and _is(self.recurrent_activation, "sigmoid"):
-            return "gru"
-        return None
-
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The fused TensorFlow path: forward and reverse while_loops with a hand-written backward pass.
-#
-# Why: on CPU the built-ins (and plain autodiff of any loop) spend the backward pass in many small per-step
-# ops, including one small matmul per step for the recurrent-weight gradient. Here the reverse loop does one
-# matmul per step (the gradient flowing to the previous state) and the recurrent-weight gradient is ONE large
-# matmul over all steps after the loop. All tensors are time-major, (steps, batch, ...).
-
-_TF_LOOPS: dict = {}
-_FUSED_JIT = True  # XLA on the inner loops only (each loop its own compiled function); see FIELD_NOTES
-
-
-def _tf_loops(kind: str, jit: bool):
-    key = (kind, jit)
-    if key not in _TF_LOOPS:
-        import tensorflow as tf  # only the TF path needs it; keeps `import melodyrnn.layers` backend-neutral
-
-        forward, backward = _make_tf_loops(tf, kind)
-        _TF_LOOPS[key] = (
-            tf.function(forward, jit_compile=jit, autograph=False, reduce_retracing=True),
-            tf.function(backward, jit_compile=jit, autograph=False, reduce_retracing=True),
-        )
-    return _TF_LOOPS[key]
-
-
-def _make_tf_loops(tf, kind):
-    """Forward and backward loop functions for one cell kind (see `_fused_sequence` for the contract)."""
-
-    def run(n, body, init):
-        return tf.while_loop(lambda t, *_: t < n, body, (tf.constant(0),) + tuple(init), maximum_iterations=n)[1:]
-
-    def array(like, n):
-        return tf.TensorArray(like.dtype, size=n, element_shape=like.shape)
-
-    def previous(first, seq):
-        # (steps, batch, units): the state entering each step
-        return tf.concat([first[None], seq[:-1]], axis=0)
-
-    def weight_grad(h0, hs, dpre):
-        # sum over steps of h_{t-1}^T @ dpre_t, as one (units, steps*batch) @ (steps*batch, width) product
-        units, width = tf.shape(h0)[-1], tf.shape(dpre)[-1]
-        h_prev = tf.reshape(previous(h0, hs), [-1, units])
-        return tf.matmul(h_prev, tf.reshape(dpre, [-1, width]), transpose_a=True)
-
-    if kind == "lstm":
-
-        def gates(z):
-            units = tf.shape(z)[1] // 4
-            s = tf.sigmoid(z)  # one op over all four blocks; the c block is replaced by its tanh
-            return s[:, :units], s[:, units : 2 * units], tf.tanh(z[:, 2 * units : 3 * units]), s[:, 3 * units :]
-
-        def forward(xw, h0, c0, kernel):
-            n = tf.shape(xw)[0]
-
-            def body(t, h, c, hs, cs, zs):
-                z = xw[t] + tf.matmul(h, kernel)
-                i, f, g, o = gates(z)
-                c = f * c + i * g
-                h = o * tf.tanh(c)
-                # the pre-activations are saved, not the gates: no concat here, and the backward loop
-                # recomputes the gates in its own fused (XLA) kernel
-                return t + 1, h, c, hs.write(t, h), cs.write(t, c), zs.write(t, z)
-
-            _, _, hs, cs, gs = run(n, body, (h0, c0, array(h0, n), array(c0, n), array(xw[0], n)))
-            return hs.stack(), cs.stack(), gs.stack()
-
-        def backward(dhs, dh_last, dc_last, hs, cs, gs, h0, c0, kernel):
-            n = tf.shape(hs)[0]
-            kernel_t = tf.transpose(kernel)
-            c_prev_all = previous(c0, cs)
-
-            def body(k, dh_next, dc_next, dzs):
-                t = n - 1 - k
-                dh = dhs[t] + dh_next
-                i, f, g, o = gates(gs[t])
-                tanh_c = tf.tanh(cs[t])
-                dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
-                dz = tf.concat(
-                    [dc * g * i * (1 - i), dc * c_prev_all[t] * f * (1 - f), dc * i * (1 - g * g),
-                     dh * tanh_c * o * (1 - o)],
-                    axis=1,
-                )
-                return k + 1, tf.matmul(dz, kernel_t), dc * f, dzs.write(t, dz)
-
-            dh0, dc0, dzs = run(n, body, (dh_last, dc_last, array(gs[0], n)))
-            dz_all = dzs.stack()
-            return dz_all, dh0, dc0, weight_grad(h0, hs, dz_all)
-
-        return forward, backward
-
-    if kind == "gru":
-
-        def gates(x, inner):
-            units = tf.shape(inner)[1] // 3
-            zr = tf.sigmoid(x[:, : 2 * units] + inner[:, : 2 * units])
-            z, r = zr[:, :units], zr[:, units:]
-            r_h = inner[:, 2 * units :]
-            return z, r, tf.tanh(x[:, 2 * units :] + r * r_h), r_h
-
-        def forward(xw, h0, kernel, rbias):
-            n = tf.shape(xw)[0]
-
-            def body(t, h, hs, inners):
-                inner = tf.matmul(h, kernel) + rbias
-                z, _, hh, _ = gates(xw[t], inner)
-                h = z * h + (1 - z) * hh
-                # only the recurrent product is saved (no concat); the backward loop recomputes the gates
-                return t + 1, h, hs.write(t, h), inners.write(t, inner)
-
-            _, hs, inners = run(n, body, (h0, array(h0, n), array(xw[0], n)))
-            return hs.stack(), inners.stack()
-
-        def backward(dhs, dh_last, xw, hs, inners, h0, kernel):
-            n = tf.shape(hs)[0]
-            kernel_t = tf.transpose(kernel)
-            h_prev_all = previous(h0, hs)
-
-            def body(k, dh_next, d_inner, d_cand):
-                t = n - 1 - k
-                dh = dhs[t] + dh_next
-                z, r, hh, r_h = gates(xw[t], inners[t])
-                dz = dh * (h_prev_all[t] - hh) * z * (1 - z)
-                da_h = dh * (1 - z) * (1 - hh * hh)  # gradient at the candidate's pre-activation
-                dr = da_h * r_h * r * (1 - r)
-                d_rec = tf.concat([dz, dr, da_h * r], axis=1)  # gradient of h @ U + b_rec
-                dh_prev = dh * z + tf.matmul(d_rec, kernel_t)
-                return k + 1, dh_prev, d_inner.write(t, d_rec), d_cand.write(t, da_h)
-
-            dh0, d_inner, d_cand = run(n, body, (dh_last, array(xw[0], n), array(h0, n)))
-            d_rec_all = d_inner.stack()
-            units = tf.shape(h0)[-1]
-            dxw = tf.concat([d_rec_all[:, :, : 2 * units], d_cand.stack()], axis=2)
-            d_rbias = tf.reduce_sum(d_rec_all, axis=[0, 1])
-            return dxw, dh0, weight_grad(h0, hs, d_rec_all), d_rbias
-
-        return forward, backward
-
-    relu = kind == "rnn_relu"
-
-    def forward(xw, h0, kernel):
-        n = tf.shape(xw)[0]
-
-        def body(t, h, hs):
-            pre = xw[t] + tf.matmul(h, kernel)
-            h = tf.nn.relu(pre) if relu else tf.tanh(pre)
-            return t + 1, h, hs.write(t, h)
-
-        _, hs = run(n, body, (h0, array(h0, n)))
-        return (hs.stack(),)
-
-    def backward(dhs, dh_last, hs, h0, kernel):
-        n = tf.shape(hs)[0]
-        kernel_t = tf.transpose(kernel)
-
-        def body(k, dh_next, dpres):
-            t = n - 1 - k
-            h = hs[t]
-            dh = dhs[t] + dh_next
-            dpre = dh * tf.cast(h > 0, h.dtype) if relu else dh * (1 - h * h)
-            return k + 1, tf.matmul(dpre, kernel_t), dpres.write(t, dpre)
-
-        dh0, dpres = run(n, body, (dh_last, array(h0, n)))
-        dpre_all = dpres.stack()
-        return dpre_all, dh0, weight_grad(h0, hs, dpre_all)
-
-    return forward, backward
-
-
-def _fused_sequence(kind: str, xw, states, kernel, rbias=None, jit: bool = True):
-    """Run a cell over time on TensorFlow with the hand-written gradient.
-
-    Args:
-        kind: "lstm", "gru", "rnn_tanh" or "rnn_relu".
-        xw: `(steps, batch, gates * units)` projected inputs, time-major.
-        states: list of `(batch, units)` initial states.
-        kernel: `(units, gates * units)` recurrent kernel, as a tensor.
-        rbias: GRU only, `(3 * units,)` recurrent bias.
-        jit: compile the two loops with XLA.
-
-    Returns:
-        `(outputs, final_states)`: outputs `(steps, batch, units)`, final_states a list of `(batch, units)`.
-    """
-    import tensorflow as tf
-
-    forward_loop, backward_loop = _tf_loops(kind, jit)
-
-    # The loops' own autodiff must never be traced (XLA cannot return its TensorLists, and the gradient is
-    # ours), so they only ever see tensors cut from the tape.
-    def forward(*args):
-        return forward_loop(*[tf.stop_gradient(a) for a in args])
-
-    def backward(*args):
-        return backward_loop(*[tf.stop_gradient(a) for a in args])
-
-    def upstream(grad, like):
-        return tf.zeros_like(like) if grad is None else grad
-
-    if kind == "lstm":
-
-        @tf.custom_gradient
-        def lstm(xw, h0, c0, kernel):
-            hs, cs, gs = forward(xw, h0, c0, kernel)
-
-            def grad(dhs, dh_last, dc_last):
-                return backward(
-                    upstream(dhs, hs), upstream(dh_last, h0), upstream(dc_last, c0), hs, cs, gs, h0, c0, kernel
-                )
-
-            return (hs, hs[-1], cs[-1]), grad
-
-        hs, h, c = lstm(xw, states[0], states[1], kernel)
-        return hs, [h, c]
-
-    if kind == "gru":
-
-        @tf.custom_gradient
-        def gru(xw, h0, kernel, rbias):
-            hs, inners = forward(xw, h0, kernel, rbias)
-
-            def grad(dhs, dh_last):
-                return backward(upstream(dhs, hs), upstream(dh_last, h0), xw, hs, inners, h0, kernel)
-
-            return (hs, hs[-1]), grad
-
-        hs, h = gru(xw, states[0], kernel, rbias)
-        return hs, [h]
-
-    @tf.custom_gradient
-    def rnn(xw, h0, kernel):
-        (hs,) = forward(xw, h0, kernel)
-
-        def grad(dhs, dh_last):
-            return backward(upstream(dhs, hs), upstream(dh_last, h0), hs, h0, kernel)
-
-        return (hs, hs[-1]), grad
-
-    hs, h = rnn(xw, states[0], kernel)
-    return hs, [h]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -693,8 +436,8 @@ class RNN(keras.layers.Layer):
 
     The input product for all steps is one matrix product before the loop; the loop does only the recurrent
     product and the gates. On TensorFlow, without a mask and without recurrent dropout in training, a fused
-    loop with a hand-written backward pass runs (exact to float32 rounding); otherwise a `keras.ops.scan` loop
-    that runs on every backend.
+    loop with a hand-written backward pass runs (`melodyrnn.fused_tf`, exact to float32 rounding); otherwise a
+    `keras.ops.scan` loop that runs on every backend.
 
     Args:
         cell: a `SimpleRNNCell`, `LSTMCell` or `GRUCell`.
@@ -713,7 +456,7 @@ class RNN(keras.layers.Layer):
         training: whether dropout is active.
 
     Raises:
-        ValueError: a cell that is not a melodyrnn cell, an unknown `implementation`.
+        MelodyRNNError: a cell that is not a melodyrnn cell, an unknown `implementation`.
     """
 
     def __init__(
@@ -729,9 +472,9 @@ class RNN(keras.layers.Layer):
         kwargs.pop("stateful", None)  # Keras's Bidirectional passes the attribute back through configs
         super().__init__(**kwargs)
         if not isinstance(cell, _Cell):
-            raise ValueError(f"`cell` must be a melodyrnn cell (SimpleRNNCell, LSTMCell, GRUCell), got {cell!r}")
+            raise MelodyRNNError(f"`cell` must be a melodyrnn cell (SimpleRNNCell, LSTMCell, GRUCell), got {cell!r}")
         if implementation not in _IMPLEMENTATIONS:
-            raise ValueError(f"`implementation` must be one of {_IMPLEMENTATIONS}, got {implementation!r}")
+            raise MelodyRNNError(f"`implementation` must be one of {_IMPLEMENTATIONS}, got {implementation!r}")
         self.cell = cell
         self.return_sequences = _check_bool("return_sequences", return_sequences)
         self.return_state = _check_bool("return_state", return_state)
@@ -741,7 +484,7 @@ class RNN(keras.layers.Layer):
         self.stateful = False  # state is carried explicitly through `step`, never inside the layer
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
-        self._fused_jit = _FUSED_JIT
+        self._fused_jit: bool | None = None  # XLA on the fused loops; None: `fused_tf.JIT` (benchmarks set it)
 
     @property
     def units(self) -> int:
@@ -802,7 +545,7 @@ class RNN(keras.layers.Layer):
                 initial_state = [initial_state]
             states = [ops.cast(s, self.compute_dtype) for s in initial_state]
             if len(states) != len(cell.state_size):
-                raise ValueError(
+                raise MelodyRNNError(
                     f"`initial_state` must have {len(cell.state_size)} tensors, got {len(states)}"
                 )
         if training and cell.dropout > 0:
@@ -821,29 +564,7 @@ class RNN(keras.layers.Layer):
             projected = ops.flip(projected, axis=0)
             mask = None if mask is None else ops.flip(mask, axis=0)
 
-        kind = cell._fused_kind()
-        if (
-            self.implementation == "auto"
-            and kind is not None
-            and mask is None
-            and recurrent_mask is None
-            and keras.backend.backend() == "tensorflow"
-        ):
-            kernel = ops.cast(cell.recurrent_kernel, projected.dtype)
-            rbias = None
-            if kind == "gru":
-                rbias = cell._recurrent_bias()
-                rbias = ops.zeros((3 * cell.units,), projected.dtype) if rbias is None else ops.cast(
-                    rbias, projected.dtype
-                )
-            outputs, states = _fused_sequence(kind, projected, states, kernel, rbias, jit=self._fused_jit)
-            # The loops are traced with reduce_retracing, so after a few shapes they return unknown static
-            # shapes; layers after this one (LayerNormalization, say) need the feature size to build.
-            outputs.set_shape(projected.shape[:2] + (cell.units,))
-            for s in states:
-                s.set_shape(projected.shape[1:2] + (cell.units,))
-        else:
-            outputs, states = self._scan(projected, states, mask, recurrent_mask)
+        outputs, states = self._loop(projected, states, mask, recurrent_mask)
 
         if self.return_sequences:
             output = ops.transpose(outputs, (1, 0, 2))
@@ -852,6 +573,28 @@ class RNN(keras.layers.Layer):
         if self.return_state:
             return [output] + list(states)
         return output
+
+    def _loop(self, projected, states, mask, recurrent_mask):
+        """The recurrence over time-major projected inputs: `(outputs, final_states)`, time-major outputs."""
+        cell = self.cell
+        if self.implementation == "auto":
+            try:
+                return fused_tf.rnn_sequence(
+                    cell._kind,
+                    projected,
+                    states,
+                    cell.recurrent_kernel,
+                    cell._recurrent_bias(),
+                    activation=cell.activation,
+                    recurrent_activation=cell.recurrent_activation,
+                    reset_after=getattr(cell, "reset_after", False),
+                    mask=mask,
+                    recurrent_mask=recurrent_mask,
+                    jit=self._fused_jit,
+                )
+            except NotImplementedError:
+                pass  # another backend, or a case the fused loops do not cover: the generic loop is exact too
+        return self._scan(projected, states, mask, recurrent_mask)
 
     def _scan(self, projected, states, mask, recurrent_mask):
         """The generic loop (any backend): `keras.ops.scan` over time-major projected inputs."""
@@ -1018,14 +761,14 @@ class Bidirectional(keras.layers.Bidirectional):
         backward_layer: optional explicit backward layer (with `go_backwards=True`).
 
     Raises:
-        ValueError: `layer` not a Keras layer, an unknown `merge_mode`.
+        MelodyRNNError: `layer` not a Keras layer, an unknown `merge_mode`.
     """
 
     def __init__(self, layer, merge_mode: str | None = "concat", weights=None, backward_layer=None, **kwargs):
         if not isinstance(layer, keras.layers.Layer):
-            raise ValueError(f"`layer` must be a Keras layer, got {layer!r}")
+            raise MelodyRNNError(f"`layer` must be a Keras layer, got {layer!r}")
         if merge_mode not in _MERGE_MODES:
-            raise ValueError(f"`merge_mode` must be one of {_MERGE_MODES}, got {merge_mode!r}")
+            raise MelodyRNNError(f"`merge_mode` must be one of {_MERGE_MODES}, got {merge_mode!r}")
         super().__init__(layer, merge_mode=merge_mode, weights=weights, backward_layer=backward_layer, **kwargs)
 
     def step(self, inputs, states):
