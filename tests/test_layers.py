@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from melodyrnn import cells as C
 from melodyrnn import layers as L
 from melodyrnn.errors import MelodyRNNError
 
@@ -195,16 +196,6 @@ def test_step_in_a_compiled_loop_carries_the_state():
     np.testing.assert_allclose(run(x), expected, rtol=1e-6, atol=1e-6)
 
 
-def test_cell_call_is_one_step():
-    cell = L.GRUCell(UNITS)
-    x = _inputs(11)[:, 0]
-    output, states = cell(x, cell.get_initial_state(BATCH))
-    assert output.shape == (BATCH, UNITS)
-    assert len(states) == 1 and cell.state_size == [UNITS]
-    np.testing.assert_array_equal(output, states[0])
-    assert L.LSTMCell(UNITS).state_size == [UNITS, UNITS]
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Shapes, weights, configs, saving
 
@@ -293,11 +284,11 @@ def test_every_argument_round_trips_through_get_config(cls, extra):
 
 
 def test_rnn_with_a_cell_round_trips_through_get_config():
-    layer = L.RNN(L.LSTMCell(UNITS, dropout=0.1), return_sequences=True, go_backwards=True)
+    layer = L.RNN(C.LSTMCell(UNITS, dropout=0.1), return_sequences=True, go_backwards=True)
     clone = L.RNN.from_config(layer.get_config())
-    assert isinstance(clone.cell, L.LSTMCell)
+    assert isinstance(clone.cell, C.LSTMCell)
     assert clone.get_config() == layer.get_config()
-    for cell in (L.SimpleRNNCell(UNITS), L.LSTMCell(UNITS), L.GRUCell(UNITS, reset_after=False)):
+    for cell in (C.SimpleRNNCell(UNITS), C.LSTMCell(UNITS), C.GRUCell(UNITS, reset_after=False)):
         assert type(cell).from_config(cell.get_config()).get_config() == cell.get_config()
 
 
@@ -307,7 +298,7 @@ def _model(tokens=11):
     x = L.LSTM(UNITS, return_sequences=True)(x)
     x = L.Bidirectional(L.GRU(UNITS, return_sequences=True), merge_mode="sum")(x)
     x = keras.layers.Bidirectional(L.SimpleRNN(UNITS, return_sequences=True))(x)
-    x = L.RNN(L.GRUCell(UNITS), return_sequences=True)(x)
+    x = L.RNN(C.GRUCell(UNITS), return_sequences=True)(x)
     return keras.Model(inputs, keras.layers.Dense(tokens)(x))
 
 
@@ -417,13 +408,13 @@ def test_input_dropout_mask_is_the_same_at_every_step():
         (lambda: L.LSTM(0), r"`units` must be a positive integer, got 0"),
         (lambda: L.GRU(-3), r"`units` must be a positive integer, got -3"),
         (lambda: L.SimpleRNN(2.5), r"`units` must be a positive integer, got 2.5"),
-        (lambda: L.LSTMCell(True), r"`units` must be a positive integer, got True"),
+        (lambda: C.LSTMCell(True), r"`units` must be a positive integer, got True"),
         (lambda: L.LSTM(4, activation="nope"), r"`activation` .* got 'nope'"),
         (lambda: L.GRU(4, recurrent_activation="bogus"), r"`recurrent_activation` .* got 'bogus'"),
         (lambda: L.LSTM(4, dropout=1.0), r"`dropout` must be a float in \[0, 1\), got 1.0"),
         (lambda: L.GRU(4, dropout=-0.1), r"`dropout` must be a float in \[0, 1\), got -0.1"),
         (lambda: L.SimpleRNN(4, recurrent_dropout=1.5), r"`recurrent_dropout` .* got 1.5"),
-        (lambda: L.RNN(L.LSTMCell(4), implementation="cudnn"), r"`implementation` .* got 'cudnn'"),
+        (lambda: L.RNN(C.LSTMCell(4), implementation="cudnn"), r"`implementation` .* got 'cudnn'"),
         (lambda: L.RNN(keras.layers.LSTMCell(4)), r"`cell` must be a melodyrnn cell"),
         (lambda: L.Bidirectional(L.LSTM(4), merge_mode="max"), r"`merge_mode` .* got 'max'"),
         (lambda: L.GRU(4, return_sequences="yes"), r"`return_sequences` must be True or False, got 'yes'"),
@@ -452,8 +443,14 @@ def _imported_modules(module) -> set[str]:
     return names
 
 
-def test_layers_module_is_backend_neutral_and_imports_only_errors_and_fused_tf_from_melodyrnn():
+def test_layers_module_is_backend_neutral_and_imports_only_cells_errors_and_fused_tf_from_melodyrnn():
     imported = _imported_modules(L)
     assert not any(name.split(".")[0] == "tensorflow" for name in imported)
-    ours = {name for name in imported if name.startswith("melodyrnn")}
-    assert ours <= {"melodyrnn", "melodyrnn.fused_tf", "melodyrnn.errors", "melodyrnn.errors.MelodyRNNError"}
+    ours = {name.split(".")[1] for name in imported if name.startswith("melodyrnn.")}
+    assert ours == {"cells", "errors", "fused_tf"}
+
+
+def test_cells_module_is_backend_neutral_and_imports_only_errors_from_melodyrnn():
+    imported = _imported_modules(C)
+    assert not any(name.split(".")[0] == "tensorflow" for name in imported)
+    assert {name.split(".")[1] for name in imported if name.startswith("melodyrnn.")} == {"errors"}
