@@ -7,19 +7,19 @@ attention.py, the lookback embedding in lookback.py, and the one-file saved mode
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import keras
 from keras import ops
 
 from melodyrnn import layers as rnn_layers
 from melodyrnn.attention import CausalSelfAttention
+from melodyrnn.configs import Config, config_from_dict, is_int, is_real
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.lookback import LookbackEmbedding
 
-__all__ = ["ModelConfig", "MelodyModel", "build_model", "config_from_dict"]
+__all__ = ["ModelConfig", "MelodyModel", "build_model"]
 
 _PACKAGE = "melodyrnn"  # bundles store the registered name "melodyrnn>MelodyModel": never change it
 _CELLS = {"lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU, "rnn": rnn_layers.SimpleRNN}
@@ -29,12 +29,8 @@ _CELLS = {"lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU, "rnn": rnn_layers.Simp
 # Configuration
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Config):
     """The shape of the network. Defaults are the shipped default model's (melodyrnn/pretrained/).
 
     Attributes:
@@ -87,49 +83,47 @@ class ModelConfig:
     max_steps_per_bar: int = 64
     vocab_size: int = 130
 
+    what: ClassVar[str] = "model config"
+    #: Upper bounds on the network's shape: far above any melody model worth training on one machine, and low
+    #: enough that a hand-edited or hostile bundle cannot ask for gigabytes before its weights are checked.
+    limits: ClassVar[dict[str, int]] = {"num_layers": 16, "units": 2048, "embedding_dim": 2048, "attention_heads": 64,
+                                        "attention_key_dim": 1024, "attention_window": 8192, "vocab_size": 4096}
+
     def __post_init__(self):
         def check(ok: bool, name: str, expected: str):
             if not ok:
                 raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
 
+        def bounded(name: str, optional: bool = False):
+            value, top = getattr(self, name), self.limits[name]
+            check((optional and value is None) or (is_int(value) and 1 <= value <= top), name,
+                  f"an integer in [1, {top}]" + (" or None" if optional else ""))
+
         check(self.cell in _CELLS, "cell", f"one of {sorted(_CELLS)}")
-        check(_is_int(self.num_layers) and 1 <= self.num_layers <= 16, "num_layers", "an integer in [1, 16]")
-        check(_is_int(self.units) and self.units >= 1, "units", "a positive integer")
-        check(_is_int(self.embedding_dim) and self.embedding_dim >= 1, "embedding_dim", "a positive integer")
-        check(
-            isinstance(self.dropout, numbers.Real) and not isinstance(self.dropout, bool)
-            and 0 <= self.dropout < 1,
-            "dropout", "a float in [0, 1)",
-        )
+        for name in ("num_layers", "units", "embedding_dim", "attention_heads", "attention_window"):
+            bounded(name)
+        bounded("attention_key_dim", optional=True)
+        check(is_real(self.dropout) and 0 <= self.dropout < 1, "dropout", "a float in [0, 1)")
         for name in ("layer_norm", "residual", "attention", "attention_relative_bias", "attention_previous_key",
                      "lookback"):
             check(isinstance(getattr(self, name), bool), name, "True or False")
-        check(_is_int(self.attention_heads) and self.attention_heads >= 1, "attention_heads", "a positive integer")
-        check(
-            self.attention_key_dim is None or (_is_int(self.attention_key_dim) and self.attention_key_dim >= 1),
-            "attention_key_dim", "a positive integer or None",
-        )
         if self.attention and self.attention_key_dim is None and self.units < self.attention_heads:
             raise MelodyRNNError(
                 f"`attention_heads` must be <= units={self.units} when `attention_key_dim` is None, "
                 f"got {self.attention_heads!r}"
             )
-        check(_is_int(self.attention_window) and self.attention_window >= 1, "attention_window", "a positive integer")
-        check(_is_int(self.steps_per_bar) and 1 <= self.steps_per_bar <= 1024, "steps_per_bar",
+        check(is_int(self.steps_per_bar) and 1 <= self.steps_per_bar <= 1024, "steps_per_bar",
               "an integer in [1, 1024]")
-        check(_is_int(self.max_steps_per_bar) and 1 <= self.max_steps_per_bar <= 1024
-              and (not _is_int(self.steps_per_bar) or self.max_steps_per_bar >= self.steps_per_bar),
+        check(is_int(self.max_steps_per_bar) and 1 <= self.max_steps_per_bar <= 1024
+              and (not is_int(self.steps_per_bar) or self.max_steps_per_bar >= self.steps_per_bar),
               "max_steps_per_bar", f"an integer in [steps_per_bar={self.steps_per_bar}, 1024]")
-        check(_is_int(self.vocab_size) and self.vocab_size >= 3, "vocab_size", "an integer >= 3")
+        check(is_int(self.vocab_size) and 3 <= self.vocab_size <= self.limits["vocab_size"], "vocab_size",
+              f"an integer in [3, {self.limits['vocab_size']}]")
 
     @property
     def key_dim(self) -> int:
         """Width per attention head, `attention_key_dim` or `units // attention_heads`."""
         return self.attention_key_dim or max(1, self.units // self.attention_heads)
-
-    def to_dict(self) -> dict:
-        """A plain, JSON-ready dict of every field."""
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
@@ -145,22 +139,7 @@ class ModelConfig:
         if isinstance(d, dict) and "attention_relative_bias" not in d and "attention_previous_key" not in d:
             # configs saved before these fields had plain content attention
             d = {**d, "attention_relative_bias": False, "attention_previous_key": False}
-        return config_from_dict(cls, d, "model config")
-
-
-def config_from_dict(cls, d: dict, what: str):
-    """Builds the frozen config dataclass `cls` from a dict, refusing fields it does not have.
-
-    Raises:
-        MelodyRNNError: `d` is not a dict, has unknown fields, or a field is invalid (`cls` validates).
-    """
-    if not isinstance(d, dict):
-        raise MelodyRNNError(f"a {what} must be a dict, got {type(d).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise MelodyRNNError(f"unknown {what} fields {unknown}; known fields are {sorted(known)}")
-    return cls(**d)
+        return config_from_dict(cls, d)
 
 
 # ----------------------------------------------------------------------------------------------------------

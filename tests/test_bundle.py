@@ -229,3 +229,15 @@ def test_default_model_is_bundled_and_loads():
     assert isinstance(bundle.model, MelodyModel) and Path(bundle.path) == DEFAULT_BUNDLE_PATH
     assert bundle.model_config.attention and bundle.encoding.vocab_size == 130
     assert DEFAULT_BUNDLE_PATH.stat().st_size < 8 * 1024 * 1024  # "a few MB at most"
+
+
+def test_a_bundle_saved_before_the_attention_shortcuts_still_loads_and_samples():
+    # The default model shipped before relative bias and previous-step keys existed: its config has neither field
+    # (nor max_steps_per_bar), so loading must give plain content attention, or its weights would not fit.
+    path = Path(__file__).parent / "data" / "bundle_before_attention_shortcuts.melodyrnn"
+    bundle = load_bundle(path, compile=False)
+    config = bundle.model_config
+    assert config.attention and (config.attention_relative_bias, config.attention_previous_key) == (False, False)
+    assert config.max_steps_per_bar == ModelConfig().max_steps_per_bar
+    melodies = melodyrnn.Sampler(bundle).generate(2, bars=2, seed=3)
+    assert [len(m) for m in melodies] == [32, 32] and all(m.notes() for m in melodies)

@@ -80,7 +80,7 @@ def test_config_dict_round_trip_through_json():
     [
         (dict(cell="transformer"), "`cell` must be one of"),
         (dict(num_layers=0), "`num_layers` must be an integer in"),
-        (dict(units=2.5), "`units` must be a positive integer, got 2.5"),
+        (dict(units=2.5), r"`units` must be an integer in \[1, 2048\], got 2.5"),
         (dict(embedding_dim=0), "`embedding_dim`"),
         (dict(dropout=1.0), r"`dropout` must be a float in \[0, 1\), got 1.0"),
         (dict(layer_norm=1), "`layer_norm` must be True or False, got 1"),
@@ -91,7 +91,7 @@ def test_config_dict_round_trip_through_json():
         (dict(steps_per_bar=0), "`steps_per_bar`"),
         (dict(steps_per_bar=80), r"`max_steps_per_bar` must be an integer in \[steps_per_bar=80, 1024\], got 64"),
         (dict(max_steps_per_bar=0), "`max_steps_per_bar`"),
-        (dict(vocab_size=2), "`vocab_size` must be an integer >= 3, got 2"),
+        (dict(vocab_size=2), r"`vocab_size` must be an integer in \[3, 4096\], got 2"),
     ],
 )
 def test_config_validation(kwargs, match):
@@ -221,6 +221,20 @@ def test_state_reordered_by_a_batch_gather_stays_exact(models):
         outputs.append(np.asarray(logits))
     expected = np.asarray(model(ids[order]))[:, 6:]
     np.testing.assert_allclose(np.stack(outputs, axis=1), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("units", 8192, r"`units` must be an integer in \[1, 2048\], got 8192"),
+    ("attention_window", 1 << 26, r"`attention_window` must be an integer in \[1, 8192\]"),
+    ("vocab_size", 1 << 22, r"`vocab_size` must be an integer in \[3, 4096\]"),
+    ("embedding_dim", 0, r"`embedding_dim` must be an integer in \[1, 2048\], got 0"),
+    ("attention_key_dim", 4096, r"`attention_key_dim` must be an integer in \[1, 1024\] or None"),
+    ("num_layers", True, r"`num_layers` must be an integer in \[1, 16\], got True"),
+])
+def test_every_size_field_is_bounded(field, value, match):
+    # a hostile bundle's config must fail here, before any memory is spent on weights
+    with pytest.raises(MelodyRNNError, match=match):
+        ModelConfig.from_dict({**ModelConfig().to_dict(), field: value})
 
 
 def test_configs_saved_before_the_attention_shortcuts_keep_plain_attention():
