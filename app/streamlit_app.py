@@ -15,6 +15,7 @@ import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -32,12 +33,12 @@ from uploads import (  # noqa: E402
 )
 
 from melodyrnn.audio import render_midi  # noqa: E402
+from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
 from melodyrnn.dataset import prepare  # noqa: E402
 from melodyrnn.encoding import melody_to_midi  # noqa: E402
 from melodyrnn.errors import MelodyRNNError  # noqa: E402
-from melodyrnn.theory import KEY_TONIC_NAMES, SCALES  # noqa: E402
-from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
 from melodyrnn.sampling import SampleConfig, Sampler, primer_to_melody  # noqa: E402
+from melodyrnn.theory import KEY_TONIC_NAMES, SCALES  # noqa: E402
 from melodyrnn.training import BEST, LATEST  # noqa: E402
 
 # General MIDI programs a melody sounds good on (the number is what goes into the MIDI file).
@@ -87,7 +88,7 @@ def init_state() -> None:
 def collect_finished_training() -> None:
     """Once a background run ends, its best bundle becomes a model choice, selected for the next Generate."""
     job: TrainingJob | None = st.session_state.job
-    if job is None or not job.done or getattr(job, "collected", False):
+    if job is None or not job.done or job.collected:
         return
     job.collected = True
     if job.best_bundle is not None:
@@ -220,7 +221,7 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
     # FluidSynth renders outside the GIL: one thread per core brings the audio sooner.
     with ThreadPoolExecutor(max_workers=min(len(midis), os.cpu_count() or 1)) as pool:
         renders = list(pool.map(render_midi, midis))
-    items = []
+    items: list[dict[str, Any]] = []
     for i, (melody, midi, rendered) in enumerate(zip(melodies, midis, renders), 1):
         items.append({"name": f"take{take_id:02d}_melody{i:02d}", "melody": melody, "midi": midi,
                       "wav": rendered.wav, "backend": rendered.backend, "seconds": rendered.duration_seconds,
@@ -336,7 +337,7 @@ def prepare_uploads(files) -> None:
     """Uploads → a scratch folder → `prepare` → the report, kept in the session."""
     folder = Path(tempfile.mkdtemp(prefix="data-", dir=session_dir()))
     saved = save_training_uploads([(f.name, f.getvalue()) for f in files], folder / "midi")
-    state = {"rejected": saved.rejected, "cache": None, "report": None}
+    state: dict[str, Any] = {"rejected": saved.rejected, "cache": None, "report": None}
     if not saved.saved:
         state["error"] = "No MIDI files to prepare: upload .mid/.midi/.kar files or a zip that holds some."
     else:

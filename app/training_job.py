@@ -11,10 +11,14 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 
 from melodyrnn.errors import MelodyRNNError
+
+if TYPE_CHECKING:
+    from melodyrnn.training import TrainResult
 
 #: The app's small default model: trains in a minute or two on a laptop CPU.
 APP_MODEL_CONFIG = {"units": 64, "num_layers": 1, "embedding_dim": 32, "dropout": 0.2, "attention": True,
@@ -24,7 +28,7 @@ APP_TRAIN_CONFIG = {"epochs": 10, "batch_size": 32, "seq_len": 64, "patience": 3
 
 
 class _Progress(keras.callbacks.Callback):
-    def __init__(self, job: "TrainingJob"):
+    def __init__(self, job: TrainingJob):
         super().__init__()
         self.job = job
 
@@ -64,11 +68,16 @@ class TrainingJob:
         self.epochs = int(train_config.get("epochs", 1))
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._epoch, self._batch, self._batches, self._loss, self._in_epoch = 0, 0, None, None, False
+        self._epoch, self._batch, self._in_epoch = 0, 0, False
+        self._batches: int | None = None
+        self._loss: float | None = None
         self._history: list[dict] = []
-        self.result = None
+        self.result: TrainResult | None = None
         self.error: str | None = None
-        self.started = self.finished = None
+        self.started: float | None = None
+        self.finished: float | None = None
+        #: Set by the app once it has offered the run's best bundle as a model choice.
+        self.collected = False
         self._thread = threading.Thread(target=self._run, name=f"melodyrnn-train-{self.run_dir.name}", daemon=True)
 
     def _run(self) -> None:
@@ -85,7 +94,7 @@ class TrainingJob:
         finally:
             self.finished = time.time()
 
-    def start(self) -> "TrainingJob":
+    def start(self) -> TrainingJob:
         self.started = time.time()
         self._thread.start()
         return self

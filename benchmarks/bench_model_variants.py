@@ -12,6 +12,7 @@ Quality (NLL per step on whole tunes) needs the training loop and real data, so 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -123,7 +124,7 @@ def main(argv=None) -> dict:
         start = time.perf_counter()
         np.asarray(sample(seed_ids))
         compile_s = time.perf_counter() - start
-        sample_s = median_seconds(lambda: sample(seed_ids), args.sample_repeats)
+        sample_s = median_seconds(functools.partial(sample, seed_ids), args.sample_repeats)
         results[name] = {
             "config": configs[name].to_dict(),
             "parameters": int(model.count_params()),

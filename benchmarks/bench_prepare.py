@@ -3,7 +3,8 @@
 Variants alternate within one run (the machine is shared and noisy); the best of the repeats is kept
 beside the median. Prints JSON and writes it to --out.
 
-    python benchmarks/bench_prepare.py [--root training_data] [--repeats 3] [--out benchmarks/results/bench_prepare.json]
+    python benchmarks/bench_prepare.py [--root training_data] [--repeats 3]
+                                       [--out benchmarks/results/bench_prepare.json]
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import platform
 import statistics
 import time
 from pathlib import Path
+
+from repo_paths import repo_relative
 
 from melodyrnn.dataset import prepare
 
@@ -37,7 +40,7 @@ def main() -> None:
     files, steps = data.report.files_found, data.report.total_steps
     result = {
         "benchmark": "prepare",
-        "root": args.root,
+        "root": repo_relative(args.root),
         "files": files,
         "melodies": data.num_melodies,
         "steps": steps,

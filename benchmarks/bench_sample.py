@@ -16,6 +16,7 @@ Without BUNDLE it uses the default model if it is bundled, else an UNTRAINED mod
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -29,10 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from repo_paths import repo_relative  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from melodyrnn.bundle import DEFAULT_BUNDLE_PATH, Bundle, load  # noqa: E402
 from melodyrnn.encoding import EncodingConfig  # noqa: E402
-from melodyrnn.model import DEFAULT_BUNDLE_PATH, Bundle, ModelConfig, build_model, load  # noqa: E402
+from melodyrnn.model import ModelConfig, build_model  # noqa: E402
 from melodyrnn.sampling import Sampler  # noqa: E402
 
 
@@ -68,13 +71,14 @@ def main() -> None:
 
     if args.bundle is not None or DEFAULT_BUNDLE_PATH.is_file():
         bundle = load(args.bundle, compile=False)
-        model_note = f"bundle {bundle.path}"
+        model_note = f"bundle {repo_relative(bundle.path)}"
     else:
         keras.utils.set_random_seed(0)
         encoding = EncodingConfig()
         config = ModelConfig(vocab_size=encoding.vocab_size)
         bundle = Bundle(build_model(config), config, encoding)
-        model_note = "UNTRAINED model of the default ModelConfig() (no default bundle yet); speed does not depend on the weights"
+        model_note = ("UNTRAINED model of the default ModelConfig() (no default bundle yet); "
+                      "speed does not depend on the weights")
     print(model_note, flush=True)
     sampler = Sampler(bundle)
     no_xla = Sampler(bundle, jit_compile=False)
@@ -85,19 +89,21 @@ def main() -> None:
         start = time.perf_counter()
         sampler.generate(batch, steps=args.steps, seed=0, **kwargs)
         row["compile_and_first_run_seconds"] = round(time.perf_counter() - start, 2)
-        t = median_seconds(lambda: sampler.generate(batch, steps=args.steps, seed=1, **kwargs), args.repeats)
+        t = median_seconds(functools.partial(sampler.generate, batch, steps=args.steps, seed=1, **kwargs),
+                           args.repeats)
         row["compiled_seconds"] = round(t, 4)
         row["compiled_steps_per_second"] = round(args.steps / t, 1)
         row["compiled_melody_steps_per_second"] = round(batch * args.steps / t, 1)
         row["compiled_melodies_per_second"] = round(batch / t, 2)
 
         no_xla.generate(batch, steps=args.steps, seed=0, **kwargs)
-        t_plain = median_seconds(lambda: no_xla.generate(batch, steps=args.steps, seed=1, **kwargs), args.repeats)
+        t_plain = median_seconds(functools.partial(no_xla.generate, batch, steps=args.steps, seed=1, **kwargs),
+                                 args.repeats)
         row["no_xla_seconds"] = round(t_plain, 4)
         row["no_xla_steps_per_second"] = round(args.steps / t_plain, 1)
 
         naive_generate(bundle.model, batch, 4, 0)  # warm-up (first calls build/trace the layers)
-        t_naive = median_seconds(lambda: naive_generate(bundle.model, batch, args.naive_steps, 1), 1)
+        t_naive = median_seconds(functools.partial(naive_generate, bundle.model, batch, args.naive_steps, 1), 1)
         row["naive_timed_steps"] = args.naive_steps
         row["naive_seconds_for_timed_steps"] = round(t_naive, 3)
         row["naive_steps_per_second"] = round(args.naive_steps / t_naive, 2)

@@ -30,12 +30,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from repo_paths import ROOT, repo_relative
 
+from melodyrnn.bundle import load
 from melodyrnn.dataset import PreparedData, prepare
-from melodyrnn.model import ModelConfig, build_model, load
+from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.training import TrainConfig, _compile, default_model_config, train
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class _BatchClock(keras.callbacks.Callback):
@@ -132,8 +132,9 @@ def main() -> None:
         parser.error("--time-to-target needs --target-val-loss unless --model shipped")
     result = {
         "benchmark": "train",
-        "data": args.data,
-        "data_root": data.report.root,
+        "data": repo_relative(args.data),
+        # prepare() records its folder as given: only an absolute one can be made repository-relative
+        "data_root": repo_relative(data.report.root) if os.path.isabs(data.report.root) else data.report.root,
         "train_melodies": int(data.indices("train").size),
         "train_steps": int(data.lengths[data.indices("train")].sum()),
         "model": args.model,

@@ -15,6 +15,8 @@ import json
 import time
 from pathlib import Path
 
+from repo_paths import repo_relative
+
 from melodyrnn.dataset import PreparedData
 from melodyrnn.evaluation import evaluate, summarize
 from melodyrnn.ngram import NGramModel
@@ -35,7 +37,8 @@ def main() -> None:
     data = PreparedData.load(args.data)
     train = [data.melody_tokens(i) for i in data.indices("train")]
     val = [data.melody_tokens(i) for i in data.indices("validation")]
-    result = {"data": args.data, "train_melodies": len(train), "validation_melodies": len(val), "models": {}}
+    result = {"data": repo_relative(args.data), "train_melodies": len(train), "validation_melodies": len(val),
+              "models": {}}
 
     t0 = time.perf_counter()
     ngram = NGramModel(order=args.order, vocab_size=data.config.vocab_size).fit(train)
@@ -46,13 +49,13 @@ def main() -> None:
 
     for spec in args.bundles:
         name, _, path = spec.partition("=")
-        from melodyrnn.model import load_bundle
+        from melodyrnn.bundle import load_bundle
 
         bundle = load_bundle(path, compile=False)
         metrics = evaluate(bundle, data, split="validation")
         training = bundle.metadata.get("training", {})
         history = training.get("history", [])
-        metrics.update(path=path, model_config=bundle.model_config.to_dict(),
+        metrics.update(path=repo_relative(path), model_config=bundle.model_config.to_dict(),
                        parameters=int(bundle.model.count_params()), epochs=training.get("epoch"),
                        train_seconds=round(sum(h.get("seconds", 0.0) for h in history), 1) if history else None)
         result["models"][name] = metrics

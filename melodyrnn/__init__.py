@@ -51,6 +51,7 @@ __all__ = [
     "BundleError", "DataError", "EncodingConfig", "ExtractionConfig", "Melody", "MelodyRNNError",
     "MidiReadError", "MidiRepairWarning", "NoMelodyError", "OutOfRangeError", "PrepareReport", "PreparedData",
     "Score", "melody_to_midi", "melody_to_tokens", "midi_to_melodies", "note_name_to_pitch",
-    "key_pitch_classes", "parse_key", "pitch_to_note_name", "prepare", "read_midi", "score_to_melodies", "score_to_midi", "tokens_to_melody",
+    "key_pitch_classes", "parse_key", "pitch_to_note_name", "prepare", "read_midi", "score_to_melodies",
+    "score_to_midi", "tokens_to_melody",
     *_LAZY,
 ]

@@ -135,8 +135,7 @@ def _run_generate(args) -> int:
     options = {k: getattr(args, k) for k in _SAMPLE_FLAGS if getattr(args, k) is not None}
     melodies = Sampler(args.model).generate(args.num_melodies, steps=args.steps, primer=primer, seed=seed, **options)
     for path, melody in zip(write_melodies(melodies, args.output), melodies):
-        lo, hi = melody.pitch_range or (None, None)
-        span = f"{pitch_to_note_name(lo)}-{pitch_to_note_name(hi)}" if lo is not None else "none"
+        span = "-".join(map(pitch_to_note_name, melody.pitch_range)) if melody.pitch_range else "none"
         print(f"{path}: {len(melody.notes())} notes, {melody.num_bars:g} bars, range {span}, "
               f"key estimate {estimate_key(melody)[0]}")
     print(f"seed {seed}")

@@ -16,9 +16,10 @@ import re
 import sys
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class _FileResult:
     path: str
     melodies: list[Melody] = field(default_factory=list)
     error_type: str | None = None
-    reason: str | None = None
+    reason: str = ""  # why the file was skipped; set together with `error_type`
     stats: Counter = field(default_factory=Counter)
     repairs: list[str] = field(default_factory=list)
 
@@ -95,8 +96,8 @@ def _process_file(job: tuple[str, str, dict, dict]) -> _FileResult:
             raise NoMelodyError(relative, "no melody passed the filters")
         for m in melodies:
             # Keep only what the cache stores, so a loaded melody equals the one extracted here.
-            m = Melody(m.events, m.steps_per_quarter, m.tempos[:1], m.time_signatures[:1], m.velocity, m.program, relative, m.start_step)
-            result.melodies.append(m)
+            result.melodies.append(Melody(m.events, m.steps_per_quarter, m.tempos[:1], m.time_signatures[:1],
+                                          m.velocity, m.program, relative, m.start_step))
     except (MidiReadError, NoMelodyError) as err:
         result.error_type, result.reason = type(err).__name__, err.reason
     except Exception as err:  # a bug triggered by a strange file must not stop a whole import
@@ -126,7 +127,7 @@ class PrepareReport:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PrepareReport":
+    def from_dict(cls, d: dict) -> PrepareReport:
         d = dict(d)
         if d.get("pitch_range") is not None:
             d["pitch_range"] = tuple(d["pitch_range"])
@@ -165,7 +166,7 @@ def prepare(
     workers: int | None = None,
     strict: bool = False,
     progress: bool | None = None,
-) -> "PreparedData":
+) -> PreparedData:
     """Reads every MIDI file under `root`, extracts and encodes its melodies, and writes the cache.
 
     A bad file is skipped and counted by reason; it never stops the import unless `strict`.
@@ -307,7 +308,7 @@ class PreparedData:
 
     @classmethod
     def from_melodies(cls, melodies: list[Melody], config: EncodingConfig = EncodingConfig(),
-                      validation_fraction: float = VALIDATION_FRACTION, root: str = "") -> "PreparedData":
+                      validation_fraction: float = VALIDATION_FRACTION, root: str = "") -> PreparedData:
         """Builds prepared data from melodies in memory (each melody's `source` decides its split)."""
         results: dict[str, _FileResult] = {}
         for m in melodies:
@@ -317,11 +318,15 @@ class PreparedData:
 
     @classmethod
     def from_results(cls, results: list[_FileResult], root: str, config: EncodingConfig,
-                     extraction: ExtractionConfig, validation_fraction: float, files_found: int) -> "PreparedData":
+                     extraction: ExtractionConfig, validation_fraction: float, files_found: int) -> PreparedData:
         report = PrepareReport(root=root, files_found=files_found)
-        skipped, dropped, repairs = Counter(), Counter(), Counter()
+        skipped: Counter[str] = Counter()
+        dropped: Counter[str] = Counter()
+        repairs: Counter[str] = Counter()
         worst: list[dict[str, str]] = []
-        files, token_chunks, meta = [], [], []
+        files: list[str] = []
+        token_chunks: list[np.ndarray] = []
+        meta: list[tuple] = []
         for r in results:
             dropped.update({k: v for k, v in r.stats.items() if k.startswith("drop")})
             repairs.update(r.repairs)
@@ -345,7 +350,7 @@ class PreparedData:
         worst += [{"path": r.path, "reason": "; ".join(r.repairs)} for r in results if r.repairs and not r.error_type]
         lengths = np.array([len(t) for t in token_chunks], dtype=np.int64)
         tokens = np.concatenate(token_chunks) if token_chunks else np.zeros(0, np.int16)
-        columns = list(zip(*meta)) if meta else [[]] * 8
+        columns = list(zip(*meta)) if meta else [()] * 8
         data = cls(
             tokens=tokens,
             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
@@ -397,7 +402,7 @@ class PreparedData:
         path.with_name(path.stem + ".report.json").write_text(json.dumps(self.report.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "PreparedData":
+    def load(cls, path: str | os.PathLike) -> PreparedData:
         """Reads a cache written by `save`.
 
         Raises:
@@ -507,43 +512,30 @@ class PreparedData:
         if seq_len < 1 or batch_size < 1:
             raise DataError(f"`seq_len` and `batch_size` must be >= 1, got {seq_len} and {batch_size}")
         stride = stride or max(1, seq_len // 2)
-        bars = None
-        if with_bars:
-            bars = self.steps_per_bar
-            used = bars[self.indices(split)]
-            if max_steps_per_bar is not None:
-                check_steps_per_bar(used, max_steps_per_bar)
-            if used.size and used.max() > seq_len:
-                raise DataError(f"`seq_len` must be at least the longest bar ({used.max()} steps) with "
-                                f"`with_bars`, got {seq_len}")
+        bars = self._checked_bars(split, seq_len, max_steps_per_bar) if with_bars else None
         starts, valid, window_bars = self._window_starts(split, seq_len, stride, bars)
         if starts.size == 0:
             raise DataError(f"the {split!r} split has no melodies")
         padded = np.concatenate([self.tokens.astype(np.int32), np.zeros(seq_len + 1, np.int32)])
         lo_id, hi_id = self._window_pitch_bounds(padded, starts, valid, seq_len)
-        vocab = self.config.vocab_size
-        tokens_t = tf.constant(padded)
         ds = tf.data.Dataset.from_tensor_slices((starts, valid, lo_id, hi_id, window_bars))
         if shuffle:
             ds = ds.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
-
-        def window(item, rnd):
-            start, n_valid, lo, hi, bar = item
-            w = tokens_t[start : start + seq_len + 1]
-            # Past a short melody's end the slice runs into the next melody: blank it out.
-            w = tf.where(tf.range(seq_len + 1) < n_valid, w, 0)
-            if transpose > 0:
-                # Shift limits keep the lowest and highest note of the window inside the vocabulary.
-                low = tf.maximum(-transpose, NUM_SPECIAL - lo)
-                high = tf.minimum(transpose, vocab - 1 - hi)
-                shift = low + tf.cast(rnd % tf.cast(high - low + 1, tf.int64), tf.int32)
-                w = tf.where(w >= NUM_SPECIAL, w + shift, w)
-            weights = tf.cast(tf.range(seq_len) < n_valid - 1, tf.float32)
-            return ({"ids": w[:-1], "bar": bar} if with_bars else w[:-1]), w[1:], weights
-
+        window = _window_maker(tf.constant(padded), seq_len, transpose, self.config.vocab_size, with_bars)
         ds = ds.map(window, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+    def _checked_bars(self, split: Split, seq_len: int, max_steps_per_bar: int | None) -> np.ndarray:
+        """Steps per bar of every melody, after checking the split's bars fit a window and the model."""
+        bars = self.steps_per_bar
+        used = bars[self.indices(split)]
+        if max_steps_per_bar is not None:
+            check_steps_per_bar(used, max_steps_per_bar)
+        if used.size and used.max() > seq_len:
+            raise DataError(f"`seq_len` must be at least the longest bar ({used.max()} steps) with "
+                            f"`with_bars`, got {seq_len}")
+        return bars
 
     def _window_starts(self, split: Split, seq_len: int, stride: int, bars: np.ndarray | None = None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -578,3 +570,28 @@ class PreparedData:
         lo = np.where(real, w, vocab - 1).min(axis=1)
         hi = np.where(real, w, NUM_SPECIAL).max(axis=1)
         return lo.astype(np.int32), hi.astype(np.int32)
+
+
+def _window_maker(tokens_t, seq_len: int, transpose: int, vocab: int, with_bars: bool) -> Callable:
+    """The tf.data map function that cuts one ``(inputs, targets, weights)`` window out of `tokens_t`.
+
+    It maps ``((start, n_valid, lo, hi, bar), rnd)``: the window's start in `tokens_t`, how many of its
+    ``seq_len + 1`` ids are real, its lowest and highest note id, its melody's steps per bar and a random int64.
+    """
+    import tensorflow as tf
+
+    def window(item, rnd):
+        start, n_valid, lo, hi, bar = item
+        w = tokens_t[start : start + seq_len + 1]
+        # Past a short melody's end the slice runs into the next melody: blank it out.
+        w = tf.where(tf.range(seq_len + 1) < n_valid, w, 0)
+        if transpose > 0:
+            # Shift limits keep the lowest and highest note of the window inside the vocabulary.
+            low = tf.maximum(-transpose, NUM_SPECIAL - lo)
+            high = tf.minimum(transpose, vocab - 1 - hi)
+            shift = low + tf.cast(rnd % tf.cast(high - low + 1, tf.int64), tf.int32)
+            w = tf.where(w >= NUM_SPECIAL, w + shift, w)
+        weights = tf.cast(tf.range(seq_len) < n_valid - 1, tf.float32)
+        return ({"ids": w[:-1], "bar": bar} if with_bars else w[:-1]), w[1:], weights
+
+    return window

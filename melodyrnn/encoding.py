@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -210,7 +211,7 @@ class Melody:
         min_pitch: int = 0,
         max_pitch: int = 127,
         on_out_of_range: Literal["raise", "fold"] = "raise",
-    ) -> "Melody":
+    ) -> Melody:
         """Returns the melody moved by `semitones`.
 
         Rule for notes that leave ``[min_pitch, max_pitch]``: "raise" raises `OutOfRangeError`; "fold"
@@ -219,7 +220,8 @@ class Melody:
         Raises:
             OutOfRangeError: a note leaves the range and `on_out_of_range` is "raise".
         """
-        check(on_out_of_range in ("raise", "fold"), f"`on_out_of_range` must be 'raise' or 'fold', got {on_out_of_range!r}")
+        check(on_out_of_range in ("raise", "fold"),
+              f"`on_out_of_range` must be 'raise' or 'fold', got {on_out_of_range!r}")
         events = self.events.astype(np.int32)
         notes = events >= 0
         moved = np.where(notes, events + int(semitones), events)
@@ -245,7 +247,7 @@ class Melody:
         *,
         num_steps: int | None = None,
         **metadata,
-    ) -> "Melody":
+    ) -> Melody:
         """Builds a melody from ``(pitch, start_step, end_step)`` notes (monophonic, sorted by start).
 
         A note's end is cut at the next note's start. `num_steps` defaults to the last end.
@@ -260,7 +262,8 @@ class Melody:
             check(0 <= pitch <= 127, f"pitch must be in [0, 127], got {pitch}")
             check(end > start >= 0, f"a note must end after it starts, got ({pitch}, {start}, {end})")
             next_start = notes[i + 1][1] if i + 1 < len(notes) else None
-            check(next_start is None or next_start > start, f"notes must be sorted with distinct starts, got start {next_start} after {start}")
+            check(next_start is None or next_start > start,
+                  f"notes must be sorted with distinct starts, got start {next_start} after {start}")
             if start >= length:
                 break
             events[start] = pitch
@@ -327,7 +330,7 @@ def _monophonic(quantized: list[tuple[int, int, int, int]], policy: str) -> list
                 continue
             prev[2] = start  # a higher note cuts the sustained lower one
         line.append([pitch, start, end, velocity])
-    return [tuple(n) for n in line]
+    return [(pitch, start, end, velocity) for pitch, start, end, velocity in line]
 
 
 def _map_slice(items: Sequence[tuple], start: int, end: int) -> tuple:
@@ -424,7 +427,10 @@ def _segment_to_melody(segment, program, source, tempos, meters, config, extract
         if hi - lo > config.max_pitch - config.min_pitch:
             stats["drop_out_of_range"] += 1
             return None
-        shift = 12 * math.ceil((config.min_pitch - lo) / 12) if lo < config.min_pitch else -12 * math.ceil((hi - config.max_pitch) / 12)
+        if lo < config.min_pitch:
+            shift = 12 * math.ceil((config.min_pitch - lo) / 12)
+        else:
+            shift = -12 * math.ceil((hi - config.max_pitch) / 12)
         if lo + shift < config.min_pitch or hi + shift > config.max_pitch:
             stats["drop_out_of_range"] += 1
             return None
@@ -535,7 +541,8 @@ def melody_to_tokens(melody: Melody, config: EncodingConfig = EncodingConfig()) 
     return np.where(notes, events - config.min_pitch + NUM_SPECIAL, events - NO_EVENT).astype(np.int32)
 
 
-def tokens_to_melody(tokens: Sequence[int] | np.ndarray, config: EncodingConfig = EncodingConfig(), **metadata) -> Melody:
+def tokens_to_melody(tokens: Sequence[int] | np.ndarray, config: EncodingConfig = EncodingConfig(),
+                     **metadata) -> Melody:
     """Decodes token ids into a melody; `metadata` fills `Melody`'s other fields.
 
     Raises:

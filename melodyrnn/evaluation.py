@@ -1,7 +1,8 @@
 """Next-event scoring of whole melodies: NLL per step (nats), perplexity, accuracy and event accuracy.
 
 Start at `evaluate(bundle, data)` (what `melodyrnn evaluate` runs) or `score_melody(bundle, melody)`. Every melody
-is scored whole, from its first step, the way generation runs: windowed scores flatter a model (FIELD_NOTES).
+is scored whole, from its first step, the way generation runs: windowed scores flatter a model (measured: a plain
+LSTM scored 0.69 nats/step on 256-step windows but 0.95 on the same tunes whole).
 `score_token_lists` is the engine and `summarize` turns per-step scores into the metrics, so any other scorer
 that yields per-step log-likelihoods and predictions (an n-gram baseline, say) reports the same numbers.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 import math
 import os
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -21,8 +22,8 @@ from melodyrnn.encoding import NO_EVENT_ID, EncodingConfig, Melody, melody_to_to
 from melodyrnn.errors import DataError, MelodyRNNError
 from melodyrnn.theory import check_steps_per_bar
 
-__all__ = ["evaluate", "score_melody", "score_token_lists", "summarize", "load_eval_tokens", "load_eval_melodies",
-           "format_metrics", "DEFAULT_BATCH_TOKENS"]
+__all__ = ["evaluate", "score_melody", "score_token_lists", "summarize", "load_eval_melodies", "format_metrics",
+           "DEFAULT_BATCH_TOKENS"]
 
 #: Padded tokens per scoring batch: big enough to keep the matrix products busy, small enough for a laptop.
 DEFAULT_BATCH_TOKENS = 16384
@@ -31,7 +32,7 @@ _LENGTH_QUANTUM = 128
 # Cap on attention scores per batch, rows * heads * steps**2 (float32: 4 bytes each, a few copies live at once).
 _MAX_ATTENTION_SCORES = 1 << 26
 
-_SCORERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _scorer(model, lookback: bool):
@@ -105,12 +106,16 @@ def score_token_lists(model, token_lists: Sequence[np.ndarray], *, steps_per_bar
     scorable = np.flatnonzero(lengths >= 2)
     if scorable.size == 0:
         return results
-    lookback = bool(getattr(config, "lookback", False))
+    # Any Keras model may be scored: only a MelodyModel's config says it has lookback or attention.
+    lookback, heads = False, 0
     bars = np.zeros(len(token_lists), np.int32)
-    if lookback:
-        bars = check_steps_per_bar(np.broadcast_to(config.steps_per_bar if steps_per_bar is None else steps_per_bar,
-                                                   (len(token_lists),)), config.max_steps_per_bar)
-    heads = config.attention_heads if getattr(config, "attention", False) else 0
+    if config is not None:
+        lookback = bool(getattr(config, "lookback", False))
+        if lookback:
+            per_melody = config.steps_per_bar if steps_per_bar is None else steps_per_bar
+            bars = check_steps_per_bar(np.broadcast_to(per_melody, (len(token_lists),)), config.max_steps_per_bar)
+        if getattr(config, "attention", False):
+            heads = config.attention_heads
     fn = _scorer(model, lookback)
     for rows, padded in _batches(lengths[scorable], batch_tokens, heads):
         members = scorable[rows]
@@ -179,11 +184,6 @@ def _as_bundle(bundle):
     raise MelodyRNNError(f"`bundle` must be a Bundle or the path of a bundle file, got {type(bundle).__name__}")
 
 
-def load_eval_tokens(data, encoding: EncodingConfig, split: Split = "validation") -> list[np.ndarray]:
-    """The melodies to score, as token ids; see `load_eval_melodies`, whose first half this is."""
-    return load_eval_melodies(data, encoding, split)[0]
-
-
 def load_eval_melodies(data, encoding: EncodingConfig,
                        split: Split = "validation") -> tuple[list[np.ndarray], list[int | None]]:
     """The melodies to score, as token ids in `encoding`'s vocabulary.
@@ -232,7 +232,7 @@ def evaluate(bundle, data, split: Split = "validation", *, batch_tokens: int = D
 
     Args:
         bundle: a `Bundle` or the path of a bundle file.
-        data: see `load_eval_tokens`: prepared data, a cache path, a MIDI folder (every melody), or melodies.
+        data: see `load_eval_melodies`: prepared data, a cache path, a MIDI folder (every melody), or melodies.
         split: which melodies of prepared data: "validation" (default), "train" or "all".
         batch_tokens: padded tokens per scoring batch.
 
@@ -241,7 +241,7 @@ def evaluate(bundle, data, split: Split = "validation", *, batch_tokens: int = D
         `no_event_accuracy`, `steps`, `event_steps`, `melodies`.
 
     Raises:
-        BundleError: an unreadable bundle. DataError: see `load_eval_tokens`.
+        BundleError: an unreadable bundle. DataError: see `load_eval_melodies`.
 
     Example:
         >>> metrics = evaluate("run/best.melodyrnn", "data.npz")

@@ -8,7 +8,7 @@ live in `melodyrnn.theory`. Pure numpy: importing this module never loads Tensor
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -74,7 +74,8 @@ def interval_histogram(melodies: Melody | Iterable[Melody], max_interval: int = 
     return _normalized(counts)
 
 
-def histogram_distance(p: Sequence[float], q: Sequence[float], kind: str = "jensen_shannon") -> float:
+def histogram_distance(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray,
+                       kind: str = "jensen_shannon") -> float:
     """Distance between two histograms (each normalized to sum 1 first).
 
     Args:
@@ -84,23 +85,23 @@ def histogram_distance(p: Sequence[float], q: Sequence[float], kind: str = "jens
     Raises:
         MelodyRNNError: different lengths, negative entries, an empty histogram or an unknown `kind`.
     """
-    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
-    if p.shape != q.shape or p.ndim != 1:
-        raise MelodyRNNError(f"histograms must be 1-D of the same length, got shapes {p.shape} and {q.shape}")
-    if (p < 0).any() or (q < 0).any() or p.sum() <= 0 or q.sum() <= 0:
+    pa, qa = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    if pa.shape != qa.shape or pa.ndim != 1:
+        raise MelodyRNNError(f"histograms must be 1-D of the same length, got shapes {pa.shape} and {qa.shape}")
+    if (pa < 0).any() or (qa < 0).any() or pa.sum() <= 0 or qa.sum() <= 0:
         raise MelodyRNNError("histograms must be non-negative and not all zero")
-    p, q = p / p.sum(), q / q.sum()
+    pa, qa = pa / pa.sum(), qa / qa.sum()
     if kind == "total_variation":
-        return float(0.5 * np.abs(p - q).sum())
+        return float(0.5 * np.abs(pa - qa).sum())
     if kind != "jensen_shannon":
         raise MelodyRNNError(f"`kind` must be 'jensen_shannon' or 'total_variation', got {kind!r}")
-    mid = 0.5 * (p + q)
+    mid = 0.5 * (pa + qa)
 
-    def kl(a):
+    def kl(a: np.ndarray) -> float:
         nz = a > 0
         return float((a[nz] * np.log2(a[nz] / mid[nz])).sum())
 
-    return max(0.0, 0.5 * kl(p) + 0.5 * kl(q))
+    return max(0.0, 0.5 * kl(pa) + 0.5 * kl(qa))
 
 
 def estimate_key(melodies: Melody | Iterable[Melody] | np.ndarray) -> tuple[str, float]:
@@ -221,8 +222,8 @@ def musical_metrics(melodies: Melody | Iterable[Melody], reference: Iterable[Mel
     pc_hist = pitch_class_histogram(melodies)
     iv_hist = interval_histogram(melodies)
     motifs = [longest_repeated_motif(m) for m in melodies]
-    abs_intervals = [np.abs(np.diff(m.pitches.astype(np.int64))) for m in melodies]
-    abs_intervals = np.concatenate(abs_intervals) if abs_intervals else np.zeros(0)
+    per_melody = [np.abs(np.diff(m.pitches.astype(np.int64))) for m in melodies]
+    abs_intervals = np.concatenate(per_melody) if per_melody else np.zeros(0)
     out = {
         "num_melodies": len(melodies),
         "num_notes": int(pitches.size),

@@ -11,8 +11,9 @@ import io
 import os
 import struct
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def _count_complete_chunks(data: bytes) -> tuple[int, bool]:
     return count, pos != len(data)
 
 
-def _parse_with_mido(data: bytes, source: str, repairs: list[str]):
+def _parse_with_mido(data: bytes, source: str, repairs: list[str]) -> tuple[Any, int]:
     import mido
 
     if len(data) == 0:
@@ -198,95 +199,116 @@ def read_midi(
     return score
 
 
-def _midi_to_score(midi, file_type: int, label: str, repairs: list[str], max_quarters: float) -> Score:
+_REPAIR_MESSAGES = {
+    "zero_length": "dropped {} zero-length notes",
+    "unmatched_off": "ignored {} note-offs without a note-on",
+    "unclosed": "closed {} notes never switched off at the end of their track",
+    "retriggered": "closed {} sounding notes re-struck before their note-off",
+    "zero_tempo": "ignored {} zero tempo events",
+    "bad_meter": "ignored {} unusable time signatures (numerator 0, or beyond the usable meters)",
+}
+
+
+@dataclass
+class _FileState:
+    """What reading one file gathers across its tracks: the tempo and meter maps (by tick) and repair counts."""
+
+    label: str
+    file_type: int
+    ticks_per_quarter: int
+    max_quarters: float
+    tempos: dict[int, float] = field(default_factory=dict)
+    meters: dict[int, tuple[int, int]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_REPAIR_MESSAGES, 0))
+
+
+def _midi_to_score(midi: Any, file_type: int, label: str, repairs: list[str], max_quarters: float) -> Score:
+    """Turns a parsed mido file into a `Score`, appending a line to `repairs` per kind of oddity repaired."""
     tpq = midi.ticks_per_beat
-    max_ticks = max_quarters * tpq
-    tempos: dict[int, float] = {}
-    meters: dict[int, tuple[int, int]] = {}
-    tracks: list[Track] = []
+    state = _FileState(label, file_type, tpq, max_quarters)
     if file_type == 2:
         repairs.append("type-2 file: its patterns are read as if they started together")
-    counts = {"zero_length": 0, "unmatched_off": 0, "unclosed": 0, "retriggered": 0, "zero_tempo": 0, "bad_meter": 0}
+    tracks: list[Track] = []
     for track_index, mtrack in enumerate(midi.tracks):
-        tick = 0
-        track_name = ""
-        programs = [0] * 16
-        open_notes: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (start tick, velocity)
-        per_channel: dict[int, list[tuple[int, int, int, int]]] = {}
-        channel_program: dict[int, int] = {}
-
-        def close(channel: int, pitch: int, end_tick: int) -> None:
-            start_tick, velocity = open_notes.pop((channel, pitch))
-            if end_tick <= start_tick:
-                counts["zero_length"] += 1
-                return
-            per_channel.setdefault(channel, []).append((pitch, velocity, start_tick, end_tick))
-            channel_program.setdefault(channel, programs[channel])
-
-        for msg in mtrack:
-            tick += msg.time
-            if tick > max_ticks:
-                raise MidiReadError(
-                    label, f"events reach {tick / tpq:.0f} quarter notes, over the {max_quarters:.0f} limit"
-                )
-            kind = msg.type
-            if kind == "note_on" and msg.velocity > 0:
-                key = (msg.channel, msg.note)
-                if key in open_notes:
-                    counts["retriggered"] += 1
-                    close(msg.channel, msg.note, tick)
-                open_notes[key] = (tick, msg.velocity)
-            elif kind == "note_off" or kind == "note_on":
-                key = (msg.channel, msg.note)
-                if key in open_notes:
-                    close(msg.channel, msg.note, tick)
-                else:
-                    counts["unmatched_off"] += 1
-            elif kind == "program_change":
-                programs[msg.channel] = msg.program
-            elif kind == "set_tempo":
-                if msg.tempo <= 0:
-                    counts["zero_tempo"] += 1
-                elif file_type != 2 or not tempos:
-                    # MIDI stores whole microseconds per quarter; rounding recovers the intended qpm.
-                    tempos[tick] = round(60_000_000.0 / msg.tempo, 3)
-            elif kind == "time_signature":
-                if not is_usable_time_signature(msg.numerator, msg.denominator):
-                    counts["bad_meter"] += 1  # a 0/4 bar has no length: bar lines would never advance
-                elif file_type != 2 or not meters:
-                    meters[tick] = (msg.numerator, msg.denominator)
-            elif kind == "track_name" and not track_name:
-                track_name = msg.name
-        for channel, pitch in list(open_notes):
-            counts["unclosed"] += 1
-            close(channel, pitch, tick)
-        for channel in sorted(per_channel):
-            raw = sorted(per_channel[channel], key=lambda n: (n[2], n[0]))
-            notes = [Note(p, v, s / tpq, e / tpq) for p, v, s, e in raw]
-            tracks.append(
-                Track(
-                    notes=notes,
-                    program=channel_program.get(channel, 0),
-                    is_drum=channel == DRUM_CHANNEL,
-                    name=track_name or f"track {track_index}",
-                )
-            )
-    messages = {
-        "zero_length": "dropped {} zero-length notes",
-        "unmatched_off": "ignored {} note-offs without a note-on",
-        "unclosed": "closed {} notes never switched off at the end of their track",
-        "retriggered": "closed {} sounding notes re-struck before their note-off",
-        "zero_tempo": "ignored {} zero tempo events",
-        "bad_meter": "ignored {} unusable time signatures (numerator 0, or beyond the usable meters)",
-    }
-    repairs.extend(messages[k].format(v) for k, v in counts.items() if v)
-    tempo_list = [(t / tpq, q) for t, q in sorted(tempos.items())]
+        tracks += _read_track(mtrack, track_index, state)
+    repairs.extend(_REPAIR_MESSAGES[k].format(v) for k, v in state.counts.items() if v)
+    tempo_list = [(t / tpq, q) for t, q in sorted(state.tempos.items())]
     if not tempo_list or tempo_list[0][0] > 0:
         tempo_list.insert(0, (0.0, DEFAULT_QPM))
-    meter_list = [(t / tpq, n, d) for t, (n, d) in sorted(meters.items())]
+    meter_list = [(t / tpq, n, d) for t, (n, d) in sorted(state.meters.items())]
     if not meter_list or meter_list[0][0] > 0:
         meter_list.insert(0, (0.0, 4, 4))
     return Score(tracks, tempo_list, meter_list, tpq, label, repairs)
+
+
+def _read_track(mtrack: Any, track_index: int, state: _FileState) -> list[Track]:
+    """The notes of one MIDI track, one `Track` per channel that holds any; tempo and meter events go to `state`."""
+    tpq, counts = state.ticks_per_quarter, state.counts
+    max_ticks = state.max_quarters * tpq
+    tick = 0
+    track_name = ""
+    programs = [0] * 16
+    open_notes: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (start tick, velocity)
+    per_channel: dict[int, list[tuple[int, int, int, int]]] = {}
+    channel_program: dict[int, int] = {}
+
+    def close(channel: int, pitch: int, end_tick: int) -> None:
+        start_tick, velocity = open_notes.pop((channel, pitch))
+        if end_tick <= start_tick:
+            counts["zero_length"] += 1
+            return
+        per_channel.setdefault(channel, []).append((pitch, velocity, start_tick, end_tick))
+        channel_program.setdefault(channel, programs[channel])
+
+    for msg in mtrack:
+        tick += msg.time
+        if tick > max_ticks:
+            raise MidiReadError(
+                state.label, f"events reach {tick / tpq:.0f} quarter notes, over the {state.max_quarters:.0f} limit"
+            )
+        kind = msg.type
+        if kind == "note_on" and msg.velocity > 0:
+            key = (msg.channel, msg.note)
+            if key in open_notes:
+                counts["retriggered"] += 1
+                close(msg.channel, msg.note, tick)
+            open_notes[key] = (tick, msg.velocity)
+        elif kind == "note_off" or kind == "note_on":
+            key = (msg.channel, msg.note)
+            if key in open_notes:
+                close(msg.channel, msg.note, tick)
+            else:
+                counts["unmatched_off"] += 1
+        elif kind == "program_change":
+            programs[msg.channel] = msg.program
+        elif kind in ("set_tempo", "time_signature"):
+            _read_map_event(msg, tick, state)
+        elif kind == "track_name" and not track_name:
+            track_name = msg.name
+    for channel, pitch in list(open_notes):
+        counts["unclosed"] += 1
+        close(channel, pitch, tick)
+    tracks = []
+    for channel in sorted(per_channel):
+        raw = sorted(per_channel[channel], key=lambda n: (n[2], n[0]))
+        notes = [Note(p, v, s / tpq, e / tpq) for p, v, s, e in raw]
+        name = track_name or f"track {track_index}"
+        tracks.append(Track(notes, program=channel_program.get(channel, 0), is_drum=channel == DRUM_CHANNEL, name=name))
+    return tracks
+
+
+def _read_map_event(msg: Any, tick: int, state: _FileState) -> None:
+    """Enters a tempo or time-signature event into `state`'s maps, or counts it as ignored."""
+    if msg.type == "set_tempo":
+        if msg.tempo <= 0:
+            state.counts["zero_tempo"] += 1
+        elif state.file_type != 2 or not state.tempos:
+            # MIDI stores whole microseconds per quarter; rounding recovers the intended qpm.
+            state.tempos[tick] = round(60_000_000.0 / msg.tempo, 3)
+    elif not is_usable_time_signature(msg.numerator, msg.denominator):
+        state.counts["bad_meter"] += 1  # a 0/4 bar has no length: bar lines would never advance
+    elif state.file_type != 2 or not state.meters:
+        state.meters[tick] = (msg.numerator, msg.denominator)
 
 
 def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> bytes:
@@ -308,7 +330,7 @@ def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> byte
     _check_writable(score, tpq)
     midi = mido.MidiFile(type=1, ticks_per_beat=tpq)
 
-    def to_delta(events: list[tuple[int, int, object]]) -> mido.MidiTrack:
+    def to_delta(events: list[tuple[int, int, Any]]) -> mido.MidiTrack:
         track = mido.MidiTrack()
         last = 0
         for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
@@ -317,7 +339,7 @@ def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> byte
         track.append(mido.MetaMessage("end_of_track", time=0))
         return track
 
-    conductor = []
+    conductor: list[tuple[int, int, Any]] = []
     for quarters, qpm in score.tempos:
         tempo = int(round(60_000_000.0 / qpm))
         conductor.append((round(quarters * tpq), 0, mido.MetaMessage("set_tempo", tempo=tempo)))
@@ -331,7 +353,7 @@ def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> byte
         channel = DRUM_CHANNEL if track.is_drum else free_channels[i % len(free_channels)]
         # Track names are Latin-1 in MIDI; characters it cannot hold become '?' rather than failing the write.
         name = track.name.encode("latin-1", "replace").decode("latin-1")
-        events: list[tuple[int, int, object]] = [(0, 0, mido.MetaMessage("track_name", name=name))]
+        events: list[tuple[int, int, Any]] = [(0, 0, mido.MetaMessage("track_name", name=name))]
         events.append((0, 1, mido.Message("program_change", channel=channel, program=track.program)))
         for note in track.notes:
             start, end = round(note.start_quarters * tpq), round(note.end_quarters * tpq)
@@ -358,7 +380,8 @@ def _check_writable(score: Score, ticks_per_quarter: int) -> None:
     for quarters, numerator, denominator in score.time_signatures:
         if not is_usable_time_signature(numerator, denominator) or quarters < 0:
             raise MelodyRNNError(f"time signature must be n/d with n in [1, {MAX_NUMERATOR}] and d a power of two up "
-                                 f"to {DENOMINATORS[-1]}, at a position >= 0, got {numerator}/{denominator} at {quarters}")
+                                 f"to {DENOMINATORS[-1]}, at a position >= 0, "
+                                 f"got {numerator}/{denominator} at {quarters}")
     for track in score.tracks:
         if not 0 <= track.program <= 127:
             raise MelodyRNNError(f"`program` must be in [0, 127], got {track.program}")

@@ -8,7 +8,7 @@ with the same numbers (whole melodies, each step predicted from the steps before
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class NGramModel:
         # counts[context] is a float array (vocab,) of next-id counts; context is a tuple of up to order-1 ids.
         self._counts: dict[tuple, np.ndarray] = {}
 
-    def fit(self, token_lists: Sequence[np.ndarray]) -> "NGramModel":
+    def fit(self, token_lists: Sequence[np.ndarray]) -> NGramModel:
         """Counts every n-gram (n = 1..order) in the melodies; returns self."""
         counts: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(self.vocab_size, np.float64))
         for tokens in token_lists:

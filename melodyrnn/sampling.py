@@ -16,13 +16,16 @@ import os
 import re
 import secrets
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import tensorflow as tf
 
+from melodyrnn.bundle import Bundle, load
+from melodyrnn.configs import Config, config_from_dict, is_int, is_real
 from melodyrnn.encoding import (
     NO_EVENT_ID,
     NUM_SPECIAL,
@@ -34,7 +37,6 @@ from melodyrnn.encoding import (
     midi_to_melodies,
     tokens_to_melody,
 )
-from melodyrnn.configs import Config, config_from_dict, is_int, is_real
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
 from melodyrnn.theory import (
     check_steps_per_bar,
@@ -43,7 +45,6 @@ from melodyrnn.theory import (
     note_name_to_pitch,
     steps_per_bar,
 )
-from melodyrnn.bundle import Bundle, load
 
 __all__ = ["SampleConfig", "Sampler", "generate", "primer_to_melody", "write_melodies"]
 
@@ -193,7 +194,8 @@ def _read_primer(primer, encoding: EncodingConfig) -> tuple[Melody | None, bool]
     elif isinstance(primer, (bytes, bytearray)):
         melody = midi_to_melodies(bytes(primer), encoding, PRIMER_EXTRACTION)[0]
     elif isinstance(primer, os.PathLike) or (
-        isinstance(primer, str) and (os.path.isfile(primer) or primer.strip().lower().endswith((".mid", ".midi", ".kar")))
+        isinstance(primer, str)
+        and (os.path.isfile(primer) or primer.strip().lower().endswith((".mid", ".midi", ".kar")))
     ):
         melody, own_meter = midi_to_melodies(os.fspath(primer), encoding, PRIMER_EXTRACTION)[0], True
     elif isinstance(primer, str):
@@ -204,7 +206,7 @@ def _read_primer(primer, encoding: EncodingConfig) -> tuple[Melody | None, bool]
         for p in list(primer):
             if isinstance(p, str):
                 pitches.append(note_name_to_pitch(p))
-            elif isinstance(p, numbers.Integral) and not isinstance(p, bool) and 0 <= p <= 127:
+            elif isinstance(p, numbers.Integral) and not isinstance(p, bool) and 0 <= int(p) <= 127:
                 pitches.append(int(p))
             else:
                 raise MelodyRNNError(f"`primer` pitches must be MIDI numbers in [0, 127] or note names, got {p!r}")
@@ -489,7 +491,8 @@ class Sampler:
         if config.num_steps is not None:
             num_steps = config.num_steps
         else:
-            num_steps = max(1, int(round((config.bars if config.bars is not None else config.default_bars) * steps_per_bar)))
+            bars = config.bars if config.bars is not None else config.default_bars
+            num_steps = max(1, int(round(bars * steps_per_bar)))
         if primer is not None and len(primer) > num_steps:
             raise MelodyRNNError(f"the requested length ({num_steps} steps) must be at least the primer's "
                                  f"({len(primer)} steps); ask for more `bars` or `steps`")
@@ -516,6 +519,7 @@ class Sampler:
 
     def _run(self, config: SampleConfig, num_steps: int, has_primer: bool, tensors: dict) -> np.ndarray:
         controls = _Controls(self.encoding.vocab_size, config.greedy, config.top_k > 0 or config.top_p < 1)
+        key: tuple  # what the compiled loop depends on: one trace per distinct key
         if config.uses_beam_search:
             key = ("beam", config.num_melodies, config.beam_size, config.branch_factor, num_steps, has_primer,
                    controls.greedy, controls.filtered)
@@ -585,9 +589,9 @@ def generate(num_melodies: int = 1, *, output: str | os.PathLike | None = None,
         sampler = Sampler(model)
     else:
         cache_key = os.fspath(model) if model is not None else ""
-        sampler = _DEFAULT_SAMPLERS.get(cache_key)
-        if sampler is None:
-            sampler = _DEFAULT_SAMPLERS[cache_key] = Sampler(model)
+        if cache_key not in _DEFAULT_SAMPLERS:
+            _DEFAULT_SAMPLERS[cache_key] = Sampler(model)
+        sampler = _DEFAULT_SAMPLERS[cache_key]
     melodies = sampler.generate(num_melodies, **kwargs)
     if output is not None:
         write_melodies(melodies, output)

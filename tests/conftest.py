@@ -25,8 +25,10 @@ def note_track(notes, *, channel=0, program=0, ticks_per_beat=480, velocity=80):
     """A track from (pitch, start_quarters, end_quarters) notes; overlapping notes are allowed."""
     events = []
     for pitch, start, end in notes:
-        events.append((round(start * ticks_per_beat), 1, mido.Message("note_on", note=pitch, velocity=velocity, channel=channel)))
-        events.append((round(end * ticks_per_beat), 0, mido.Message("note_off", note=pitch, velocity=0, channel=channel)))
+        on = mido.Message("note_on", note=pitch, velocity=velocity, channel=channel)
+        off = mido.Message("note_off", note=pitch, velocity=0, channel=channel)
+        events.append((round(start * ticks_per_beat), 1, on))
+        events.append((round(end * ticks_per_beat), 0, off))
     events.sort(key=lambda e: (e[0], e[1]))
     out = [mido.Message("program_change", program=program, channel=channel, time=0)]
     last = 0

@@ -7,7 +7,6 @@ melodyrnn does with each.
 from pathlib import Path
 
 import mido
-
 from conftest import midi_bytes, note_track, scale_notes
 
 HERE = Path(__file__).parent / "data"

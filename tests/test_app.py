@@ -15,11 +15,11 @@ import pytest
 from conftest import midi_bytes, note_track, scale_notes
 from streamlit.testing.v1 import AppTest
 
-from melodyrnn.encoding import NO_EVENT
-from melodyrnn.theory import key_pitch_classes
 from melodyrnn.bundle import save_bundle
+from melodyrnn.encoding import NO_EVENT
 from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.sampling import primer_to_melody
+from melodyrnn.theory import key_pitch_classes
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 

@@ -19,7 +19,8 @@ import mido
 import pytest
 from playwright.sync_api import sync_playwright
 
-from melodyrnn.model import ModelConfig, build_model, save_bundle
+from melodyrnn.bundle import save_bundle
+from melodyrnn.model import ModelConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

@@ -87,9 +87,9 @@ def test_midi_without_notes_is_a_short_silence():
 
 
 def test_bad_midi_bytes_raise_midi_read_error():
-    with pytest.raises(MidiReadError):
+    with pytest.raises(MidiReadError, match="not a MIDI file"):
         midi_to_wav(b"RIFF....WAVEfmt this is not MIDI")
-    with pytest.raises(MidiReadError):
+    with pytest.raises(MidiReadError, match="the file is empty"):
         midi_to_wav(b"")
 
 

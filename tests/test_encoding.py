@@ -7,13 +7,13 @@ from collections import Counter
 import mido
 import numpy as np
 import pytest
-
 from conftest import midi_bytes, note_track, scale_notes
+
 from melodyrnn import (
     EncodingConfig,
     ExtractionConfig,
-    MelodyRNNError,
     Melody,
+    MelodyRNNError,
     OutOfRangeError,
     melody_to_midi,
     melody_to_tokens,
@@ -211,7 +211,9 @@ def test_melody_metadata_and_notes():
 
 
 def test_overrides_when_writing():
-    import pretty_midi, io
+    import io
+
+    import pretty_midi
 
     m = Melody.from_notes([(60, 0, 4), (67, 4, 8)], num_steps=16)
     pm = pretty_midi.PrettyMIDI(io.BytesIO(melody_to_midi(m, qpm=150, program=73, velocity=55, time_signature=(6, 8))))

@@ -9,9 +9,10 @@ import math
 import keras
 import numpy as np
 import pytest
+from conftest import midi_bytes, note_track, scale_notes
 
 import melodyrnn
-from conftest import midi_bytes, note_track, scale_notes
+from melodyrnn.bundle import load_bundle, save_bundle
 from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import NO_EVENT_ID, EncodingConfig, melody_to_tokens
@@ -19,12 +20,12 @@ from melodyrnn.errors import BundleError, DataError, MelodyRNNError
 from melodyrnn.evaluation import (
     evaluate,
     format_metrics,
-    load_eval_tokens,
+    load_eval_melodies,
     score_melody,
     score_token_lists,
     summarize,
 )
-from melodyrnn.model import ModelConfig, build_model, load_bundle, save_bundle
+from melodyrnn.model import ModelConfig, build_model
 
 # attention_window=6 is shorter than every melody, so the sliding window is exercised
 CONFIG = ModelConfig(units=12, num_layers=2, embedding_dim=8, attention_heads=2, attention_window=6, dropout=0.0)
@@ -134,7 +135,7 @@ def test_evaluate_a_midi_folder_scores_every_melody(bundle, tmp_path):
         (tmp_path / f"t{i}.mid").write_bytes(midi_bytes([note_track(scale_notes(8, 60 + i))]))
     metrics = evaluate(bundle, tmp_path)
     assert metrics["melodies"] == 3
-    from_list = evaluate(bundle, load_eval_tokens(tmp_path, bundle.encoding))  # a list of token arrays
+    from_list = evaluate(bundle, load_eval_melodies(tmp_path, bundle.encoding)[0])  # a list of token arrays
     assert from_list["nll_per_step"] == pytest.approx(metrics["nll_per_step"])
 
 
@@ -150,7 +151,7 @@ def test_evaluate_refuses_bad_input(bundle, data, tmp_path):
         evaluate(bundle, PreparedData.from_melodies(melodies(), validation_fraction=0.0))
     bad = tmp_path / "bad.melodyrnn"
     bad.write_bytes(b"not a bundle")
-    with pytest.raises(BundleError):
+    with pytest.raises(BundleError, match="not a melodyrnn bundle"):
         evaluate(bad, data)
     with pytest.raises(MelodyRNNError, match="`bundle` must be"):
         evaluate(42, data)
@@ -204,8 +205,8 @@ def test_the_shipped_default_model_beats_a_6_gram_on_the_held_out_tunes_as_its_c
     import re
     from pathlib import Path
 
+    from melodyrnn.bundle import DEFAULT_BUNDLE_PATH
     from melodyrnn.dataset import prepare
-    from melodyrnn.model import DEFAULT_BUNDLE_PATH
     from melodyrnn.ngram import NGramModel
 
     data = prepare(Path(__file__).parents[1] / "training_data", workers=2, progress=False)

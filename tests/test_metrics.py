@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from melodyrnn.encoding import Melody
@@ -110,7 +109,7 @@ def test_longest_repeated_motif():
     assert longest_repeated_motif(melody([])) == 0
 
 
-# -- all together -------------------------------------------------------------------------------------------------------
+# -- all together ----------------------------------------------------------------------------------------------------
 
 
 def test_musical_metrics_and_reference():

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 from pathlib import Path
 
 import mido
 import numpy as np
 import pretty_midi
 import pytest
-
 from conftest import midi_bytes, note_track, scale_notes
+
 from melodyrnn import MelodyRNNError, MidiReadError, MidiRepairWarning, NoMelodyError, midi_to_melodies, read_midi
 from melodyrnn.midi_io import Note, Score, Track, notes_to_score, score_to_midi
 
@@ -41,7 +40,7 @@ def test_not_midi_at_all():
 
 
 def test_midi_read_error_is_a_value_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a MIDI file"):
         read_midi(b"GIF89a....")
     assert issubclass(MidiReadError, MelodyRNNError)
 
@@ -160,7 +159,8 @@ def test_ticks_per_beat_of_one():
     notes = [(60 + i, float(i), float(i + 1)) for i in range(8)]
     score = read_midi(midi_bytes([note_track(notes, ticks_per_beat=1)], ticks_per_beat=1))
     assert score.ticks_per_quarter == 1
-    assert [(n.start_quarters, n.end_quarters) for n in score.tracks[0].notes] == [(float(i), float(i + 1)) for i in range(8)]
+    expected = [(float(i), float(i + 1)) for i in range(8)]
+    assert [(n.start_quarters, n.end_quarters) for n in score.tracks[0].notes] == expected
 
 
 def test_smpte_division_is_a_clear_error(tune_bytes):
@@ -177,7 +177,8 @@ def test_score_to_midi_reads_back_in_pretty_midi_mido_and_music21():
     data = score_to_midi(score)
     pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
     assert pm.instruments[0].program == 73
-    assert [(n.pitch, round(n.start, 4)) for n in pm.instruments[0].notes] == [(67, 0.0), (69, round(1.5 * 60 / 132, 4)), (71, round(2 * 60 / 132, 4))]
+    expected = [(67, 0.0), (69, round(1.5 * 60 / 132, 4)), (71, round(2 * 60 / 132, 4))]
+    assert [(n.pitch, round(n.start, 4)) for n in pm.instruments[0].notes] == expected
     assert pm.get_tempo_changes()[1][0] == pytest.approx(132.0, abs=1e-3)
     assert (pm.time_signature_changes[0].numerator, pm.time_signature_changes[0].denominator) == (3, 4)
     mf = mido.MidiFile(file=io.BytesIO(data))
@@ -201,10 +202,12 @@ def test_score_round_trip_keeps_drums_and_programs():
 
 def test_writer_refuses_values_midi_cannot_hold_and_replaces_unencodable_names():
     good = Note(60, 90, 0.0, 1.0)
-    for bad in (notes_to_score([Note(128, 90, 0, 1)]), notes_to_score([Note(60, 0, 0, 1)]),
-                notes_to_score([good], time_signature=(3, 6)), notes_to_score([good], program=128),
-                notes_to_score([good], qpm=0)):
-        with pytest.raises(MelodyRNNError):
+    for bad, message in ((notes_to_score([Note(128, 90, 0, 1)]), "notes need pitch in"),
+                         (notes_to_score([Note(60, 0, 0, 1)]), "velocity in"),
+                         (notes_to_score([good], time_signature=(3, 6)), "time signature must be"),
+                         (notes_to_score([good], program=128), "`program` must be"),
+                         (notes_to_score([good], qpm=0), "tempo must be > 0")):
+        with pytest.raises(MelodyRNNError, match=message):
             score_to_midi(bad)
     back = read_midi(score_to_midi(notes_to_score([good], name="Ōmagari reel")))
     assert back.tracks[0].name == "?magari reel" and back.tracks[0].notes == [good]

@@ -11,18 +11,25 @@ import mido
 import numpy as np
 import pretty_midi
 import pytest
+from conftest import midi_bytes, note_track
 
 import melodyrnn
-from conftest import midi_bytes, note_track
+from melodyrnn.bundle import Bundle, save_bundle
 from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
-from melodyrnn.encoding import (NO_EVENT_ID, NUM_SPECIAL, EncodingConfig, Melody, melody_to_midi, melody_to_tokens,
-                                midi_to_melodies)
+from melodyrnn.encoding import (
+    NO_EVENT_ID,
+    NUM_SPECIAL,
+    EncodingConfig,
+    Melody,
+    melody_to_midi,
+    melody_to_tokens,
+    midi_to_melodies,
+)
 from melodyrnn.errors import BundleError, MelodyRNNError, OutOfRangeError
-from melodyrnn.theory import key_pitch_classes
-from melodyrnn.bundle import Bundle, save_bundle
 from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.sampling import PRIMER_EXTRACTION, SampleConfig, Sampler, primer_to_melody
+from melodyrnn.theory import key_pitch_classes
 
 ENCODING = EncodingConfig(min_pitch=48, max_pitch=84)
 # attention window 16 < the lengths sampled below, so the cache's ring buffer wraps around
@@ -143,7 +150,8 @@ def test_every_id_stays_in_the_vocabulary(sampler):
         assert ids.min() >= 0 and ids.max() < ENCODING.vocab_size
 
 
-@pytest.mark.parametrize("key", ["D minor", "F# dorian", "Bb major", "A blues", "E harmonic minor", "C pentatonic minor"])
+@pytest.mark.parametrize("key", ["D minor", "F# dorian", "Bb major", "A blues", "E harmonic minor",
+                                 "C pentatonic minor"])
 def test_key_constraint_yields_only_scale_notes(sampler, key):
     allowed = key_pitch_classes(key)
     for m in sampler.generate(4, steps=48, temperature=1.5, key=key, seed=4):

@@ -18,11 +18,11 @@ from melodyrnn.theory import (
     steps_per_bar,
 )
 
-
 # -- meters ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, expected", [("6/8", (6, 8)), (" 3 / 4 ", (3, 4)), ((2, 2), (2, 2)), ((64, 64), (64, 64))])
+@pytest.mark.parametrize("value, expected",
+                         [("6/8", (6, 8)), (" 3 / 4 ", (3, 4)), ((2, 2), (2, 2)), ((64, 64), (64, 64))])
 def test_check_time_signature_accepts_usable_meters(value, expected):
     assert check_time_signature(value) == expected
 
