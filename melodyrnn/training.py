@@ -8,29 +8,29 @@ optimizer state. The run's progress lives in the bundles' metadata, so the bundl
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import functools
 import io
 import json
 import math
-import numbers
 import os
 import shutil
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from melodyrnn.dataset import PreparedData, check_steps_per_bar, prepare
+from melodyrnn import distribute
+from melodyrnn.bundle import atomic_write, load_bundle, read_bundle_metadata, save_bundle
+from melodyrnn.configs import config_from_dict, is_int, is_real
+from melodyrnn.dataset import PreparedData, prepare
 from melodyrnn.errors import DataError, MelodyRNNError
 from melodyrnn.evaluation import score_token_lists, summarize
-from melodyrnn.model import ModelConfig, atomic_write, build_model, config_from_dict, load_bundle, save_bundle
+from melodyrnn.model import ModelConfig, build_model
+from melodyrnn.theory import check_steps_per_bar
 
 __all__ = ["TrainConfig", "TrainResult", "train", "default_model_config", "format_history", "read_run",
            "LATEST", "BEST", "STATE", "LOG", "TENSORBOARD", "DATA"]
@@ -41,18 +41,9 @@ STATE = "train_state.json"
 LOG = "log.csv"
 TENSORBOARD = "tensorboard"
 DATA = "data.npz"
-_STRATEGIES = ("default", "mirrored", "multiworker")
 # The columns of log.csv and of the summary table, in order.
 _COLUMNS = ("epoch", "loss", "perplexity", "accuracy", "val_loss", "val_perplexity", "val_accuracy",
             "val_event_accuracy", "val_no_event_accuracy", "learning_rate", "seconds")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -103,20 +94,20 @@ class TrainConfig:
             if not ok:
                 raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
 
-        check(_is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
-        check(_is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
-        check(_is_int(self.seq_len) and self.seq_len >= 2, "seq_len", "an integer >= 2")
-        check(_is_real(self.learning_rate) and 0 < self.learning_rate < math.inf, "learning_rate", "a number > 0")
-        check(self.clipnorm is None or (_is_real(self.clipnorm) and 0 < self.clipnorm < math.inf), "clipnorm",
+        check(is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
+        check(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
+        check(is_int(self.seq_len) and self.seq_len >= 2, "seq_len", "an integer >= 2")
+        check(is_real(self.learning_rate) and 0 < self.learning_rate < math.inf, "learning_rate", "a number > 0")
+        check(self.clipnorm is None or (is_real(self.clipnorm) and 0 < self.clipnorm < math.inf), "clipnorm",
               "a number > 0 or None")
-        check(self.patience is None or (_is_int(self.patience) and self.patience >= 1), "patience",
+        check(self.patience is None or (is_int(self.patience) and self.patience >= 1), "patience",
               "an integer >= 1 or None")
-        check(_is_int(self.transpose) and 0 <= self.transpose <= 24, "transpose", "an integer in [0, 24]")
-        check(_is_int(self.seed), "seed", "an integer")
-        check(self.strategy in _STRATEGIES, "strategy", f"one of {list(_STRATEGIES)}")
-        check(self.steps_per_epoch is None or (_is_int(self.steps_per_epoch) and self.steps_per_epoch >= 1),
+        check(is_int(self.transpose) and 0 <= self.transpose <= 24, "transpose", "an integer in [0, 24]")
+        check(is_int(self.seed), "seed", "an integer")
+        check(self.strategy in distribute.STRATEGIES, "strategy", f"one of {list(distribute.STRATEGIES)}")
+        check(self.steps_per_epoch is None or (is_int(self.steps_per_epoch) and self.steps_per_epoch >= 1),
               "steps_per_epoch", "an integer >= 1 or None")
-        check(self.max_minutes is None or (_is_real(self.max_minutes) and 0 < self.max_minutes < math.inf),
+        check(self.max_minutes is None or (is_real(self.max_minutes) and 0 < self.max_minutes < math.inf),
               "max_minutes", "a number > 0 or None")
 
     def to_dict(self) -> dict:
@@ -124,7 +115,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """The inverse of `to_dict`; missing fields take their defaults.
 
         Raises:
@@ -227,22 +218,13 @@ def _atomic_copy(source: Path, target: Path) -> None:
     atomic_write(target, write)
 
 
-def _bundle_metadata(path: Path) -> dict | None:
-    """The metadata of a bundle file without loading its model, or None if it is missing or unreadable."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return json.loads(zf.read("bundle.json")).get("metadata") or {}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-
-
 def read_run(run_dir: str | os.PathLike) -> dict:
     """The state of a run folder, from its latest bundle: `epoch`, `history`, `best`, `train_config`, ...
 
     Raises:
         MelodyRNNError: the folder holds no readable `latest.melodyrnn`.
     """
-    metadata = _bundle_metadata(Path(run_dir) / LATEST)
+    metadata = read_bundle_metadata(Path(run_dir) / LATEST)
     if metadata is None or "training" not in metadata:
         raise MelodyRNNError(f"`{run_dir}` holds no training run (no readable {LATEST})")
     return metadata["training"]
@@ -284,8 +266,46 @@ def _write_log(path: Path, history: list[dict]) -> None:
     _atomic_write_text(path, buf.getvalue())
 
 
+def _check_run_folder(run_dir: Path, resume: bool, from_bundle) -> dict | None:
+    # The state of the run to resume (None without `resume`), once the folder is known to suit the request.
+    if resume and from_bundle is not None:
+        raise MelodyRNNError("`resume` and `from_bundle` exclude each other: resume continues this run, "
+                             "from_bundle starts a new one")
+    latest = run_dir / LATEST
+    if resume and not latest.is_file():
+        raise MelodyRNNError(f"`resume` needs a run to continue, but `{run_dir}` holds no {LATEST}")
+    if not resume and latest.exists():
+        raise MelodyRNNError(f"`{run_dir}` already holds a run ({LATEST}); resume it (--resume) or choose "
+                             "another folder")
+    return read_run(run_dir) if resume else None
+
+
+def _open_run_folder(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(".*.tmp"):  # left by a kill in the middle of an atomic write
+        stale.unlink(missing_ok=True)
+
+
+def _initial_state(run_dir: Path, saved_state: dict | None, config: TrainConfig, strategy, has_validation: bool,
+                   from_bundle) -> dict:
+    # The run's progress as the bundles' metadata keeps it: carried over from `saved_state` when resuming.
+    if saved_state:
+        state = {k: saved_state[k] for k in ("epoch", "history", "best", "epochs_without_improvement", "monitor")}
+        # best.melodyrnn is copied after latest is written: trust what the best file itself says it holds.
+        best_meta = read_bundle_metadata(run_dir / BEST)
+        state["best"] = (best_meta or {}).get("training", {}).get("best") or {"epoch": None, "val_loss": None}
+        fine_tuned_from = saved_state.get("fine_tuned_from")
+    else:
+        state = {"epoch": 0, "history": [], "best": {"epoch": None, "val_loss": None},
+                 "epochs_without_improvement": 0, "monitor": "val_loss" if has_validation else "loss"}
+        fine_tuned_from = str(from_bundle) if from_bundle is not None else None
+    state.update(train_config=config.to_dict(), fine_tuned_from=fine_tuned_from, stopped=None,
+                 strategy={"name": config.strategy, "replicas": int(strategy.num_replicas_in_sync)})
+    return state
+
+
 # ----------------------------------------------------------------------------------------------------------
-# Data and devices
+# Data
 
 
 def _resolve_data(data, cache: Path | None, progress: bool) -> tuple[PreparedData, str]:
@@ -307,103 +327,47 @@ def _resolve_data(data, cache: Path | None, progress: bool) -> tuple[PreparedDat
     return prepare(path, cache, progress=None if progress else False), str(path)
 
 
-def _make_strategy(name: str):
-    import tensorflow as tf
-
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    return _multiworker_strategy(os.environ["TF_CONFIG"])
+def _data_metadata(data: PreparedData, source: str) -> dict:
+    return {
+        "source": source, "train_melodies": int(data.indices("train").size),
+        "validation_melodies": int(data.indices("validation").size),
+        "train_steps": int(data.lengths[data.indices("train")].sum()),
+        "validation_fraction": data.validation_fraction, "report": data.report.to_dict(),
+    }
 
 
-@functools.lru_cache(maxsize=None)
-def _multiworker_strategy(tf_config: str):
-    # One per process (and TF_CONFIG, the cache key): TensorFlow sets up collectives once, before anything else runs.
-    # Creating it waits until every worker of the cluster has started.
-    import tensorflow as tf
-
-    try:
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    except RuntimeError as err:  # "Collective ops must be configured at program startup"
-        raise MelodyRNNError('`strategy="multiworker"` must be the first TensorFlow work of its process (train in a '
-                             f"fresh one, as `melodyrnn train` does): {err}") from err
-    except (ValueError, tf.errors.OpError) as err:  # "Could not start gRPC server": the task's port is taken
-        raise MelodyRNNError(f'`strategy="multiworker"` could not start this task of TF_CONFIG: {err} (is its port '
-                             "free on this host?)") from err
+def _check_data_fits(data: PreparedData, encoding, model) -> None:
+    if data.config != encoding:
+        raise DataError(f"the data was encoded with {data.config}, but the model expects {encoding}")
+    if model.config.lookback:  # now, not when the first validation finds a bar the model cannot take
+        check_steps_per_bar(data.steps_per_bar, model.config.max_steps_per_bar)
 
 
-def _multiworker_is_chief() -> bool:
-    """Whether this process is the chief of the cluster in TF_CONFIG: the "chief" task, or worker 0 when there is
-    none (TensorFlow's rule). Only the chief writes the run folder.
-
-    Raises:
-        MelodyRNNError: TF_CONFIG is missing, not JSON, or lacks a "cluster" of hosts or a "task" among them.
-    """
-    example = '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
-    raw = os.environ.get("TF_CONFIG", "")
-    if not raw.strip():
-        raise MelodyRNNError(f'`strategy="multiworker"` needs the TF_CONFIG environment variable, e.g. {example}; '
-                             "it is not set")
-    try:
-        tf_config = json.loads(raw)
-    except ValueError:
-        raise MelodyRNNError(f"TF_CONFIG must be JSON like {example}, got {raw[:200]!r}") from None
-    cluster, task = (tf_config.get(key) if isinstance(tf_config, dict) else None for key in ("cluster", "task"))
-    jobs = {k: v for k, v in cluster.items() if k in ("chief", "worker")} if isinstance(cluster, dict) else {}
-    if not jobs or not all(isinstance(hosts, list) and hosts and all(isinstance(h, str) for h in hosts)
-                           for hosts in jobs.values()):
-        raise MelodyRNNError(f'TF_CONFIG must hold "cluster": {{"worker": ["host:port", ...]}}, got {cluster!r}')
-    if not (isinstance(task, dict) and task.get("type") in jobs and _is_int(task.get("index"))
-            and 0 <= task["index"] < len(jobs[task["type"]])):
-        raise MelodyRNNError('TF_CONFIG must hold "task": {"type": "worker", "index": i} naming one of its cluster\'s '
-                             f"hosts, got {task!r}")
-    return task["type"] == "chief" or (task["index"] == 0 and "chief" not in jobs)
+def _validation_melodies(data: PreparedData) -> tuple[list, list]:
+    # The melodies each epoch is scored on, whole, and their bar lengths.
+    indices = [i for i in data.indices("validation") if data.lengths[i] >= 2]
+    return [data.melody_tokens(i) for i in indices], data.steps_per_bar[indices].tolist()
 
 
-def _any_worker(strategy):
-    """A vote across workers: `vote(flag) -> bool` is True on every worker when `flag` is True on any, since workers
-    must stop at the same step or the others wait in a collective forever. The vote is a collective too, so every
-    worker votes at the same points. With one process (no collectives) the flag decides alone."""
-    import tensorflow as tf
+def _training_windows(data: PreparedData, config: TrainConfig, model, initial_epoch: int):
+    def windows(drop_remainder):
+        # lookback models get each melody's bar length, and windows that start on its bar lines
+        return data.dataset(config.seq_len, config.batch_size, split="train", transpose=config.transpose,
+                            seed=config.seed + initial_epoch, drop_remainder=drop_remainder,
+                            with_bars=model.config.lookback, max_steps_per_bar=model.config.max_steps_per_bar)
 
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return bool
+    # A last, smaller batch would be traced and compiled again (once per replica when mirrored) for a few
+    # windows, which the next epoch's shuffle brings back anyway; keep it only when it is all there is.
+    dataset = windows(True)
+    if int(dataset.cardinality()) == 0:
+        dataset = windows(False)
+    if config.steps_per_epoch is not None:
+        dataset = dataset.repeat()
+    return distribute.shard_batches(dataset, config.strategy)
 
-    @tf.function
-    def total(flag):  # identity: the collective needs a tensor placed on the replica's own device
-        return strategy.run(lambda f: tf.distribute.get_replica_context().all_reduce("SUM", tf.identity(f)),
-                            args=(flag,))
 
-    return lambda flag: float(strategy.experimental_local_results(total(tf.constant(float(flag))))[0]) > 0
-
-
-@contextlib.contextmanager
-def _multiworker_fit(model, strategy, element_spec):
-    """Works around two bugs that stop Keras 3's `fit` (to 3.15 at least) under MultiWorkerMirroredStrategy
-    (keras-team/keras#20585), for a `fit` inside this context:
-
-    - fit reduces its first batch across replicas only to read its shapes, and that reduce fails across workers:
-      the model, metrics and optimizer are built from the dataset's spec here instead, and fit finds the strategy
-      through the scope rather than the model, which skips that step;
-    - each step's metrics are averaged across workers with `reduce("MEAN", axis=0)`, and a scalar has no axis 0:
-      train_step gives them a leading axis of length 1.
-    """
-    import tensorflow as tf
-
-    with strategy.scope():
-        model._symbolic_build(data_batch=element_spec)
-    own_strategy, train_step = model._distribute_strategy, model.train_step
-    model._distribute_strategy = None
-    model.train_step = lambda data: keras.tree.map_structure(lambda v: tf.expand_dims(v, 0), train_step(data))
-    try:
-        with strategy.scope():
-            yield
-    finally:
-        del model.train_step
-        model._distribute_strategy, model.train_function = own_strategy, None
+# ----------------------------------------------------------------------------------------------------------
+# The model: new, fine-tuned from a bundle, or resumed
 
 
 def _compile(model, config: TrainConfig) -> None:
@@ -414,9 +378,37 @@ def _compile(model, config: TrainConfig) -> None:
         # mean over real steps: padded steps have weight 0 and must not dilute the loss
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        # XLA on the whole model is slower on CPU (FIELD_NOTES); the recurrent layers compile their own loops.
+        # measured: XLA on the whole model made CPU training slower; the recurrent layers compile their own loops.
         jit_compile=False,
     )
+
+
+def _new_model(data: PreparedData, model_config: ModelConfig | dict | None, config: TrainConfig):
+    encoding = data.config
+    model_cfg = replace(_merge(ModelConfig, default_model_config(data), model_config), vocab_size=encoding.vocab_size)
+    model = build_model(model_cfg)
+    _compile(model, config)
+    return model, encoding
+
+
+def _fine_tune_model(from_bundle: str | os.PathLike, config: TrainConfig):
+    bundle = load_bundle(from_bundle, compile=False)
+    _compile(bundle.model, config)  # a fresh optimizer
+    return bundle.model, bundle.encoding
+
+
+def _resumed_model(latest: Path, model_config: ModelConfig | dict | None, config: TrainConfig,
+                   saved_learning_rate: float):
+    bundle = load_bundle(latest, compile=True)
+    model = bundle.model
+    if model_config is not None and _merge(ModelConfig, bundle.model_config, model_config) != model.config:
+        raise MelodyRNNError("the model config cannot change when resuming; leave it out (or start a new "
+                             "run with from_bundle to fine-tune)")
+    if getattr(model, "optimizer", None) is None or not model.compiled:
+        _compile(model, config)
+    elif config.learning_rate != saved_learning_rate:
+        model.optimizer.learning_rate.assign(config.learning_rate)
+    return model, bundle.encoding
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -436,7 +428,7 @@ class _RunCallback(keras.callbacks.Callback):
         self._scalars = _ScalarLog(run_dir / TENSORBOARD) if is_chief else None
 
     def on_train_begin(self, logs=None):
-        self._any_worker = _any_worker(self.model.distribute_strategy)
+        self._any_worker = distribute.any_worker(self.model.distribute_strategy)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -498,7 +490,8 @@ class _RunCallback(keras.callbacks.Callback):
         _atomic_write_text(self.run_dir / STATE, json.dumps(
             {k: v for k, v in self.state.items() if k != "history"}, indent=2, allow_nan=True) + "\n")
         _write_log(self.run_dir / LOG, self.state["history"])
-        self._scalars.write(self.state["history"][-1], step=self.state["epoch"])
+        if self._scalars is not None:  # the chief's, always
+            self._scalars.write(self.state["history"][-1], step=self.state["epoch"])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -516,17 +509,10 @@ def _merge(config_cls, base, overrides):
                          f"{type(overrides).__name__}")
 
 
-def train(
-    data,
-    run_dir: str | os.PathLike,
-    model_config: ModelConfig | dict | None = None,
-    train_config: TrainConfig | dict | None = None,
-    *,
-    resume: bool = False,
-    from_bundle: str | os.PathLike | None = None,
-    callbacks: list | None = None,
-    progress: bool = True,
-) -> TrainResult:
+def train(data: PreparedData | str | os.PathLike, run_dir: str | os.PathLike,
+          model_config: ModelConfig | dict | None = None, train_config: TrainConfig | dict | None = None, *,
+          resume: bool = False, from_bundle: str | os.PathLike | None = None, callbacks: list | None = None,
+          progress: bool = True) -> TrainResult:
     """Trains a melody model and keeps its run folder up to date after every epoch.
 
     The run folder holds `latest.melodyrnn` and `best.melodyrnn` (bundles: weights, optimizer state, configs and
@@ -568,114 +554,48 @@ def train(
     """
     session_start = time.perf_counter()
     run_dir = Path(run_dir)
-    if resume and from_bundle is not None:
-        raise MelodyRNNError("`resume` and `from_bundle` exclude each other: resume continues this run, "
-                             "from_bundle starts a new one")
-    latest = run_dir / LATEST
-    if resume and not latest.is_file():
-        raise MelodyRNNError(f"`resume` needs a run to continue, but `{run_dir}` holds no {LATEST}")
-    if not resume and latest.exists():
-        raise MelodyRNNError(f"`{run_dir}` already holds a run ({LATEST}); resume it (--resume) or choose "
-                             "another folder")
-    saved_state = read_run(run_dir) if resume else None
-    base_train = TrainConfig.from_dict(saved_state["train_config"]) if saved_state else TrainConfig()
-    config = _merge(TrainConfig, base_train, train_config)
+    saved_state = _check_run_folder(run_dir, resume, from_bundle)
+    saved_config = TrainConfig.from_dict(saved_state["train_config"]) if saved_state else TrainConfig()
+    config = _merge(TrainConfig, saved_config, train_config)
     # Only the chief of a multi-worker run writes the run folder; the others must never clobber its files.
-    is_chief = _multiworker_is_chief() if config.strategy == "multiworker" else True
+    is_chief = distribute.is_chief(config.strategy)
     if is_chief:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in run_dir.glob(".*.tmp"):  # left by a kill in the middle of an atomic write
-            stale.unlink(missing_ok=True)
+        _open_run_folder(run_dir)
     data, data_source = _resolve_data(data, run_dir / DATA if is_chief else None, progress)
     if data.indices("train").size == 0:
         raise DataError("the training split has no melodies")
 
-    strategy = _make_strategy(config.strategy)  # before any other TensorFlow work: multiworker needs that
+    strategy = distribute.make_strategy(config.strategy)  # before any other TensorFlow work: multiworker needs that
     keras.utils.set_random_seed(config.seed + (saved_state["epoch"] if saved_state else 0))
     with strategy.scope():
         if resume:
-            bundle = load_bundle(latest, compile=True)
-            model = bundle.model
-            if model_config is not None and _merge(ModelConfig, bundle.model_config, model_config) != model.config:
-                raise MelodyRNNError("the model config cannot change when resuming; leave it out (or start a new "
-                                     "run with from_bundle to fine-tune)")
-            if getattr(model, "optimizer", None) is None or not model.compiled:
-                _compile(model, config)
-            elif train_config is not None and config.learning_rate != base_train.learning_rate:
-                model.optimizer.learning_rate.assign(config.learning_rate)
-            encoding = bundle.encoding
+            model, encoding = _resumed_model(run_dir / LATEST, model_config, config, saved_config.learning_rate)
         elif from_bundle is not None:
-            bundle = load_bundle(from_bundle, compile=False)
-            model, encoding = bundle.model, bundle.encoding
-            _compile(model, config)
+            model, encoding = _fine_tune_model(from_bundle, config)
         else:
-            encoding = data.config
-            base_model = default_model_config(data)
-            model_cfg = replace(_merge(ModelConfig, base_model, model_config), vocab_size=encoding.vocab_size)
-            model = build_model(model_cfg)
-            _compile(model, config)
-    if data.config != encoding:
-        raise DataError(f"the data was encoded with {data.config}, but the model expects {encoding}")
+            model, encoding = _new_model(data, model_config, config)
+    _check_data_fits(data, encoding, model)
 
-    val_indices = [i for i in data.indices("validation") if data.lengths[i] >= 2]
-    val_tokens, val_bars = [data.melody_tokens(i) for i in val_indices], data.steps_per_bar[val_indices].tolist()
-    if model.config.lookback:  # now, not when the first validation finds a bar the model cannot take
-        check_steps_per_bar(data.steps_per_bar, model.config.max_steps_per_bar)
-    if saved_state:
-        state = {k: saved_state[k] for k in ("epoch", "history", "best", "epochs_without_improvement", "monitor")}
-        # best.melodyrnn is copied after latest is written: trust what the best file itself says it holds.
-        best_meta = _bundle_metadata(run_dir / BEST)
-        state["best"] = (best_meta or {}).get("training", {}).get("best") or {"epoch": None, "val_loss": None}
-        fine_tuned_from = saved_state.get("fine_tuned_from")
-    else:
-        state = {"epoch": 0, "history": [], "best": {"epoch": None, "val_loss": None},
-                 "epochs_without_improvement": 0, "monitor": "val_loss" if val_tokens else "loss"}
-        fine_tuned_from = str(from_bundle) if from_bundle is not None else None
-    state.update(train_config=config.to_dict(), fine_tuned_from=fine_tuned_from, stopped=None,
-                 strategy={"name": config.strategy, "replicas": int(strategy.num_replicas_in_sync)})
-    report = data.report
-    base_metadata = {"data": {
-        "source": data_source, "train_melodies": int(data.indices("train").size),
-        "validation_melodies": int(data.indices("validation").size),
-        "train_steps": int(data.lengths[data.indices("train")].sum()),
-        "validation_fraction": data.validation_fraction, "report": report.to_dict(),
-    }}
-
+    val_tokens, val_bars = _validation_melodies(data)
+    state = _initial_state(run_dir, saved_state, config, strategy, bool(val_tokens), from_bundle)
+    base_metadata = {"data": _data_metadata(data, data_source)}
     initial_epoch = state["epoch"]
     if initial_epoch >= config.epochs:
         return _result(run_dir, state, "nothing_to_do", session_start, strategy, model)
 
-    def windows(drop_remainder):
-        # lookback models get each melody's bar length, and windows that start on its bar lines
-        return data.dataset(config.seq_len, config.batch_size, split="train", transpose=config.transpose,
-                            seed=config.seed + initial_epoch, drop_remainder=drop_remainder,
-                            with_bars=model.config.lookback, max_steps_per_bar=model.config.max_steps_per_bar)
-
-    # A last, smaller batch would be traced and compiled again (once per replica when mirrored) for a few
-    # windows, which the next epoch's shuffle brings back anyway; keep it only when it is all there is.
-    dataset = windows(True)
-    if int(dataset.cardinality()) == 0:
-        dataset = windows(False)
-    if config.steps_per_epoch is not None:
-        dataset = dataset.repeat()
-    if config.strategy == "multiworker":
-        import tensorflow as tf
-
-        # Every worker builds the same windows in the same order (same seeds) and keeps its share of each batch, so
-        # all run the same number of steps. (AUTO picks DATA too, after a warning: the windows come from no files.)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        dataset = dataset.with_options(options)
+    dataset = _training_windows(data, config, model, initial_epoch)
     run_callback = _RunCallback(run_dir=run_dir, encoding=encoding, train_config=config, val_tokens=val_tokens,
                                 val_bars=val_bars, state=state, base_metadata=base_metadata,
                                 is_chief=is_chief, session_start=session_start)
-    all_callbacks = [run_callback, *(callbacks or [])]
-    verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
-    multiworker = config.strategy == "multiworker"
-    with _multiworker_fit(model, strategy, dataset.element_spec) if multiworker else contextlib.nullcontext():
-        model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=config.steps_per_epoch,
-                  callbacks=all_callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
+    _fit(model, strategy, dataset, config, initial_epoch, [run_callback, *(callbacks or [])], progress)
     return _result(run_dir, state, run_callback.stopped, session_start, strategy, model)
+
+
+def _fit(model, strategy, dataset, config: TrainConfig, initial_epoch: int, callbacks: list, progress: bool) -> None:
+    verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
+    with distribute.fit_context(config.strategy, model, strategy, dataset.element_spec):
+        model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=config.steps_per_epoch,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
 
 
 def _result(run_dir: Path, state: dict, stopped: str, session_start: float, strategy, model) -> TrainResult:

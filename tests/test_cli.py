@@ -1,17 +1,29 @@
-"""The command line: prepare and info, exit codes, and one-line errors instead of tracebacks."""
+"""The command line: prepare and info, train (resumed after a SIGKILL too) and evaluate, exit codes, and one-line
+errors instead of tracebacks."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from conftest import midi_bytes, note_track, scale_notes
+from test_training import TINY_FLAGS, tiny_melodies
+
+from melodyrnn.bundle import load_bundle
 from melodyrnn.cli import main
+from melodyrnn.dataset import PreparedData
+from melodyrnn.training import read_run
 
 DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _folder(tmp_path) -> Path:
@@ -65,3 +77,89 @@ def test_bad_flag_is_an_argparse_error(capsys):
         main(["prepare", "x", "--polyphony", "lowest"])
     assert exc.value.code == 2
     assert "invalid choice: 'lowest'" in capsys.readouterr().err
+
+
+# -- train ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache") / "tiny.npz"
+    PreparedData.from_melodies(tiny_melodies(), validation_fraction=0.3).save(path)
+    return path
+
+
+def _midi_folder(tmp_path) -> Path:
+    root = tmp_path / "midis"
+    root.mkdir()
+    for i in range(6):
+        (root / f"t{i}.mid").write_bytes(midi_bytes([note_track(scale_notes(8, 55 + i))]))
+    return root
+
+
+def test_cli_train_from_a_midi_folder_then_evaluate(tmp_path, capsys):
+    root, run_dir = _midi_folder(tmp_path), tmp_path / "run"
+    assert main(["train", str(root), "-o", str(run_dir), "--epochs", "2", *TINY_FLAGS]) == 0
+    out = capsys.readouterr().out
+    assert "val loss" in out and "stopped: completed" in out
+    assert (run_dir / "data.npz").is_file()
+    assert PreparedData.load(run_dir / "data.npz").num_melodies == 6
+    assert main(["evaluate", str(run_dir / "best.melodyrnn"), str(root)]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("NLL ") and "nats/step" in line and "(6 melodies" in line
+    assert main(["train", str(root), "-o", str(run_dir), "--resume", "--epochs", "3", "--no-progress"]) == 0
+    assert read_run(run_dir)["epoch"] == 3
+
+
+def test_cli_model_flags_reach_the_bundle(tmp_path, cache, capsys):
+    run_dir = tmp_path / "run"
+    flags = ["--epochs", "1", "--attention-heads", "3", "--attention-window", "8", "--no-relative-bias",
+             "--no-previous-key", "--layer-norm", "--residual", "--lookback"]
+    assert main(["train", str(cache), "-o", str(run_dir), *TINY_FLAGS, *flags]) == 0
+    config = load_bundle(run_dir / "latest.melodyrnn", compile=False).model_config
+    assert (config.attention_heads, config.attention_window) == (3, 8)
+    assert (config.attention_relative_bias, config.attention_previous_key) == (False, False)
+    assert config.layer_norm and config.residual and config.lookback and config.units == 12
+
+
+def test_cli_errors_are_one_line(tmp_path, cache, capsys):
+    assert main(["train", str(tmp_path / "nothing"), "-o", str(tmp_path / "run")]) == 2
+    assert main(["train", str(cache), "-o", str(tmp_path / "run"), "--epochs", "0"]) == 2
+    assert main(["train", str(cache), "-o", str(tmp_path / "run"), "--from", str(cache)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("melodyrnn train: error: ") for line in err)
+    assert "`epochs` must be an integer >= 1, got 0" in err[1]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "melodyrnn", "train", str(cache), "-o", str(run_dir), "--epochs", "100000",
+               "--steps-per-epoch", "40", *TINY_FLAGS]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        latest = run_dir / "latest.melodyrnn"
+        deadline = time.monotonic() + 120
+        while not latest.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert latest.exists(), process.stderr.read().decode() if process.poll() is not None else "no bundle yet"
+        # Kill at varied moments of the next epochs: inside a batch, a validation pass or a bundle write.
+        time.sleep(0.7)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    bundle = load_bundle(latest)
+    done = bundle.metadata["training"]["epoch"]
+    assert done >= 1 and int(bundle.model.optimizer.iterations) == 40 * done
+    assert main(["train", str(cache), "-o", str(run_dir), "--resume", "--epochs", str(done + 2),
+                 "--no-progress"]) == 0
+    state = read_run(run_dir)
+    assert [row["epoch"] for row in state["history"]] == list(range(1, done + 3))
+    with open(run_dir / "log.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(1, done + 3))
+    assert not list(run_dir.glob(".*.tmp"))

@@ -1,16 +1,15 @@
-"""Tests for melodyrnn.training: configs, the run folder, resume after an interruption or a SIGKILL, fine-tuning,
-early stopping, the time budget, mirrored training on 2 logical CPUs, and the `train` command."""
+"""Tests for melodyrnn.training: configs, the run folder, resume after an interruption, fine-tuning, early
+stopping, the time budget and mirrored training on 2 logical CPUs. (`melodyrnn train`, and resume after a SIGKILL,
+are in test_cli.py; multi-worker training is in test_distribute.py.)"""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 from pathlib import Path
 
@@ -19,12 +18,11 @@ import numpy as np
 import pytest
 
 import melodyrnn
-from conftest import midi_bytes, note_track, scale_notes
-from melodyrnn.cli import main
+from melodyrnn.bundle import load_bundle
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import EncodingConfig
 from melodyrnn.errors import BundleError, DataError, MelodyRNNError
-from melodyrnn.model import ModelConfig, load_bundle
+from melodyrnn.model import ModelConfig
 from melodyrnn.training import TrainConfig, default_model_config, format_history, read_run, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -157,12 +155,12 @@ class _InterruptAt(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == self.epoch:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(f"at epoch {epoch}")
 
 
 def test_resume_after_interrupt_continues_from_the_next_epoch(data, tmp_path):
     run_dir = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="at epoch 2"):
         train(data, run_dir, TINY_MODEL, dict(TINY_TRAIN, epochs=5), callbacks=[_InterruptAt(2)], progress=False)
     assert read_run(run_dir)["epoch"] == 2
     iterations = int(load_bundle(run_dir / "latest.melodyrnn").model.optimizer.iterations)
@@ -214,7 +212,7 @@ def test_fine_tune_refuses_data_of_another_vocabulary(run, tmp_path):
 def test_a_bad_bundle_raises_bundle_error(data, tmp_path):
     bad = tmp_path / "bad.melodyrnn"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(BundleError):
+    with pytest.raises(BundleError, match="not a melodyrnn bundle, or it is corrupt or truncated"):
         train(data, tmp_path / "tuned", train_config=TINY_TRAIN, from_bundle=bad, progress=False)
     with pytest.raises(BundleError, match="does not exist"):
         train(data, tmp_path / "tuned2", train_config=TINY_TRAIN, from_bundle=tmp_path / "missing.melodyrnn",
@@ -229,7 +227,7 @@ def test_a_bad_bundle_raises_bundle_error(data, tmp_path):
 def test_bad_data_raises_data_error(tmp_path):
     with pytest.raises(DataError, match="neither a prepared cache"):
         train(tmp_path / "nothing", tmp_path / "run", progress=False)
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="`data` must be PreparedData, .*got int"):
         train(42, tmp_path / "run", progress=False)
 
 
@@ -261,86 +259,7 @@ def test_without_a_validation_split_the_training_loss_picks_the_best(tmp_path):
     assert int(result.model.optimizer.iterations) == 6
 
 
-# -- the command line ----------------------------------------------------------------------------------------
-
-
-def _midi_folder(tmp_path) -> Path:
-    root = tmp_path / "midis"
-    root.mkdir()
-    for i in range(6):
-        (root / f"t{i}.mid").write_bytes(midi_bytes([note_track(scale_notes(8, 55 + i))]))
-    return root
-
-
-def test_cli_train_from_a_midi_folder_then_evaluate(tmp_path, capsys):
-    root, run_dir = _midi_folder(tmp_path), tmp_path / "run"
-    assert main(["train", str(root), "-o", str(run_dir), "--epochs", "2", *TINY_FLAGS]) == 0
-    out = capsys.readouterr().out
-    assert "val loss" in out and "stopped: completed" in out
-    assert (run_dir / "data.npz").is_file()
-    assert PreparedData.load(run_dir / "data.npz").num_melodies == 6
-    assert main(["evaluate", str(run_dir / "best.melodyrnn"), str(root)]) == 0
-    line = capsys.readouterr().out
-    assert line.startswith("NLL ") and "nats/step" in line and "(6 melodies" in line
-    assert main(["train", str(root), "-o", str(run_dir), "--resume", "--epochs", "3", "--no-progress"]) == 0
-    assert read_run(run_dir)["epoch"] == 3
-
-
-def test_cli_model_flags_reach_the_bundle(tmp_path, cache, capsys):
-    run_dir = tmp_path / "run"
-    flags = ["--epochs", "1", "--attention-heads", "3", "--attention-window", "8", "--no-relative-bias",
-             "--no-previous-key", "--layer-norm", "--residual", "--lookback"]
-    assert main(["train", str(cache), "-o", str(run_dir), *TINY_FLAGS, *flags]) == 0
-    config = load_bundle(run_dir / "latest.melodyrnn", compile=False).model_config
-    assert (config.attention_heads, config.attention_window) == (3, 8)
-    assert (config.attention_relative_bias, config.attention_previous_key) == (False, False)
-    assert config.layer_norm and config.residual and config.lookback and config.units == 12
-
-
-def test_cli_errors_are_one_line(tmp_path, cache, capsys):
-    assert main(["train", str(tmp_path / "nothing"), "-o", str(tmp_path / "run")]) == 2
-    assert main(["train", str(cache), "-o", str(tmp_path / "run"), "--epochs", "0"]) == 2
-    assert main(["train", str(cache), "-o", str(tmp_path / "run"), "--from", str(cache)]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 3 and all(line.startswith("melodyrnn train: error: ") for line in err)
-    assert "`epochs` must be an integer >= 1, got 0" in err[1]
-
-
-# -- subprocesses: SIGKILL and mirrored training -------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, tmp_path):
-    run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "melodyrnn", "train", str(cache), "-o", str(run_dir), "--epochs", "100000",
-               "--steps-per-epoch", "40", *TINY_FLAGS]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        latest = run_dir / "latest.melodyrnn"
-        deadline = time.monotonic() + 120
-        while not latest.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert latest.exists(), process.stderr.read().decode() if process.poll() is not None else "no bundle yet"
-        # Kill at varied moments of the next epochs: inside a batch, a validation pass or a bundle write.
-        time.sleep(0.7)
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == -signal.SIGKILL
-    bundle = load_bundle(latest)
-    done = bundle.metadata["training"]["epoch"]
-    assert done >= 1 and int(bundle.model.optimizer.iterations) == 40 * done
-    assert main(["train", str(cache), "-o", str(run_dir), "--resume", "--epochs", str(done + 2),
-                 "--no-progress"]) == 0
-    state = read_run(run_dir)
-    assert [row["epoch"] for row in state["history"]] == list(range(1, done + 3))
-    with open(run_dir / "log.csv") as f:
-        assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(1, done + 3))
-    assert not list(run_dir.glob(".*.tmp"))
+# -- mirrored training in a subprocess -----------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -351,7 +270,7 @@ def test_mirrored_training_on_two_logical_cpus(cache, tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from melodyrnn.training import train
-        from melodyrnn.model import load_bundle
+        from melodyrnn.bundle import load_bundle
         result = train({str(cache)!r}, {str(tmp_path / "run")!r}, {TINY_MODEL!r},
                        dict({TINY_TRAIN!r}, epochs=3, strategy="mirrored"), progress=False)
         bundle = load_bundle(result.latest_path)

@@ -1,5 +1,6 @@
-"""Multi-worker training (`strategy="multiworker"`, `melodyrnn train --strategy multiworker`): two worker processes
-on 127.0.0.1 train one run, as the hosts of a cluster would, and a bad TF_CONFIG is a one-line error."""
+"""Tests for melodyrnn.distribute: who is chief by TF_CONFIG, and multi-worker training (`strategy="multiworker"`,
+`melodyrnn train --strategy multiworker`): two worker processes on 127.0.0.1 train one run, as the hosts of a
+cluster would, and a bad TF_CONFIG or a taken port is a one-line error."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
+from test_training import TINY_FLAGS, TINY_MODEL, TINY_TRAIN, tiny_melodies
 
+from melodyrnn import distribute
+from melodyrnn.bundle import load_bundle
 from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
 from melodyrnn.errors import MelodyRNNError
-from melodyrnn.model import load_bundle
 from melodyrnn.training import read_run, train
-from test_training import TINY_FLAGS, TINY_MODEL, TINY_TRAIN, tiny_melodies
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_FILES = {"latest.melodyrnn", "best.melodyrnn", "log.csv", "train_state.json", "tensorboard"}
@@ -69,7 +71,8 @@ def _train_on_local_cluster(commands: list[list[str]], logs: Path, timeout_secon
         for i, (args, output) in enumerate(zip(commands, outputs)):
             with open(output, "w") as out:
                 processes.append(subprocess.Popen([sys.executable, "-m", "melodyrnn", "train", *args], stdout=out,
-                                                  stderr=subprocess.STDOUT, env={**env, "TF_CONFIG": _tf_config(hosts, i)}))
+                                                  stderr=subprocess.STDOUT,
+                                                  env={**env, "TF_CONFIG": _tf_config(hosts, i)}))
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             codes = [p.poll() for p in processes]
@@ -84,6 +87,22 @@ def _train_on_local_cluster(commands: list[list[str]], logs: Path, timeout_secon
         if attempt < 2 and any("Could not start gRPC server" in text for text in texts):
             continue
         return [p.returncode for p in processes], texts
+
+
+@pytest.mark.parametrize("cluster, task, chief", [
+    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 0}, True),
+    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1}, False),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "chief", "index": 0}, True),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "worker", "index": 0}, False),
+])
+def test_the_chief_is_the_chief_task_or_else_worker_0(monkeypatch, cluster, task, chief):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    assert distribute.is_chief("multiworker") is chief
+
+
+def test_one_process_is_always_chief_and_needs_no_tf_config(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "not json")
+    assert distribute.is_chief("default") and distribute.is_chief("mirrored")
 
 
 @pytest.mark.slow
