@@ -24,6 +24,7 @@ import numpy as np
 # be registered (imported) before `keras.saving.load_model` runs, not only the ones this module uses.
 from melodyrnn import attention, layers, lookback  # noqa: F401
 from melodyrnn.encoding import EncodingConfig
+from melodyrnn.archives import check_members
 from melodyrnn.errors import BundleError, MelodyRNNError
 from melodyrnn.model import MelodyModel, ModelConfig
 
@@ -45,7 +46,10 @@ DEFAULT_BUNDLE_PATH = Path(__file__).parent / "pretrained" / "default.melodyrnn"
 _PACKAGE = "melodyrnn"  # the package of every melodyrnn registered name, "melodyrnn>Class"
 _MODEL_MEMBER = "model.keras"
 _JSON_MEMBER = "bundle.json"
-_MAX_MEMBER_BYTES = 4 << 30  # guards against zip bombs; the largest sensible model is far below this
+# A member may claim at most this many bytes: the largest model `ModelConfig.limits` allows that anyone would
+# train here is far below it, and it bounds what a hostile bundle can make us decompress.
+_MAX_MEMBER_BYTES = 1 << 30
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
 @dataclass
@@ -174,14 +178,24 @@ def atomic_write(path: str | os.PathLike, write) -> None:
 
 
 def _unsafe_objects(node, found: list) -> list:
-    """Names of objects in a Keras config that are not Keras's own or melodyrnn's registered classes."""
+    """Names of objects in a Keras config that are not Keras's own or melodyrnn's registered classes.
+
+    Keras imports an object's `module` while deserializing it, so the module is checked as well as the registered
+    name: Keras objects must come from `keras` itself, and ours must be registered melodyrnn classes named
+    consistently ("melodyrnn>Class" from a melodyrnn module).
+    """
     if isinstance(node, dict):
         if "class_name" in node:
             name, module = node.get("class_name"), node.get("module") or ""
-            registered = node.get("registered_name") or ""
-            if name in ("Lambda", "__lambda__") or not (
-                module == "keras" or module.startswith("keras.") or str(registered).startswith(f"{_PACKAGE}>")
-            ):
+            registered = node.get("registered_name")
+            ours = (
+                isinstance(module, str) and (module == _PACKAGE or module.startswith(f"{_PACKAGE}."))
+                and registered == f"{_PACKAGE}>{name}"
+                and keras.saving.get_registered_object(registered) is not None
+            )
+            keras_own = isinstance(module, str) and (module == "keras" or module.startswith("keras.")) and (
+                registered is None or (isinstance(registered, str) and ">" not in registered))
+            if name in ("Lambda", "__lambda__") or not (ours or keras_own):
                 found.append(f"{module}.{name}" if module else str(name))
         for value in node.values():
             _unsafe_objects(value, found)
@@ -189,6 +203,13 @@ def _unsafe_objects(node, found: list) -> list:
         for value in node:
             _unsafe_objects(value, found)
     return found
+
+
+def _weight_bytes_lower_bound(config: ModelConfig) -> int:
+    """Bytes the weights of `config` take at the least (float32 recurrent kernels and the output layer alone),
+    to catch a config that claims a far larger network than the weights it comes with."""
+    recurrent = config.num_layers * _GATES[config.cell] * config.units * config.units
+    return 4 * (recurrent + config.units * config.vocab_size)
 
 
 def _read_members(path: Path, *, with_model: bool = True) -> tuple[dict, bytes]:
@@ -205,9 +226,9 @@ def _read_members(path: Path, *, with_model: bool = True) -> tuple[dict, bytes]:
                 raise BundleError(f"{path} is not a melodyrnn bundle: it has no {_JSON_MEMBER}")
             if _MODEL_MEMBER not in names:
                 raise BundleError(f"{path} is incomplete: it has no {_MODEL_MEMBER}")
-            for name in (_JSON_MEMBER, _MODEL_MEMBER):
-                if zf.getinfo(name).file_size > _MAX_MEMBER_BYTES:
-                    raise BundleError(f"{path} is corrupt: {name} claims {zf.getinfo(name).file_size} bytes")
+            problem = check_members(zf, _MAX_MEMBER_BYTES, 2 * _MAX_MEMBER_BYTES)
+            if problem:
+                raise BundleError(f"{path} is refused: {problem}")
             header_bytes = zf.read(_JSON_MEMBER)
             if with_model:
                 model_bytes = zf.read(_MODEL_MEMBER)
@@ -280,9 +301,18 @@ def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
 
     try:
         with zipfile.ZipFile(io.BytesIO(model_bytes)) as inner:
+            problem = check_members(inner, _MAX_MEMBER_BYTES, _MAX_MEMBER_BYTES)
+            if problem:
+                raise BundleError(f"{path} is refused: in {_MODEL_MEMBER}, {problem}")
+            weight_bytes = sum(i.file_size for i in inner.infolist() if i.filename.endswith(".h5"))
             keras_config = json.loads(inner.read("config.json").decode("utf-8"))
     except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, EOFError) as err:
         raise BundleError(f"{path} is corrupt: {_MODEL_MEMBER} is not a Keras model file ({err})") from err
+    if weight_bytes < _weight_bytes_lower_bound(model_config):
+        # checked before Keras builds anything: a small file must not make us allocate a huge network
+        raise BundleError(f"{path} is corrupt: its config declares a network of at least "
+                          f"{_weight_bytes_lower_bound(model_config):,} bytes of weights, but it holds "
+                          f"{weight_bytes:,}")
     unsafe = _unsafe_objects(keras_config, [])
     if unsafe:
         raise BundleError(f"{path} is refused: it holds objects that are not melodyrnn's or Keras's own "

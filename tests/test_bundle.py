@@ -223,6 +223,59 @@ def test_bundle_with_an_unknown_class_is_refused(tmp_path, saved_bundle):
         load_bundle(path)
 
 
+def _with_keras_config(saved, edit) -> bytes:
+    """saved's model.keras with its config.json bytes passed through `edit`."""
+    with zipfile.ZipFile(saved) as zf:
+        model_bytes = zf.read("model.keras")
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(model_bytes)) as inner, zipfile.ZipFile(out, "w") as new:
+        for info in inner.infolist():
+            data = inner.read(info.filename)
+            new.writestr(info.filename, edit(data) if info.filename == "config.json" else data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("module", [b'"os"', b'"evil.melodyrnn"', b'"keras_evil"', b'"melodyrnn_x.model"'])
+def test_a_melodyrnn_name_from_a_foreign_module_is_refused(tmp_path, saved_bundle, module):
+    # Keras imports an object's module when it deserializes it: the registered name alone proves nothing
+    model_bytes = _with_keras_config(saved_bundle[0], lambda d: d.replace(b'"melodyrnn.model"', module))
+    path = rewrite(saved_bundle[0], tmp_path / "module.melodyrnn", model_bytes=model_bytes,
+                   header=lambda h: {**h, "files": {}})
+    with pytest.raises(BundleError, match="refused: it holds objects that are not melodyrnn's or Keras's own"):
+        load_bundle(path)
+
+
+def test_an_unregistered_melodyrnn_class_is_refused(tmp_path, saved_bundle):
+    model_bytes = _with_keras_config(saved_bundle[0], lambda d: d.replace(b'"MelodyModel"', b'"Payload"').replace(
+        b'"melodyrnn>MelodyModel"', b'"melodyrnn>Payload"'))
+    path = rewrite(saved_bundle[0], tmp_path / "payload.melodyrnn", model_bytes=model_bytes,
+                   header=lambda h: {**h, "files": {}})
+    with pytest.raises(BundleError, match=r"refused.*melodyrnn\.model\.Payload"):
+        load_bundle(path)
+
+
+def test_a_config_larger_than_its_weights_is_refused_before_building(tmp_path, saved_bundle):
+    def huge(header):
+        return {**header, "model_config": {**header["model_config"], "units": 2048, "num_layers": 16}}
+
+    path = rewrite(saved_bundle[0], tmp_path / "huge.melodyrnn", header=huge)
+    with pytest.raises(BundleError, match=r"declares a network of at least [\d,]{11} bytes of weights, but it holds"):
+        load_bundle(path)
+
+
+def test_a_decompression_bomb_is_refused_before_inflating(tmp_path, saved_bundle):
+    with zipfile.ZipFile(saved_bundle[0]) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    bomb = tmp_path / "bomb.melodyrnn"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr("padding.bin", bytes(64 << 20), compress_type=zipfile.ZIP_BZIP2)  # 64 MB of zeros
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(BundleError, match=r"'padding.bin' would inflate .* to 67,108,864 \(more than 1100:1"):
+        load_bundle(bomb)
+
+
 def test_default_model_is_bundled_and_loads():
     assert DEFAULT_BUNDLE_PATH.is_file()
     bundle = load()
