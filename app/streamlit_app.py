@@ -37,9 +37,10 @@ from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
 from melodyrnn.dataset import prepare  # noqa: E402
 from melodyrnn.encoding import melody_to_midi  # noqa: E402
 from melodyrnn.errors import MelodyRNNError  # noqa: E402
-from melodyrnn.sampling import SampleConfig, Sampler, primer_to_melody  # noqa: E402
+from melodyrnn.sample_config import SampleConfig, primer_to_melody  # noqa: E402
+from melodyrnn.sampling import Sampler  # noqa: E402
 from melodyrnn.theory import KEY_TONIC_NAMES, SCALES  # noqa: E402
-from melodyrnn.training import BEST, LATEST  # noqa: E402
+from melodyrnn.run_folder import BEST, LATEST  # noqa: E402
 
 # General MIDI programs a melody sounds good on (the number is what goes into the MIDI file).
 INSTRUMENTS = {

@@ -118,7 +118,7 @@ class TrainingJob:
     @property
     def best_bundle(self) -> Path | None:
         """The run's best bundle, once it exists (after the first epoch)."""
-        from melodyrnn.training import BEST
+        from melodyrnn.run_folder import BEST
 
         path = self.run_dir / BEST
         return path if path.is_file() else None

@@ -3,51 +3,43 @@
 Start at `train(data, run_dir)` (what `melodyrnn train` runs). Each finished epoch scores the validation melodies
 whole (as `melodyrnn evaluate` does), then writes `latest.melodyrnn` and, on improvement, `best.melodyrnn`, both
 atomically, so a kill at any moment leaves loadable bundles; `resume=True` carries on from `latest` with its
-optimizer state. The run's progress lives in the bundles' metadata, so the bundle is the checkpoint.
+optimizer state. The run's progress lives in the bundles' metadata, so the bundle is the checkpoint. The run
+folder's files and the per-epoch callback live in `run_folder`, the multi-worker plumbing in `distribute`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 
 from melodyrnn import distribute
-from melodyrnn.bundle import atomic_write, load_bundle, read_bundle_metadata, save_bundle
-from melodyrnn.configs import config_from_dict, is_int, is_real
+from melodyrnn.bundle import load_bundle, read_bundle_metadata
+from melodyrnn.configs import Config, is_int, is_real
 from melodyrnn.dataset import PreparedData, prepare
 from melodyrnn.errors import DataError, MelodyRNNError
-from melodyrnn.evaluation import score_token_lists, summarize
 from melodyrnn.model import ModelConfig, build_model
+from melodyrnn.run_folder import (
+    BEST,
+    DATA,
+    LATEST,
+    RunCallback,
+    check_run_folder,
+    format_history,
+    open_run_folder,
+)
 from melodyrnn.theory import check_steps_per_bar
 
-__all__ = ["TrainConfig", "TrainResult", "train", "default_model_config", "format_history", "read_run",
-           "LATEST", "BEST", "STATE", "LOG", "TENSORBOARD", "DATA"]
-
-LATEST = "latest.melodyrnn"
-BEST = "best.melodyrnn"
-STATE = "train_state.json"
-LOG = "log.csv"
-TENSORBOARD = "tensorboard"
-DATA = "data.npz"
-# The columns of log.csv and of the summary table, in order.
-_COLUMNS = ("epoch", "loss", "perplexity", "accuracy", "val_loss", "val_perplexity", "val_accuracy",
-            "val_event_accuracy", "val_no_event_accuracy", "learning_rate", "seconds")
-
+__all__ = ["TrainConfig", "TrainResult", "train", "default_model_config"]
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """How to train. Defaults give a good model of a folder of tunes on a laptop CPU in about ten minutes.
 
     The budget (`max_minutes`) and early stopping, not `epochs`, usually end a default run: a small collection
@@ -89,6 +81,8 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     max_minutes: float | None = 10.0
 
+    what: ClassVar[str] = "train config"
+
     def __post_init__(self):
         def check(ok: bool, name: str, expected: str):
             if not ok:
@@ -110,18 +104,6 @@ class TrainConfig:
         check(self.max_minutes is None or (is_real(self.max_minutes) and 0 < self.max_minutes < math.inf),
               "max_minutes", "a number > 0 or None")
 
-    def to_dict(self) -> dict:
-        """A plain, JSON-ready dict of every field."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        """The inverse of `to_dict`; missing fields take their defaults.
-
-        Raises:
-            MelodyRNNError: `d` is not a dict, has unknown fields, or a field is invalid.
-        """
-        return config_from_dict(cls, d, "train config")
 
 
 def default_model_config(data: PreparedData) -> ModelConfig:
@@ -181,109 +163,6 @@ class TrainResult:
         return format_history(self.history, self.best_epoch) + (
             f"\nstopped: {self.stopped}; best epoch {self.best_epoch} (val loss {self.best_val_loss:.4f}) in "
             f"{self.best_path}" if self.best_epoch is not None else f"\nstopped: {self.stopped}")
-
-
-def format_history(history: list[dict], best_epoch: int | None = None) -> str:
-    """A fixed-width table: epoch, loss, val loss, val perplexity, val accuracy, val event accuracy, seconds."""
-    header = f"{'epoch':>6} {'loss':>8} {'val loss':>9} {'val ppl':>8} {'val acc':>8} {'val ev acc':>10} {'time':>8}"
-    lines = [header, "-" * len(header)]
-
-    def num(row, key, width, digits):
-        value = row.get(key)
-        return f"{value:{width}.{digits}f}" if isinstance(value, (int, float)) and value == value else " " * (
-            width - 1) + "-"
-
-    for row in history:
-        mark = "*" if row.get("epoch") == best_epoch else " "
-        partial = "~" if row.get("partial") else " "
-        lines.append(f"{row['epoch']:>5}{mark} {num(row, 'loss', 8, 4)} {num(row, 'val_loss', 9, 4)} "
-                     f"{num(row, 'val_perplexity', 8, 3)} {num(row, 'val_accuracy', 8, 3)} "
-                     f"{num(row, 'val_event_accuracy', 10, 3)} {num(row, 'seconds', 7, 1)}s{partial}")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Run folder
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def _atomic_copy(source: Path, target: Path) -> None:
-    def write(out) -> None:
-        with open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-
-    atomic_write(target, write)
-
-
-def read_run(run_dir: str | os.PathLike) -> dict:
-    """The state of a run folder, from its latest bundle: `epoch`, `history`, `best`, `train_config`, ...
-
-    Raises:
-        MelodyRNNError: the folder holds no readable `latest.melodyrnn`.
-    """
-    metadata = read_bundle_metadata(Path(run_dir) / LATEST)
-    if metadata is None or "training" not in metadata:
-        raise MelodyRNNError(f"`{run_dir}` holds no training run (no readable {LATEST})")
-    return metadata["training"]
-
-
-class _ScalarLog:
-    """TensorBoard scalars (`train/` and `validation/`, named like Keras's `epoch_loss`), written with TensorFlow's
-    core summary ops, so no `tensorboard` package is needed to write them (only to view them)."""
-
-    def __init__(self, folder: Path):
-        import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2
-
-        self._tf = tf
-        self._metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-        self._writers = {name: tf.summary.create_file_writer(str(folder / name)) for name in ("train", "validation")}
-
-    def write(self, row: dict, step: int) -> None:
-        for key, value in row.items():
-            if key in ("epoch", "partial", "seconds") or not isinstance(value, float) or value != value:
-                continue
-            name, key = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-            with self._writers[name].as_default():
-                self._tf.summary.write(f"epoch_{key}", self._tf.constant(value, self._tf.float32), step=step,
-                                       metadata=self._metadata)
-        for writer in self._writers.values():
-            writer.flush()
-
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    # Rewritten whole from the bundle's history each epoch, so the log always agrees with the checkpoint,
-    # however the previous session ended.
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[*_COLUMNS, "partial"], extrasaction="ignore")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: row.get(k, "") for k in (*_COLUMNS, "partial")})
-    _atomic_write_text(path, buf.getvalue())
-
-
-def _check_run_folder(run_dir: Path, resume: bool, from_bundle) -> dict | None:
-    # The state of the run to resume (None without `resume`), once the folder is known to suit the request.
-    if resume and from_bundle is not None:
-        raise MelodyRNNError("`resume` and `from_bundle` exclude each other: resume continues this run, "
-                             "from_bundle starts a new one")
-    latest = run_dir / LATEST
-    if resume and not latest.is_file():
-        raise MelodyRNNError(f"`resume` needs a run to continue, but `{run_dir}` holds no {LATEST}")
-    if not resume and latest.exists():
-        raise MelodyRNNError(f"`{run_dir}` already holds a run ({LATEST}); resume it (--resume) or choose "
-                             "another folder")
-    return read_run(run_dir) if resume else None
-
-
-def _open_run_folder(run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in run_dir.glob(".*.tmp"):  # left by a kill in the middle of an atomic write
-        stale.unlink(missing_ok=True)
 
 
 def _initial_state(run_dir: Path, saved_state: dict | None, config: TrainConfig, strategy, has_validation: bool,
@@ -415,85 +294,6 @@ def _resumed_model(latest: Path, model_config: ModelConfig | dict | None, config
 # The per-epoch callback: validation, checkpoints, early stopping, time budget
 
 
-class _RunCallback(keras.callbacks.Callback):
-    def __init__(self, *, run_dir: Path, encoding, train_config: TrainConfig, val_tokens: list, val_bars: list,
-                 state: dict, base_metadata: dict, is_chief: bool, session_start: float):
-        super().__init__()
-        self.run_dir, self.encoding, self.train_config = run_dir, encoding, train_config
-        self.val_tokens, self.val_bars, self.state, self.base_metadata = val_tokens, val_bars, state, base_metadata
-        self.is_chief, self.session_start = is_chief, session_start
-        self.stopped = "completed"
-        self._partial = False
-        self._budget = None if train_config.max_minutes is None else 60.0 * train_config.max_minutes
-        self._scalars = _ScalarLog(run_dir / TENSORBOARD) if is_chief else None
-
-    def on_train_begin(self, logs=None):
-        self._any_worker = distribute.any_worker(self.model.distribute_strategy)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self._budget is not None and self._any_worker(time.perf_counter() - self.session_start > self._budget):
-            self.model.stop_training = True
-            self.stopped = "time_budget"
-            self._partial = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
-        row = {"epoch": epoch + 1}
-        loss = float(logs.get("loss", float("nan")))
-        row.update(loss=loss, perplexity=math.exp(min(loss, 50.0)), accuracy=float(logs.get("accuracy", "nan")))
-        if self.val_tokens:
-            metrics = summarize(self.val_tokens, score_token_lists(self.model, self.val_tokens,
-                                                                   steps_per_bar=self.val_bars))
-            row.update(val_loss=metrics["nll_per_step"], val_perplexity=metrics["perplexity"],
-                       val_accuracy=metrics["accuracy"], val_event_accuracy=metrics["event_accuracy"],
-                       val_no_event_accuracy=metrics["no_event_accuracy"])
-        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        row["seconds"] = time.perf_counter() - self._epoch_start
-        if self._partial:
-            row["partial"] = True
-        # Shared with the callbacks after this one (TensorBoard, the progress bar, the user's).
-        logs.update({k: v for k, v in row.items() if k not in ("epoch", "partial", "seconds", "learning_rate")})
-
-        state = self.state
-        state["history"].append(row)
-        state["epoch"] = epoch + 1
-        monitored = row.get(state["monitor"], float("nan"))
-        improved = monitored == monitored and (state["best"]["val_loss"] is None
-                                               or monitored < state["best"]["val_loss"])
-        if improved:
-            state["best"] = {"epoch": epoch + 1, "val_loss": monitored}
-            state["epochs_without_improvement"] = 0
-        else:
-            state["epochs_without_improvement"] += 1
-        patience = self.train_config.patience
-        if self._any_worker(patience is not None and state["epochs_without_improvement"] >= patience):
-            self.model.stop_training = True
-            self.stopped = "early_stopping"
-        state["stopped"] = self.stopped if self.model.stop_training else None
-        self._save(improved)
-
-    def _save(self, improved: bool) -> None:
-        metadata = {**self.base_metadata, "training": dict(self.state)}
-        if not self.is_chief:
-            # Every worker must take part in saving (variables may be synchronized), but only the chief's file
-            # counts: the others write to a scratch folder.
-            with tempfile.TemporaryDirectory() as scratch:
-                save_bundle(Path(scratch) / LATEST, self.model, encoding=self.encoding, metadata=metadata)
-            return
-        latest = self.run_dir / LATEST
-        save_bundle(latest, self.model, encoding=self.encoding, metadata=metadata)
-        if improved:
-            _atomic_copy(latest, self.run_dir / BEST)
-        _atomic_write_text(self.run_dir / STATE, json.dumps(
-            {k: v for k, v in self.state.items() if k != "history"}, indent=2, allow_nan=True) + "\n")
-        _write_log(self.run_dir / LOG, self.state["history"])
-        if self._scalars is not None:  # the chief's, always
-            self._scalars.write(self.state["history"][-1], step=self.state["epoch"])
-
-
 # ----------------------------------------------------------------------------------------------------------
 # train()
 
@@ -554,13 +354,13 @@ def train(data: PreparedData | str | os.PathLike, run_dir: str | os.PathLike,
     """
     session_start = time.perf_counter()
     run_dir = Path(run_dir)
-    saved_state = _check_run_folder(run_dir, resume, from_bundle)
+    saved_state = check_run_folder(run_dir, resume, from_bundle)
     saved_config = TrainConfig.from_dict(saved_state["train_config"]) if saved_state else TrainConfig()
     config = _merge(TrainConfig, saved_config, train_config)
     # Only the chief of a multi-worker run writes the run folder; the others must never clobber its files.
     is_chief = distribute.is_chief(config.strategy)
     if is_chief:
-        _open_run_folder(run_dir)
+        open_run_folder(run_dir)
     data, data_source = _resolve_data(data, run_dir / DATA if is_chief else None, progress)
     if data.indices("train").size == 0:
         raise DataError("the training split has no melodies")
@@ -584,7 +384,7 @@ def train(data: PreparedData | str | os.PathLike, run_dir: str | os.PathLike,
         return _result(run_dir, state, "nothing_to_do", session_start, strategy, model)
 
     dataset = _training_windows(data, config, model, initial_epoch)
-    run_callback = _RunCallback(run_dir=run_dir, encoding=encoding, train_config=config, val_tokens=val_tokens,
+    run_callback = RunCallback(run_dir=run_dir, encoding=encoding, train_config=config, val_tokens=val_tokens,
                                 val_bars=val_bars, state=state, base_metadata=base_metadata,
                                 is_chief=is_chief, session_start=session_start)
     _fit(model, strategy, dataset, config, initial_epoch, [run_callback, *(callbacks or [])], progress)

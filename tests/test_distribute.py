@@ -21,7 +21,8 @@ from melodyrnn.bundle import load_bundle
 from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
 from melodyrnn.errors import MelodyRNNError
-from melodyrnn.training import read_run, train
+from melodyrnn.run_folder import read_run
+from melodyrnn.training import train
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_FILES = {"latest.melodyrnn", "best.melodyrnn", "log.csv", "train_state.json", "tensorboard"}

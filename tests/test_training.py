@@ -23,7 +23,8 @@ from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import EncodingConfig
 from melodyrnn.errors import BundleError, DataError, MelodyRNNError
 from melodyrnn.model import ModelConfig
-from melodyrnn.training import TrainConfig, default_model_config, format_history, read_run, train
+from melodyrnn.run_folder import format_history, read_run
+from melodyrnn.training import TrainConfig, default_model_config, train
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_MODEL = dict(units=12, num_layers=1, embedding_dim=8, attention_heads=2, attention_window=8, dropout=0.0)

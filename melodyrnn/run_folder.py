@@ -1,0 +1,228 @@
+"""A training run's folder: its file names, the per-epoch callback that validates and writes it, and readers.
+
+The folder holds `latest.melodyrnn` (every epoch) and `best.melodyrnn` (on improvement) — bundles whose metadata
+carry the whole run state, so a run resumes from its latest bundle alone — plus `train_state.json`, `log.csv` and
+TensorBoard scalars, all written atomically. Start with `RunCallback` (used by `melodyrnn.training.train`) and
+`read_run`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import keras
+
+from melodyrnn import distribute
+from melodyrnn.bundle import atomic_write, read_bundle_metadata, save_bundle
+from melodyrnn.errors import MelodyRNNError
+from melodyrnn.evaluation import score_token_lists, summarize
+
+if TYPE_CHECKING:
+    from melodyrnn.training import TrainConfig
+
+__all__ = ["LATEST", "BEST", "STATE", "LOG", "TENSORBOARD", "DATA", "RunCallback", "format_history", "read_run",
+           "check_run_folder", "open_run_folder"]
+
+LATEST = "latest.melodyrnn"
+BEST = "best.melodyrnn"
+STATE = "train_state.json"
+LOG = "log.csv"
+TENSORBOARD = "tensorboard"
+DATA = "data.npz"
+# The columns of log.csv and of the summary table, in order.
+_COLUMNS = ("epoch", "loss", "perplexity", "accuracy", "val_loss", "val_perplexity", "val_accuracy",
+            "val_event_accuracy", "val_no_event_accuracy", "learning_rate", "seconds")
+
+
+def format_history(history: list[dict], best_epoch: int | None = None) -> str:
+    """A fixed-width table: epoch, loss, val loss, val perplexity, val accuracy, val event accuracy, seconds."""
+    header = f"{'epoch':>6} {'loss':>8} {'val loss':>9} {'val ppl':>8} {'val acc':>8} {'val ev acc':>10} {'time':>8}"
+    lines = [header, "-" * len(header)]
+
+    def num(row, key, width, digits):
+        value = row.get(key)
+        return f"{value:{width}.{digits}f}" if isinstance(value, (int, float)) and value == value else " " * (
+            width - 1) + "-"
+
+    for row in history:
+        mark = "*" if row.get("epoch") == best_epoch else " "
+        partial = "~" if row.get("partial") else " "
+        lines.append(f"{row['epoch']:>5}{mark} {num(row, 'loss', 8, 4)} {num(row, 'val_loss', 9, 4)} "
+                     f"{num(row, 'val_perplexity', 8, 3)} {num(row, 'val_accuracy', 8, 3)} "
+                     f"{num(row, 'val_event_accuracy', 10, 3)} {num(row, 'seconds', 7, 1)}s{partial}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Run folder
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    def write(out) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+    atomic_write(target, write)
+
+
+def read_run(run_dir: str | os.PathLike) -> dict:
+    """The state of a run folder, from its latest bundle: `epoch`, `history`, `best`, `train_config`, ...
+
+    Raises:
+        MelodyRNNError: the folder holds no readable `latest.melodyrnn`.
+    """
+    metadata = read_bundle_metadata(Path(run_dir) / LATEST)
+    if metadata is None or "training" not in metadata:
+        raise MelodyRNNError(f"`{run_dir}` holds no training run (no readable {LATEST})")
+    return metadata["training"]
+
+
+class _ScalarLog:
+    """TensorBoard scalars (`train/` and `validation/`, named like Keras's `epoch_loss`), written with TensorFlow's
+    core summary ops, so no `tensorboard` package is needed to write them (only to view them)."""
+
+    def __init__(self, folder: Path):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        self._tf = tf
+        self._metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+        self._writers = {name: tf.summary.create_file_writer(str(folder / name)) for name in ("train", "validation")}
+
+    def write(self, row: dict, step: int) -> None:
+        for key, value in row.items():
+            if key in ("epoch", "partial", "seconds") or not isinstance(value, float) or value != value:
+                continue
+            name, key = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            with self._writers[name].as_default():
+                self._tf.summary.write(f"epoch_{key}", self._tf.constant(value, self._tf.float32), step=step,
+                                       metadata=self._metadata)
+        for writer in self._writers.values():
+            writer.flush()
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    # Rewritten whole from the bundle's history each epoch, so the log always agrees with the checkpoint,
+    # however the previous session ended.
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*_COLUMNS, "partial"], extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row.get(k, "") for k in (*_COLUMNS, "partial")})
+    _atomic_write_text(path, buf.getvalue())
+
+
+def check_run_folder(run_dir: Path, resume: bool, from_bundle) -> dict | None:
+    # The state of the run to resume (None without `resume`), once the folder is known to suit the request.
+    if resume and from_bundle is not None:
+        raise MelodyRNNError("`resume` and `from_bundle` exclude each other: resume continues this run, "
+                             "from_bundle starts a new one")
+    latest = run_dir / LATEST
+    if resume and not latest.is_file():
+        raise MelodyRNNError(f"`resume` needs a run to continue, but `{run_dir}` holds no {LATEST}")
+    if not resume and latest.exists():
+        raise MelodyRNNError(f"`{run_dir}` already holds a run ({LATEST}); resume it (--resume) or choose "
+                             "another folder")
+    return read_run(run_dir) if resume else None
+
+
+def open_run_folder(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(".*.tmp"):  # left by a kill in the middle of an atomic write
+        stale.unlink(missing_ok=True)
+
+
+class RunCallback(keras.callbacks.Callback):
+    """After every epoch: score the validation melodies whole, update the run state (history, best, patience),
+    stop on the time budget or early stopping (decided across workers), and write the run folder."""
+
+    def __init__(self, *, run_dir: Path, encoding, train_config: TrainConfig, val_tokens: list, val_bars: list,
+                 state: dict, base_metadata: dict, is_chief: bool, session_start: float):
+        super().__init__()
+        self.run_dir, self.encoding, self.train_config = run_dir, encoding, train_config
+        self.val_tokens, self.val_bars, self.state, self.base_metadata = val_tokens, val_bars, state, base_metadata
+        self.is_chief, self.session_start = is_chief, session_start
+        self.stopped = "completed"
+        self._partial = False
+        self._budget = None if train_config.max_minutes is None else 60.0 * train_config.max_minutes
+        self._scalars = _ScalarLog(run_dir / TENSORBOARD) if is_chief else None
+
+    def on_train_begin(self, logs=None):
+        self._any_worker = distribute.any_worker(self.model.distribute_strategy)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._budget is not None and self._any_worker(time.perf_counter() - self.session_start > self._budget):
+            self.model.stop_training = True
+            self.stopped = "time_budget"
+            self._partial = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        row = {"epoch": epoch + 1}
+        loss = float(logs.get("loss", float("nan")))
+        row.update(loss=loss, perplexity=math.exp(min(loss, 50.0)), accuracy=float(logs.get("accuracy", "nan")))
+        if self.val_tokens:
+            metrics = summarize(self.val_tokens, score_token_lists(self.model, self.val_tokens,
+                                                                   steps_per_bar=self.val_bars))
+            row.update(val_loss=metrics["nll_per_step"], val_perplexity=metrics["perplexity"],
+                       val_accuracy=metrics["accuracy"], val_event_accuracy=metrics["event_accuracy"],
+                       val_no_event_accuracy=metrics["no_event_accuracy"])
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["seconds"] = time.perf_counter() - self._epoch_start
+        if self._partial:
+            row["partial"] = True
+        # Shared with the callbacks after this one (TensorBoard, the progress bar, the user's).
+        logs.update({k: v for k, v in row.items() if k not in ("epoch", "partial", "seconds", "learning_rate")})
+
+        state = self.state
+        state["history"].append(row)
+        state["epoch"] = epoch + 1
+        monitored = row.get(state["monitor"], float("nan"))
+        improved = monitored == monitored and (state["best"]["val_loss"] is None
+                                               or monitored < state["best"]["val_loss"])
+        if improved:
+            state["best"] = {"epoch": epoch + 1, "val_loss": monitored}
+            state["epochs_without_improvement"] = 0
+        else:
+            state["epochs_without_improvement"] += 1
+        patience = self.train_config.patience
+        if self._any_worker(patience is not None and state["epochs_without_improvement"] >= patience):
+            self.model.stop_training = True
+            self.stopped = "early_stopping"
+        state["stopped"] = self.stopped if self.model.stop_training else None
+        self._save(improved)
+
+    def _save(self, improved: bool) -> None:
+        metadata = {**self.base_metadata, "training": dict(self.state)}
+        if not self.is_chief:
+            # Every worker must take part in saving (variables may be synchronized), but only the chief's file
+            # counts: the others write to a scratch folder.
+            with tempfile.TemporaryDirectory() as scratch:
+                save_bundle(Path(scratch) / LATEST, self.model, encoding=self.encoding, metadata=metadata)
+            return
+        latest = self.run_dir / LATEST
+        save_bundle(latest, self.model, encoding=self.encoding, metadata=metadata)
+        if improved:
+            _atomic_copy(latest, self.run_dir / BEST)
+        _atomic_write_text(self.run_dir / STATE, json.dumps(
+            {k: v for k, v in self.state.items() if k != "history"}, indent=2, allow_nan=True) + "\n")
+        _write_log(self.run_dir / LOG, self.state["history"])
+        if self._scalars is not None:  # the chief's, always
+            self._scalars.write(self.state["history"][-1], step=self.state["epoch"])
