@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -50,6 +51,12 @@ _JSON_MEMBER = "bundle.json"
 # train here is far below it, and it bounds what a hostile bundle can make us decompress.
 _MAX_MEMBER_BYTES = 1 << 30
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+# Older Keras releases let a crafted model file run code even in safe mode (published advisories through 3.13).
+_SAFE_KERAS = (3, 14)
+
+
+def _keras_version() -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", keras.__version__)[:2])
 
 
 @dataclass
@@ -72,12 +79,18 @@ class Bundle:
 
 
 def _library_versions() -> dict:
-    import tensorflow as tf
+    from importlib import metadata
 
     from melodyrnn import __version__
 
-    return {"melodyrnn": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
-            "numpy": np.__version__}
+    versions = {"melodyrnn": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
+                "numpy": np.__version__}
+    for package in ("tensorflow", "jax", "torch"):  # whichever backend is installed, without importing it
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
 
 
 def _json_default(obj):
@@ -291,6 +304,9 @@ def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
             such content is refused, never run.
     """
     path = Path(path)
+    if _keras_version() < _SAFE_KERAS:
+        raise BundleError(f"loading bundles needs Keras >= {'.'.join(map(str, _SAFE_KERAS))}, whose safe mode "
+                          f"refuses code in model files; this is Keras {keras.__version__} (pip install -U keras)")
     header, model_bytes = _read_members(path)
     try:
         model_config = ModelConfig.from_dict(header.get("model_config"))

@@ -48,7 +48,7 @@ def test_save_writes_one_zip_with_json_and_keras_model(saved_bundle):
         header = json.loads(zf.read("bundle.json"))
     assert header["format"] == BUNDLE_FORMAT and header["format_version"] == 1
     assert ModelConfig.from_dict(header["model_config"]) == VARIANTS["everything"]
-    assert set(header["metadata"]["versions"]) == {"melodyrnn", "keras", "tensorflow", "numpy"}
+    assert {"melodyrnn", "keras", "backend", "tensorflow", "numpy"} <= set(header["metadata"]["versions"])
     assert header["metadata"]["metrics"]["nll"] == 1.5 and "created" in header["metadata"]
 
 
@@ -294,3 +294,9 @@ def test_a_bundle_saved_before_the_attention_shortcuts_still_loads_and_samples()
     assert config.max_steps_per_bar == ModelConfig().max_steps_per_bar
     melodies = melodyrnn.Sampler(bundle).generate(2, bars=2, seed=3)
     assert [len(m) for m in melodies] == [32, 32] and all(m.notes() for m in melodies)
+
+
+def test_loading_refuses_a_keras_whose_safe_mode_has_known_bypasses(saved_bundle, monkeypatch):
+    monkeypatch.setattr(keras, "__version__", "3.8.0")
+    with pytest.raises(BundleError, match=r"needs Keras >= 3\.14.*this is Keras 3\.8\.0"):
+        load_bundle(saved_bundle[0])
