@@ -4,17 +4,9 @@ The data path: `read_midi` → `score_to_melodies` → `melody_to_tokens` → `p
 and back with `tokens_to_melody` → `melody_to_midi`. See README.md for a first result in minutes.
 """
 
-from melodyrnn.dataset import PreparedData, PrepareReport, prepare
-from melodyrnn.encoding import (
-    EncodingConfig,
-    ExtractionConfig,
-    Melody,
-    melody_to_midi,
-    melody_to_tokens,
-    midi_to_melodies,
-    score_to_melodies,
-    tokens_to_melody,
-)
+from melodyrnn.collection import PrepareReport
+from melodyrnn.dataset import PreparedData, prepare
+from melodyrnn.encoding import EncodingConfig, Melody, melody_to_midi, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import (
     BundleError,
     DataError,
@@ -23,7 +15,9 @@ from melodyrnn.errors import (
     NoMelodyError,
     OutOfRangeError,
 )
+from melodyrnn.extraction import ExtractionConfig, midi_to_melodies, score_to_melodies
 from melodyrnn.midi_io import MidiRepairWarning, Score, read_midi, score_to_midi
+from melodyrnn.sample_config import SampleConfig, primer_to_melody
 from melodyrnn.theory import key_pitch_classes, note_name_to_pitch, parse_key, pitch_to_note_name
 
 __version__ = "0.1.0"
@@ -34,7 +28,7 @@ _LAZY = {
     "load": "melodyrnn.bundle", "load_bundle": "melodyrnn.bundle", "save_bundle": "melodyrnn.bundle",
     "Bundle": "melodyrnn.bundle", "ModelConfig": "melodyrnn.model", "build_model": "melodyrnn.model",
     "MelodyModel": "melodyrnn.model",
-    "Sampler": "melodyrnn.sampling", "SampleConfig": "melodyrnn.sampling", "generate": "melodyrnn.sampling",
+    "Sampler": "melodyrnn.sampling", "generate": "melodyrnn.sampling",
     "train": "melodyrnn.training", "TrainConfig": "melodyrnn.training", "TrainResult": "melodyrnn.training",
     "evaluate": "melodyrnn.evaluation", "score_melody": "melodyrnn.evaluation",
 }
@@ -50,8 +44,8 @@ def __getattr__(name: str):
 __all__ = [
     "BundleError", "DataError", "EncodingConfig", "ExtractionConfig", "Melody", "MelodyRNNError",
     "MidiReadError", "MidiRepairWarning", "NoMelodyError", "OutOfRangeError", "PrepareReport", "PreparedData",
-    "Score", "melody_to_midi", "melody_to_tokens", "midi_to_melodies", "note_name_to_pitch",
-    "key_pitch_classes", "parse_key", "pitch_to_note_name", "prepare", "read_midi", "score_to_melodies",
-    "score_to_midi", "tokens_to_melody",
+    "SampleConfig", "Score", "melody_to_midi", "melody_to_tokens", "midi_to_melodies", "note_name_to_pitch",
+    "key_pitch_classes", "parse_key", "pitch_to_note_name", "prepare", "primer_to_melody", "read_midi",
+    "score_to_melodies", "score_to_midi", "tokens_to_melody",
     *_LAZY,
 ]

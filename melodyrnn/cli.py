@@ -20,8 +20,9 @@ from melodyrnn.errors import MelodyRNNError  # noqa: E402
 
 
 def _add_prepare(sub) -> None:
-    from melodyrnn.dataset import VALIDATION_FRACTION
-    from melodyrnn.encoding import EncodingConfig, ExtractionConfig
+    from melodyrnn.collection import VALIDATION_FRACTION
+    from melodyrnn.encoding import EncodingConfig
+    from melodyrnn.extraction import ExtractionConfig
 
     enc, ext = EncodingConfig(), ExtractionConfig()
     p = sub.add_parser("prepare", help="turn a folder of MIDI files into a training cache",
@@ -48,7 +49,8 @@ def _add_prepare(sub) -> None:
 
 def _run_prepare(args) -> int:
     from melodyrnn.dataset import prepare
-    from melodyrnn.encoding import EncodingConfig, ExtractionConfig
+    from melodyrnn.encoding import EncodingConfig
+    from melodyrnn.extraction import ExtractionConfig
 
     config = EncodingConfig(args.steps_per_quarter, args.min_pitch, args.max_pitch)
     extraction = ExtractionConfig(args.polyphony, args.gap_bars, args.min_bars, args.min_unique_pitches, args.max_steps)
@@ -86,7 +88,7 @@ _SAMPLE_FLAGS = ("bars", "temperature", "top_k", "top_p", "beam_size", "branch_f
 
 
 def _add_generate(sub) -> None:
-    from melodyrnn.sampling import SampleConfig
+    from melodyrnn.sample_config import SampleConfig
 
     defaults = SampleConfig()
     p = sub.add_parser("generate", help="write new melodies as MIDI files",
@@ -148,11 +150,12 @@ def _run_sample_metrics(args) -> int:
     Reads `args.samples` (a folder, searched recursively) and, if `args.reference` is set, a prepared cache
     (.npz from `prepare`) or a folder of MIDI files to compare with; `args.json` prints JSON.
     """
-    from melodyrnn.dataset import PreparedData, find_midi_files
-    from melodyrnn.encoding import midi_to_melodies
+    from melodyrnn.collection import find_midi_files
+    from melodyrnn.dataset import PreparedData
     from melodyrnn.errors import DataError
+    from melodyrnn.extraction import midi_to_melodies
     from melodyrnn.metrics import format_metrics, musical_metrics
-    from melodyrnn.sampling import PRIMER_EXTRACTION
+    from melodyrnn.sample_config import PRIMER_EXTRACTION
 
     def folder_melodies(folder):
         files = find_midi_files(folder)

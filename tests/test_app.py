@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from melodyrnn.bundle import save_bundle
 from melodyrnn.encoding import NO_EVENT
 from melodyrnn.model import ModelConfig, build_model
-from melodyrnn.sampling import primer_to_melody
+from melodyrnn.sample_config import primer_to_melody
 from melodyrnn.theory import key_pitch_classes
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")

@@ -20,7 +20,7 @@ from test_training import TINY_FLAGS, tiny_melodies
 from melodyrnn.bundle import load_bundle
 from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
-from melodyrnn.training import read_run
+from melodyrnn.run_folder import read_run
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parent.parent
@@ -51,11 +51,13 @@ def test_prepare_json_report_and_options(tmp_path, capsys):
                  "--min-pitch", "48", "--max-pitch", "84", "--min-bars", "2"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["melodies_kept"] == 4 and report["files_skipped"] == {"unreadable: the file is truncated or corrupt": 1}
+    assert report["melodies_kept"] == 4
+    assert report["files_skipped"] == {"unreadable: the file is truncated or corrupt": 1}
 
 
 def test_strict_exits_nonzero_with_one_line(tmp_path, capsys):
-    code = main(["prepare", str(_folder(tmp_path)), "-o", str(tmp_path / "d.npz"), "--workers", "1", "--strict", "--no-progress"])
+    code = main(["prepare", str(_folder(tmp_path)), "-o", str(tmp_path / "d.npz"), "--workers", "1", "--strict",
+                 "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "corrupt.mid" in err
     assert not (tmp_path / "d.npz").exists()
@@ -65,17 +67,18 @@ def test_console_script_errors_are_one_line_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "melodyrnn", "prepare", str(tmp_path / "nowhere")],
                           capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"melodyrnn prepare: error: `{tmp_path / 'nowhere'}` is not a directory of MIDI files"]
-    proc = subprocess.run([sys.executable, "-m", "melodyrnn", "info", str(DATA / "not_midi.mid")], capture_output=True, text=True)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "cannot read prepared data" in proc.stderr
+    expected = f"melodyrnn prepare: error: `{tmp_path / 'nowhere'}` is not a directory of MIDI files"
+    assert proc.stderr.strip().splitlines() == [expected]
+    proc = subprocess.run([sys.executable, "-m", "melodyrnn", "info", str(DATA / "not_midi.mid")],
+                          capture_output=True, text=True)
+    expected = (f"melodyrnn info: error: `{DATA / 'not_midi.mid'}` is not a melodyrnn prepared-data cache "
+                "(not an .npz archive)")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [expected]
 
 
 def test_bad_flag_is_an_argparse_error(capsys):
-    import pytest
-
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(SystemExit, match=r"^2$"):  # argparse's usage-error status
         main(["prepare", "x", "--polyphony", "lowest"])
-    assert exc.value.code == 2
     assert "invalid choice: 'lowest'" in capsys.readouterr().err
 
 

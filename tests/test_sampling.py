@@ -1,5 +1,6 @@
-"""The sampler: reproducibility, greedy/top-k/beam equivalences, the compiled loop against a slow reference,
-constraints, primers, argument errors, MIDI read back by three libraries, the one-liner and the CLI."""
+"""The sampler: reproducibility, greedy/top-k/beam equivalences, the compiled loops against a slow reference,
+constraints, primers kept in the output, argument errors, MIDI read back by three libraries, the one-liner and
+the CLI. The config and primer parsing alone: test_sample_config.py."""
 
 from __future__ import annotations
 
@@ -11,24 +12,17 @@ import mido
 import numpy as np
 import pretty_midi
 import pytest
-from conftest import midi_bytes, note_track
+from test_sample_config import primer_file_bytes
 
 import melodyrnn
 from melodyrnn.bundle import Bundle, save_bundle
 from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
-from melodyrnn.encoding import (
-    NO_EVENT_ID,
-    NUM_SPECIAL,
-    EncodingConfig,
-    Melody,
-    melody_to_midi,
-    melody_to_tokens,
-    midi_to_melodies,
-)
+from melodyrnn.encoding import NO_EVENT_ID, NUM_SPECIAL, EncodingConfig, Melody, melody_to_midi, melody_to_tokens
 from melodyrnn.errors import BundleError, MelodyRNNError, OutOfRangeError
 from melodyrnn.model import ModelConfig, build_model
-from melodyrnn.sampling import PRIMER_EXTRACTION, SampleConfig, Sampler, primer_to_melody
+from melodyrnn.sample_config import primer_to_melody
+from melodyrnn.sampling import Sampler
 from melodyrnn.theory import key_pitch_classes
 
 ENCODING = EncodingConfig(min_pitch=48, max_pitch=84)
@@ -188,16 +182,9 @@ def test_repetition_penalty_reduces_repeats(sampler):
 # -- primers ------------------------------------------------------------------------------------------------------
 
 
-def _primer_file_bytes() -> bytes:
-    conductor = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90), time=0),
-                 mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0)]
-    notes = [(62, 0, 1), (65, 1, 2), (69, 2, 3), (67, 3, 4.5), (65, 4.5, 6)]
-    return midi_bytes([conductor, note_track(notes, program=40, velocity=90)])
-
-
 @pytest.mark.parametrize("kind", ["names", "pitches", "name_list", "melody", "midi_bytes", "midi_path"])
 def test_primer_is_preserved(sampler, tmp_path, kind):
-    data = _primer_file_bytes()
+    data = primer_file_bytes()
     path = tmp_path / "primer.mid"
     path.write_bytes(data)
     primer = {"names": "D4 F4 A4", "pitches": [62, 65, 69], "name_list": ["D4", "F4", "A4"],
@@ -212,13 +199,8 @@ def test_primer_is_preserved(sampler, tmp_path, kind):
         assert len(m) == 4 * 12  # four bars of 3/4
 
 
-def test_primer_from_midi_uses_the_training_extraction(tmp_path):
-    data = _primer_file_bytes()
-    assert primer_to_melody(data, ENCODING) == midi_to_melodies(data, ENCODING, PRIMER_EXTRACTION)[0]
-
-
 def test_primer_metadata_can_be_overridden(sampler):
-    m = sampler.generate(1, bars=2, primer=_primer_file_bytes(), qpm=130, time_signature="4/4", program=5,
+    m = sampler.generate(1, bars=2, primer=primer_file_bytes(), qpm=130, time_signature="4/4", program=5,
                          velocity=70, seed=1)[0]
     assert (m.qpm, m.time_signature, m.program, m.velocity, len(m)) == (130.0, (4, 4), 5, 70, 32)
 
@@ -254,15 +236,6 @@ def test_sampler_rejects_other_objects_and_missing_bundles(tmp_path):
         Sampler(42)
     with pytest.raises(BundleError, match="does not exist"):
         Sampler(tmp_path / "missing.melodyrnn")
-
-
-def test_sample_config_round_trips_through_a_dict():
-    config = SampleConfig(num_melodies=4, bars=16, temperature=0.9, top_p=0.95, key="D minor", qpm=110,
-                          time_signature="3/4", program=73, seed=7)
-    assert config.time_signature == (3, 4)
-    assert SampleConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(MelodyRNNError, match="unknown sample config fields"):
-        SampleConfig.from_dict({"temperatur": 1.0})
 
 
 # -- MIDI out ----------------------------------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""The compiled TensorFlow decoding loops behind `Sampler`: `sample_loop`, `beam_loop` and their `Controls`.
+
+Each loop builder returns a function of one dict of tensors `c` for `tf.function(jit_compile=True)`: it feeds the
+primer through `model.step` (teacher forcing), then draws the remaining steps, carrying the model's state and
+batched over melodies. `c` holds "primer" (int32 `(num_steps,)`), "primer_length", "allowed" (float32 `(vocab,)`:
+0 or -inf), "temperature", "top_k", "top_p", "log_penalty", "max_repeats" (`NO_CAP` for none), "seed" and
+"steps_per_bar". Start at `sample_loop`; `Sampler._run` builds and caches them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from melodyrnn.encoding import NO_EVENT_ID, NUM_SPECIAL
+
+__all__ = ["NO_CAP", "Controls", "beam_loop", "sample_loop"]
+
+#: "No cap" for `max_repeats` inside the compiled loop: no run gets this long.
+NO_CAP = 1 << 30
+
+
+def _update_runs(last_id, run, token):
+    """Tracks, per row, the id of the last NOTE_ON and how many times in a row it has been struck."""
+    is_note = token >= NUM_SPECIAL
+    run = tf.where(is_note, tf.where(tf.equal(token, last_id), run + 1, tf.ones_like(run)), run)
+    return tf.where(is_note, token, last_id), run
+
+
+class Controls:
+    """The logit processing shared by both loops. Tensors come in as arguments so that changing a value (a
+    temperature, a key) never retraces; only shapes and the static flags do."""
+
+    def __init__(self, vocab_size: int, greedy: bool, filtered: bool):
+        self.vocab_size, self.greedy, self.filtered = vocab_size, greedy, filtered
+
+    def constrain(self, logits, last_id, run, c):
+        """Masks (additive -inf) and the repetition penalty and cap: the distribution the model may draw from."""
+        logits = logits + c["allowed"][None, :]
+        last = tf.one_hot(last_id, self.vocab_size, on_value=True, off_value=False)  # last_id -1 → all False
+        runs = tf.cast(run, logits.dtype)[:, None]
+        logits = tf.where(last, logits - c["log_penalty"] * runs, logits)
+        return tf.where(last & (run > c["max_repeats"])[:, None], -math.inf, logits)
+
+    def filter(self, logits, c):
+        """Temperature → top-k → top-p; disallowed ids become -inf. Not used when greedy."""
+        logits = logits / c["temperature"]
+        if not self.filtered:
+            return logits
+        ranked = tf.sort(logits, axis=-1, direction="DESCENDING")
+        rank = tf.range(self.vocab_size)[None, :]
+        k = tf.where(c["top_k"] > 0, tf.minimum(c["top_k"], self.vocab_size), self.vocab_size)
+        in_top_k = rank < k
+        # top-p over the top-k survivors, renormalized; the most likely id always stays
+        probs = tf.nn.softmax(tf.where(in_top_k, ranked, -math.inf), axis=-1)
+        keep = in_top_k & (tf.cumsum(probs, axis=-1, exclusive=True) < c["top_p"])
+        kept = tf.reduce_sum(tf.cast(keep, tf.int32), axis=-1)
+        threshold = tf.gather(ranked, tf.maximum(kept, 1) - 1, axis=1, batch_dims=1)
+        return tf.where(logits < threshold[:, None], -math.inf, logits)
+
+    def gumbel(self, shape, c, t):
+        # a stateless draw keyed by (seed, step): the same seed gives the same melodies
+        u = tf.random.stateless_uniform(shape, seed=tf.stack([c["seed"], t]), minval=np.finfo(np.float32).tiny,
+                                        maxval=1.0)
+        return -tf.math.log(-tf.math.log(u))
+
+    def choose(self, logits, c, t):
+        """One id per row: argmax when greedy, else an exact draw from softmax(filtered) by the Gumbel-max trick."""
+        if self.greedy:
+            return tf.argmax(logits, axis=-1, output_type=tf.int32)
+        filtered = self.filter(logits, c)
+        return tf.argmax(filtered + self.gumbel(tf.shape(filtered), c, t), axis=-1, output_type=tf.int32)
+
+
+def _first_tokens(model, controls: Controls, batch: int, c):
+    """With no primer, step 0 is a NOTE_ON drawn (under every control) from the model's prediction after one
+    NO_EVENT input on a throwaway state; the real state then starts at step 0, so bar positions line up."""
+    logits, _ = model.step(tf.fill([batch], NO_EVENT_ID), model.initial_state(batch, c["steps_per_bar"]))
+    notes_only = tf.concat([tf.fill([NUM_SPECIAL], -math.inf), tf.zeros([controls.vocab_size - NUM_SPECIAL])], 0)
+    no_note = tf.fill([batch], -1)
+    return controls.choose(controls.constrain(logits + notes_only[None], no_note, tf.zeros([batch], tf.int32), c),
+                           c, tf.constant(0))
+
+
+def sample_loop(model, controls: Controls, batch: int, num_steps: int, has_primer: bool):
+    """The sampling loop: `run(c)` returns int32 `(batch, num_steps)`, one id per step drawn by `controls.choose`
+    (or fed from the primer); the network never re-runs over the prefix."""
+
+    def run(c):
+        primer = c["primer"]
+        first = tf.fill([batch], primer[0]) if has_primer else _first_tokens(model, controls, batch, c)
+        last_id, runs = _update_runs(tf.fill([batch], -1), tf.zeros([batch], tf.int32), first)
+        tokens = tf.TensorArray(tf.int32, size=num_steps).write(0, first)
+
+        def body(t, ids, state, last_id, runs, tokens):
+            logits, state = model.step(ids, state)
+            drawn = controls.choose(controls.constrain(logits, last_id, runs, c), c, t)
+            # teacher forcing through the primer: its steps are fed, never drawn
+            ids = tf.where(t < c["primer_length"], tf.fill([batch], primer[t]), drawn)
+            last_id, runs = _update_runs(last_id, runs, ids)
+            return t + 1, ids, state, last_id, runs, tokens.write(t, ids)
+
+        loop = (tf.constant(1), first, model.initial_state(batch, c["steps_per_bar"]), last_id, runs, tokens)
+        *_, tokens = tf.while_loop(lambda t, *_: t < num_steps, body, loop, maximum_iterations=max(num_steps - 1, 0))
+        return tf.transpose(tokens.stack())
+
+    return run
+
+
+def beam_loop(model, controls: Controls, num_melodies: int, beam_size: int, branch_factor: int, num_steps: int,
+               has_primer: bool):
+    """Beam search: `run(c)` returns int32 `(num_melodies, num_steps)`, each melody's best of `beam_size`
+    hypotheses by summed log-probability; the state is reordered with `tf.gather` as beams are chosen."""
+    n, b, f = num_melodies, beam_size, branch_factor
+    rows = n * b
+
+    def run(c):
+        primer = c["primer"]
+        if has_primer:
+            first = tf.fill([rows], primer[0])
+        else:  # one first note per melody, shared by its beams
+            first = tf.repeat(tf.reshape(_first_tokens(model, controls, rows, c), [n, b])[:, 0], b)
+        last_id, runs = _update_runs(tf.fill([rows], -1), tf.zeros([rows], tf.int32), first)
+        steps = tf.range(num_steps)[None, :]
+        history = tf.where(tf.equal(steps, 0), first[:, None], tf.zeros([rows, num_steps], tf.int32))
+        # all beams start equal: only the first may expand, or the beam would fill with copies
+        scores = tf.tile(tf.concat([[0.0], tf.fill([b - 1], -math.inf)], 0)[None], [n, 1])
+        row_offsets = tf.repeat(tf.range(n) * b, b)
+
+        def body(t, ids, state, last_id, runs, history, scores):
+            logits, state = model.step(ids, state)
+            constrained = controls.constrain(logits, last_id, runs, c)
+            log_probs = tf.nn.log_softmax(constrained, axis=-1)
+            if controls.greedy:
+                picked, candidates = tf.math.top_k(constrained, k=f)
+            else:  # Gumbel-top-k: f draws without replacement from the filtered distribution
+                filtered = controls.filter(constrained, c)
+                picked, candidates = tf.math.top_k(filtered + controls.gumbel(tf.shape(filtered), c, t), k=f)
+            candidate_scores = tf.where(tf.math.is_finite(picked),
+                                        tf.gather(log_probs, candidates, axis=1, batch_dims=1), -math.inf)
+            totals = tf.reshape(tf.reshape(scores, [rows, 1]) + candidate_scores, [n, b * f])
+            best, index = tf.math.top_k(totals, k=b)  # (n, b)
+            parents = row_offsets + tf.reshape(index // f, [rows])
+            chosen = tf.reshape(tf.gather(tf.reshape(candidates, [n, b * f]), index, axis=1, batch_dims=1), [rows])
+            forced = t < c["primer_length"]
+            parents = tf.where(forced, tf.range(rows), parents)
+            ids = tf.where(forced, tf.fill([rows], primer[t]), chosen)
+            scores = tf.where(forced, scores, best)
+            state = tf.nest.map_structure(lambda leaf: tf.gather(leaf, parents), state)
+            last_id, runs = _update_runs(tf.gather(last_id, parents), tf.gather(runs, parents), ids)
+            history = tf.where(tf.equal(steps, t), ids[:, None], tf.gather(history, parents))
+            return t + 1, ids, state, last_id, runs, history, scores
+
+        loop = (tf.constant(1), first, model.initial_state(rows, c["steps_per_bar"]), last_id, runs, history, scores)
+        *_, history, scores = tf.while_loop(lambda t, *_: t < num_steps, body, loop,
+                                            maximum_iterations=max(num_steps - 1, 0))
+        best_rows = tf.range(n) * b + tf.argmax(scores, axis=1, output_type=tf.int32)
+        return tf.gather(history, best_rows)
+
+    return run

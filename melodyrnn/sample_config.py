@@ -1,0 +1,197 @@
+"""What the user asks `Sampler.generate` for, checked without TensorFlow: `SampleConfig` and the primers.
+
+Start at `SampleConfig` (every sampling control, validated on construction) and `primer_to_melody` (pitches, note
+names, a `Melody` or a MIDI file → a `Melody`). Kept apart from `melodyrnn.sampling` so that the CLI's parser,
+the app's form and `import melodyrnn` can use them without loading TensorFlow (seconds).
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from melodyrnn.configs import Config, is_int, is_real
+from melodyrnn.encoding import EncodingConfig, Melody
+from melodyrnn.errors import MelodyRNNError
+from melodyrnn.extraction import ExtractionConfig, midi_to_melodies
+from melodyrnn.theory import check_time_signature, key_pitch_classes, note_name_to_pitch
+
+__all__ = ["PRIMER_EXTRACTION", "SampleConfig", "primer_to_melody", "read_primer"]
+
+#: A primer read from MIDI goes through the training extraction, with the length and variety filters off
+#: (a primer may be one bar of one note).
+PRIMER_EXTRACTION = ExtractionConfig(min_bars=0, min_unique_pitches=1)
+_MAX_MELODIES = 4096
+
+
+@dataclass(frozen=True)
+class SampleConfig(Config):
+    """Everything that controls one `Sampler.generate` call. Validated on construction.
+
+    Attributes:
+        num_melodies: melodies to generate, in one batch.
+        num_steps: total length in steps, primer included; or
+        bars: total length in bars of the output's time signature, primer included. Neither: `default_bars`.
+        temperature: divides the logits; 0 takes the argmax (greedy), exactly.
+        top_k: keep the k most likely events at each step; 0 keeps all.
+        top_p: keep the smallest set of most likely events whose probability reaches top_p (nucleus); 1 keeps all.
+        beam_size: hypotheses kept per melody; > 1 (or branch_factor > 1) runs beam search.
+        branch_factor: candidate events each hypothesis expands into per step: the most likely ones when
+            temperature is 0, otherwise drawn without replacement (after temperature, top-k, top-p).
+        key: "D minor", "F# dorian", "Bb major", "A blues", ...: NOTE_ONs outside the scale are masked
+            (scales: see `melodyrnn.theory.SCALES`).
+        min_pitch, max_pitch: NOTE_ONs outside [min_pitch, max_pitch] are masked.
+        repetition_penalty: >= 1 discourages striking the last note's pitch again: its probability is divided
+            by ``repetition_penalty ** run``, run = how many times in a row that pitch has been struck.
+        max_repeats: the most times in a row a pitch may be struck again right after itself (0: never repeat a
+            pitch immediately); None: no cap. Rests and holds do not break a run.
+        qpm, time_signature, program, velocity: written to the MIDI; None keeps the primer's (or 120 qpm, 4/4,
+            program 0, velocity 100 without a primer). `time_signature` also sets the bar length for `bars`.
+        seed: makes the melodies reproducible; None draws a fresh one.
+
+    Raises:
+        MelodyRNNError: any field out of range, e.g. "`temperature` must be >= 0, got -1".
+    """
+
+    num_melodies: int = 1
+    num_steps: int | None = None
+    bars: float | None = None
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    beam_size: int = 1
+    branch_factor: int = 1
+    key: str | None = None
+    min_pitch: int | None = None
+    max_pitch: int | None = None
+    repetition_penalty: float = 1.0
+    max_repeats: int | None = None
+    qpm: float | None = None
+    time_signature: tuple[int, int] | None = None
+    program: int | None = None
+    velocity: int | None = None
+    seed: int | None = None
+
+    what: ClassVar[str] = "sample config"
+    #: Length of a melody when neither `bars` nor `num_steps` is given.
+    default_bars: ClassVar[float] = 8
+
+    def __post_init__(self):
+        def check(ok: bool, name: str, expected: str):
+            if not ok:
+                raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
+
+        check(is_int(self.num_melodies) and 1 <= self.num_melodies <= _MAX_MELODIES, "num_melodies",
+              f"an integer in [1, {_MAX_MELODIES}]")
+        check(self.num_steps is None or (is_int(self.num_steps) and self.num_steps >= 1), "num_steps",
+              "a positive integer or None")
+        check(self.bars is None or (is_real(self.bars) and self.bars > 0), "bars", "a number > 0 or None")
+        if self.num_steps is not None and self.bars is not None:
+            raise MelodyRNNError(f"give `bars` or `num_steps`, not both (got bars={self.bars!r}, "
+                                 f"num_steps={self.num_steps!r})")
+        check(is_real(self.temperature) and self.temperature >= 0, "temperature", ">= 0")
+        check(is_int(self.top_k) and self.top_k >= 0, "top_k", "an integer >= 0 (0 = off)")
+        check(is_real(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1]")
+        check(is_int(self.beam_size) and 1 <= self.beam_size <= 256, "beam_size", "an integer in [1, 256]")
+        check(is_int(self.branch_factor) and 1 <= self.branch_factor <= 256, "branch_factor",
+              "an integer in [1, 256]")
+        if self.key is not None:
+            key_pitch_classes(self.key)  # raises on an unknown tonic or scale
+        for name in ("min_pitch", "max_pitch"):
+            value = getattr(self, name)
+            check(value is None or (is_int(value) and 0 <= value <= 127), name, "an integer in [0, 127] or None")
+        if self.min_pitch is not None and self.max_pitch is not None and self.min_pitch > self.max_pitch:
+            raise MelodyRNNError(f"`min_pitch` must be <= `max_pitch`, got {self.min_pitch} > {self.max_pitch}")
+        check(is_real(self.repetition_penalty) and self.repetition_penalty > 0, "repetition_penalty", "> 0")
+        check(self.max_repeats is None or (is_int(self.max_repeats) and self.max_repeats >= 0), "max_repeats",
+              "an integer >= 0 or None")
+        check(self.qpm is None or (is_real(self.qpm) and 0 < self.qpm <= 1000), "qpm", "in (0, 1000] or None")
+        if self.time_signature is not None:
+            object.__setattr__(self, "time_signature", check_time_signature(self.time_signature))
+        check(self.program is None or (is_int(self.program) and 0 <= self.program <= 127), "program",
+              "an integer in [0, 127] or None")
+        check(self.velocity is None or (is_int(self.velocity) and 1 <= self.velocity <= 127), "velocity",
+              "an integer in [1, 127] or None")
+        check(self.seed is None or (is_int(self.seed) and self.seed >= 0), "seed", "an integer >= 0 or None")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    @property
+    def uses_beam_search(self) -> bool:
+        return self.beam_size > 1 or self.branch_factor > 1
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Primers
+
+
+def _pitches_to_melody(pitches: Sequence[int], encoding: EncodingConfig) -> Melody:
+    spq = encoding.steps_per_quarter
+    return Melody.from_notes([(p, i * spq, (i + 1) * spq) for i, p in enumerate(pitches)],
+                             steps_per_quarter=spq, source="primer")
+
+
+def primer_to_melody(primer, encoding: EncodingConfig = EncodingConfig()) -> Melody | None:
+    """Turns any accepted primer into a `Melody`.
+
+    Args:
+        primer: None; a `Melody`; MIDI pitches (`[62, 65, 69]`); note names ("D4 F4 A4", "C#5,E5" or a list of
+            names), each note one beat long; or a MIDI file (a path, or its bytes), whose first melody is taken,
+            extracted by the training code (`midi_to_melodies`) with `PRIMER_EXTRACTION`'s filters.
+        encoding: the bundle's encoding (its grid and pitch range).
+
+    Returns:
+        The primer melody, or None for no primer.
+
+    Raises:
+        MelodyRNNError: a bad note name, a pitch outside 0-127, an empty primer, or a melody on another grid.
+        MidiReadError, NoMelodyError: the MIDI file cannot be read or holds no melody.
+    """
+    return read_primer(primer, encoding)[0]
+
+
+def read_primer(primer, encoding: EncodingConfig) -> tuple[Melody | None, bool]:
+    """`primer_to_melody`, and whether the primer's time signature is its own (a Melody or a MIDI file), not
+    the 4/4 that pitches and note names get by default (a lookback model counts bars of its own only)."""
+    if primer is None:
+        return None, False
+    own_meter = not isinstance(primer, (str, list, tuple, np.ndarray))
+    if isinstance(primer, Melody):
+        melody = primer
+    elif isinstance(primer, (bytes, bytearray)):
+        melody = midi_to_melodies(bytes(primer), encoding, PRIMER_EXTRACTION)[0]
+    elif isinstance(primer, os.PathLike) or (
+        isinstance(primer, str)
+        and (os.path.isfile(primer) or primer.strip().lower().endswith((".mid", ".midi", ".kar")))
+    ):
+        melody, own_meter = midi_to_melodies(os.fspath(primer), encoding, PRIMER_EXTRACTION)[0], True
+    elif isinstance(primer, str):
+        names = [n for n in re.split(r"[\s,]+", primer.strip()) if n]
+        melody = _pitches_to_melody([note_name_to_pitch(n) for n in names], encoding)
+    elif isinstance(primer, (list, tuple, np.ndarray)):
+        pitches = []
+        for p in list(primer):
+            if isinstance(p, str):
+                pitches.append(note_name_to_pitch(p))
+            elif isinstance(p, numbers.Integral) and not isinstance(p, bool) and 0 <= int(p) <= 127:
+                pitches.append(int(p))
+            else:
+                raise MelodyRNNError(f"`primer` pitches must be MIDI numbers in [0, 127] or note names, got {p!r}")
+        melody = _pitches_to_melody(pitches, encoding)
+    else:
+        raise MelodyRNNError("`primer` must be pitches, note names, a Melody, or a MIDI file path or bytes, "
+                             f"got {type(primer).__name__}")
+    if len(melody) == 0 or melody.pitches.size == 0:
+        raise MelodyRNNError("`primer` must hold at least one note")
+    if melody.steps_per_quarter != encoding.steps_per_quarter:
+        raise MelodyRNNError(f"`primer` must be on the model's grid of {encoding.steps_per_quarter} steps per "
+                             f"quarter, got {melody.steps_per_quarter}")
+    return melody, own_meter
