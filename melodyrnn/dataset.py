@@ -1,159 +1,30 @@
-"""From a folder of MIDI files to a cache of encoded melodies, and from the cache to tf.data windows.
+"""Prepared data: the cache of encoded melodies, and the tf.data windows cut from it for training.
 
-Start at `prepare` (folder → `.npz` cache + report; what `melodyrnn prepare` runs), `PreparedData.load`
-(the cache back) and `PreparedData.dataset` (shuffled ``(inputs, targets, weights)`` batches). The split
-into training and validation is by file, so no melody leaks across it. TensorFlow is imported only when
-a tf.data pipeline is built, so worker processes stay light.
+Start at `prepare` (folder → `.npz` cache + report; what `melodyrnn prepare` runs), `PreparedData.load` and
+`PreparedData.dataset` (shuffled ``(inputs, targets, weights)`` batches; TensorFlow is imported only then).
+Reading the folder is `melodyrnn.collection`; the windowing stays here since it works on the cache's arrays.
+The training/validation split is by file, so no melody leaks across it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import multiprocessing
 import os
-import re
-import sys
-import warnings
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from melodyrnn.encoding import (
-    NUM_SPECIAL,
-    EncodingConfig,
-    ExtractionConfig,
-    Melody,
-    melody_to_tokens,
-    score_to_melodies,
-    tokens_to_melody,
-)
-from melodyrnn.errors import DataError, MidiReadError, NoMelodyError
-from melodyrnn.midi_io import read_midi
+from melodyrnn.collection import VALIDATION_FRACTION, FileResult, PrepareReport, is_validation, read_collection
+from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens, tokens_to_melody
+from melodyrnn.errors import DataError
+from melodyrnn.extraction import ExtractionConfig
 from melodyrnn.theory import check_steps_per_bar, is_usable_time_signature, steps_per_bar
 
-MIDI_SUFFIXES = (".mid", ".midi", ".kar")
-#: Share of files (by a hash of their relative path) held out for validation unless a caller says otherwise.
-VALIDATION_FRACTION = 0.1
 CACHE_VERSION = 1
 Split = Literal["train", "validation", "all"]
-
-
-def find_midi_files(root: str | os.PathLike) -> list[Path]:
-    """Every MIDI file under `root`, recursively (.mid, .midi, .kar in any letter case), sorted.
-
-    Raises:
-        DataError: `root` is not a directory.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"`{root}` is not a directory of MIDI files")
-    found = [p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
-
-
-def is_validation(relative_path: str, validation_fraction: float) -> bool:
-    """Whether a file belongs to the validation split: a stable hash of its relative path.
-
-    The hash (SHA-1 of the POSIX path) does not depend on the machine, the file order or the seed, so
-    adding files to a collection never moves the old ones across the split.
-    """
-    digest = hashlib.sha1(relative_path.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 < validation_fraction
-
-
-@dataclass
-class _FileResult:
-    path: str
-    melodies: list[Melody] = field(default_factory=list)
-    error_type: str | None = None
-    reason: str = ""  # why the file was skipped; set together with `error_type`
-    stats: Counter = field(default_factory=Counter)
-    repairs: list[str] = field(default_factory=list)
-
-
-def _process_file(job: tuple[str, str, dict, dict]) -> _FileResult:
-    """Reads one file and extracts its melodies; never raises (a worker must not die on a bad file)."""
-    path, relative, config_dict, extraction_dict = job
-    result = _FileResult(relative)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            score = read_midi(path, name=relative)
-        result.repairs = [re.sub(r"\d+", "N", r) for r in score.repairs]
-        config = EncodingConfig.from_dict(config_dict)
-        melodies = score_to_melodies(score, config, ExtractionConfig.from_dict(extraction_dict), result.stats)
-        if not melodies:
-            has_notes = [t for t in score.tracks if t.notes]
-            if not has_notes:
-                raise NoMelodyError(relative, "the file has no notes")
-            if all(t.is_drum for t in has_notes):
-                raise NoMelodyError(relative, "the file has only drum tracks")
-            raise NoMelodyError(relative, "no melody passed the filters")
-        for m in melodies:
-            # Keep only what the cache stores, so a loaded melody equals the one extracted here.
-            result.melodies.append(Melody(m.events, m.steps_per_quarter, m.tempos[:1], m.time_signatures[:1],
-                                          m.velocity, m.program, relative, m.start_step))
-    except (MidiReadError, NoMelodyError) as err:
-        result.error_type, result.reason = type(err).__name__, err.reason
-    except Exception as err:  # a bug triggered by a strange file must not stop a whole import
-        result.error_type, result.reason = "MidiReadError", f"unexpected {type(err).__name__}: {err}"
-    return result
-
-
-@dataclass
-class PrepareReport:
-    """What `prepare` read, kept and dropped, and why."""
-
-    root: str
-    files_found: int = 0
-    files_read: int = 0
-    files_with_melodies: int = 0
-    files_skipped: dict[str, int] = field(default_factory=dict)
-    melodies_kept: int = 0
-    melodies_train: int = 0
-    melodies_validation: int = 0
-    melodies_dropped: dict[str, int] = field(default_factory=dict)
-    repairs: dict[str, int] = field(default_factory=dict)
-    total_steps: int = 0
-    pitch_range: tuple[int, int] | None = None
-    worst_files: list[dict[str, str]] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PrepareReport:
-        d = dict(d)
-        if d.get("pitch_range") is not None:
-            d["pitch_range"] = tuple(d["pitch_range"])
-        return cls(**d)
-
-    def format(self) -> str:
-        """A human-readable summary, several lines."""
-        lines = [
-            f"files found: {self.files_found}   read: {self.files_read}   with melodies: {self.files_with_melodies}",
-            f"melodies kept: {self.melodies_kept} (train {self.melodies_train}, validation {self.melodies_validation})"
-            f"   steps: {self.total_steps}   pitch range: {self.pitch_range}",
-        ]
-        for title, counts in (("files skipped", self.files_skipped), ("melodies dropped", self.melodies_dropped),
-                              ("repairs", self.repairs)):
-            if counts:
-                lines.append(f"{title}: {sum(counts.values())}")
-                lines += [f"  {n:6d}  {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])]
-        if self.worst_files:
-            lines.append("worst files:")
-            lines += [f"  {w['path']}: {w['reason']}" for w in self.worst_files]
-        return "\n".join(lines)
-
-
-def _reason_key(reason: str) -> str:
-    """Groups reasons that differ only in numbers or in parenthesised detail."""
-    return re.sub(r"\d+", "N", reason.split(" (")[0])
 
 
 def prepare(
@@ -185,50 +56,20 @@ def prepare(
         The prepared data.
 
     Raises:
-        DataError: `root` is not a folder, holds no MIDI file, or no melody survived.
+        DataError: bad `validation_fraction` or `workers`, `root` is not a folder or holds no MIDI file, or
+            no melody survived.
         MidiReadError, NoMelodyError: with `strict`, for the first bad file.
     """
     if not 0.0 <= validation_fraction < 1.0:
         raise DataError(f"`validation_fraction` must be in [0, 1), got {validation_fraction}")
-    if workers is not None and workers < 1:
-        raise DataError(f"`workers` must be >= 1, got {workers}")
     root = Path(root)
-    paths = find_midi_files(root)
-    if not paths:
-        raise DataError(f"no MIDI files (.mid, .midi, .kar) under `{root}`")
-    jobs = [(str(p), p.relative_to(root).as_posix(), config.to_dict(), extraction.to_dict()) for p in paths]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(jobs), unit="file", desc="prepare", disable=None if progress is None else not progress,
-               file=sys.stderr)
-    results: list[_FileResult] = []
-    try:
-        for result in _run_jobs(jobs, workers):
-            bar.update(1)
-            if strict and result.error_type:
-                error = MidiReadError if result.error_type == "MidiReadError" else NoMelodyError
-                raise error(result.path, result.reason)
-            results.append(result)
-    finally:
-        bar.close()
-    results.sort(key=lambda r: r.path)
-    data = PreparedData.from_results(results, str(root), config, extraction, validation_fraction, len(paths))
+    results = read_collection(root, config, extraction, workers=workers, strict=strict, progress=progress)
+    data = PreparedData.from_results(results, str(root), config, extraction, validation_fraction, len(results))
     if data.num_melodies == 0:
         raise DataError(f"no melody survived in `{root}`:\n{data.report.format()}")
     if output is not None:
         data.save(output)
     return data
-
-
-def _run_jobs(jobs: list, workers: int) -> Iterator[_FileResult]:
-    if workers == 1:
-        yield from map(_process_file, jobs)
-        return
-    # spawn, not fork: the parent may hold TensorFlow's threads, which do not survive a fork.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap_unordered(_process_file, jobs, chunksize=max(1, min(32, len(jobs) // (8 * workers))))
 
 
 @dataclass
@@ -310,44 +151,29 @@ class PreparedData:
     def from_melodies(cls, melodies: list[Melody], config: EncodingConfig = EncodingConfig(),
                       validation_fraction: float = VALIDATION_FRACTION, root: str = "") -> PreparedData:
         """Builds prepared data from melodies in memory (each melody's `source` decides its split)."""
-        results: dict[str, _FileResult] = {}
+        results: dict[str, FileResult] = {}
         for m in melodies:
-            results.setdefault(m.source, _FileResult(m.source)).melodies.append(m)
+            results.setdefault(m.source, FileResult(m.source)).melodies.append(m)
         return cls.from_results(sorted(results.values(), key=lambda r: r.path), root, config, ExtractionConfig(),
                                 validation_fraction, len(results))
 
     @classmethod
-    def from_results(cls, results: list[_FileResult], root: str, config: EncodingConfig,
+    def from_results(cls, results: list[FileResult], root: str, config: EncodingConfig,
                      extraction: ExtractionConfig, validation_fraction: float, files_found: int) -> PreparedData:
-        report = PrepareReport(root=root, files_found=files_found)
-        skipped: Counter[str] = Counter()
-        dropped: Counter[str] = Counter()
-        repairs: Counter[str] = Counter()
-        worst: list[dict[str, str]] = []
+        """Encodes the melodies of every file read without error and completes the report."""
+        report = PrepareReport.for_files(results, root, files_found)
         files: list[str] = []
         token_chunks: list[np.ndarray] = []
         meta: list[tuple] = []
         for r in results:
-            dropped.update({k: v for k, v in r.stats.items() if k.startswith("drop")})
-            repairs.update(r.repairs)
-            if r.error_type == "MidiReadError":
-                skipped[f"unreadable: {_reason_key(r.reason)}"] += 1
-                worst.append({"path": r.path, "reason": r.reason})
-                continue
-            report.files_read += 1
             if r.error_type:
-                skipped[f"no melody: {_reason_key(r.reason)}"] += 1
-                worst.append({"path": r.path, "reason": r.reason})
                 continue
-            report.files_with_melodies += 1
             file_id = len(files)
             files.append(r.path)
             held_out = is_validation(r.path, validation_fraction)
             for m in r.melodies:
                 token_chunks.append(melody_to_tokens(m, config).astype(np.int16))
                 meta.append((file_id, held_out, m.qpm, *m.time_signature, m.velocity, m.program, m.start_step))
-        # Files that were repaired come after the skipped ones in the list of worst files.
-        worst += [{"path": r.path, "reason": "; ".join(r.repairs)} for r in results if r.repairs and not r.error_type]
         lengths = np.array([len(t) for t in token_chunks], dtype=np.int64)
         tokens = np.concatenate(token_chunks) if token_chunks else np.zeros(0, np.int16)
         columns = list(zip(*meta)) if meta else [()] * 8
@@ -368,16 +194,12 @@ class PreparedData:
             report=report,
             validation_fraction=validation_fraction,
         )
-        report.files_skipped = dict(skipped)
-        report.melodies_dropped = dict(dropped)
-        report.repairs = dict(repairs)
         report.melodies_kept = data.num_melodies
         report.melodies_validation = int(data.is_validation.sum())
         report.melodies_train = data.num_melodies - report.melodies_validation
         report.total_steps = int(tokens.size)
         notes = tokens[tokens >= NUM_SPECIAL].astype(np.int32) - NUM_SPECIAL + config.min_pitch
         report.pitch_range = (int(notes.min()), int(notes.max())) if notes.size else None
-        report.worst_files = worst[:20]
         return data
 
     _ARRAYS = ("tokens", "offsets", "files", "file_ids", "is_validation", "qpm", "numerator", "denominator",

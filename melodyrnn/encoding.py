@@ -1,15 +1,14 @@
-"""Melodies: extraction from any MIDI score, the event vocabulary, and encode/decode.
+"""Melodies and their ids: the `Melody` type, the event vocabulary, encode/decode, and writing one back.
 
-Start at `score_to_melodies` (a `Score` → monophonic, quantized `Melody` objects), then `melody_to_tokens`
-/ `tokens_to_melody` for the model's ids and `melody_to_midi` to write one back. The event encoding follows
-MelodyRNN's monophonic one: per step one of NO_EVENT (hold), NOTE_OFF or NOTE_ON(pitch).
+Start at `Melody`, then `melody_to_tokens` / `tokens_to_melody` for the model's ids and `melody_to_midi` to
+write one as MIDI; `EncodingConfig` holds the grid and the pitch range. The event encoding follows MelodyRNN's
+monophonic one: per step one of NO_EVENT (hold), NOTE_OFF or NOTE_ON(pitch). Reading melodies out of a score
+is `melodyrnn.extraction`.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -17,8 +16,8 @@ from typing import Literal
 import numpy as np
 
 from melodyrnn.configs import Config, check, is_int
-from melodyrnn.errors import MelodyRNNError, NoMelodyError, OutOfRangeError
-from melodyrnn.midi_io import Note, Score, notes_to_score, read_midi, score_to_midi
+from melodyrnn.errors import MelodyRNNError, OutOfRangeError
+from melodyrnn.midi_io import Note, Score, notes_to_score, score_to_midi
 from melodyrnn.theory import check_time_signature, is_usable_time_signature, steps_per_bar
 
 #: Event values in `Melody.events`; values >= 0 are NOTE_ON(pitch).
@@ -62,39 +61,6 @@ class EncodingConfig(Config):
     def vocab_size(self) -> int:
         """Number of token ids: the two special events plus one NOTE_ON per pitch."""
         return NUM_SPECIAL + self.max_pitch - self.min_pitch + 1
-
-
-@dataclass(frozen=True)
-class ExtractionConfig(Config):
-    """How melodies are pulled out of a score (MelodyRNN's defaults, except the length cap).
-
-    Attributes:
-        polyphony: "highest" keeps the highest note where notes overlap (a new lower note under a
-            sustained higher one is ignored); "drop" drops any track whose quantized notes overlap, as
-            MelodyRNN did.
-        gap_bars: a silence of at least this many bars splits a track into separate melodies.
-        min_bars: shorter melodies are dropped.
-        min_unique_pitches: melodies with fewer distinct pitches are dropped.
-        max_steps: longer melodies are truncated at the last bar line that fits.
-    """
-
-    polyphony: Literal["highest", "drop"] = "highest"
-    gap_bars: float = 1.0
-    min_bars: float = 7.0
-    min_unique_pitches: int = 5
-    max_steps: int = 2048
-
-    what = "extraction config"
-
-    def __post_init__(self):
-        check(
-            self.polyphony in ("highest", "drop"),
-            f"`polyphony` must be 'highest' or 'drop', got {self.polyphony!r}",
-        )
-        check(self.gap_bars > 0, f"`gap_bars` must be > 0, got {self.gap_bars!r}")
-        check(self.min_bars >= 0, f"`min_bars` must be >= 0, got {self.min_bars!r}")
-        check(self.min_unique_pitches >= 0, f"`min_unique_pitches` must be >= 0, got {self.min_unique_pitches!r}")
-        check(self.max_steps >= 1, f"`max_steps` must be >= 1, got {self.max_steps!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,208 +236,6 @@ class Melody:
             if end < length and (next_start is None or end < next_start):
                 events[end] = NOTE_OFF
         return cls(events=events, **metadata)
-
-
-# --------------------------------------------------------------------------------------------------
-# Extraction
-
-
-def _bar_starts(time_signatures: Sequence[tuple[int, int, int]], steps_per_quarter: int, end_step: int) -> np.ndarray:
-    """Bar-line steps up to `end_step` under a map of ``(step, numerator, denominator)``.
-
-    Includes the first bar line at or past `end_step`. A time-signature change restarts the bar grid
-    where it occurs.
-    """
-    starts: list[int] = []
-    for i, (step, numerator, denominator) in enumerate(time_signatures):
-        seg_end = time_signatures[i + 1][0] if i + 1 < len(time_signatures) else math.inf
-        bar = steps_per_bar(steps_per_quarter, numerator, denominator)
-        k = 0
-        while True:
-            s = int(round(step + k * bar))
-            if s >= seg_end:
-                break
-            starts.append(s)
-            if s >= end_step:  # one bar line at or past the end, so the last bar can be closed
-                break
-            k += 1
-    return np.unique(np.array(starts or [0], dtype=np.int64))
-
-
-def _steps_per_bar_at(time_signatures: Sequence[tuple[int, int, int]], steps_per_quarter: int, step: int) -> float:
-    current = time_signatures[0]
-    for ts in time_signatures:
-        if ts[0] <= step:
-            current = ts
-    return steps_per_bar(steps_per_quarter, current[1], current[2])
-
-
-def _quantize_track(notes: Sequence[Note], steps_per_quarter: int) -> list[tuple[int, int, int, int]]:
-    """``(pitch, start, end, velocity)`` on the grid; a note shorter than a step keeps one step."""
-    out = []
-    for n in notes:
-        start = int(round(n.start_quarters * steps_per_quarter))
-        end = max(int(round(n.end_quarters * steps_per_quarter)), start + 1)
-        out.append((n.pitch, start, end, n.velocity))
-    out.sort(key=lambda n: (n[1], -n[0]))
-    return out
-
-
-def _monophonic(quantized: list[tuple[int, int, int, int]], policy: str) -> list[tuple[int, int, int, int]] | None:
-    """Reduces quantized notes to a monophonic line; None when `policy` is "drop" and notes overlap."""
-    line: list[list[int]] = []
-    for pitch, start, end, velocity in quantized:
-        if line and start < line[-1][2]:
-            if policy == "drop":
-                return None
-            prev = line[-1]
-            if prev[1] == start or pitch < prev[0]:
-                # Same onset (sorted highest first) or a lower note under a sustained one: ignore it.
-                continue
-            prev[2] = start  # a higher note cuts the sustained lower one
-        line.append([pitch, start, end, velocity])
-    return [(pitch, start, end, velocity) for pitch, start, end, velocity in line]
-
-
-def _map_slice(items: Sequence[tuple], start: int, end: int) -> tuple:
-    """The part of a ``(step, ...)`` map in force over [start, end), re-based to start at step 0."""
-    current = items[0]
-    out = []
-    for item in items:
-        if item[0] <= start:
-            current = item
-        elif item[0] < end:
-            out.append((item[0] - start, *item[1:]))
-    return ((0, *current[1:]), *out)
-
-
-def score_to_melodies(
-    score: Score,
-    config: EncodingConfig = EncodingConfig(),
-    extraction: ExtractionConfig = ExtractionConfig(),
-    stats: Counter | None = None,
-) -> list[Melody]:
-    """Extracts monophonic melodies from every non-drum track of a score.
-
-    Notes are quantized to the grid (positions are in quarter notes, so tempo changes cannot shift them),
-    reduced to one line by the polyphony policy, split at silences of at least `gap_bars`, started at the
-    bar line before their first note, filtered by length and pitch variety, and truncated to `max_steps`.
-    Melodies that do not fit the vocabulary's pitch range are moved by whole octaves when that makes them
-    fit, and dropped otherwise.
-
-    Args:
-        score: from `read_midi`.
-        config: the grid and the pitch range.
-        extraction: the policies and filters.
-        stats: if given, counts what was dropped or changed, by reason (``"drop_too_short"``, ...).
-
-    Returns:
-        The melodies, in track order then time order; possibly empty.
-    """
-    spq = config.steps_per_quarter
-    stats = stats if stats is not None else Counter()
-    tempos = [(int(round(q * spq)), qpm) for q, qpm in score.tempos]
-    meters = [(int(round(q * spq)), n, d) for q, n, d in score.time_signatures]
-    tempos = list({s: (s, q) for s, q in tempos}.values())  # later events at the same step win
-    meters = list({s: (s, n, d) for s, n, d in meters}.values())
-    melodies: list[Melody] = []
-    for track in score.tracks:
-        if track.is_drum:
-            stats["skip_drum_track"] += 1
-            continue
-        if not track.notes:
-            continue
-        line = _monophonic(_quantize_track(track.notes, spq), extraction.polyphony)
-        if line is None:
-            stats["drop_polyphonic_track"] += 1
-            continue
-        # Split at long silences.
-        segments: list[list[tuple[int, int, int, int]]] = [[line[0]]]
-        for note in line[1:]:
-            gap = note[1] - segments[-1][-1][2]
-            if gap >= extraction.gap_bars * _steps_per_bar_at(meters, spq, note[1]):
-                segments.append([note])
-            else:
-                segments[-1].append(note)
-        for segment in segments:
-            melody = _segment_to_melody(segment, track.program, score.source, tempos, meters, config, extraction, stats)
-            if melody is not None:
-                melodies.append(melody)
-    return melodies
-
-
-def _segment_to_melody(segment, program, source, tempos, meters, config, extraction, stats) -> Melody | None:
-    spq = config.steps_per_quarter
-    last_end = segment[-1][2]
-    bars = _bar_starts(meters, spq, last_end)
-    start = int(bars[bars <= segment[0][1]].max())
-    following = bars[bars >= last_end]
-    end = int(following.min()) if following.size else last_end
-    if end - start > extraction.max_steps:
-        stats["truncated_too_long"] += 1
-        cut = bars[(bars > start) & (bars <= start + extraction.max_steps)]
-        end = int(cut.max()) if cut.size else start + extraction.max_steps
-        segment = [(p, s, min(e, end), v) for p, s, e, v in segment if s < end]
-    seg_meters = _map_slice(meters, start, end)
-    steps_per_bar = spq * 4.0 * seg_meters[0][1] / seg_meters[0][2]
-    if (end - start) < extraction.min_bars * steps_per_bar:
-        stats["drop_too_short"] += 1
-        return None
-    pitches = [p for p, _, _, _ in segment]
-    if len(set(pitches)) < extraction.min_unique_pitches:
-        stats["drop_too_few_pitches"] += 1
-        return None
-    shift = 0
-    lo, hi = min(pitches), max(pitches)
-    if lo < config.min_pitch or hi > config.max_pitch:
-        if hi - lo > config.max_pitch - config.min_pitch:
-            stats["drop_out_of_range"] += 1
-            return None
-        if lo < config.min_pitch:
-            shift = 12 * math.ceil((config.min_pitch - lo) / 12)
-        else:
-            shift = -12 * math.ceil((hi - config.max_pitch) / 12)
-        if lo + shift < config.min_pitch or hi + shift > config.max_pitch:
-            stats["drop_out_of_range"] += 1
-            return None
-        stats["octave_shifted"] += 1
-    notes = [(p + shift, s - start, e - start) for p, s, e, _ in segment]
-    return Melody.from_notes(
-        notes,
-        num_steps=end - start,
-        steps_per_quarter=spq,
-        tempos=_map_slice(tempos, start, end),
-        time_signatures=seg_meters,
-        velocity=int(np.median([v for _, _, _, v in segment])),
-        program=program,
-        source=source,
-        start_step=start,
-    )
-
-
-def midi_to_melodies(
-    source: str | os.PathLike | bytes,
-    config: EncodingConfig = EncodingConfig(),
-    extraction: ExtractionConfig = ExtractionConfig(),
-    stats: Counter | None = None,
-) -> list[Melody]:
-    """Reads a MIDI file (path or bytes) and extracts its melodies.
-
-    Raises:
-        MidiReadError: the file cannot be read.
-        NoMelodyError: the file holds no melody that passes the filters; the message says why.
-    """
-    stats = stats if stats is not None else Counter()
-    score = read_midi(source)
-    melodies = score_to_melodies(score, config, extraction, stats)
-    if not melodies:
-        if not any(t.notes for t in score.tracks):
-            raise NoMelodyError(score.source, "the file has no notes")
-        if all(t.is_drum for t in score.tracks if t.notes):
-            raise NoMelodyError(score.source, "the file has only drum tracks")
-        reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k.startswith("drop"))
-        raise NoMelodyError(score.source, f"no melody passed the filters ({reasons})")
-    return melodies
 
 
 # --------------------------------------------------------------------------------------------------

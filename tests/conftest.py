@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import shutil
+import struct
+from pathlib import Path
 
 import mido
 import pytest
@@ -51,3 +54,24 @@ def tune_bytes() -> bytes:
     conductor = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100), time=0),
                  mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)]
     return midi_bytes([conductor, note_track(scale_notes())])
+
+
+@pytest.fixture
+def messy_folder(tmp_path) -> Path:
+    """Good files (nested, odd suffix cases) mixed with every kind of bad one, plus non-MIDI files."""
+    data = Path(__file__).parent / "data"
+    root = tmp_path / "collection"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    for i in range(12):
+        notes = [(p + i % 5, s, e) for p, s, e in scale_notes(8)]
+        name = ["tune{}.mid", "tune{}.MID", "tune{}.midi", "sub/deeper/tune{}.Kar"][i % 4].format(i)
+        (root / name).write_bytes(midi_bytes([note_track(notes)]))
+    for name in ("empty.mid", "corrupt.mid", "not_midi.mid", "drums_only.mid", "polyphonic.mid"):
+        shutil.copy(data / name, root / "sub" / name)
+    tune = (data / "tune.mid").read_bytes()
+    (root / "truncated.mid").write_bytes(tune[:-9])
+    (root / "lying_header.mid").write_bytes(tune[:10] + struct.pack(">H", 4) + tune[12:])
+    (root / "short.mid").write_bytes(midi_bytes([note_track(scale_notes(2))]))
+    (root / "notes.txt").write_text("not a MIDI file and not named like one")
+    (root / "cover.jpg").write_bytes(b"\xff\xd8\xff")
+    return root

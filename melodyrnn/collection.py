@@ -1,0 +1,237 @@
+"""Reading a collection: every MIDI file under a folder, read and extracted in worker processes, and the report.
+
+Start at `read_collection` (a folder → one `FileResult` per file, never stopped by a bad file unless strict),
+then `PrepareReport.for_files` (what was read, skipped and repaired, by reason). `is_validation` decides each
+file's split. `dataset.prepare` turns the results into the cache: the cache depends on this module, never the
+reverse, which is why `prepare` lives beside `PreparedData` and not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import re
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from melodyrnn.encoding import EncodingConfig, Melody
+from melodyrnn.errors import DataError, MidiReadError, NoMelodyError
+from melodyrnn.extraction import ExtractionConfig, score_to_melodies
+from melodyrnn.midi_io import read_midi
+
+MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+#: Share of files (by a hash of their relative path) held out for validation unless a caller says otherwise.
+VALIDATION_FRACTION = 0.1
+
+
+def find_midi_files(root: str | os.PathLike) -> list[Path]:
+    """Every MIDI file under `root`, recursively (.mid, .midi, .kar in any letter case), sorted.
+
+    Raises:
+        DataError: `root` is not a directory.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"`{root}` is not a directory of MIDI files")
+    found = [p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def is_validation(relative_path: str, validation_fraction: float) -> bool:
+    """Whether a file belongs to the validation split: a stable hash of its relative path.
+
+    The hash (SHA-1 of the POSIX path) does not depend on the machine, the file order or the seed, so
+    adding files to a collection never moves the old ones across the split.
+    """
+    digest = hashlib.sha1(relative_path.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < validation_fraction
+
+
+@dataclass
+class FileResult:
+    """One file's outcome: its melodies, or why it was skipped, and what was dropped or repaired on the way."""
+
+    path: str
+    melodies: list[Melody] = field(default_factory=list)
+    error_type: str | None = None
+    reason: str = ""  # why the file was skipped; set together with `error_type`
+    stats: Counter = field(default_factory=Counter)
+    repairs: list[str] = field(default_factory=list)
+
+
+def _process_file(job: tuple[str, str, dict, dict]) -> FileResult:
+    """Reads one file and extracts its melodies; never raises (a worker must not die on a bad file)."""
+    path, relative, config_dict, extraction_dict = job
+    result = FileResult(relative)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            score = read_midi(path, name=relative)
+        result.repairs = [re.sub(r"\d+", "N", r) for r in score.repairs]
+        config = EncodingConfig.from_dict(config_dict)
+        melodies = score_to_melodies(score, config, ExtractionConfig.from_dict(extraction_dict), result.stats)
+        if not melodies:
+            has_notes = [t for t in score.tracks if t.notes]
+            if not has_notes:
+                raise NoMelodyError(relative, "the file has no notes")
+            if all(t.is_drum for t in has_notes):
+                raise NoMelodyError(relative, "the file has only drum tracks")
+            raise NoMelodyError(relative, "no melody passed the filters")
+        for m in melodies:
+            # Keep only what the cache stores, so a loaded melody equals the one extracted here.
+            result.melodies.append(Melody(m.events, m.steps_per_quarter, m.tempos[:1], m.time_signatures[:1],
+                                          m.velocity, m.program, relative, m.start_step))
+    except (MidiReadError, NoMelodyError) as err:
+        result.error_type, result.reason = type(err).__name__, err.reason
+    except Exception as err:  # a bug triggered by a strange file must not stop a whole import
+        result.error_type, result.reason = "MidiReadError", f"unexpected {type(err).__name__}: {err}"
+    return result
+
+
+def read_collection(
+    root: str | os.PathLike,
+    config: EncodingConfig,
+    extraction: ExtractionConfig,
+    *,
+    workers: int | None = None,
+    strict: bool = False,
+    progress: bool | None = None,
+) -> list[FileResult]:
+    """Reads every MIDI file under `root` and extracts its melodies, in worker processes.
+
+    Args:
+        root: folder searched recursively for .mid/.midi/.kar files.
+        config: the vocabulary and grid.
+        extraction: melody extraction policies and filters.
+        workers: worker processes; None uses every core, 1 works in this process.
+        strict: raise on the first file that cannot be read or holds no melody.
+        progress: show a progress bar; None shows it when stderr is a terminal.
+
+    Returns:
+        One result per file, sorted by relative path.
+
+    Raises:
+        DataError: bad `workers`, or `root` is not a folder or holds no MIDI file.
+        MidiReadError, NoMelodyError: with `strict`, for the first bad file.
+    """
+    if workers is not None and workers < 1:
+        raise DataError(f"`workers` must be >= 1, got {workers}")
+    root = Path(root)
+    paths = find_midi_files(root)
+    if not paths:
+        raise DataError(f"no MIDI files (.mid, .midi, .kar) under `{root}`")
+    jobs = [(str(p), p.relative_to(root).as_posix(), config.to_dict(), extraction.to_dict()) for p in paths]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), unit="file", desc="prepare", disable=None if progress is None else not progress,
+               file=sys.stderr)
+    results: list[FileResult] = []
+    try:
+        for result in _run_jobs(jobs, workers):
+            bar.update(1)
+            if strict and result.error_type:
+                error = MidiReadError if result.error_type == "MidiReadError" else NoMelodyError
+                raise error(result.path, result.reason)
+            results.append(result)
+    finally:
+        bar.close()
+    results.sort(key=lambda r: r.path)
+    return results
+
+
+def _run_jobs(jobs: list, workers: int) -> Iterator[FileResult]:
+    if workers == 1:
+        yield from map(_process_file, jobs)
+        return
+    # spawn, not fork: the parent may hold TensorFlow's threads, which do not survive a fork.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap_unordered(_process_file, jobs, chunksize=max(1, min(32, len(jobs) // (8 * workers))))
+
+
+@dataclass
+class PrepareReport:
+    """What `prepare` read, kept and dropped, and why."""
+
+    root: str
+    files_found: int = 0
+    files_read: int = 0
+    files_with_melodies: int = 0
+    files_skipped: dict[str, int] = field(default_factory=dict)
+    melodies_kept: int = 0
+    melodies_train: int = 0
+    melodies_validation: int = 0
+    melodies_dropped: dict[str, int] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
+    total_steps: int = 0
+    pitch_range: tuple[int, int] | None = None
+    worst_files: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PrepareReport:
+        d = dict(d)
+        if d.get("pitch_range") is not None:
+            d["pitch_range"] = tuple(d["pitch_range"])
+        return cls(**d)
+
+    @classmethod
+    def for_files(cls, results: list[FileResult], root: str, files_found: int) -> PrepareReport:
+        """The report's file half: files read, skipped and repaired, melodies dropped. The melody counts stay 0
+        for the caller that encodes the melodies to fill in."""
+        report = cls(root=root, files_found=files_found)
+        skipped: Counter[str] = Counter()
+        dropped: Counter[str] = Counter()
+        repairs: Counter[str] = Counter()
+        worst: list[dict[str, str]] = []
+        for r in results:
+            dropped.update({k: v for k, v in r.stats.items() if k.startswith("drop")})
+            repairs.update(r.repairs)
+            if r.error_type == "MidiReadError":
+                skipped[f"unreadable: {_reason_key(r.reason)}"] += 1
+                worst.append({"path": r.path, "reason": r.reason})
+                continue
+            report.files_read += 1
+            if r.error_type:
+                skipped[f"no melody: {_reason_key(r.reason)}"] += 1
+                worst.append({"path": r.path, "reason": r.reason})
+                continue
+            report.files_with_melodies += 1
+        # Files that were repaired come after the skipped ones in the list of worst files.
+        worst += [{"path": r.path, "reason": "; ".join(r.repairs)} for r in results if r.repairs and not r.error_type]
+        report.files_skipped = dict(skipped)
+        report.melodies_dropped = dict(dropped)
+        report.repairs = dict(repairs)
+        report.worst_files = worst[:20]
+        return report
+
+    def format(self) -> str:
+        """A human-readable summary, several lines."""
+        lines = [
+            f"files found: {self.files_found}   read: {self.files_read}   with melodies: {self.files_with_melodies}",
+            f"melodies kept: {self.melodies_kept} (train {self.melodies_train}, validation {self.melodies_validation})"
+            f"   steps: {self.total_steps}   pitch range: {self.pitch_range}",
+        ]
+        for title, counts in (("files skipped", self.files_skipped), ("melodies dropped", self.melodies_dropped),
+                              ("repairs", self.repairs)):
+            if counts:
+                lines.append(f"{title}: {sum(counts.values())}")
+                lines += [f"  {n:6d}  {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+        if self.worst_files:
+            lines.append("worst files:")
+            lines += [f"  {w['path']}: {w['reason']}" for w in self.worst_files]
+        return "\n".join(lines)
+
+
+def _reason_key(reason: str) -> str:
+    """Groups reasons that differ only in numbers or in parenthesised detail."""
+    return re.sub(r"\d+", "N", reason.split(" (")[0])
+

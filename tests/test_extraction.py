@@ -1,0 +1,104 @@
+"""extraction: melodies out of scores: the grid, the polyphony policy, splitting at gaps, filters, range."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import mido
+import pytest
+from conftest import midi_bytes, note_track, scale_notes
+
+from melodyrnn import EncodingConfig, ExtractionConfig, midi_to_melodies, read_midi, score_to_melodies
+
+LOOSE = ExtractionConfig(min_bars=0, min_unique_pitches=0)
+
+
+def test_extraction_config_validates():
+    with pytest.raises(ValueError, match="`polyphony` must be 'highest' or 'drop', got 'lowest'"):
+        ExtractionConfig(polyphony="lowest")
+    with pytest.raises(ValueError, match="gap_bars"):
+        ExtractionConfig(gap_bars=0)
+
+
+def test_tempo_changes_do_not_shift_the_grid():
+    # The same notes at 60 then 180 qpm: positions in quarters are unchanged, so steps are too.
+    conductor = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60), time=0),
+                 mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(180), time=8 * 480)]
+    notes = scale_notes(8)
+    (m,) = midi_to_melodies(midi_bytes([conductor, note_track(notes)]))
+    assert [(p, s) for p, s, _ in m.notes()] == [(p, int(s * 4)) for p, s, _ in notes]
+    assert m.tempos == ((0, 60.0), (32, 180.0))
+
+
+def test_quantization_rounds_to_the_grid_and_keeps_short_notes():
+    notes = [(60, 0.02, 0.98), (62, 1.01, 1.03), (64, 2.0, 3.0)]
+    (m,) = midi_to_melodies(midi_bytes([note_track(notes)]), extraction=LOOSE)
+    assert m.notes()[:3] == [(60, 0, 4), (62, 4, 5), (64, 8, 12)]
+
+
+def test_highest_note_policy_keeps_the_top_line():
+    chords = [(p, s, e) for p0, s, e in scale_notes(8) for p in (p0 - 12, p0 - 5, p0)]
+    data = midi_bytes([note_track(chords)])
+    (m,) = midi_to_melodies(data)
+    assert [p for p, _, _ in m.notes()] == [p for p, _, _ in scale_notes(8)]
+    stats = Counter()
+    assert score_to_melodies(read_midi(data), extraction=ExtractionConfig(polyphony="drop"), stats=stats) == []
+    assert stats["drop_polyphonic_track"] == 1
+
+
+def test_lower_note_under_a_sustained_note_is_ignored_and_higher_one_cuts():
+    notes = [(72, 0, 4), (60, 1, 2), (76, 2, 3), (65, 4, 5)]
+    (m,) = midi_to_melodies(midi_bytes([note_track(notes)]), extraction=LOOSE)
+    assert m.notes() == [(72, 0, 8), (76, 8, 12), (65, 16, 20)]
+
+
+def test_drum_tracks_are_skipped_beside_melodies():
+    data = midi_bytes([note_track(scale_notes(8)), note_track(scale_notes(8, 36), channel=9)])
+    stats = Counter()
+    melodies = score_to_melodies(read_midi(data), stats=stats)
+    assert len(melodies) == 1 and stats["skip_drum_track"] == 1
+
+
+def test_each_non_drum_track_gives_melodies():
+    data = midi_bytes([note_track(scale_notes(8)), note_track(scale_notes(8, 48), channel=1, program=33)])
+    melodies = midi_to_melodies(data)
+    assert [m.program for m in melodies] == [0, 33]
+
+
+def test_split_at_gaps_and_start_at_bar_lines():
+    first = scale_notes(8)
+    second = [(p, s + 32 + 4 + 1, e + 32 + 4 + 1) for p, s, e in scale_notes(8)]  # 1-bar gap, off the bar line
+    (a, b) = midi_to_melodies(midi_bytes([note_track(first + second)]))
+    assert len(a) == 8 * 16 and a.start_step == 0
+    assert b.start_step == 36 * 4  # the bar line before its first note (quarter 37)
+    assert b.events[4] == 60  # first note one quarter into the bar
+    # A gap shorter than gap_bars keeps one melody.
+    (one,) = midi_to_melodies(midi_bytes([note_track(first + second)]), extraction=ExtractionConfig(gap_bars=2))
+    assert one.start_step == 0
+
+
+def test_length_and_variety_filters():
+    stats = Counter()
+    short = midi_bytes([note_track(scale_notes(4))])
+    assert score_to_melodies(read_midi(short), stats=stats) == []
+    assert stats["drop_too_short"] == 1
+    dull = midi_bytes([note_track([(60 + i % 3, float(i), i + 1.0) for i in range(40)])])
+    assert score_to_melodies(read_midi(dull), stats=stats) == []
+    assert stats["drop_too_few_pitches"] == 1
+
+
+def test_long_melodies_are_truncated_at_a_bar_line():
+    stats = Counter()
+    data = midi_bytes([note_track(scale_notes(40))])
+    (m,) = score_to_melodies(read_midi(data), extraction=ExtractionConfig(max_steps=140), stats=stats)
+    assert len(m) == 128 and stats["truncated_too_long"] == 1
+
+
+def test_melodies_outside_a_narrow_range_move_by_octaves_or_drop():
+    cfg = EncodingConfig(min_pitch=48, max_pitch=84)
+    stats = Counter()
+    (m,) = score_to_melodies(read_midi(midi_bytes([note_track(scale_notes(8, 88))])), cfg, stats=stats)
+    assert m.pitch_range == (64, 76) and stats["octave_shifted"] == 1
+    wide = [(30 + 7 * i % 80, float(i), i + 1.0) for i in range(32)]
+    assert score_to_melodies(read_midi(midi_bytes([note_track(wide)])), cfg, stats=stats) == []
+    assert stats["drop_out_of_range"] == 1
