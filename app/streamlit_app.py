@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules b
 
 from piano_roll import piano_roll  # noqa: E402
 from training_job import APP_MODEL_CONFIG, APP_TRAIN_CONFIG, TrainingJob  # noqa: E402
+from scratch import Scratch, sweep  # noqa: E402
 from uploads import (  # noqa: E402
     MAX_BUNDLE_MB,
     MIDI_SUFFIXES,
@@ -32,7 +33,7 @@ from uploads import (  # noqa: E402
     too_large,
 )
 
-from melodyrnn.audio import render_midi  # noqa: E402
+from melodyrnn.audio import Rendered, render_midi, wav_to_ogg  # noqa: E402
 from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
 from melodyrnn.dataset import prepare  # noqa: E402
 from melodyrnn.encoding import melody_to_midi  # noqa: E402
@@ -73,9 +74,12 @@ def load_sampler(path: str, mtime_ns: int) -> Sampler:
 
 
 def session_dir() -> Path:
+    """This session's scratch folder: made on first use (sweeping away the folders of sessions long gone), and
+    removed with the session's state."""
     if "scratch" not in st.session_state:
-        st.session_state.scratch = tempfile.mkdtemp(prefix="melodyrnn-app-")
-    return Path(st.session_state.scratch)
+        sweep()
+        st.session_state.scratch = Scratch()
+    return st.session_state.scratch.touch()
 
 
 def init_state() -> None:
@@ -118,7 +122,8 @@ def choose_model() -> tuple[Sampler | None, str]:
             return None, ""
         path = default
     elif source == SOURCE_UPLOAD:
-        upload = st.file_uploader("Model bundle (.melodyrnn)", key="bundle_upload")
+        upload = st.file_uploader("Model bundle (.melodyrnn)", key="bundle_upload",
+                                  max_upload_size=int(MAX_BUNDLE_MB))
         if upload is None:
             st.info("Upload a `.melodyrnn` bundle file, as written by `melodyrnn train`.")
             return None, ""
@@ -175,6 +180,7 @@ def settings_form() -> dict | None:
         primer_text = c1.text_input("Primer notes", key="primer_text", placeholder="D4 F4 A4 D5",
                                     help="Note names, one beat each, that open every melody.")
         primer_file = c2.file_uploader("…or a primer MIDI file", type=[s.lstrip(".") for s in MIDI_SUFFIXES],
+                                       max_upload_size=max(1, max_upload_bytes() >> 20),
                                        key="primer_file", help="Its first melody opens every melody.")
         clicked = st.form_submit_button("Generate", type="primary", key="generate")
     if not clicked:
@@ -200,6 +206,16 @@ def read_primer(settings: dict):
     return None, None
 
 
+def render_for_page(midi: bytes) -> tuple[Rendered, bytes, str]:
+    """The rendering (its WAV is the download) and what the page's player streams: Ogg Vorbis, about ten times
+    smaller than the WAV, so a page of takes stays quick; the WAV itself when `soundfile` is missing."""
+    rendered = render_midi(midi)
+    try:
+        return rendered, wav_to_ogg(rendered.wav), "audio/ogg"
+    except MelodyRNNError:
+        return rendered, rendered.wav, "audio/wav"
+
+
 def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
     """One click: generate, write MIDI, render audio, keep the take in the session."""
     started = time.perf_counter()
@@ -219,13 +235,14 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
     take_id = st.session_state.take_counter
     primer_steps = len(primer_melody) if primer_melody is not None else 0
     midis = [melody_to_midi(melody) for melody in melodies]
-    # FluidSynth renders outside the GIL: one thread per core brings the audio sooner.
+    # FluidSynth and the Vorbis encoder run outside the GIL: one thread per core brings the audio sooner.
     with ThreadPoolExecutor(max_workers=min(len(midis), os.cpu_count() or 1)) as pool:
-        renders = list(pool.map(render_midi, midis))
+        renders = list(pool.map(render_for_page, midis))
     items: list[dict[str, Any]] = []
-    for i, (melody, midi, rendered) in enumerate(zip(melodies, midis, renders), 1):
+    for i, (melody, midi, (rendered, player, player_format)) in enumerate(zip(melodies, midis, renders), 1):
         items.append({"name": f"take{take_id:02d}_melody{i:02d}", "melody": melody, "midi": midi,
-                      "wav": rendered.wav, "backend": rendered.backend, "seconds": rendered.duration_seconds,
+                      "wav": rendered.wav, "player": player, "player_format": player_format,
+                      "backend": rendered.backend, "seconds": rendered.duration_seconds,
                       "primer_steps": primer_steps})
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -254,7 +271,7 @@ def show_take(take: dict) -> None:
             left, right = st.columns([2, 3], vertical_alignment="center")
             with left:
                 st.markdown(f"`{item['name']}` · {item['seconds']:.1f} s")
-                st.audio(item["wav"], format="audio/wav")
+                st.audio(item["player"], format=item["player_format"])
                 b1, b2 = st.columns(2)
                 b1.download_button("MIDI", item["midi"], f"{item['name']}.mid", "audio/midi",
                                    key=f"mid_{item['name']}", on_click="ignore", icon=":material/download:")
@@ -297,6 +314,7 @@ def train_tab() -> None:
                 "current batch, keeping the best model so far.")
     # No `type=` filter: a stray file is listed with its reason below rather than refused without one.
     files = st.file_uploader("MIDI files (.mid, .midi, .kar) or a zip of them", accept_multiple_files=True,
+                             max_upload_size=max(1, max_upload_bytes() >> 20),
                              key="train_files", disabled=busy)
     if st.button("Prepare the data", key="prepare", disabled=busy or not files):
         prepare_uploads(files)

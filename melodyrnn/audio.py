@@ -23,7 +23,7 @@ from melodyrnn.encoding import Melody, melody_to_midi
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.midi_io import Score, read_midi
 
-__all__ = ["Rendered", "render_midi", "midi_to_wav", "melody_to_wav", "synth_backend", "default_soundfont",
+__all__ = ["Rendered", "render_midi", "midi_to_wav", "melody_to_wav", "wav_to_ogg", "synth_backend", "default_soundfont",
            "BACKENDS"]
 
 Backend = Literal["auto", "fluidsynth", "numpy"]
@@ -240,6 +240,32 @@ def render_midi(midi_bytes: bytes, sample_rate: int = 44100, soundfont: str | os
         samples, used = _render_numpy(events, total_frames, sample_rate), "numpy"
     return Rendered(wav=_to_wav(_normalize(samples), sample_rate), backend=used, sample_rate=sample_rate,
                     duration_seconds=total_frames / sample_rate)
+
+
+def wav_to_ogg(wav: bytes, quality: float = 0.4) -> bytes:
+    """WAV bytes → Ogg Vorbis bytes, about ten times smaller for music: what a web page should stream.
+
+    Args:
+        wav: a WAV file's bytes (as `Rendered.wav`).
+        quality: Vorbis quality in [0, 1]; 0.4 is transparent for a General MIDI melody.
+
+    Raises:
+        MelodyRNNError: `soundfile` (libsndfile, in the `app` extra) is not installed, or `wav` is not a WAV file.
+    """
+    if not 0.0 <= quality <= 1.0:
+        raise MelodyRNNError(f"`quality` must be in [0, 1], got {quality!r}")
+    try:
+        import soundfile
+    except ImportError as err:  # also OSError when the wheel's libsndfile cannot load
+        raise MelodyRNNError("Ogg output needs the `soundfile` package (pip install soundfile)") from err
+    try:
+        samples, sample_rate = soundfile.read(io.BytesIO(wav), dtype="float32")
+        out = io.BytesIO()
+        soundfile.write(out, samples, sample_rate, format="OGG", subtype="VORBIS",
+                        compression_level=1.0 - quality)
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        raise MelodyRNNError(f"cannot encode `wav` as Ogg: {err}") from err
+    return out.getvalue()
 
 
 def midi_to_wav(midi_bytes: bytes, sample_rate: int = 44100, soundfont: str | os.PathLike | None = None,

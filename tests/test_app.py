@@ -33,8 +33,9 @@ def tiny_bundle(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def app(tiny_bundle, monkeypatch) -> AppTest:
+def app(tiny_bundle, monkeypatch, tmp_path) -> AppTest:
     monkeypatch.setenv("MELODYRNN_MODEL", str(tiny_bundle))
+    monkeypatch.setenv("MELODYRNN_APP_SCRATCH", str(tmp_path / "scratch"))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
     assert not at.exception
@@ -80,6 +81,9 @@ def test_default_generation_gives_playable_visible_downloadable_melodies(app):
         assert any(m.type == "note_on" for m in parsed)
         assert item["backend"] == "fluidsynth"
         assert wav_seconds(item["wav"]) == pytest.approx(item["seconds"]) and item["seconds"] > 16 * 2 * 0.9
+        # the player streams Ogg Vorbis, far smaller than the WAV that stays a download
+        assert item["player_format"] == "audio/ogg" and item["player"][:4] == b"OggS"
+        assert len(item["player"]) * 5 < len(item["wav"])
     with zipfile.ZipFile(io.BytesIO(take["zip"])) as archive:
         assert sorted(archive.namelist()) == [f"{i['name']}.mid" for i in take["melodies"]]
         assert archive.read(archive.namelist()[0]) == take["melodies"][0]["midi"]
@@ -210,6 +214,7 @@ def test_a_non_midi_primer_file(app):
 
 def test_a_primer_file_over_the_size_limit(app, monkeypatch):
     monkeypatch.setenv("MELODYRNN_APP_MAX_UPLOAD_MB", "0.001")  # 1 kB
+    app.run()  # the uploaders take the new limit (a widget whose limit changes starts empty)
     app.file_uploader(key="primer_file").set_value(("big.mid", tune(bars=40), "audio/midi"))
     generate(app)
     assert "over the 1.0 kB limit" in errors(app) and app.session_state.takes == []
@@ -234,7 +239,7 @@ def test_a_folder_that_is_not_a_run(app, tmp_path):
     assert "is not a training run folder" in errors(app)
 
 
-def test_training_uploads_that_cannot_be_used(app, monkeypatch):
+def test_training_uploads_that_cannot_be_used(app, monkeypatch, tmp_path):
     empty_zip = io.BytesIO()
     zipfile.ZipFile(empty_zip, "w").close()
     text_zip = io.BytesIO()
@@ -255,10 +260,14 @@ def test_training_uploads_that_cannot_be_used(app, monkeypatch):
     assert "`notes.txt`: not a MIDI file" in shown
     assert "No MIDI files to prepare" in errors(app)
     assert app.button(key="train").disabled
+    # the uploads went to this session's scratch folder, which goes when the session does
+    scratch = app.session_state.scratch
+    assert scratch.path.parent == tmp_path / "scratch" and scratch.path.is_dir()
 
 
 def test_training_uploads_over_the_size_limit_and_not_midi(app, monkeypatch):
     monkeypatch.setenv("MELODYRNN_APP_MAX_UPLOAD_MB", "0.001")  # 1 kB
+    app.run()  # the uploaders take the new limit (a widget whose limit changes starts empty)
     app.file_uploader(key="train_files").set_value([
         ("big.mid", tune(bars=40), "audio/midi"),
         ("garbage.mid", b"not MIDI at all", "audio/midi"),

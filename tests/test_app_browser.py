@@ -55,7 +55,8 @@ def server(tmp_path):
     save_bundle(bundle, build_model(ModelConfig(units=16, num_layers=1, attention_window=64)))
     port = free_port()
     log = tmp_path / "streamlit.log"
-    env = {**os.environ, "MELODYRNN_MODEL": str(bundle), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, "MELODYRNN_MODEL": str(bundle), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           "MELODYRNN_APP_SCRATCH": str(tmp_path / "scratch")}
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
@@ -112,6 +113,11 @@ def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
             assert _count_when_at_least(page, "audio", 4) == 4
             duration = page.evaluate("() => document.querySelector('audio').duration")
             assert duration > 16 * 2 * 0.9  # 16 bars of 4/4 at 120 qpm is 32 s
+            # the players stream Ogg Vorbis (about ten times smaller than the WAV download)
+            source = page.evaluate("() => document.querySelector('audio').currentSrc")
+            kind = page.evaluate("async (url) => (await fetch(url)).headers.get('content-type')", source)
+            assert kind == "audio/ogg", (source, kind)
+            assert page.get_by_role("button", name="Deploy").count() == 0  # the app's own config hides it
             assert _count_when_at_least(page, "[data-testid='stPlotlyChart'] .js-plotly-plot", 4) == 4
             assert page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot .bars path").count() > 0  # notes
             assert page.locator("[data-testid='stPlotlyChart']", has_text="primer").count() == 4  # band + legend
@@ -124,6 +130,12 @@ def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
             assert saved.suffix == ".mid"
             midi = mido.MidiFile(saved)
             assert sum(1 for m in midi if m.type == "note_on" and m.velocity > 0) > 0
+
+            page.get_by_role("tab", name="Train").click()  # the uploader states the limit the app enforces
+            uploader = page.locator("[data-testid='stFileUploader']", has_text="or a zip of them")
+            uploader.wait_for(timeout=30_000)
+            assert "32MB per file" in uploader.inner_text() and "200MB" not in uploader.inner_text()
+            page.get_by_role("tab", name="Generate").click()
 
             page.get_by_text("Take 1").first.scroll_into_view_if_needed()
             shot = tmp_path / "app.png"

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from melodyrnn import MelodyRNNError, MidiReadError
-from melodyrnn.audio import TAIL_SECONDS, default_soundfont, melody_to_wav, midi_to_wav, render_midi, synth_backend
+from melodyrnn.audio import (
+    TAIL_SECONDS,
+    default_soundfont,
+    melody_to_wav,
+    midi_to_wav,
+    render_midi,
+    synth_backend,
+    wav_to_ogg,
+)
 from melodyrnn.encoding import Melody, melody_to_midi
 
 
@@ -115,3 +123,18 @@ def test_renders_in_threads_equal_renders_one_by_one():
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(lambda m: midi_to_wav(m, sample_rate=16000, backend="fluidsynth"), midis))
     assert together == alone
+
+
+def test_wav_to_ogg_is_small_and_decodes_to_the_same_length(tune_bytes):
+    import soundfile
+
+    rendered = render_midi(tune_bytes, backend="numpy")
+    ogg = wav_to_ogg(rendered.wav)
+    assert ogg[:4] == b"OggS" and len(ogg) * 10 < len(rendered.wav)
+    samples, rate = soundfile.read(io.BytesIO(ogg), dtype="float32")
+    assert rate == rendered.sample_rate and abs(len(samples) / rate - rendered.duration_seconds) < 0.01
+    assert np.max(np.abs(samples)) > 0.5  # music, not silence
+    with pytest.raises(MelodyRNNError, match="cannot encode `wav` as Ogg"):
+        wav_to_ogg(b"RIFF not really a wav")
+    with pytest.raises(MelodyRNNError, match=r"`quality` must be in \[0, 1\], got 2"):
+        wav_to_ogg(rendered.wav, quality=2)
