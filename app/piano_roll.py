@@ -26,25 +26,44 @@ def piano_roll(melody: Melody, primer_steps: int = 0, height: int = 240) -> go.F
     spq = melody.steps_per_quarter
     notes = melody.notes()
     figure = go.Figure()
-    for name, colour, chosen in (("primer", PRIMER_COLOUR, [n for n in notes if n[1] < primer_steps]),
-                                 ("generated", NOTE_COLOUR, [n for n in notes if n[1] >= primer_steps])):
+    for name, colour, chosen in (
+        ("primer", PRIMER_COLOUR, [n for n in notes if n[1] < primer_steps]),
+        ("generated", NOTE_COLOUR, [n for n in notes if n[1] >= primer_steps]),
+    ):
         if not chosen:
             continue
-        figure.add_trace(go.Bar(
-            name=name, orientation="h", marker_color=colour,
-            y=[p for p, _, _ in chosen], base=[s / spq for _, s, _ in chosen], x=[(e - s) / spq for _, s, e in chosen],
-            width=0.85, customdata=[pitch_to_note_name(p) for p, _, _ in chosen],
-            hovertemplate="%{customdata}  beat %{base:.2f}, %{x:.2f} beats<extra></extra>",
-        ))
+        figure.add_trace(
+            go.Bar(
+                name=name,
+                orientation="h",
+                marker_color=colour,
+                y=[p for p, _, _ in chosen],
+                base=[s / spq for _, s, _ in chosen],
+                x=[(e - s) / spq for _, s, e in chosen],
+                width=0.85,
+                customdata=[pitch_to_note_name(p) for p, _, _ in chosen],
+                hovertemplate="%{customdata}  beat %{base:.2f}, %{x:.2f} beats<extra></extra>",
+            )
+        )
     if primer_steps > 0:
-        figure.add_vrect(x0=0, x1=primer_steps / spq, fillcolor=PRIMER_COLOUR, opacity=0.12, line_width=0,
-                         annotation_text="primer", annotation_position="top left")
+        figure.add_vrect(
+            x0=0,
+            x1=primer_steps / spq,
+            fillcolor=PRIMER_COLOUR,
+            opacity=0.12,
+            line_width=0,
+            annotation_text="primer",
+            annotation_position="top left",
+        )
     lo, hi = melody.pitch_range or (60, 72)
     marks = (0, 4, 7) if hi - lo <= 24 else (0,)  # C-E-G in a narrow range, only the Cs in a wide one
     ticks = [p for p in range(lo - 1, hi + 2) if p % 12 in marks]
     beats_per_bar = 4.0 * melody.time_signature[0] / melody.time_signature[1]
     figure.update_layout(
-        height=height, margin=dict(l=10, r=10, t=24, b=10), barmode="overlay", showlegend=primer_steps > 0,
+        height=height,
+        margin=dict(l=10, r=10, t=24, b=10),
+        barmode="overlay",
+        showlegend=primer_steps > 0,
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0, xanchor="right"),
         xaxis=dict(title=None, range=[0, max(len(melody), 1) / spq], dtick=beats_per_bar, ticksuffix=""),
         yaxis=dict(range=[lo - 1.5, hi + 1.5], tickvals=ticks, ticktext=[pitch_to_note_name(p) for p in ticks]),

@@ -2,8 +2,9 @@
 
 Each browser session gets one folder under `scratch_root()`. It goes when the session does (Streamlit drops a
 session's state some time after its tab closes, and a finalizer on the state's `Scratch` object removes the
-folder), and a sweep at server start and at each new session removes folders idle for longer than
-`MAX_IDLE_HOURS` (a server that was killed never ran its finalizers). UI-free, so tests drive it directly.
+folder), and a sweep whenever a session starts (the first one after a server start included) removes folders
+idle for longer than `MAX_IDLE_HOURS` (a server that was killed never ran its finalizers). UI-free, so tests
+drive it directly.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def sweep(root: Path | None = None, max_idle_hours: float = MAX_IDLE_HOURS, now:
     """Removes session folders under `root` idle for longer than `max_idle_hours`; returns what it removed."""
     root = root if root is not None else scratch_root()
     now = time.time() if now is None else now
-    removed = []
+    removed: list[Path] = []
     if not root.is_dir():
         return removed
     for folder in root.glob(f"{_PREFIX}*"):

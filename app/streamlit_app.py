@@ -22,8 +22,8 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this file
 
 from piano_roll import piano_roll  # noqa: E402
-from training_job import APP_MODEL_CONFIG, APP_TRAIN_CONFIG, TrainingJob  # noqa: E402
 from scratch import Scratch, sweep  # noqa: E402
+from training_job import APP_MODEL_CONFIG, APP_TRAIN_CONFIG, TrainingJob  # noqa: E402
 from uploads import (  # noqa: E402
     MAX_BUNDLE_MB,
     MIDI_SUFFIXES,
@@ -38,17 +38,33 @@ from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
 from melodyrnn.dataset import prepare  # noqa: E402
 from melodyrnn.encoding import melody_to_midi  # noqa: E402
 from melodyrnn.errors import MelodyRNNError  # noqa: E402
+from melodyrnn.run_folder import BEST, LATEST  # noqa: E402
 from melodyrnn.sample_config import SampleConfig, primer_to_melody  # noqa: E402
 from melodyrnn.sampling import Sampler  # noqa: E402
 from melodyrnn.theory import KEY_TONIC_NAMES, SCALES  # noqa: E402
-from melodyrnn.run_folder import BEST, LATEST  # noqa: E402
 
 # General MIDI programs a melody sounds good on (the number is what goes into the MIDI file).
 INSTRUMENTS = {
-    "Acoustic grand piano": 0, "Celesta": 8, "Music box": 10, "Vibraphone": 11, "Marimba": 12,
-    "Accordion": 21, "Nylon guitar": 24, "Violin": 40, "Harp": 46, "String ensemble": 48, "Trumpet": 56,
-    "Oboe": 68, "Clarinet": 71, "Flute": 73, "Recorder": 74, "Pan flute": 75, "Whistle": 78, "Ocarina": 79,
-    "Square lead": 80, "Fiddle": 110,
+    "Acoustic grand piano": 0,
+    "Celesta": 8,
+    "Music box": 10,
+    "Vibraphone": 11,
+    "Marimba": 12,
+    "Accordion": 21,
+    "Nylon guitar": 24,
+    "Violin": 40,
+    "Harp": 46,
+    "String ensemble": 48,
+    "Trumpet": 56,
+    "Oboe": 68,
+    "Clarinet": 71,
+    "Flute": 73,
+    "Recorder": 74,
+    "Pan flute": 75,
+    "Whistle": 78,
+    "Ocarina": 79,
+    "Square lead": 80,
+    "Fiddle": 110,
 }
 TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
 # The page shows a few takes side by side, each a whole tune: more melodies and bars than the library's default.
@@ -117,13 +133,14 @@ def choose_model() -> tuple[Sampler | None, str]:
     path: Path | None = None
     if source == SOURCE_DEFAULT:
         if not default.is_file():
-            st.warning(f"The default model is missing (expected at `{default}`). Upload a bundle, pick a run "
-                       "folder, or train a model in the **Train** tab.")
+            st.warning(
+                f"The default model is missing (expected at `{default}`). Upload a bundle, pick a run "
+                "folder, or train a model in the **Train** tab."
+            )
             return None, ""
         path = default
     elif source == SOURCE_UPLOAD:
-        upload = st.file_uploader("Model bundle (.melodyrnn)", key="bundle_upload",
-                                  max_upload_size=int(MAX_BUNDLE_MB))
+        upload = st.file_uploader("Model bundle (.melodyrnn)", key="bundle_upload", max_upload_size=int(MAX_BUNDLE_MB))
         if upload is None:
             st.info("Upload a `.melodyrnn` bundle file, as written by `melodyrnn train`.")
             return None, ""
@@ -134,8 +151,12 @@ def choose_model() -> tuple[Sampler | None, str]:
         path = save_bundle_upload(upload.name, upload.getvalue(), session_dir() / "bundles")
         label = f"uploaded {upload.name}"
     elif source == SOURCE_RUN:
-        folder = st.text_input("Run folder", key="run_folder", placeholder="runs/folk",
-                               help=f"A folder written by `melodyrnn train`: its {BEST} is used.")
+        folder = st.text_input(
+            "Run folder",
+            key="run_folder",
+            placeholder="runs/folk",
+            help=f"A folder written by `melodyrnn train`: its {BEST} is used.",
+        )
         if not folder.strip():
             st.info("Type the path of a run folder on this machine.")
             return None, ""
@@ -152,9 +173,11 @@ def choose_model() -> tuple[Sampler | None, str]:
         st.error(f"Cannot load this model: {err}")
         return None, ""
     config = sampler.bundle.model_config
-    st.caption(f"`{path.name}`: {config.num_layers} × {config.units} {config.cell.upper()}"
-               f"{' + attention' if config.attention else ''}, pitches {sampler.encoding.min_pitch}–"
-               f"{sampler.encoding.max_pitch}, {sampler.encoding.steps_per_quarter} steps per quarter note")
+    st.caption(
+        f"`{path.name}`: {config.num_layers} × {config.units} {config.cell.upper()}"
+        f"{' + attention' if config.attention else ''}, pitches {sampler.encoding.min_pitch}–"
+        f"{sampler.encoding.max_pitch}, {sampler.encoding.steps_per_quarter} steps per quarter note"
+    )
     return sampler, label or source
 
 
@@ -167,8 +190,15 @@ def settings_form() -> dict | None:
         qpm = c3.number_input("Tempo (quarter notes per minute)", 30, 300, 120, step=5, key="qpm")
         time_signature = c4.selectbox("Time signature", TIME_SIGNATURES, key="time_signature")
         c1, c2, c3, c4 = st.columns(4)
-        temperature = c1.slider("Temperature", 0.0, 2.0, SAMPLE_DEFAULTS.temperature, 0.05, key="temperature",
-                                help="0 always takes the most likely event; higher is more adventurous.")
+        temperature = c1.slider(
+            "Temperature",
+            0.0,
+            2.0,
+            SAMPLE_DEFAULTS.temperature,
+            0.05,
+            key="temperature",
+            help="0 always takes the most likely event; higher is more adventurous.",
+        )
         top_k = c2.number_input("Top-k (0 = off)", 0, 130, SAMPLE_DEFAULTS.top_k, key="top_k")
         top_p = c3.slider("Top-p", 0.05, 1.0, SAMPLE_DEFAULTS.top_p, 0.05, key="top_p", help="1 keeps every event.")
         seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help="The same seed gives the same melodies.")
@@ -177,19 +207,35 @@ def settings_form() -> dict | None:
         scale = c2.selectbox("Scale", list(SCALES), key="scale", help="Used when a key is chosen.")
         instrument = c3.selectbox("Instrument", list(INSTRUMENTS), key="instrument")
         c1, c2 = st.columns(2)
-        primer_text = c1.text_input("Primer notes", key="primer_text", placeholder="D4 F4 A4 D5",
-                                    help="Note names, one beat each, that open every melody.")
-        primer_file = c2.file_uploader("…or a primer MIDI file", type=[s.lstrip(".") for s in MIDI_SUFFIXES],
-                                       max_upload_size=max(1, max_upload_bytes() >> 20),
-                                       key="primer_file", help="Its first melody opens every melody.")
+        primer_text = c1.text_input(
+            "Primer notes",
+            key="primer_text",
+            placeholder="D4 F4 A4 D5",
+            help="Note names, one beat each, that open every melody.",
+        )
+        primer_file = c2.file_uploader(
+            "…or a primer MIDI file",
+            type=[s.lstrip(".") for s in MIDI_SUFFIXES],
+            max_upload_size=max(1, max_upload_bytes() >> 20),
+            key="primer_file",
+            help="Its first melody opens every melody.",
+        )
         clicked = st.form_submit_button("Generate", type="primary", key="generate")
     if not clicked:
         return None
     return {
-        "num_melodies": int(num_melodies), "bars": int(bars), "qpm": float(qpm), "time_signature": time_signature,
-        "temperature": float(temperature), "top_k": int(top_k), "top_p": float(top_p), "seed": int(seed),
-        "key": None if tonic == "Any" else f"{tonic} {scale}", "instrument": instrument,
-        "primer_text": primer_text.strip(), "primer_file": primer_file,
+        "num_melodies": int(num_melodies),
+        "bars": int(bars),
+        "qpm": float(qpm),
+        "time_signature": time_signature,
+        "temperature": float(temperature),
+        "top_k": int(top_k),
+        "top_p": float(top_p),
+        "seed": int(seed),
+        "key": None if tonic == "Any" else f"{tonic} {scale}",
+        "instrument": instrument,
+        "primer_text": primer_text.strip(),
+        "primer_file": primer_file,
     }
 
 
@@ -223,10 +269,18 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
         primer, primer_label = read_primer(settings)
         primer_melody = primer_to_melody(primer, sampler.encoding)
         melodies = sampler.generate(
-            settings["num_melodies"], bars=settings["bars"], primer=primer_melody,
-            temperature=settings["temperature"], top_k=settings["top_k"], top_p=settings["top_p"],
-            key=settings["key"], qpm=settings["qpm"], time_signature=settings["time_signature"],
-            program=INSTRUMENTS[settings["instrument"]], seed=settings["seed"])
+            settings["num_melodies"],
+            bars=settings["bars"],
+            primer=primer_melody,
+            temperature=settings["temperature"],
+            top_k=settings["top_k"],
+            top_p=settings["top_p"],
+            key=settings["key"],
+            qpm=settings["qpm"],
+            time_signature=settings["time_signature"],
+            program=INSTRUMENTS[settings["instrument"]],
+            seed=settings["seed"],
+        )
     except MelodyRNNError as err:
         st.error(f"Nothing generated: {err}")
         return
@@ -240,20 +294,36 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
         renders = list(pool.map(render_for_page, midis))
     items: list[dict[str, Any]] = []
     for i, (melody, midi, (rendered, player, player_format)) in enumerate(zip(melodies, midis, renders), 1):
-        items.append({"name": f"take{take_id:02d}_melody{i:02d}", "melody": melody, "midi": midi,
-                      "wav": rendered.wav, "player": player, "player_format": player_format,
-                      "backend": rendered.backend, "seconds": rendered.duration_seconds,
-                      "primer_steps": primer_steps})
+        items.append(
+            {
+                "name": f"take{take_id:02d}_melody{i:02d}",
+                "melody": melody,
+                "midi": midi,
+                "wav": rendered.wav,
+                "player": player,
+                "player_format": player_format,
+                "backend": rendered.backend,
+                "seconds": rendered.duration_seconds,
+                "primer_steps": primer_steps,
+            }
+        )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in items:
             archive.writestr(f"{item['name']}.mid", item["midi"])
     shown = {k: v for k, v in settings.items() if k not in ("primer_file", "primer_text")}
     shown["primer"] = primer_label
-    st.session_state.takes.append({
-        "id": take_id, "model": model_label, "settings": shown, "melodies": items, "zip": buffer.getvalue(),
-        "generate_seconds": generated - started, "render_seconds": time.perf_counter() - generated,
-    })
+    st.session_state.takes.append(
+        {
+            "id": take_id,
+            "model": model_label,
+            "settings": shown,
+            "melodies": items,
+            "zip": buffer.getvalue(),
+            "generate_seconds": generated - started,
+            "render_seconds": time.perf_counter() - generated,
+        }
+    )
 
 
 def show_take(take: dict) -> None:
@@ -261,25 +331,51 @@ def show_take(take: dict) -> None:
     with st.container(border=True):
         st.markdown(f"**Take {take['id']}** · {take['model']} · {len(take['melodies'])} × {s['bars']} bars")
         primer = f", primer {s['primer']}" if s["primer"] else ""
-        st.caption(f"temperature {s['temperature']:g}, top-k {s['top_k'] or 'off'}, top-p {s['top_p']:g}, "
-                   f"key {s['key'] or 'any'}, {s['qpm']:g} qpm, {s['time_signature']}, {s['instrument']}, "
-                   f"seed {s['seed']}{primer} · generated in {take['generate_seconds']:.2f} s, audio "
-                   f"({take['melodies'][0]['backend']}) in {take['render_seconds']:.2f} s")
-        st.download_button("Download all as .zip", take["zip"], f"take{take['id']:02d}.zip", "application/zip",
-                           key=f"zip_{take['id']}", on_click="ignore", icon=":material/folder_zip:")
+        st.caption(
+            f"temperature {s['temperature']:g}, top-k {s['top_k'] or 'off'}, top-p {s['top_p']:g}, "
+            f"key {s['key'] or 'any'}, {s['qpm']:g} qpm, {s['time_signature']}, {s['instrument']}, "
+            f"seed {s['seed']}{primer} · generated in {take['generate_seconds']:.2f} s, audio "
+            f"({take['melodies'][0]['backend']}) in {take['render_seconds']:.2f} s"
+        )
+        st.download_button(
+            "Download all as .zip",
+            take["zip"],
+            f"take{take['id']:02d}.zip",
+            "application/zip",
+            key=f"zip_{take['id']}",
+            on_click="ignore",
+            icon=":material/folder_zip:",
+        )
         for item in take["melodies"]:
             left, right = st.columns([2, 3], vertical_alignment="center")
             with left:
                 st.markdown(f"`{item['name']}` · {item['seconds']:.1f} s")
                 st.audio(item["player"], format=item["player_format"])
                 b1, b2 = st.columns(2)
-                b1.download_button("MIDI", item["midi"], f"{item['name']}.mid", "audio/midi",
-                                   key=f"mid_{item['name']}", on_click="ignore", icon=":material/download:")
-                b2.download_button("WAV", item["wav"], f"{item['name']}.wav", "audio/wav",
-                                   key=f"wav_{item['name']}", on_click="ignore", icon=":material/download:")
+                b1.download_button(
+                    "MIDI",
+                    item["midi"],
+                    f"{item['name']}.mid",
+                    "audio/midi",
+                    key=f"mid_{item['name']}",
+                    on_click="ignore",
+                    icon=":material/download:",
+                )
+                b2.download_button(
+                    "WAV",
+                    item["wav"],
+                    f"{item['name']}.wav",
+                    "audio/wav",
+                    key=f"wav_{item['name']}",
+                    on_click="ignore",
+                    icon=":material/download:",
+                )
             with right:
-                st.plotly_chart(piano_roll(item["melody"], item["primer_steps"]), key=f"roll_{item['name']}",
-                                config={"displayModeBar": False})
+                st.plotly_chart(
+                    piano_roll(item["melody"], item["primer_steps"]),
+                    key=f"roll_{item['name']}",
+                    config={"displayModeBar": False},
+                )
 
 
 def generate_tab() -> None:
@@ -309,13 +405,19 @@ def generate_tab() -> None:
 def train_tab() -> None:
     job: TrainingJob | None = st.session_state.job
     busy = job is not None and job.running
-    st.markdown("Upload MIDI files (or a zip of them), check what was found, then train a small model. "
-                "Training runs in the background: the page stays usable, and **Stop** ends it after the "
-                "current batch, keeping the best model so far.")
+    st.markdown(
+        "Upload MIDI files (or a zip of them), check what was found, then train a small model. "
+        "Training runs in the background: the page stays usable, and **Stop** ends it after the "
+        "current batch, keeping the best model so far."
+    )
     # No `type=` filter: a stray file is listed with its reason below rather than refused without one.
-    files = st.file_uploader("MIDI files (.mid, .midi, .kar) or a zip of them", accept_multiple_files=True,
-                             max_upload_size=max(1, max_upload_bytes() >> 20),
-                             key="train_files", disabled=busy)
+    files = st.file_uploader(
+        "MIDI files (.mid, .midi, .kar) or a zip of them",
+        accept_multiple_files=True,
+        max_upload_size=max(1, max_upload_bytes() >> 20),
+        key="train_files",
+        disabled=busy,
+    )
     if st.button("Prepare the data", key="prepare", disabled=busy or not files):
         prepare_uploads(files)
     prepared = st.session_state.prepared
@@ -334,8 +436,9 @@ def train_tab() -> None:
     with st.expander("Training settings", expanded=False):
         c1, c2, c3, c4 = st.columns(4)
         epochs = c1.number_input("Epochs", 1, 200, APP_TRAIN_CONFIG["epochs"], key="epochs")
-        minutes = c2.number_input("Time budget (minutes)", 0.1, 120.0, APP_TRAIN_CONFIG["max_minutes"], 0.5,
-                                  key="max_minutes")
+        minutes = c2.number_input(
+            "Time budget (minutes)", 0.1, 120.0, APP_TRAIN_CONFIG["max_minutes"], 0.5, key="max_minutes"
+        )
         units = c3.number_input("Units", 8, 512, APP_MODEL_CONFIG["units"], 8, key="units")
         layers = c4.number_input("Recurrent layers", 1, 4, APP_MODEL_CONFIG["num_layers"], key="num_layers")
     ready = prepared is not None and prepared.get("cache") is not None
@@ -367,8 +470,12 @@ def prepare_uploads(files) -> None:
             state["error"] = f"No training data: {str(err).replace(str(folder / 'midi'), 'the upload')}"
         else:
             report = data.report
-            state.update(cache=str(folder / "data.npz"), report=report.format(), melodies=report.melodies_kept,
-                         files=report.files_with_melodies)
+            state.update(
+                cache=str(folder / "data.npz"),
+                report=report.format(),
+                melodies=report.melodies_kept,
+                files=report.files_with_melodies,
+            )
     st.session_state.prepared = state
 
 
@@ -397,8 +504,9 @@ def training_progress() -> None:
             st.error("Training stopped before the first epoch finished, so there is no model to use.")
         else:
             how = "stopped by you" if job.stop_requested else (job.result.stopped if job.result else "done")
-            st.success(f"Model trained ({how}, {len(p['history'])} epochs): it is now selected in the "
-                       "**Generate** tab.")
+            st.success(
+                f"Model trained ({how}, {len(p['history'])} epochs): it is now selected in the **Generate** tab."
+            )
         if not getattr(job, "collected", False):
             st.rerun(scope="app")  # the Generate tab learns of the new model
     if p["history"]:

@@ -21,10 +21,16 @@ if TYPE_CHECKING:
     from melodyrnn.training import TrainResult
 
 #: The app's small default model: trains in a minute or two on a laptop CPU.
-APP_MODEL_CONFIG = {"units": 64, "num_layers": 1, "embedding_dim": 32, "dropout": 0.2, "attention": True,
-                    "attention_heads": 2, "attention_window": 128}
-APP_TRAIN_CONFIG = {"epochs": 10, "batch_size": 32, "seq_len": 64, "patience": 3, "max_minutes": 2.0,
-                    "transpose": 0}
+APP_MODEL_CONFIG = {
+    "units": 64,
+    "num_layers": 1,
+    "embedding_dim": 32,
+    "dropout": 0.2,
+    "attention": True,
+    "attention_heads": 2,
+    "attention_window": 128,
+}
+APP_TRAIN_CONFIG = {"epochs": 10, "batch_size": 32, "seq_len": 64, "patience": 3, "max_minutes": 2.0, "transpose": 0}
 
 
 class _Progress(keras.callbacks.Callback):
@@ -46,8 +52,14 @@ class _Progress(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()
-                                       if k in ("loss", "val_loss", "val_accuracy", "val_perplexity")}}
+        row = {
+            "epoch": epoch + 1,
+            **{
+                k: float(v)
+                for k, v in (logs or {}).items()
+                if k in ("loss", "val_loss", "val_accuracy", "val_perplexity")
+            },
+        }
         with self.job._lock:
             self.job._in_epoch = False
             self.job._history.append(row)
@@ -84,8 +96,14 @@ class TrainingJob:
         from melodyrnn.training import train
 
         try:
-            self.result = train(self.data, self.run_dir, model_config=self.model_config,
-                                train_config=self.train_config, callbacks=[_Progress(self)], progress=False)
+            self.result = train(
+                self.data,
+                self.run_dir,
+                model_config=self.model_config,
+                train_config=self.train_config,
+                callbacks=[_Progress(self)],
+                progress=False,
+            )
         except MelodyRNNError as err:
             self.error = str(err)
         except Exception as err:  # noqa: BLE001  the page must show it, not lose it in a thread
@@ -134,5 +152,12 @@ class TrainingJob:
             history, in_epoch = list(self._history), self._in_epoch
         within = batch / batches if (in_epoch and batches) else 0.0
         fraction = 1.0 if self.done else min((len(history) + within) / max(self.epochs, 1), 1.0)
-        return {"fraction": fraction, "epoch": epoch, "batch": batch, "batches": batches, "loss": loss,
-                "history": history, "seconds": (self.finished or time.time()) - (self.started or time.time())}
+        return {
+            "fraction": fraction,
+            "epoch": epoch,
+            "batch": batch,
+            "batches": batches,
+            "loss": loss,
+            "history": history,
+            "seconds": (self.finished or time.time()) - (self.started or time.time()),
+        }

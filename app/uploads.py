@@ -79,8 +79,9 @@ class SavedUploads:
     taken: dict[str, int] = field(default_factory=dict, repr=False)  # for `_safe_name`
 
 
-def save_training_uploads(files: list[tuple[str, bytes]], folder: str | os.PathLike,
-                          limit: int | None = None) -> SavedUploads:
+def save_training_uploads(
+    files: list[tuple[str, bytes]], folder: str | os.PathLike, limit: int | None = None
+) -> SavedUploads:
     """Writes uploaded MIDI files, and the MIDI files inside uploaded zips, into `folder` for `prepare`.
 
     Args:
@@ -134,8 +135,12 @@ def _save_zip(name: str, data: bytes, folder: Path, limit: int, out: SavedUpload
             label = f"{name}/{member.filename}"
             total += member.file_size  # the size the zip declares; read() checks it (a CRC/size mismatch raises)
             if total > limit:
-                out.rejected.append((label, f"the zip unpacks to more than the {describe_bytes(limit)} limit; "
-                                            "the rest of it was left out"))
+                out.rejected.append(
+                    (
+                        label,
+                        f"the zip unpacks to more than the {describe_bytes(limit)} limit; the rest of it was left out",
+                    )
+                )
                 break
             try:
                 content = archive.read(member)

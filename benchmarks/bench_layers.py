@@ -77,8 +77,12 @@ def build_model(kind: str, form: str, units: int, steps: int, seed: int = 0):
         for name, value in attributes.items():
             setattr(layer, name, value)
     model = keras.Sequential(
-        [keras.Input((steps,), dtype="int32"), keras.layers.Embedding(VOCABULARY, EMBEDDING), *recurrent,
-         keras.layers.Dense(VOCABULARY)]
+        [
+            keras.Input((steps,), dtype="int32"),
+            keras.layers.Embedding(VOCABULARY, EMBEDDING),
+            *recurrent,
+            keras.layers.Dense(VOCABULARY),
+        ]
     )
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
@@ -113,8 +117,12 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seq", type=int, default=128, help="time steps per sequence")
-    parser.add_argument("--loop-forms", nargs="*", default=["LSTM", "GRU"],
-                        help="kinds for the loop-form comparison at the smallest --units (none to skip)")
+    parser.add_argument(
+        "--loop-forms",
+        nargs="*",
+        default=["LSTM", "GRU"],
+        help="kinds for the loop-form comparison at the smallest --units (none to skip)",
+    )
     parser.add_argument("--out", default="benchmarks/results/bench_layers.json")
     args = parser.parse_args(argv)
 
@@ -139,8 +147,9 @@ def main(argv=None):
 
     for units in args.units:
         for kind in args.kinds:
-            tokens_per_s, best = compare(kind, ["fused_xla", "builtin"], units, args.batch, args.seq, args.steps,
-                                         args.warmup)
+            tokens_per_s, best = compare(
+                kind, ["fused_xla", "builtin"], units, args.batch, args.seq, args.steps, args.warmup
+            )
             entry = {
                 "layer": kind,
                 "units": units,

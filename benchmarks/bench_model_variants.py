@@ -134,8 +134,11 @@ def main(argv=None) -> dict:
             "sample_seconds": round(sample_s, 4),
             "sample_steps_per_second": round(args.sample_batch * args.sample_steps / sample_s, 1),
         }
-        print(f"{name:20s} train {tokens / train_s:9.0f} tokens/s   sample {args.sample_steps} steps × "
-              f"{args.sample_batch}: {sample_s * 1000:7.1f} ms", flush=True)
+        print(
+            f"{name:20s} train {tokens / train_s:9.0f} tokens/s   sample {args.sample_steps} steps × "
+            f"{args.sample_batch}: {sample_s * 1000:7.1f} ms",
+            flush=True,
+        )
 
     report = {
         "benchmark": "bench_model_variants",

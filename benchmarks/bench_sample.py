@@ -77,8 +77,9 @@ def main() -> None:
         encoding = EncodingConfig()
         config = ModelConfig(vocab_size=encoding.vocab_size)
         bundle = Bundle(build_model(config), config, encoding)
-        model_note = ("UNTRAINED model of the default ModelConfig() (no default bundle yet); "
-                      "speed does not depend on the weights")
+        model_note = (
+            "UNTRAINED model of the default ModelConfig() (no default bundle yet); speed does not depend on the weights"
+        )
     print(model_note, flush=True)
     sampler = Sampler(bundle)
     no_xla = Sampler(bundle, jit_compile=False)
@@ -89,16 +90,16 @@ def main() -> None:
         start = time.perf_counter()
         sampler.generate(batch, steps=args.steps, seed=0, **kwargs)
         row["compile_and_first_run_seconds"] = round(time.perf_counter() - start, 2)
-        t = median_seconds(functools.partial(sampler.generate, batch, steps=args.steps, seed=1, **kwargs),
-                           args.repeats)
+        t = median_seconds(functools.partial(sampler.generate, batch, steps=args.steps, seed=1, **kwargs), args.repeats)
         row["compiled_seconds"] = round(t, 4)
         row["compiled_steps_per_second"] = round(args.steps / t, 1)
         row["compiled_melody_steps_per_second"] = round(batch * args.steps / t, 1)
         row["compiled_melodies_per_second"] = round(batch / t, 2)
 
         no_xla.generate(batch, steps=args.steps, seed=0, **kwargs)
-        t_plain = median_seconds(functools.partial(no_xla.generate, batch, steps=args.steps, seed=1, **kwargs),
-                                 args.repeats)
+        t_plain = median_seconds(
+            functools.partial(no_xla.generate, batch, steps=args.steps, seed=1, **kwargs), args.repeats
+        )
         row["no_xla_seconds"] = round(t_plain, 4)
         row["no_xla_steps_per_second"] = round(args.steps / t_plain, 1)
 
@@ -120,13 +121,20 @@ def main() -> None:
         "model": model_note,
         "model_config": bundle.model_config.to_dict(),
         "controls": kwargs,
-        "naive_note": (f"the naive way (full model on the whole prefix each step, eager) is timed over its first "
-                       f"{args.naive_steps} steps only; its per-step cost grows with the prefix, so over {args.steps} "
-                       "steps it would be slower still and the ratios are conservative"),
+        "naive_note": (
+            f"the naive way (full model on the whole prefix each step, eager) is timed over its first "
+            f"{args.naive_steps} steps only; its per-step cost grows with the prefix, so over {args.steps} "
+            "steps it would be slower still and the ratios are conservative"
+        ),
         "results": results,
         "sixteen_melodies_32_bars": {"steps": 32 * 4 * spq, "seconds": round(t32, 4), "target_seconds": 1.0},
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                    "keras": keras.__version__, "load_average": os.getloadavg()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "load_average": os.getloadavg(),
+        },
     }
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -55,8 +55,11 @@ class _TargetClock(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         val = (logs or {}).get("val_loss")
         if self.reached is None and val is not None and val <= self.target:
-            self.reached = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self.start, 1),
-                            "val_loss": round(float(val), 4)}
+            self.reached = {
+                "epoch": epoch + 1,
+                "seconds": round(time.perf_counter() - self.start, 1),
+                "val_loss": round(float(val), 4),
+            }
 
 
 def load_data(source: str) -> PreparedData:
@@ -66,8 +69,9 @@ def load_data(source: str) -> PreparedData:
     return prepare(path, progress=False)
 
 
-def throughput(data: PreparedData, model_config: ModelConfig, config: TrainConfig, warmup: int, steps: int,
-               repeats: int) -> dict:
+def throughput(
+    data: PreparedData, model_config: ModelConfig, config: TrainConfig, warmup: int, steps: int, repeats: int
+) -> dict:
     keras.utils.set_random_seed(0)
     model = build_model(model_config)
     _compile(model, config)
@@ -94,16 +98,27 @@ def throughput(data: PreparedData, model_config: ModelConfig, config: TrainConfi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT / "training_data" / "midi"), help="MIDI folder or cache")
-    parser.add_argument("--model", choices=["shipped", "default", "auto"], default="shipped",
-                        help="shipped: the default model's configuration (from its bundle); default: ModelConfig() "
-                             "and TrainConfig(); auto: what `melodyrnn train` picks for this data")
+    parser.add_argument(
+        "--model",
+        choices=["shipped", "default", "auto"],
+        default="shipped",
+        help="shipped: the default model's configuration (from its bundle); default: ModelConfig() "
+        "and TrainConfig(); auto: what `melodyrnn train` picks for this data",
+    )
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--time-to-target", action="store_true",
-                        help="also train from scratch and time it to the target validation loss")
-    parser.add_argument("--target-val-loss", type=float, default=None,
-                        help="the target (default: the shipped model's best validation loss)")
+    parser.add_argument(
+        "--time-to-target",
+        action="store_true",
+        help="also train from scratch and time it to the target validation loss",
+    )
+    parser.add_argument(
+        "--target-val-loss",
+        type=float,
+        default=None,
+        help="the target (default: the shipped model's best validation loss)",
+    )
     parser.add_argument("--max-minutes", type=float, default=60.0, help="budget of that run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_train.json"))
     args = parser.parse_args()
@@ -120,7 +135,8 @@ def main() -> None:
         history = training.get("history", [])
         best_epoch = training.get("best", {}).get("epoch") or len(history)
         recorded = {  # what the shipped model's own run took (its log, possibly over several resumed sessions)
-            "best_val_loss": training.get("best", {}).get("val_loss"), "best_epoch": best_epoch,
+            "best_val_loss": training.get("best", {}).get("val_loss"),
+            "best_epoch": best_epoch,
             "seconds_to_best_epoch": round(sum(row.get("seconds", 0.0) for row in history[:best_epoch]), 1),
             "sessions_note": shipped.metadata.get("note"),
         }
@@ -155,12 +171,22 @@ def main() -> None:
         start = time.perf_counter()
         clock = _TargetClock(target, start)
         with tempfile.TemporaryDirectory() as run_dir:
-            run = train(data, Path(run_dir) / "run", model_config,
-                        {**config.to_dict(), "max_minutes": args.max_minutes}, callbacks=[clock], progress=False)
+            run = train(
+                data,
+                Path(run_dir) / "run",
+                model_config,
+                {**config.to_dict(), "max_minutes": args.max_minutes},
+                callbacks=[clock],
+                progress=False,
+            )
         result["time_to_target"] = {
-            "target_val_loss": target, "reached": clock.reached,
-            "best_val_loss": run.best_val_loss, "best_epoch": run.best_epoch, "epochs": run.epochs,
-            "stopped": run.stopped, "seconds": round(time.perf_counter() - start, 1),
+            "target_val_loss": target,
+            "reached": clock.reached,
+            "best_val_loss": run.best_val_loss,
+            "best_epoch": run.best_epoch,
+            "epochs": run.epochs,
+            "stopped": run.stopped,
+            "seconds": round(time.perf_counter() - start, 1),
             "val_loss_by_epoch": [round(row.get("val_loss", float("nan")), 4) for row in run.history],
         }
     text = json.dumps(result, indent=2)

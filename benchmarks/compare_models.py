@@ -37,8 +37,12 @@ def main() -> None:
     data = PreparedData.load(args.data)
     train = [data.melody_tokens(i) for i in data.indices("train")]
     val = [data.melody_tokens(i) for i in data.indices("validation")]
-    result = {"data": repo_relative(args.data), "train_melodies": len(train), "validation_melodies": len(val),
-              "models": {}}
+    result = {
+        "data": repo_relative(args.data),
+        "train_melodies": len(train),
+        "validation_melodies": len(val),
+        "models": {},
+    }
 
     t0 = time.perf_counter()
     ngram = NGramModel(order=args.order, vocab_size=data.config.vocab_size).fit(train)
@@ -55,9 +59,13 @@ def main() -> None:
         metrics = evaluate(bundle, data, split="validation")
         training = bundle.metadata.get("training", {})
         history = training.get("history", [])
-        metrics.update(path=repo_relative(path), model_config=bundle.model_config.to_dict(),
-                       parameters=int(bundle.model.count_params()), epochs=training.get("epoch"),
-                       train_seconds=round(sum(h.get("seconds", 0.0) for h in history), 1) if history else None)
+        metrics.update(
+            path=repo_relative(path),
+            model_config=bundle.model_config.to_dict(),
+            parameters=int(bundle.model.count_params()),
+            epochs=training.get("epoch"),
+            train_seconds=round(sum(h.get("seconds", 0.0) for h in history), 1) if history else None,
+        )
         result["models"][name] = metrics
         print(f"{name}: NLL {metrics['nll_per_step']:.4f}", flush=True)
 

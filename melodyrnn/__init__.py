@@ -5,7 +5,6 @@ and back with `tokens_to_melody` → `melody_to_midi`. See README.md for a first
 """
 
 from melodyrnn.collection import PrepareReport
-from melodyrnn.dataset import PreparedData, prepare
 from melodyrnn.encoding import EncodingConfig, Melody, melody_to_midi, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import (
     BundleError,
@@ -22,15 +21,26 @@ from melodyrnn.theory import key_pitch_classes, note_name_to_pitch, parse_key, p
 
 __version__ = "0.1.0"
 
-# The model half imports Keras and TensorFlow (seconds); load it on first use so that `import melodyrnn`
-# and `melodyrnn prepare` stay fast and worker processes stay light.
+# Loaded on first use: the model half imports Keras and TensorFlow (seconds), and each layer of the package loads
+# only what it needs (`import melodyrnn.model` never loads the data pipeline), so `import melodyrnn` and
+# `melodyrnn prepare` stay fast and worker processes stay light.
 _LAZY = {
-    "load": "melodyrnn.bundle", "load_bundle": "melodyrnn.bundle", "save_bundle": "melodyrnn.bundle",
-    "Bundle": "melodyrnn.bundle", "ModelConfig": "melodyrnn.model", "build_model": "melodyrnn.model",
+    "prepare": "melodyrnn.dataset",
+    "PreparedData": "melodyrnn.dataset",
+    "load": "melodyrnn.bundle",
+    "load_bundle": "melodyrnn.bundle",
+    "save_bundle": "melodyrnn.bundle",
+    "Bundle": "melodyrnn.bundle",
+    "ModelConfig": "melodyrnn.model",
+    "build_model": "melodyrnn.model",
     "MelodyModel": "melodyrnn.model",
-    "Sampler": "melodyrnn.sampling", "generate": "melodyrnn.sampling",
-    "train": "melodyrnn.training", "TrainConfig": "melodyrnn.training", "TrainResult": "melodyrnn.training",
-    "evaluate": "melodyrnn.evaluation", "score_melody": "melodyrnn.evaluation",
+    "Sampler": "melodyrnn.sampling",
+    "generate": "melodyrnn.sampling",
+    "train": "melodyrnn.training",
+    "TrainConfig": "melodyrnn.training",
+    "TrainResult": "melodyrnn.training",
+    "evaluate": "melodyrnn.evaluation",
+    "score_melody": "melodyrnn.evaluation",
 }
 
 
@@ -41,11 +51,32 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'melodyrnn' has no attribute {name!r}")
 
+
 __all__ = [
-    "BundleError", "DataError", "EncodingConfig", "ExtractionConfig", "Melody", "MelodyRNNError",
-    "MidiReadError", "MidiRepairWarning", "NoMelodyError", "OutOfRangeError", "PrepareReport", "PreparedData",
-    "SampleConfig", "Score", "melody_to_midi", "melody_to_tokens", "midi_to_melodies", "note_name_to_pitch",
-    "key_pitch_classes", "parse_key", "pitch_to_note_name", "prepare", "primer_to_melody", "read_midi",
-    "score_to_melodies", "score_to_midi", "tokens_to_melody",
+    "BundleError",
+    "DataError",
+    "EncodingConfig",
+    "ExtractionConfig",
+    "Melody",
+    "MelodyRNNError",
+    "MidiReadError",
+    "MidiRepairWarning",
+    "NoMelodyError",
+    "OutOfRangeError",
+    "PrepareReport",
+    "SampleConfig",
+    "Score",
+    "melody_to_midi",
+    "melody_to_tokens",
+    "midi_to_melodies",
+    "note_name_to_pitch",
+    "key_pitch_classes",
+    "parse_key",
+    "pitch_to_note_name",
+    "primer_to_melody",
+    "read_midi",
+    "score_to_melodies",
+    "score_to_midi",
+    "tokens_to_melody",
     *_LAZY,
 ]

@@ -31,8 +31,10 @@ def check_members(archive: zipfile.ZipFile, max_member_bytes: int, max_total_byt
         if info.file_size > max_member_bytes:
             return f"member {info.filename!r} claims {info.file_size:,} bytes (at most {max_member_bytes:,} allowed)"
         if info.file_size > 1 << 20 and info.file_size > MAX_RATIO * max(1, info.compress_size):
-            return (f"member {info.filename!r} would inflate {info.compress_size:,} bytes to {info.file_size:,} "
-                    f"(more than {MAX_RATIO}:1, a decompression bomb)")
+            return (
+                f"member {info.filename!r} would inflate {info.compress_size:,} bytes to {info.file_size:,} "
+                f"(more than {MAX_RATIO}:1, a decompression bomb)"
+            )
         total += info.file_size
     if max_total_bytes is not None and total > max_total_bytes:
         return f"its members claim {total:,} bytes in all (at most {max_total_bytes:,} allowed)"

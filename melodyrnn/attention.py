@@ -51,8 +51,17 @@ class CausalSelfAttention(keras.layers.Layer):
         float `(batch, steps, features)`.
     """
 
-    def __init__(self, num_heads: int, key_dim: int, window: int | None = None, dropout: float = 0.0,
-                 epsilon: float = 1e-5, relative_bias: bool = False, previous_key: bool = False, **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        key_dim: int,
+        window: int | None = None,
+        dropout: float = 0.0,
+        epsilon: float = 1e-5,
+        relative_bias: bool = False,
+        previous_key: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not is_int(num_heads) or num_heads < 1:
             raise MelodyRNNError(f"`num_heads` must be a positive integer, got {num_heads!r}")
@@ -67,28 +76,33 @@ class CausalSelfAttention(keras.layers.Layer):
                 raise MelodyRNNError(f"`{name}` must be True or False, got {value!r}")
         if relative_bias and window is None:
             raise MelodyRNNError("`window` must be set when `relative_bias` is True, got None")
-        self.num_heads, self.key_dim, self.window = int(num_heads), int(key_dim), window
+        self.num_heads: int = int(num_heads)
+        self.key_dim: int = int(key_dim)
+        self.window: int | None = None if window is None else int(window)
         self.dropout, self.epsilon = float(dropout), float(epsilon)
-        self.relative_bias, self.previous_key = relative_bias, previous_key
+        self.relative_bias: bool = relative_bias
+        self.previous_key: bool = previous_key
         self.output_dropout = keras.layers.Dropout(self.dropout, name="dropout")
         self.norm = keras.layers.LayerNormalization(epsilon=self.epsilon, name="norm")
 
     def build(self, input_shape):
         features = input_shape[-1]
         width = self.num_heads * self.key_dim
-        self.qkv_kernel = self.add_weight(shape=(features, 3 * width), name="qkv_kernel",
-                                          initializer="glorot_uniform")
+        self.qkv_kernel = self.add_weight(shape=(features, 3 * width), name="qkv_kernel", initializer="glorot_uniform")
         self.qkv_bias = self.add_weight(shape=(3 * width,), name="qkv_bias", initializer="zeros")
-        self.output_kernel = self.add_weight(shape=(width, features), name="output_kernel",
-                                             initializer="glorot_uniform")
+        self.output_kernel = self.add_weight(
+            shape=(width, features), name="output_kernel", initializer="glorot_uniform"
+        )
         self.output_bias = self.add_weight(shape=(features,), name="output_bias", initializer="zeros")
         if self.previous_key:
-            self.previous_key_kernel = self.add_weight(shape=(features, width), name="previous_key_kernel",
-                                                       initializer="glorot_uniform")
+            self.previous_key_kernel = self.add_weight(
+                shape=(features, width), name="previous_key_kernel", initializer="glorot_uniform"
+            )
         if self.relative_bias:
             # zeros: training starts from plain content attention and learns which distances matter
-            self.position_bias = self.add_weight(shape=(self.num_heads, self.window), name="position_bias",
-                                                 initializer="zeros")
+            self.position_bias = self.add_weight(
+                shape=(self.num_heads, self.window), name="position_bias", initializer="zeros"
+            )
         self.features = features
         self.norm.build(input_shape)
         self.built = True
@@ -102,8 +116,10 @@ class CausalSelfAttention(keras.layers.Layer):
         # strided-slice gradient over the whole activation for each of q, k and v.
         width = self.num_heads * self.key_dim
         kernel, bias = ops.cast(self.qkv_kernel, x.dtype), ops.cast(self.qkv_bias, x.dtype)
-        return tuple(self._heads(ops.matmul(x, kernel[:, i * width:(i + 1) * width]) + bias[i * width:(i + 1) * width])
-                     for i in range(3))
+        return tuple(
+            self._heads(ops.matmul(x, kernel[:, i * width : (i + 1) * width]) + bias[i * width : (i + 1) * width])
+            for i in range(3)
+        )
 
     def _heads(self, y):
         # (..., heads * key_dim) → (..., heads, key_dim)
@@ -137,8 +153,9 @@ class CausalSelfAttention(keras.layers.Layer):
             allowed = ops.logical_and(allowed, distance < self.window)
         bias = ops.where(allowed, 0.0, _NEG_INF)[None]
         if self.relative_bias:
-            bias = bias + ops.take(ops.cast(self.position_bias, "float32"), ops.clip(distance, 0, self.window - 1),
-                                   axis=1)
+            bias = bias + ops.take(
+                ops.cast(self.position_bias, "float32"), ops.clip(distance, 0, self.window - 1), axis=1
+            )
         weights = ops.cast(ops.softmax(scores + bias[None], axis=-1), v.dtype)
         attended = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))  # (batch, steps, heads, key_dim)
         return self._finish(inputs, attended, training)
@@ -206,6 +223,13 @@ class CausalSelfAttention(keras.layers.Layer):
         return outputs, new_cache
 
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
-                "window": self.window, "dropout": self.dropout, "epsilon": self.epsilon,
-                "relative_bias": self.relative_bias, "previous_key": self.previous_key}
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "key_dim": self.key_dim,
+            "window": self.window,
+            "dropout": self.dropout,
+            "epsilon": self.epsilon,
+            "relative_bias": self.relative_bias,
+            "previous_key": self.previous_key,
+        }

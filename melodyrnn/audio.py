@@ -23,8 +23,16 @@ from melodyrnn.encoding import Melody, melody_to_midi
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.midi_io import Score, read_midi
 
-__all__ = ["Rendered", "render_midi", "midi_to_wav", "melody_to_wav", "wav_to_ogg", "synth_backend", "default_soundfont",
-           "BACKENDS"]
+__all__ = [
+    "Rendered",
+    "render_midi",
+    "midi_to_wav",
+    "melody_to_wav",
+    "wav_to_ogg",
+    "synth_backend",
+    "default_soundfont",
+    "BACKENDS",
+]
 
 Backend = Literal["auto", "fluidsynth", "numpy"]
 BACKENDS = ("auto", "fluidsynth", "numpy")
@@ -118,6 +126,7 @@ def _normalize(samples: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------
 # Backends
 
+
 def _render_fluidsynth(events, total_frames: int, sample_rate: int, soundfont: Path, fluidsynth) -> np.ndarray:
     # A synth of its own per call (loading the SoundFont costs ~40 ms): calls share nothing, so several can run in
     # threads at once, and pyfluidsynth's ctypes calls release the GIL while FluidSynth renders.
@@ -183,7 +192,7 @@ def _render_numpy(events, total_frames: int, sample_rate: int) -> np.ndarray:
             envelope = np.minimum(t / attack, 1.0) * (0.6 + 0.4 * np.exp(-t / 0.3))
             envelope *= np.clip((held + release - t) / release, 0.0, 1.0)  # linear release after the note ends
             tone *= envelope
-        out[first:first + length] += (gain * tone).astype(np.float32)
+        out[first : first + length] += (gain * tone).astype(np.float32)
     return out
 
 
@@ -191,8 +200,9 @@ def _render_numpy(events, total_frames: int, sample_rate: int) -> np.ndarray:
 # Public
 
 
-def render_midi(midi_bytes: bytes, sample_rate: int = 44100, soundfont: str | os.PathLike | None = None,
-                backend: Backend = "auto") -> Rendered:
+def render_midi(
+    midi_bytes: bytes, sample_rate: int = 44100, soundfont: str | os.PathLike | None = None, backend: Backend = "auto"
+) -> Rendered:
     """Renders a MIDI file to audio.
 
     Args:
@@ -231,15 +241,22 @@ def render_midi(midi_bytes: bytes, sample_rate: int = 44100, soundfont: str | os
     fluidsynth = None if backend == "numpy" else _load_fluidsynth()
     font = Path(soundfont) if soundfont is not None else default_soundfont()
     if backend == "fluidsynth" and (fluidsynth is None or font is None):
-        missing = "pyfluidsynth or the FluidSynth library (Debian: libfluidsynth3)" if fluidsynth is None else \
-            "a SoundFont (pretty_midi's TimGM6mb.sf2 was not found; pass `soundfont`)"
+        missing = (
+            "pyfluidsynth or the FluidSynth library (Debian: libfluidsynth3)"
+            if fluidsynth is None
+            else "a SoundFont (pretty_midi's TimGM6mb.sf2 was not found; pass `soundfont`)"
+        )
         raise MelodyRNNError(f"backend='fluidsynth' needs {missing}; use backend='auto' to fall back to numpy")
     if fluidsynth is not None and font is not None:
         samples, used = _render_fluidsynth(events, total_frames, sample_rate, font, fluidsynth), "fluidsynth"
     else:
         samples, used = _render_numpy(events, total_frames, sample_rate), "numpy"
-    return Rendered(wav=_to_wav(_normalize(samples), sample_rate), backend=used, sample_rate=sample_rate,
-                    duration_seconds=total_frames / sample_rate)
+    return Rendered(
+        wav=_to_wav(_normalize(samples), sample_rate),
+        backend=used,
+        sample_rate=sample_rate,
+        duration_seconds=total_frames / sample_rate,
+    )
 
 
 def wav_to_ogg(wav: bytes, quality: float = 0.4) -> bytes:
@@ -261,21 +278,26 @@ def wav_to_ogg(wav: bytes, quality: float = 0.4) -> bytes:
     try:
         samples, sample_rate = soundfile.read(io.BytesIO(wav), dtype="float32")
         out = io.BytesIO()
-        soundfile.write(out, samples, sample_rate, format="OGG", subtype="VORBIS",
-                        compression_level=1.0 - quality)
+        soundfile.write(out, samples, sample_rate, format="OGG", subtype="VORBIS", compression_level=1.0 - quality)
     except (RuntimeError, soundfile.LibsndfileError) as err:
         raise MelodyRNNError(f"cannot encode `wav` as Ogg: {err}") from err
     return out.getvalue()
 
 
-def midi_to_wav(midi_bytes: bytes, sample_rate: int = 44100, soundfont: str | os.PathLike | None = None,
-                backend: Backend = "auto") -> bytes:
+def midi_to_wav(
+    midi_bytes: bytes, sample_rate: int = 44100, soundfont: str | os.PathLike | None = None, backend: Backend = "auto"
+) -> bytes:
     """`render_midi(...).wav`: a MIDI file's bytes → 16-bit mono WAV bytes. Raises as `render_midi`."""
     return render_midi(midi_bytes, sample_rate, soundfont, backend).wav
 
 
-def melody_to_wav(melody: Melody, sample_rate: int = 44100, soundfont: str | os.PathLike | None = None,
-                  backend: Backend = "auto", **overrides) -> bytes:
+def melody_to_wav(
+    melody: Melody,
+    sample_rate: int = 44100,
+    soundfont: str | os.PathLike | None = None,
+    backend: Backend = "auto",
+    **overrides,
+) -> bytes:
     """A melody → WAV bytes, through `melody_to_midi(melody, **overrides)` (``qpm``, ``program``, ...)."""
     if not isinstance(melody, Melody):
         raise MelodyRNNError(f"`melody` must be a Melody, got {type(melody).__name__}")

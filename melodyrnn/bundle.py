@@ -24,8 +24,8 @@ import numpy as np
 # Safe-mode loading finds classes by their registered names, so every melodyrnn class a saved model may name must
 # be registered (imported) before `keras.saving.load_model` runs, not only the ones this module uses.
 from melodyrnn import attention, layers, lookback  # noqa: F401
-from melodyrnn.encoding import EncodingConfig
 from melodyrnn.archives import check_members
+from melodyrnn.encoding import EncodingConfig
 from melodyrnn.errors import BundleError, MelodyRNNError
 from melodyrnn.model import MelodyModel, ModelConfig
 
@@ -83,8 +83,12 @@ def _library_versions() -> dict:
 
     from melodyrnn import __version__
 
-    versions = {"melodyrnn": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
-                "numpy": np.__version__}
+    versions = {
+        "melodyrnn": __version__,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "numpy": np.__version__,
+    }
     for package in ("tensorflow", "jax", "torch"):  # whichever backend is installed, without importing it
         try:
             versions[package] = metadata.version(package)
@@ -102,8 +106,13 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def save_bundle(path: str | os.PathLike, model: MelodyModel, config: ModelConfig | None = None,
-                encoding: EncodingConfig = EncodingConfig(), metadata: dict | None = None) -> Path:
+def save_bundle(
+    path: str | os.PathLike,
+    model: MelodyModel,
+    config: ModelConfig | None = None,
+    encoding: EncodingConfig = EncodingConfig(),
+    metadata: dict | None = None,
+) -> Path:
     """Writes the model, its configs and metadata to ONE file, atomically.
 
     The file is a zip of `bundle.json` and `model.keras` (Keras's own format, with the optimizer state when the
@@ -157,6 +166,7 @@ def save_bundle(path: str | os.PathLike, model: MelodyModel, config: ModelConfig
         header_text = json.dumps(header, indent=2, default=_json_default, allow_nan=True)
     except (TypeError, ValueError) as err:
         raise MelodyRNNError(f"`metadata` must be JSON-ready (numbers, strings, lists, dicts): {err}") from err
+
     def write(f) -> None:
         with zipfile.ZipFile(f, "w") as zf:
             zf.writestr(_JSON_MEMBER, header_text, compress_type=zipfile.ZIP_DEFLATED)
@@ -164,7 +174,6 @@ def save_bundle(path: str | os.PathLike, model: MelodyModel, config: ModelConfig
 
     atomic_write(path, write)
     return path
-
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
@@ -202,12 +211,16 @@ def _unsafe_objects(node, found: list) -> list:
             name, module = node.get("class_name"), node.get("module") or ""
             registered = node.get("registered_name")
             ours = (
-                isinstance(module, str) and (module == _PACKAGE or module.startswith(f"{_PACKAGE}."))
+                isinstance(module, str)
+                and (module == _PACKAGE or module.startswith(f"{_PACKAGE}."))
                 and registered == f"{_PACKAGE}>{name}"
                 and keras.saving.get_registered_object(registered) is not None
             )
-            keras_own = isinstance(module, str) and (module == "keras" or module.startswith("keras.")) and (
-                registered is None or (isinstance(registered, str) and ">" not in registered))
+            keras_own = (
+                isinstance(module, str)
+                and (module == "keras" or module.startswith("keras."))
+                and (registered is None or (isinstance(registered, str) and ">" not in registered))
+            )
             if name in ("Lambda", "__lambda__") or not (ours or keras_own):
                 found.append(f"{module}.{name}" if module else str(name))
         for value in node.values():
@@ -256,12 +269,13 @@ def _read_members(path: Path, *, with_model: bool = True) -> tuple[dict, bytes]:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BundleError(f"{path} is corrupt: {_JSON_MEMBER} is not valid JSON ({err})") from err
     if not isinstance(header, dict) or header.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path} is not a melodyrnn bundle: its {_JSON_MEMBER} does not say "
-                          f"format={BUNDLE_FORMAT!r}")
+        raise BundleError(f"{path} is not a melodyrnn bundle: its {_JSON_MEMBER} does not say format={BUNDLE_FORMAT!r}")
     version = header.get("format_version")
     if version != BUNDLE_VERSION:
-        raise BundleError(f"{path} has bundle format version {version!r}; this melodyrnn reads version "
-                          f"{BUNDLE_VERSION} (upgrade melodyrnn, or re-save the model with this version)")
+        raise BundleError(
+            f"{path} has bundle format version {version!r}; this melodyrnn reads version "
+            f"{BUNDLE_VERSION} (upgrade melodyrnn, or re-save the model with this version)"
+        )
     expected = (header.get("files") or {}).get(_MODEL_MEMBER) or {}
     checksum = expected.get("sha256")
     if with_model and checksum and hashlib.sha256(model_bytes).hexdigest() != checksum:
@@ -305,8 +319,10 @@ def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
     """
     path = Path(path)
     if _keras_version() < _SAFE_KERAS:
-        raise BundleError(f"loading bundles needs Keras >= {'.'.join(map(str, _SAFE_KERAS))}, whose safe mode "
-                          f"refuses code in model files; this is Keras {keras.__version__} (pip install -U keras)")
+        raise BundleError(
+            f"loading bundles needs Keras >= {'.'.join(map(str, _SAFE_KERAS))}, whose safe mode "
+            f"refuses code in model files; this is Keras {keras.__version__} (pip install -U keras)"
+        )
     header, model_bytes = _read_members(path)
     try:
         model_config = ModelConfig.from_dict(header.get("model_config"))
@@ -326,13 +342,17 @@ def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
         raise BundleError(f"{path} is corrupt: {_MODEL_MEMBER} is not a Keras model file ({err})") from err
     if weight_bytes < _weight_bytes_lower_bound(model_config):
         # checked before Keras builds anything: a small file must not make us allocate a huge network
-        raise BundleError(f"{path} is corrupt: its config declares a network of at least "
-                          f"{_weight_bytes_lower_bound(model_config):,} bytes of weights, but it holds "
-                          f"{weight_bytes:,}")
+        raise BundleError(
+            f"{path} is corrupt: its config declares a network of at least "
+            f"{_weight_bytes_lower_bound(model_config):,} bytes of weights, but it holds "
+            f"{weight_bytes:,}"
+        )
     unsafe = _unsafe_objects(keras_config, [])
     if unsafe:
-        raise BundleError(f"{path} is refused: it holds objects that are not melodyrnn's or Keras's own "
-                          f"({', '.join(sorted(set(unsafe)))}), which could run arbitrary code")
+        raise BundleError(
+            f"{path} is refused: it holds objects that are not melodyrnn's or Keras's own "
+            f"({', '.join(sorted(set(unsafe)))}), which could run arbitrary code"
+        )
 
     with tempfile.TemporaryDirectory() as scratch:
         keras_path = Path(scratch) / _MODEL_MEMBER
@@ -344,14 +364,17 @@ def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
                 raise BundleError(f"{path} is refused: Keras safe mode would not load it ({err})") from err
             raise BundleError(f"{path} is corrupt: its model could not be loaded ({err})") from err
     if not isinstance(model, MelodyModel):
-        raise BundleError(f"{path} is not a melodyrnn bundle: its model is a {type(model).__name__}, "
-                          "not a MelodyModel")
+        raise BundleError(f"{path} is not a melodyrnn bundle: its model is a {type(model).__name__}, not a MelodyModel")
     if model.config != model_config:
-        raise BundleError(f"{path} is corrupt: the model's config {model.config} differs from the one in "
-                          f"{_JSON_MEMBER} {model_config}")
+        raise BundleError(
+            f"{path} is corrupt: the model's config {model.config} differs from the one in "
+            f"{_JSON_MEMBER} {model_config}"
+        )
     if encoding.vocab_size != model_config.vocab_size:
-        raise BundleError(f"{path} is corrupt: encoding vocab_size {encoding.vocab_size} differs from the "
-                          f"model's {model_config.vocab_size}")
+        raise BundleError(
+            f"{path} is corrupt: encoding vocab_size {encoding.vocab_size} differs from the "
+            f"model's {model_config.vocab_size}"
+        )
     return Bundle(model=model, model_config=model_config, encoding=encoding, metadata=metadata, path=str(path))
 
 
@@ -374,7 +397,9 @@ def load(path: str | os.PathLike | None = None, *, compile: bool = True) -> Bund
     """
     if path is None:
         if not DEFAULT_BUNDLE_PATH.is_file():
-            raise BundleError(f"the default model is not yet bundled with this install (expected "
-                              f"{DEFAULT_BUNDLE_PATH}); pass the path of a bundle file")
+            raise BundleError(
+                f"the default model is not yet bundled with this install (expected "
+                f"{DEFAULT_BUNDLE_PATH}); pass the path of a bundle file"
+            )
         path = DEFAULT_BUNDLE_PATH
     return load_bundle(path, compile=compile)

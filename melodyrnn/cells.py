@@ -31,7 +31,7 @@ def _check_units(units: Any) -> int:
 
 
 def _check_rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
         raise MelodyRNNError(f"`{name}` must be a float in [0, 1), got {value!r}")
     return float(value)
 

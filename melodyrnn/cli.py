@@ -25,15 +25,22 @@ def _add_prepare(sub) -> None:
     from melodyrnn.extraction import ExtractionConfig
 
     enc, ext = EncodingConfig(), ExtractionConfig()
-    p = sub.add_parser("prepare", help="turn a folder of MIDI files into a training cache",
-                       description="Walk DIR for .mid/.midi/.kar files, extract monophonic melodies, encode them "
-                                   "and write a cache (.npz) plus a report (.report.json).")
+    p = sub.add_parser(
+        "prepare",
+        help="turn a folder of MIDI files into a training cache",
+        description="Walk DIR for .mid/.midi/.kar files, extract monophonic melodies, encode them "
+        "and write a cache (.npz) plus a report (.report.json).",
+    )
     p.add_argument("dir", help="folder searched recursively for MIDI files")
     p.add_argument("-o", "--output", default="data.npz", help="cache file to write (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--strict", action="store_true", help="stop at the first file that cannot be used")
-    p.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION,
-                   help="share of files held out (default: %(default)s)")
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=VALIDATION_FRACTION,
+        help="share of files held out (default: %(default)s)",
+    )
     p.add_argument("--steps-per-quarter", type=int, default=enc.steps_per_quarter)
     p.add_argument("--min-pitch", type=int, default=enc.min_pitch)
     p.add_argument("--max-pitch", type=int, default=enc.max_pitch)
@@ -54,9 +61,16 @@ def _run_prepare(args) -> int:
 
     config = EncodingConfig(args.steps_per_quarter, args.min_pitch, args.max_pitch)
     extraction = ExtractionConfig(args.polyphony, args.gap_bars, args.min_bars, args.min_unique_pitches, args.max_steps)
-    data = prepare(args.dir, args.output, config=config, extraction=extraction,
-                   validation_fraction=args.validation_fraction, workers=args.workers, strict=args.strict,
-                   progress=False if args.no_progress else None)
+    data = prepare(
+        args.dir,
+        args.output,
+        config=config,
+        extraction=extraction,
+        validation_fraction=args.validation_fraction,
+        workers=args.workers,
+        strict=args.strict,
+        progress=False if args.no_progress else None,
+    )
     if args.json:
         print(json.dumps(data.report.to_dict(), indent=2))
     else:
@@ -83,27 +97,54 @@ def _run_info(args) -> int:
 
 
 # `generate` flags that map one-to-one onto `SampleConfig` fields; absent flags leave the field's default.
-_SAMPLE_FLAGS = ("bars", "temperature", "top_k", "top_p", "beam_size", "branch_factor", "key", "min_pitch",
-                 "max_pitch", "repetition_penalty", "max_repeats", "qpm", "time_signature", "program", "velocity")
+_SAMPLE_FLAGS = (
+    "bars",
+    "temperature",
+    "top_k",
+    "top_p",
+    "beam_size",
+    "branch_factor",
+    "key",
+    "min_pitch",
+    "max_pitch",
+    "repetition_penalty",
+    "max_repeats",
+    "qpm",
+    "time_signature",
+    "program",
+    "velocity",
+)
 
 
 def _add_generate(sub) -> None:
     from melodyrnn.sample_config import SampleConfig
 
     defaults = SampleConfig()
-    p = sub.add_parser("generate", help="write new melodies as MIDI files",
-                       description="Generate melodies with a model bundle (default: the bundled model), write one "
-                                   "MIDI file per melody and print a line per melody. Unset options take "
-                                   "melodyrnn.SampleConfig's defaults.")
+    p = sub.add_parser(
+        "generate",
+        help="write new melodies as MIDI files",
+        description="Generate melodies with a model bundle (default: the bundled model), write one "
+        "MIDI file per melody and print a line per melody. Unset options take "
+        "melodyrnn.SampleConfig's defaults.",
+    )
     p.add_argument("--model", default=None, help="bundle file (default: the model bundled with melodyrnn)")
-    p.add_argument("-n", "--num-melodies", type=int, default=defaults.num_melodies,
-                   help="melodies to generate (default: %(default)s)")
+    p.add_argument(
+        "-n",
+        "--num-melodies",
+        type=int,
+        default=defaults.num_melodies,
+        help="melodies to generate (default: %(default)s)",
+    )
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--bars", type=float, help=f"length in bars, primer included (default: "
-                                                   f"{SampleConfig.default_bars:g})")
+    length.add_argument(
+        "--bars", type=float, help=f"length in bars, primer included (default: {SampleConfig.default_bars:g})"
+    )
     length.add_argument("--steps", type=int, help="length in steps, primer included")
-    p.add_argument("--primer", default=None,
-                   help="note names ('D4 F4 A4', one beat each), MIDI pitches ('62 65 69') or a MIDI file")
+    p.add_argument(
+        "--primer",
+        default=None,
+        help="note names ('D4 F4 A4', one beat each), MIDI pitches ('62 65 69') or a MIDI file",
+    )
     p.add_argument("--temperature", type=float, help=f"0 = greedy (default: {defaults.temperature:g})")
     p.add_argument("--top-k", type=int, help="keep the k most likely events; 0 = off (the default)")
     p.add_argument("--top-p", type=float, help="nucleus sampling threshold in (0, 1]; 1 = off (the default)")
@@ -138,8 +179,10 @@ def _run_generate(args) -> int:
     melodies = Sampler(args.model).generate(args.num_melodies, steps=args.steps, primer=primer, seed=seed, **options)
     for path, melody in zip(write_melodies(melodies, args.output), melodies):
         span = "-".join(map(pitch_to_note_name, melody.pitch_range)) if melody.pitch_range else "none"
-        print(f"{path}: {len(melody.notes())} notes, {melody.num_bars:g} bars, range {span}, "
-              f"key estimate {estimate_key(melody)[0]}")
+        print(
+            f"{path}: {len(melody.notes())} notes, {melody.num_bars:g} bars, range {span}, "
+            f"key estimate {estimate_key(melody)[0]}"
+        )
     print(f"seed {seed}")
     return 0
 
@@ -178,33 +221,17 @@ def _run_sample_metrics(args) -> int:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model on a prepared cache or a folder of MIDI files",
-                       description="Train a melody model. RUN_DIR receives latest.melodyrnn and best.melodyrnn "
-                                   "(written atomically every epoch), log.csv, train_state.json and tensorboard/. "
-                                   "With no flags the model size suits the data and the run takes about ten "
-                                   "minutes on a laptop CPU (early stopping may end it sooner).")
+    p = sub.add_parser(
+        "train",
+        help="train a model on a prepared cache or a folder of MIDI files",
+        description="Train a melody model. RUN_DIR receives latest.melodyrnn and best.melodyrnn "
+        "(written atomically every epoch), log.csv, train_state.json and tensorboard/. "
+        "With no flags the model size suits the data and the run takes about ten "
+        "minutes on a laptop CPU (early stopping may end it sooner).",
+    )
     p.add_argument("data", help="a cache from `melodyrnn prepare` (.npz) or a folder of MIDI files")
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
-    model = p.add_argument_group("model (default: sized to the data; see melodyrnn.training.default_model_config)")
-    model.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=None)
-    model.add_argument("--layers", type=int, default=None, dest="num_layers", help="recurrent layers")
-    model.add_argument("--units", type=int, default=None, help="width of each recurrent layer")
-    model.add_argument("--embedding-dim", type=int, default=None)
-    model.add_argument("--dropout", type=float, default=None)
-    model.add_argument("--no-attention", action="store_const", const=False, default=None, dest="attention",
-                       help="leave out the self-attention layer")
-    model.add_argument("--attention-heads", type=int, default=None)
-    model.add_argument("--attention-window", type=int, default=None, help="steps each step attends to")
-    model.add_argument("--no-relative-bias", action="store_const", const=False, default=None,
-                       dest="attention_relative_bias", help="attention without its learned bias per distance back")
-    model.add_argument("--no-previous-key", action="store_const", const=False, default=None,
-                       dest="attention_previous_key", help="attention keys that see only their own step")
-    model.add_argument("--layer-norm", action="store_const", const=True, default=None,
-                       help="layer normalization after each recurrent layer")
-    model.add_argument("--residual", action="store_const", const=True, default=None,
-                       help="residual connections around the recurrent layers after the first")
-    model.add_argument("--lookback", action="store_const", const=True, default=None,
-                       help="MelodyRNN's lookback features (events one and two bars back)")
+    _add_model_flags(p)
     run = p.add_argument_group("training (default: melodyrnn.training.TrainConfig, or the run's own with --resume)")
     run.add_argument("--epochs", type=int, default=None)
     run.add_argument("--batch-size", type=int, default=None)
@@ -215,9 +242,13 @@ def _add_train(sub) -> None:
     run.add_argument("--seed", type=int, default=None)
     run.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass)")
     run.add_argument("--max-minutes", type=float, default=None, help="time budget of this session; 0 = none")
-    run.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default=None,
-                     help="mirrored: every local GPU; multiworker: the hosts in TF_CONFIG, each running this "
-                          "same command (only the chief writes RUN_DIR)")
+    run.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multiworker"],
+        default=None,
+        help="mirrored: every local GPU; multiworker: the hosts in TF_CONFIG, each running this "
+        "same command (only the chief writes RUN_DIR)",
+    )
     start = p.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from latest.melodyrnn")
     start.add_argument("--from", dest="from_bundle", metavar="BUNDLE", default=None, help="fine-tune this bundle")
@@ -225,15 +256,94 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_run_train)
 
 
+def _add_model_flags(p) -> None:
+    """`train`'s model flags: one per `ModelConfig` field; absent flags leave the field to the data's default."""
+    model = p.add_argument_group("model (default: sized to the data; see melodyrnn.training.default_model_config)")
+    model.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=None)
+    model.add_argument("--layers", type=int, default=None, dest="num_layers", help="recurrent layers")
+    model.add_argument("--units", type=int, default=None, help="width of each recurrent layer")
+    model.add_argument("--embedding-dim", type=int, default=None)
+    model.add_argument("--dropout", type=float, default=None)
+    model.add_argument(
+        "--no-attention",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="attention",
+        help="leave out the self-attention layer",
+    )
+    model.add_argument("--attention-heads", type=int, default=None)
+    model.add_argument("--attention-window", type=int, default=None, help="steps each step attends to")
+    model.add_argument(
+        "--no-relative-bias",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="attention_relative_bias",
+        help="attention without its learned bias per distance back",
+    )
+    model.add_argument(
+        "--no-previous-key",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="attention_previous_key",
+        help="attention keys that see only their own step",
+    )
+    model.add_argument(
+        "--layer-norm",
+        action="store_const",
+        const=True,
+        default=None,
+        help="layer normalization after each recurrent layer",
+    )
+    model.add_argument(
+        "--residual",
+        action="store_const",
+        const=True,
+        default=None,
+        help="residual connections around the recurrent layers after the first",
+    )
+    model.add_argument(
+        "--lookback",
+        action="store_const",
+        const=True,
+        default=None,
+        help="MelodyRNN's lookback features (events one and two bars back)",
+    )
+
+
 def _run_train(args) -> int:
     from melodyrnn.training import train
 
-    model_keys = ("cell", "num_layers", "units", "embedding_dim", "dropout", "attention", "attention_heads",
-                  "attention_window", "attention_relative_bias", "attention_previous_key", "layer_norm", "residual",
-                  "lookback")
+    model_keys = (
+        "cell",
+        "num_layers",
+        "units",
+        "embedding_dim",
+        "dropout",
+        "attention",
+        "attention_heads",
+        "attention_window",
+        "attention_relative_bias",
+        "attention_previous_key",
+        "layer_norm",
+        "residual",
+        "lookback",
+    )
     model_config = {k: getattr(args, k) for k in model_keys if getattr(args, k) is not None}
-    train_keys = ("epochs", "batch_size", "learning_rate", "seq_len", "patience", "transpose", "seed",
-                  "steps_per_epoch", "max_minutes", "strategy")
+    train_keys = (
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "seq_len",
+        "patience",
+        "transpose",
+        "seed",
+        "steps_per_epoch",
+        "max_minutes",
+        "strategy",
+    )
     train_config = {k: getattr(args, k) for k in train_keys if getattr(args, k) is not None}
     for key in ("patience", "max_minutes"):  # 0 switches them off
         if train_config.get(key) == 0:
@@ -241,22 +351,36 @@ def _run_train(args) -> int:
     if model_config and (args.resume or args.from_bundle):
         flags = ", ".join("--" + k.replace("_", "-") for k in model_config)
         raise MelodyRNNError(f"model flags ({flags}) cannot change the model of a resumed or fine-tuned run")
-    result = train(args.data, args.output, model_config or None, train_config or None, resume=args.resume,
-                   from_bundle=args.from_bundle, progress=not args.no_progress)
+    result = train(
+        args.data,
+        args.output,
+        model_config or None,
+        train_config or None,
+        resume=args.resume,
+        from_bundle=args.from_bundle,
+        progress=not args.no_progress,
+    )
     print(result.summary())
     return 0
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="score a model on whole melodies (NLL per step, accuracy)",
-                       description="Score BUNDLE on every melody of DATA from its first step: NLL per step "
-                                   "(nats), perplexity, accuracy and event accuracy. DATA is a prepared cache "
-                                   "(its validation split by default) or a folder of MIDI files (every melody). "
-                                   "With --samples, print musical metrics of a folder of generated melodies.")
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on whole melodies (NLL per step, accuracy)",
+        description="Score BUNDLE on every melody of DATA from its first step: NLL per step "
+        "(nats), perplexity, accuracy and event accuracy. DATA is a prepared cache "
+        "(its validation split by default) or a folder of MIDI files (every melody). "
+        "With --samples, print musical metrics of a folder of generated melodies.",
+    )
     p.add_argument("bundle", nargs="?", help="a bundle file (.melodyrnn)")
     p.add_argument("data", nargs="?", help="a cache from `melodyrnn prepare` (.npz) or a folder of MIDI files")
-    p.add_argument("--split", choices=["validation", "train", "all"], default="validation",
-                   help="which melodies of a cache (default: %(default)s)")
+    p.add_argument(
+        "--split",
+        choices=["validation", "train", "all"],
+        default="validation",
+        help="which melodies of a cache (default: %(default)s)",
+    )
     p.add_argument("--samples", default=None, metavar="DIR", help="musical metrics of the MIDI files in DIR")
     p.add_argument("--reference", default=None, metavar="DATA", help="with --samples: data to compare with")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -305,8 +429,10 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except OSError as err:  # an output path that is a folder, read-only, or on a full disk
         where = f" `{err.filename}`" if err.filename else ""
-        print(f"melodyrnn {args.command}: error: cannot use{where}: {err.strerror or err}".splitlines()[0],
-              file=sys.stderr)
+        print(
+            f"melodyrnn {args.command}: error: cannot use{where}: {err.strerror or err}".splitlines()[0],
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -84,8 +84,18 @@ def _process_file(job: tuple[str, str, dict, dict]) -> FileResult:
             raise NoMelodyError(relative, "no melody passed the filters")
         for m in melodies:
             # Keep only what the cache stores, so a loaded melody equals the one extracted here.
-            result.melodies.append(Melody(m.events, m.steps_per_quarter, m.tempos[:1], m.time_signatures[:1],
-                                          m.velocity, m.program, relative, m.start_step))
+            result.melodies.append(
+                Melody(
+                    m.events,
+                    m.steps_per_quarter,
+                    m.tempos[:1],
+                    m.time_signatures[:1],
+                    m.velocity,
+                    m.program,
+                    relative,
+                    m.start_step,
+                )
+            )
     except (MidiReadError, NoMelodyError) as err:
         result.error_type, result.reason = type(err).__name__, err.reason
     except Exception as err:  # a bug triggered by a strange file must not stop a whole import
@@ -130,8 +140,13 @@ def read_collection(
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), unit="file", desc="prepare", disable=None if progress is None else not progress,
-               file=sys.stderr)
+    bar = tqdm(
+        total=len(jobs),
+        unit="file",
+        desc="prepare",
+        disable=None if progress is None else not progress,
+        file=sys.stderr,
+    )
     results: list[FileResult] = []
     try:
         for result in _run_jobs(jobs, workers):
@@ -220,8 +235,11 @@ class PrepareReport:
             f"melodies kept: {self.melodies_kept} (train {self.melodies_train}, validation {self.melodies_validation})"
             f"   steps: {self.total_steps}   pitch range: {self.pitch_range}",
         ]
-        for title, counts in (("files skipped", self.files_skipped), ("melodies dropped", self.melodies_dropped),
-                              ("repairs", self.repairs)):
+        for title, counts in (
+            ("files skipped", self.files_skipped),
+            ("melodies dropped", self.melodies_dropped),
+            ("repairs", self.repairs),
+        ):
             if counts:
                 lines.append(f"{title}: {sum(counts.values())}")
                 lines += [f"  {n:6d}  {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])]
@@ -234,4 +252,3 @@ class PrepareReport:
 def _reason_key(reason: str) -> str:
     """Groups reasons that differ only in numbers or in parenthesised detail."""
     return re.sub(r"\d+", "N", reason.split(" (")[0])
-

@@ -66,7 +66,7 @@ class Config:
         return asdict(self)  # type: ignore[call-overload]
 
     @classmethod
-    def from_dict(cls, d: dict):
+    def from_dict(cls, d: Any):
         """The inverse of `to_dict`; missing fields take their defaults.
 
         Raises:

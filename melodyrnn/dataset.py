@@ -148,18 +148,36 @@ class PreparedData:
         return [self.melody(i) for i in self.indices(split)]
 
     @classmethod
-    def from_melodies(cls, melodies: list[Melody], config: EncodingConfig = EncodingConfig(),
-                      validation_fraction: float = VALIDATION_FRACTION, root: str = "") -> PreparedData:
+    def from_melodies(
+        cls,
+        melodies: list[Melody],
+        config: EncodingConfig = EncodingConfig(),
+        validation_fraction: float = VALIDATION_FRACTION,
+        root: str = "",
+    ) -> PreparedData:
         """Builds prepared data from melodies in memory (each melody's `source` decides its split)."""
         results: dict[str, FileResult] = {}
         for m in melodies:
             results.setdefault(m.source, FileResult(m.source)).melodies.append(m)
-        return cls.from_results(sorted(results.values(), key=lambda r: r.path), root, config, ExtractionConfig(),
-                                validation_fraction, len(results))
+        return cls.from_results(
+            sorted(results.values(), key=lambda r: r.path),
+            root,
+            config,
+            ExtractionConfig(),
+            validation_fraction,
+            len(results),
+        )
 
     @classmethod
-    def from_results(cls, results: list[FileResult], root: str, config: EncodingConfig,
-                     extraction: ExtractionConfig, validation_fraction: float, files_found: int) -> PreparedData:
+    def from_results(
+        cls,
+        results: list[FileResult],
+        root: str,
+        config: EncodingConfig,
+        extraction: ExtractionConfig,
+        validation_fraction: float,
+        files_found: int,
+    ) -> PreparedData:
         """Encodes the melodies of every file read without error and completes the report."""
         report = PrepareReport.for_files(results, root, files_found)
         files: list[str] = []
@@ -202,8 +220,19 @@ class PreparedData:
         report.pitch_range = (int(notes.min()), int(notes.max())) if notes.size else None
         return data
 
-    _ARRAYS = ("tokens", "offsets", "files", "file_ids", "is_validation", "qpm", "numerator", "denominator",
-               "velocity", "program", "start_step")
+    _ARRAYS = (
+        "tokens",
+        "offsets",
+        "files",
+        "file_ids",
+        "is_validation",
+        "qpm",
+        "numerator",
+        "denominator",
+        "velocity",
+        "program",
+        "start_step",
+    )
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the cache (`.npz`, no pickled objects) and a `.report.json` beside it."""
@@ -263,8 +292,16 @@ class PreparedData:
     def _inconsistency(self) -> str | None:
         """What makes the arrays unusable together, or None: checked on load, since a cache may be hand-edited."""
         melodies = self.offsets.size - 1
-        per_melody = ("file_ids", "is_validation", "qpm", "numerator", "denominator", "velocity", "program",
-                      "start_step")
+        per_melody = (
+            "file_ids",
+            "is_validation",
+            "qpm",
+            "numerator",
+            "denominator",
+            "velocity",
+            "program",
+            "start_step",
+        )
         if any(getattr(self, k).ndim != 1 for k in self._ARRAYS):
             return "every array must be one-dimensional"
         if not all(np.issubdtype(getattr(self, k).dtype, np.integer) for k in ("tokens", "offsets", "file_ids")):
@@ -277,8 +314,10 @@ class PreparedData:
             return f"token ids lie outside [0, {self.config.vocab_size})"
         if melodies and (self.file_ids.min() < 0 or self.file_ids.max() >= self.files.size):
             return "file ids point past its file list"
-        if melodies and not all(is_usable_time_signature(int(n), int(d))
-                                for n, d in set(zip(self.numerator.tolist(), self.denominator.tolist()))):
+        if melodies and not all(
+            is_usable_time_signature(int(n), int(d))
+            for n, d in set(zip(self.numerator.tolist(), self.denominator.tolist()))
+        ):
             return "it holds unusable time signatures"
         return None
 
@@ -355,12 +394,14 @@ class PreparedData:
         if max_steps_per_bar is not None:
             check_steps_per_bar(used, max_steps_per_bar)
         if used.size and used.max() > seq_len:
-            raise DataError(f"`seq_len` must be at least the longest bar ({used.max()} steps) with "
-                            f"`with_bars`, got {seq_len}")
+            raise DataError(
+                f"`seq_len` must be at least the longest bar ({used.max()} steps) with `with_bars`, got {seq_len}"
+            )
         return bars
 
-    def _window_starts(self, split: Split, seq_len: int, stride: int, bars: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _window_starts(
+        self, split: Split, seq_len: int, stride: int, bars: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Global window start positions, how many of each window's seq_len + 1 ids are real, and each window's
         steps per bar (0 without `bars`, the int (melodies,) bar lengths that put window starts on bar lines)."""
         starts, valid, window_bars = [], [], []
@@ -380,8 +421,11 @@ class PreparedData:
             starts += [begin + s for s in local]
             valid += [min(seq_len + 1, length - s) for s in local]
             window_bars += [0 if bars is None else int(bars[i])] * len(local)
-        return (np.array(starts, dtype=np.int64), np.array(valid, dtype=np.int32),
-                np.array(window_bars, dtype=np.int32))
+        return (
+            np.array(starts, dtype=np.int64),
+            np.array(valid, dtype=np.int32),
+            np.array(window_bars, dtype=np.int32),
+        )
 
     def _window_pitch_bounds(self, padded, starts, valid, seq_len) -> tuple[np.ndarray, np.ndarray]:
         """Lowest and highest NOTE_ON id per window (vocab-1 and NUM_SPECIAL when it has none)."""

@@ -62,8 +62,9 @@ class Controls:
 
     def gumbel(self, shape, c, t):
         # a stateless draw keyed by (seed, step): the same seed gives the same melodies
-        u = tf.random.stateless_uniform(shape, seed=tf.stack([c["seed"], t]), minval=np.finfo(np.float32).tiny,
-                                        maxval=1.0)
+        u = tf.random.stateless_uniform(
+            shape, seed=tf.stack([c["seed"], t]), minval=np.finfo(np.float32).tiny, maxval=1.0
+        )
         return -tf.math.log(-tf.math.log(u))
 
     def choose(self, logits, c, t):
@@ -80,8 +81,9 @@ def _first_tokens(model, controls: Controls, batch: int, c):
     logits, _ = model.step(tf.fill([batch], NO_EVENT_ID), model.initial_state(batch, c["steps_per_bar"]))
     notes_only = tf.concat([tf.fill([NUM_SPECIAL], -math.inf), tf.zeros([controls.vocab_size - NUM_SPECIAL])], 0)
     no_note = tf.fill([batch], -1)
-    return controls.choose(controls.constrain(logits + notes_only[None], no_note, tf.zeros([batch], tf.int32), c),
-                           c, tf.constant(0))
+    return controls.choose(
+        controls.constrain(logits + notes_only[None], no_note, tf.zeros([batch], tf.int32), c), c, tf.constant(0)
+    )
 
 
 def sample_loop(model, controls: Controls, batch: int, num_steps: int, has_primer: bool):
@@ -109,8 +111,9 @@ def sample_loop(model, controls: Controls, batch: int, num_steps: int, has_prime
     return run
 
 
-def beam_loop(model, controls: Controls, num_melodies: int, beam_size: int, branch_factor: int, num_steps: int,
-               has_primer: bool):
+def beam_loop(
+    model, controls: Controls, num_melodies: int, beam_size: int, branch_factor: int, num_steps: int, has_primer: bool
+):
     """Beam search: `run(c)` returns int32 `(num_melodies, num_steps)`, each melody's best of `beam_size`
     hypotheses by summed log-probability; the state is reordered with `tf.gather` as beams are chosen."""
     n, b, f = num_melodies, beam_size, branch_factor
@@ -138,8 +141,9 @@ def beam_loop(model, controls: Controls, num_melodies: int, beam_size: int, bran
             else:  # Gumbel-top-k: f draws without replacement from the filtered distribution
                 filtered = controls.filter(constrained, c)
                 picked, candidates = tf.math.top_k(filtered + controls.gumbel(tf.shape(filtered), c, t), k=f)
-            candidate_scores = tf.where(tf.math.is_finite(picked),
-                                        tf.gather(log_probs, candidates, axis=1, batch_dims=1), -math.inf)
+            candidate_scores = tf.where(
+                tf.math.is_finite(picked), tf.gather(log_probs, candidates, axis=1, batch_dims=1), -math.inf
+            )
             totals = tf.reshape(tf.reshape(scores, [rows, 1]) + candidate_scores, [n, b * f])
             best, index = tf.math.top_k(totals, k=b)  # (n, b)
             parents = row_offsets + tf.reshape(index // f, [rows])
@@ -154,8 +158,9 @@ def beam_loop(model, controls: Controls, num_melodies: int, beam_size: int, bran
             return t + 1, ids, state, last_id, runs, history, scores
 
         loop = (tf.constant(1), first, model.initial_state(rows, c["steps_per_bar"]), last_id, runs, history, scores)
-        *_, history, scores = tf.while_loop(lambda t, *_: t < num_steps, body, loop,
-                                            maximum_iterations=max(num_steps - 1, 0))
+        *_, history, scores = tf.while_loop(
+            lambda t, *_: t < num_steps, body, loop, maximum_iterations=max(num_steps - 1, 0)
+        )
         best_rows = tf.range(n) * b + tf.argmax(scores, axis=1, output_type=tf.int32)
         return tf.gather(history, best_rows)
 

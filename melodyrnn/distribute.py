@@ -36,22 +36,27 @@ def is_chief(name: str) -> bool:
         return True
     raw = os.environ.get("TF_CONFIG", "")
     if not raw.strip():
-        raise MelodyRNNError(f'`strategy="multiworker"` needs the TF_CONFIG environment variable, e.g. '
-                             f"{_TF_CONFIG_EXAMPLE}; it is not set")
+        raise MelodyRNNError(
+            f'`strategy="multiworker"` needs the TF_CONFIG environment variable, e.g. '
+            f"{_TF_CONFIG_EXAMPLE}; it is not set"
+        )
     try:
         tf_config = json.loads(raw)
     except ValueError:
         raise MelodyRNNError(f"TF_CONFIG must be JSON like {_TF_CONFIG_EXAMPLE}, got {raw[:200]!r}") from None
     cluster, task = (tf_config.get(key) if isinstance(tf_config, dict) else None for key in ("cluster", "task"))
     jobs = {k: v for k, v in cluster.items() if k in ("chief", "worker")} if isinstance(cluster, dict) else {}
-    if not jobs or not all(isinstance(hosts, list) and hosts and all(isinstance(h, str) for h in hosts)
-                           for hosts in jobs.values()):
+    if not jobs or not all(
+        isinstance(hosts, list) and hosts and all(isinstance(h, str) for h in hosts) for hosts in jobs.values()
+    ):
         raise MelodyRNNError(f'TF_CONFIG must hold "cluster": {{"worker": ["host:port", ...]}}, got {cluster!r}')
     fields: dict = task if isinstance(task, dict) else {}
     kind, index = fields.get("type"), fields.get("index", -1)
     if not (kind in jobs and is_int(index) and 0 <= index < len(jobs[kind])):
-        raise MelodyRNNError('TF_CONFIG must hold "task": {"type": "worker", "index": i} naming one of its cluster\'s '
-                             f"hosts, got {task!r}")
+        raise MelodyRNNError(
+            'TF_CONFIG must hold "task": {"type": "worker", "index": i} naming one of its cluster\'s '
+            f"hosts, got {task!r}"
+        )
     return kind == "chief" or (index == 0 and "chief" not in jobs)
 
 
@@ -84,11 +89,14 @@ def _multiworker_strategy(tf_config: str):
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as err:  # "Collective ops must be configured at program startup"
-        raise MelodyRNNError('`strategy="multiworker"` must be the first TensorFlow work of its process (train in a '
-                             f"fresh one, as `melodyrnn train` does): {err}") from err
+        raise MelodyRNNError(
+            '`strategy="multiworker"` must be the first TensorFlow work of its process (train in a '
+            f"fresh one, as `melodyrnn train` does): {err}"
+        ) from err
     except (ValueError, tf.errors.OpError) as err:  # "Could not start gRPC server": the task's port is taken
-        raise MelodyRNNError(f'`strategy="multiworker"` could not start this task of TF_CONFIG: {err} (is its port '
-                             "free on this host?)") from err
+        raise MelodyRNNError(
+            f'`strategy="multiworker"` could not start this task of TF_CONFIG: {err} (is its port free on this host?)'
+        ) from err
 
 
 def any_worker(strategy) -> Callable[[bool], bool]:
@@ -102,8 +110,9 @@ def any_worker(strategy) -> Callable[[bool], bool]:
 
     @tf.function
     def total(flag):  # identity: the collective needs a tensor placed on the replica's own device
-        return strategy.run(lambda f: tf.distribute.get_replica_context().all_reduce("SUM", tf.identity(f)),
-                            args=(flag,))
+        return strategy.run(
+            lambda f: tf.distribute.get_replica_context().all_reduce("SUM", tf.identity(f)), args=(flag,)
+        )
 
     return lambda flag: float(strategy.experimental_local_results(total(tf.constant(float(flag))))[0]) > 0
 

@@ -50,8 +50,10 @@ class EncodingConfig(Config):
             is_int(self.steps_per_quarter) and 1 <= self.steps_per_quarter <= 96,
             f"`steps_per_quarter` must be an integer in [1, 96], got {self.steps_per_quarter!r}",
         )
-        check(is_int(self.min_pitch) and 0 <= self.min_pitch <= 127,
-              f"`min_pitch` must be an integer in [0, 127], got {self.min_pitch!r}")
+        check(
+            is_int(self.min_pitch) and 0 <= self.min_pitch <= 127,
+            f"`min_pitch` must be an integer in [0, 127], got {self.min_pitch!r}",
+        )
         check(
             is_int(self.max_pitch) and self.min_pitch <= self.max_pitch <= 127,
             f"`max_pitch` must be an integer in [min_pitch={self.min_pitch}, 127], got {self.max_pitch!r}",
@@ -102,8 +104,10 @@ class Melody:
         check(self.tempos and self.tempos[0][0] == 0, "`tempos` must start at step 0")
         check(all(q > 0 for _, q in self.tempos), f"tempos must be > 0 qpm, got {self.tempos}")
         check(self.time_signatures and self.time_signatures[0][0] == 0, "`time_signatures` must start at step 0")
-        check(all(is_usable_time_signature(n, d) for _, n, d in self.time_signatures),
-              f"`time_signatures` must be usable meters (see `melodyrnn.theory`), got {self.time_signatures}")
+        check(
+            all(is_usable_time_signature(n, d) for _, n, d in self.time_signatures),
+            f"`time_signatures` must be usable meters (see `melodyrnn.theory`), got {self.time_signatures}",
+        )
         check(1 <= self.velocity <= 127, f"`velocity` must be in [1, 127], got {self.velocity!r}")
         check(0 <= self.program <= 127, f"`program` must be in [0, 127], got {self.program!r}")
 
@@ -186,8 +190,10 @@ class Melody:
         Raises:
             OutOfRangeError: a note leaves the range and `on_out_of_range` is "raise".
         """
-        check(on_out_of_range in ("raise", "fold"),
-              f"`on_out_of_range` must be 'raise' or 'fold', got {on_out_of_range!r}")
+        check(
+            on_out_of_range in ("raise", "fold"),
+            f"`on_out_of_range` must be 'raise' or 'fold', got {on_out_of_range!r}",
+        )
         events = self.events.astype(np.int32)
         notes = events >= 0
         moved = np.where(notes, events + int(semitones), events)
@@ -228,8 +234,10 @@ class Melody:
             check(0 <= pitch <= 127, f"pitch must be in [0, 127], got {pitch}")
             check(end > start >= 0, f"a note must end after it starts, got ({pitch}, {start}, {end})")
             next_start = notes[i + 1][1] if i + 1 < len(notes) else None
-            check(next_start is None or next_start > start,
-                  f"notes must be sorted with distinct starts, got start {next_start} after {start}")
+            check(
+                next_start is None or next_start > start,
+                f"notes must be sorted with distinct starts, got start {next_start} after {start}",
+            )
             if start >= length:
                 break
             events[start] = pitch
@@ -242,8 +250,14 @@ class Melody:
 # Writing back
 
 
-def melody_to_score(melody: Melody, *, qpm: float | None = None, time_signature: tuple[int, int] | None = None,
-                    program: int | None = None, velocity: int | None = None) -> Score:
+def melody_to_score(
+    melody: Melody,
+    *,
+    qpm: float | None = None,
+    time_signature: tuple[int, int] | None = None,
+    program: int | None = None,
+    velocity: int | None = None,
+) -> Score:
     """The melody as a one-track `Score`; any argument given replaces the melody's own value."""
     spq = melody.steps_per_quarter
     vel = int(velocity if velocity is not None else melody.velocity)
@@ -305,8 +319,9 @@ def melody_to_tokens(melody: Melody, config: EncodingConfig = EncodingConfig()) 
     return np.where(notes, events - config.min_pitch + NUM_SPECIAL, events - NO_EVENT).astype(np.int32)
 
 
-def tokens_to_melody(tokens: Sequence[int] | np.ndarray, config: EncodingConfig = EncodingConfig(),
-                     **metadata) -> Melody:
+def tokens_to_melody(
+    tokens: Sequence[int] | np.ndarray, config: EncodingConfig = EncodingConfig(), **metadata
+) -> Melody:
     """Decodes token ids into a melody; `metadata` fills `Melody`'s other fields.
 
     Raises:

@@ -22,8 +22,15 @@ from melodyrnn.encoding import NO_EVENT_ID, EncodingConfig, Melody, melody_to_to
 from melodyrnn.errors import DataError, MelodyRNNError
 from melodyrnn.theory import check_steps_per_bar
 
-__all__ = ["evaluate", "score_melody", "score_token_lists", "summarize", "load_eval_melodies", "format_metrics",
-           "DEFAULT_BATCH_TOKENS"]
+__all__ = [
+    "evaluate",
+    "score_melody",
+    "score_token_lists",
+    "summarize",
+    "load_eval_melodies",
+    "format_metrics",
+    "DEFAULT_BATCH_TOKENS",
+]
 
 #: Padded tokens per scoring batch: big enough to keep the matrix products busy, small enough for a laptop.
 DEFAULT_BATCH_TOKENS = 16384
@@ -70,8 +77,9 @@ def _batches(lengths: np.ndarray, batch_tokens: int, heads: int) -> list[tuple[n
     return batches
 
 
-def score_token_lists(model, token_lists: Sequence[np.ndarray], *, steps_per_bar=None,
-                      batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[tuple[np.ndarray, np.ndarray]]:
+def score_token_lists(
+    model, token_lists: Sequence[np.ndarray], *, steps_per_bar=None, batch_tokens: int = DEFAULT_BATCH_TOKENS
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Scores every melody from its first step: the log-likelihood of each next id given all ids before it.
 
     Melodies are bucketed by length and padded (padding is never scored). A melody longer than the model's
@@ -184,8 +192,9 @@ def _as_bundle(bundle):
     raise MelodyRNNError(f"`bundle` must be a Bundle or the path of a bundle file, got {type(bundle).__name__}")
 
 
-def load_eval_melodies(data, encoding: EncodingConfig,
-                       split: Split = "validation") -> tuple[list[np.ndarray], list[int | None]]:
+def load_eval_melodies(
+    data, encoding: EncodingConfig, split: Split = "validation"
+) -> tuple[list[np.ndarray], list[int | None]]:
     """The melodies to score, as token ids in `encoding`'s vocabulary.
 
     Args:
@@ -216,8 +225,10 @@ def load_eval_melodies(data, encoding: EncodingConfig,
             else:
                 raise DataError(f"`{path}` is neither a prepared cache nor a folder of MIDI files")
         if not isinstance(data, PreparedData):
-            raise DataError(f"`data` must be prepared data, a cache path, a MIDI folder or a list of melodies, "
-                            f"got {type(data).__name__}")
+            raise DataError(
+                f"`data` must be prepared data, a cache path, a MIDI folder or a list of melodies, "
+                f"got {type(data).__name__}"
+            )
         if data.config != encoding:
             raise DataError(f"the data was encoded with {data.config}, but the model expects {encoding}")
         tokens = [data.melody_tokens(i) for i in data.indices(split)]
@@ -277,13 +288,15 @@ def score_melody(bundle, melody, *, steps_per_bar: int | None = None) -> tuple[f
     tokens = melody_to_tokens(melody, bundle.encoding) if isinstance(melody, Melody) else np.asarray(melody, np.int32)
     if tokens.ndim != 1 or tokens.size < 2:
         raise MelodyRNNError(f"`melody` must have at least 2 steps, got shape {tokens.shape}")
-    (per_step, _), = score_token_lists(bundle.model, [tokens], steps_per_bar=steps_per_bar)
+    ((per_step, _),) = score_token_lists(bundle.model, [tokens], steps_per_bar=steps_per_bar)
     return float(per_step.sum()), per_step
 
 
 def format_metrics(metrics: dict) -> str:
     """One line: `NLL 1.234 nats/step  perplexity 3.43  accuracy 0.710  event accuracy 0.450 ...`."""
-    return (f"NLL {metrics['nll_per_step']:.4f} nats/step  perplexity {metrics['perplexity']:.3f}  "
-            f"accuracy {metrics['accuracy']:.3f}  event accuracy {metrics['event_accuracy']:.3f}  "
-            f"no-event accuracy {metrics['no_event_accuracy']:.3f}  "
-            f"({metrics['melodies']} melodies, {metrics['steps']} steps)")
+    return (
+        f"NLL {metrics['nll_per_step']:.4f} nats/step  perplexity {metrics['perplexity']:.3f}  "
+        f"accuracy {metrics['accuracy']:.3f}  event accuracy {metrics['event_accuracy']:.3f}  "
+        f"no-event accuracy {metrics['no_event_accuracy']:.3f}  "
+        f"({metrics['melodies']} melodies, {metrics['steps']} steps)"
+    )

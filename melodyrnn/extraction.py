@@ -7,6 +7,7 @@ Kept apart from `encoding`, which owns the `Melody` type and its ids, because on
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from collections import Counter
@@ -57,33 +58,40 @@ class ExtractionConfig(Config):
 
 
 def _bar_starts(time_signatures: Sequence[tuple[int, int, int]], steps_per_quarter: int, end_step: int) -> np.ndarray:
-    """Bar-line steps up to `end_step` under a map of ``(step, numerator, denominator)``.
+    """Bar-line steps up to `end_step` under a map of ``(step, numerator, denominator)``, int64, sorted.
 
     Includes the first bar line at or past `end_step`. A time-signature change restarts the bar grid
-    where it occurs.
+    where it occurs. Vectorized per meter: a long piece costs one `arange`, not a Python loop per bar.
     """
-    starts: list[int] = []
+    parts = []
     for i, (step, numerator, denominator) in enumerate(time_signatures):
         seg_end = time_signatures[i + 1][0] if i + 1 < len(time_signatures) else math.inf
         bar = steps_per_bar(steps_per_quarter, numerator, denominator)
-        k = 0
-        while True:
-            s = int(round(step + k * bar))
-            if s >= seg_end:
-                break
-            starts.append(s)
-            if s >= end_step:  # one bar line at or past the end, so the last bar can be closed
-                break
-            k += 1
-    return np.unique(np.array(starts or [0], dtype=np.int64))
+        count = max(0, math.ceil((min(seg_end, end_step) - step) / bar)) + 2  # one past the end, plus rounding
+        starts = np.round(step + np.arange(count) * bar).astype(np.int64)
+        starts = starts[starts < seg_end]
+        past = np.flatnonzero(starts >= end_step)
+        parts.append(starts[: past[0] + 1] if past.size else starts)  # one bar line at or past the end
+    starts = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return np.unique(starts) if starts.size else np.zeros(1, np.int64)
 
 
-def _steps_per_bar_at(time_signatures: Sequence[tuple[int, int, int]], steps_per_quarter: int, step: int) -> float:
-    current = time_signatures[0]
-    for ts in time_signatures:
-        if ts[0] <= step:
-            current = ts
-    return steps_per_bar(steps_per_quarter, current[1], current[2])
+class _StepMap:
+    """A ``(step, ...)`` map (tempos or meters, the first at step 0) with O(log n) lookups by step."""
+
+    def __init__(self, items: Sequence[tuple]):
+        self.items = list(items)
+        self.steps = [item[0] for item in self.items]
+
+    def at(self, step: int) -> tuple:
+        """The item in force at `step`."""
+        return self.items[max(0, bisect.bisect_right(self.steps, step) - 1)]
+
+    def slice(self, start: int, end: int) -> tuple:
+        """The part of the map in force over [start, end), re-based to start at step 0."""
+        first = max(0, bisect.bisect_right(self.steps, start) - 1)
+        later = self.items[first + 1 : bisect.bisect_left(self.steps, end)]
+        return ((0, *self.items[first][1:]), *((item[0] - start, *item[1:]) for item in later))
 
 
 def _quantize_track(notes: Sequence[Note], steps_per_quarter: int) -> list[tuple[int, int, int, int]]:
@@ -111,18 +119,6 @@ def _monophonic(quantized: list[tuple[int, int, int, int]], policy: str) -> list
             prev[2] = start  # a higher note cuts the sustained lower one
         line.append([pitch, start, end, velocity])
     return [(pitch, start, end, velocity) for pitch, start, end, velocity in line]
-
-
-def _map_slice(items: Sequence[tuple], start: int, end: int) -> tuple:
-    """The part of a ``(step, ...)`` map in force over [start, end), re-based to start at step 0."""
-    current = items[0]
-    out = []
-    for item in items:
-        if item[0] <= start:
-            current = item
-        elif item[0] < end:
-            out.append((item[0] - start, *item[1:]))
-    return ((0, *current[1:]), *out)
 
 
 def score_to_melodies(
@@ -154,6 +150,7 @@ def score_to_melodies(
     meters = [(int(round(q * spq)), n, d) for q, n, d in score.time_signatures]
     tempos = list({s: (s, q) for s, q in tempos}.values())  # later events at the same step win
     meters = list({s: (s, n, d) for s, n, d in meters}.values())
+    meter_map, tempo_map = _StepMap(meters), _StepMap(tempos)
     melodies: list[Melody] = []
     for track in score.tracks:
         if track.is_drum:
@@ -169,32 +166,38 @@ def score_to_melodies(
         segments: list[list[tuple[int, int, int, int]]] = [[line[0]]]
         for note in line[1:]:
             gap = note[1] - segments[-1][-1][2]
-            if gap >= extraction.gap_bars * _steps_per_bar_at(meters, spq, note[1]):
+            meter = meter_map.at(note[1])
+            if gap >= extraction.gap_bars * steps_per_bar(spq, meter[1], meter[2]):
                 segments.append([note])
             else:
                 segments[-1].append(note)
+        # The bar lines once per track, not once per segment from step 0 (which made sparse files quadratic).
+        bars = _bar_starts(meters, spq, max(end for _, _, end, _ in line))
         for segment in segments:
-            melody = _segment_to_melody(segment, track.program, score.source, tempos, meters, config, extraction, stats)
+            melody = _segment_to_melody(
+                segment, track.program, score.source, tempo_map, meter_map, bars, config, extraction, stats
+            )
             if melody is not None:
                 melodies.append(melody)
     return melodies
 
 
-def _segment_to_melody(segment, program, source, tempos, meters, config, extraction, stats) -> Melody | None:
+def _segment_to_melody(
+    segment, program, source, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats
+) -> Melody | None:
     spq = config.steps_per_quarter
     last_end = segment[-1][2]
-    bars = _bar_starts(meters, spq, last_end)
-    start = int(bars[bars <= segment[0][1]].max())
-    following = bars[bars >= last_end]
-    end = int(following.min()) if following.size else last_end
+    start = int(bars[np.searchsorted(bars, segment[0][1], side="right") - 1])
+    following = np.searchsorted(bars, last_end, side="left")
+    end = int(bars[following]) if following < bars.size else last_end
     if end - start > extraction.max_steps:
         stats["truncated_too_long"] += 1
-        cut = bars[(bars > start) & (bars <= start + extraction.max_steps)]
-        end = int(cut.max()) if cut.size else start + extraction.max_steps
+        lo, hi = np.searchsorted(bars, [start, start + extraction.max_steps], side="right")
+        end = int(bars[hi - 1]) if hi > lo else start + extraction.max_steps
         segment = [(p, s, min(e, end), v) for p, s, e, v in segment if s < end]
-    seg_meters = _map_slice(meters, start, end)
-    steps_per_bar = spq * 4.0 * seg_meters[0][1] / seg_meters[0][2]
-    if (end - start) < extraction.min_bars * steps_per_bar:
+    seg_meters = meters.slice(start, end)
+    bar_steps = steps_per_bar(spq, seg_meters[0][1], seg_meters[0][2])
+    if (end - start) < extraction.min_bars * bar_steps:
         stats["drop_too_short"] += 1
         return None
     pitches = [p for p, _, _, _ in segment]
@@ -220,7 +223,7 @@ def _segment_to_melody(segment, program, source, tempos, meters, config, extract
         notes,
         num_steps=end - start,
         steps_per_quarter=spq,
-        tempos=_map_slice(tempos, start, end),
+        tempos=tempos.slice(start, end),
         time_signatures=seg_meters,
         velocity=int(np.median([v for _, _, _, v in segment])),
         program=program,
@@ -252,4 +255,3 @@ def midi_to_melodies(
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k.startswith("drop"))
         raise NoMelodyError(score.source, f"no melody passed the filters ({reasons})")
     return melodies
-

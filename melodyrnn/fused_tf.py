@@ -150,7 +150,14 @@ def _lstm_sequence(tf, forward, backward, xw, states, kernel):
 
         def grad(dhs, dh_last, dc_last):
             return backward(
-                _upstream(tf, dhs, hs), _upstream(tf, dh_last, h0), _upstream(tf, dc_last, c0), hs, cs, gs, h0, c0,
+                _upstream(tf, dhs, hs),
+                _upstream(tf, dh_last, h0),
+                _upstream(tf, dc_last, c0),
+                hs,
+                cs,
+                gs,
+                h0,
+                c0,
                 kernel,
             )
 
@@ -268,8 +275,12 @@ def _lstm_loops(tf):
             tanh_c = tf.tanh(cs[t])
             dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
             dz = tf.concat(
-                [dc * g * i * (1 - i), dc * c_prev_all[t] * f * (1 - f), dc * i * (1 - g * g),
-                 dh * tanh_c * o * (1 - o)],
+                [
+                    dc * g * i * (1 - i),
+                    dc * c_prev_all[t] * f * (1 - f),
+                    dc * i * (1 - g * g),
+                    dh * tanh_c * o * (1 - o),
+                ],
                 axis=1,
             )
             return k + 1, tf.matmul(dz, kernel_t), dc * f, dzs.write(t, dz)

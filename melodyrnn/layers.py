@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from melodyrnn import fused_tf
-from melodyrnn.cells import GRUCell, LSTMCell, SimpleRNNCell, Cell, check_bool
+from melodyrnn.cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, check_bool
 from melodyrnn.errors import MelodyRNNError
 
 __all__ = ["RNN", "SimpleRNN", "LSTM", "GRU", "Bidirectional"]
@@ -141,9 +141,7 @@ class RNN(keras.layers.Layer):
                 initial_state = [initial_state]
             states = [ops.cast(s, self.compute_dtype) for s in initial_state]
             if len(states) != len(cell.state_size):
-                raise MelodyRNNError(
-                    f"`initial_state` must have {len(cell.state_size)} tensors, got {len(states)}"
-                )
+                raise MelodyRNNError(f"`initial_state` must have {len(cell.state_size)} tensors, got {len(states)}")
         if training and cell.dropout > 0:
             # one mask per sequence, the same at every step (variational dropout), as in Keras
             keep = cell.dropout_mask(batch_size, ops.shape(sequences)[-1], sequences.dtype)

@@ -51,17 +51,23 @@ class LookbackEmbedding(keras.layers.Layer):
         MelodyRNNError: a bad argument, or a concrete `bar` outside `[1, max_steps_per_bar]`.
     """
 
-    def __init__(self, vocab_size: int, output_dim: int, steps_per_bar: int = 16,
-                 max_steps_per_bar: int | None = None, **kwargs):
+    def __init__(
+        self, vocab_size: int, output_dim: int, steps_per_bar: int = 16, max_steps_per_bar: int | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         max_steps_per_bar = steps_per_bar if max_steps_per_bar is None else max_steps_per_bar
-        for name, value in (("vocab_size", vocab_size), ("output_dim", output_dim), ("steps_per_bar", steps_per_bar),
-                            ("max_steps_per_bar", max_steps_per_bar)):
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("output_dim", output_dim),
+            ("steps_per_bar", steps_per_bar),
+            ("max_steps_per_bar", max_steps_per_bar),
+        ):
             if not is_int(value) or value < 1:
                 raise MelodyRNNError(f"`{name}` must be a positive integer, got {value!r}")
         if max_steps_per_bar < steps_per_bar:
-            raise MelodyRNNError(f"`max_steps_per_bar` must be >= steps_per_bar={steps_per_bar}, "
-                                 f"got {max_steps_per_bar}")
+            raise MelodyRNNError(
+                f"`max_steps_per_bar` must be >= steps_per_bar={steps_per_bar}, got {max_steps_per_bar}"
+            )
         self.vocab_size, self.output_dim, self.steps_per_bar = int(vocab_size), int(output_dim), int(steps_per_bar)
         self.max_steps_per_bar = int(max_steps_per_bar)
         self.bits = max(1, math.ceil(math.log2(self.max_steps_per_bar)))
@@ -101,8 +107,9 @@ class LookbackEmbedding(keras.layers.Layer):
         ids = ops.take(padded, current, axis=1)
         flags = ops.cast(ops.equal(ids[..., None], past[..., 2:]), self.compute_dtype)
         n = next_position % bar[:, None]
-        counter = ops.cast(2 * ((n[..., None] // (2 ** ops.arange(self.bits, dtype="int32"))) % 2) - 1,
-                           self.compute_dtype)
+        counter = ops.cast(
+            2 * ((n[..., None] // (2 ** ops.arange(self.bits, dtype="int32"))) % 2) - 1, self.compute_dtype
+        )
         emb = self.embedding
         return ops.concatenate([emb(ids), emb(past[..., 0]), emb(past[..., 1]), flags, counter], axis=-1)
 
@@ -112,8 +119,9 @@ class LookbackEmbedding(keras.layers.Layer):
         # padded[:, k] is id k - history, the "nothing yet" id before the start
         padded = ops.concatenate([ops.full((batch, history), self.vocab_size, dtype="int32"), ids], axis=1)
         positions = ops.arange(steps, dtype="int32")
-        return self._features(padded, history + positions, self.bars(bar, batch),
-                              ops.broadcast_to(positions[None] + 1, (batch, steps)))
+        return self._features(
+            padded, history + positions, self.bars(bar, batch), ops.broadcast_to(positions[None] + 1, (batch, steps))
+        )
 
     def initial_history(self, batch_size, bar=None) -> dict:
         """The step state: `"history"` int32 `(batch, 2 * max_steps_per_bar)` (the last ids, oldest first,
@@ -136,13 +144,19 @@ class LookbackEmbedding(keras.layers.Layer):
         # window[:, k] is id t - history + k, with k = history the current id
         window = ops.concatenate([state["history"], ids[:, None]], axis=1)
         position = state["position"]
-        features = self._features(window, ops.convert_to_tensor([history], "int32"), state["bar"],
-                                  position[:, None] + 1)
+        features = self._features(
+            window, ops.convert_to_tensor([history], "int32"), state["bar"], position[:, None] + 1
+        )
         return features[:, 0], {"history": window[:, 1:], "position": position + 1, "bar": state["bar"]}
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "output_dim": self.output_dim,
-                "steps_per_bar": self.steps_per_bar, "max_steps_per_bar": self.max_steps_per_bar}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "output_dim": self.output_dim,
+            "steps_per_bar": self.steps_per_bar,
+            "max_steps_per_bar": self.max_steps_per_bar,
+        }
 
 
 def _is_symbolic(x) -> bool:

@@ -74,8 +74,9 @@ def interval_histogram(melodies: Melody | Iterable[Melody], max_interval: int = 
     return _normalized(counts)
 
 
-def histogram_distance(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray,
-                       kind: str = "jensen_shannon") -> float:
+def histogram_distance(
+    p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray, kind: str = "jensen_shannon"
+) -> float:
     """Distance between two histograms (each normalized to sum 1 first).
 
     Args:
@@ -183,7 +184,7 @@ def longest_repeated_motif(melody: Melody) -> int:
     def repeats(n: int) -> bool:
         first: dict[tuple, int] = {}
         for i in range(len(intervals) - n + 1):
-            gram = intervals[i:i + n]
+            gram = intervals[i : i + n]
             j = first.setdefault(gram, i)
             if i - j >= n:
                 return True
@@ -200,8 +201,9 @@ def longest_repeated_motif(melody: Melody) -> int:
     return lo
 
 
-def musical_metrics(melodies: Melody | Iterable[Melody], reference: Iterable[Melody] | None = None,
-                    max_repeats: int = 2) -> dict:
+def musical_metrics(
+    melodies: Melody | Iterable[Melody], reference: Iterable[Melody] | None = None, max_repeats: int = 2
+) -> dict:
     """All musical metrics of a set of melodies, as a JSON-ready dict.
 
     Args:
@@ -228,7 +230,8 @@ def musical_metrics(melodies: Melody | Iterable[Melody], reference: Iterable[Mel
         "num_melodies": len(melodies),
         "num_notes": int(pitches.size),
         "pitch_range": [pitch_to_note_name(int(pitches.min())), pitch_to_note_name(int(pitches.max()))]
-        if pitches.size else None,
+        if pitches.size
+        else None,
         "key_estimate": estimate_key(pc_hist)[0],
         "in_key_ratio": in_key_ratio(melodies),
         "repeated_note_ratio": repeated_note_ratio(melodies, max_repeats),
@@ -252,19 +255,29 @@ def musical_metrics(melodies: Melody | Iterable[Melody], reference: Iterable[Mel
 
 def format_metrics(metrics: dict) -> str:
     """A few readable lines for the command line."""
-    lines = [f"melodies: {metrics['num_melodies']}, notes: {metrics['num_notes']}, "
-             f"range: {'-'.join(metrics['pitch_range']) if metrics['pitch_range'] else 'none'}"]
-    lines.append(f"key estimate: {metrics['key_estimate']}; in key: {metrics['in_key_ratio']:.1%}; "
-                 f"excessively repeated notes: {metrics['repeated_note_ratio']:.1%}")
-    lines.append(f"notes per bar: {metrics['notes_per_bar']:.2f}; mean |interval|: "
-                 f"{metrics['mean_abs_interval']:.2f} semitones; longest repeated motif: "
-                 f"{metrics['longest_repeated_motif_mean']:.1f} intervals (mean), "
-                 f"{metrics['longest_repeated_motif_max']} (max)")
-    lines.append("pitch classes: " + " ".join(f"{n}:{v:.2f}" for n, v in zip(PITCH_CLASS_NAMES,
-                                                                             metrics["pitch_class_histogram"])))
+    lines = [
+        f"melodies: {metrics['num_melodies']}, notes: {metrics['num_notes']}, "
+        f"range: {'-'.join(metrics['pitch_range']) if metrics['pitch_range'] else 'none'}"
+    ]
+    lines.append(
+        f"key estimate: {metrics['key_estimate']}; in key: {metrics['in_key_ratio']:.1%}; "
+        f"excessively repeated notes: {metrics['repeated_note_ratio']:.1%}"
+    )
+    lines.append(
+        f"notes per bar: {metrics['notes_per_bar']:.2f}; mean |interval|: "
+        f"{metrics['mean_abs_interval']:.2f} semitones; longest repeated motif: "
+        f"{metrics['longest_repeated_motif_mean']:.1f} intervals (mean), "
+        f"{metrics['longest_repeated_motif_max']} (max)"
+    )
+    lines.append(
+        "pitch classes: "
+        + " ".join(f"{n}:{v:.2f}" for n, v in zip(PITCH_CLASS_NAMES, metrics["pitch_class_histogram"]))
+    )
     if "pitch_class_js_divergence" in metrics:
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-        lines.append(f"vs reference ({metrics['reference_key_estimate']}): pitch-class JS divergence "
-                     f"{fmt(metrics['pitch_class_js_divergence'])} bits, interval JS divergence "
-                     f"{fmt(metrics['interval_js_divergence'])} bits")
+        lines.append(
+            f"vs reference ({metrics['reference_key_estimate']}): pitch-class JS divergence "
+            f"{fmt(metrics['pitch_class_js_divergence'])} bits, interval JS divergence "
+            f"{fmt(metrics['interval_js_divergence'])} bits"
+        )
     return "\n".join(lines)

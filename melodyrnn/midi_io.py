@@ -379,9 +379,11 @@ def _check_writable(score: Score, ticks_per_quarter: int) -> None:
             raise MelodyRNNError(f"tempo must be > 0 qpm at a position >= 0, got {qpm} qpm at {quarters}")
     for quarters, numerator, denominator in score.time_signatures:
         if not is_usable_time_signature(numerator, denominator) or quarters < 0:
-            raise MelodyRNNError(f"time signature must be n/d with n in [1, {MAX_NUMERATOR}] and d a power of two up "
-                                 f"to {DENOMINATORS[-1]}, at a position >= 0, "
-                                 f"got {numerator}/{denominator} at {quarters}")
+            raise MelodyRNNError(
+                f"time signature must be n/d with n in [1, {MAX_NUMERATOR}] and d a power of two up "
+                f"to {DENOMINATORS[-1]}, at a position >= 0, "
+                f"got {numerator}/{denominator} at {quarters}"
+            )
     for track in score.tracks:
         if not 0 <= track.program <= 127:
             raise MelodyRNNError(f"`program` must be in [0, 127], got {track.program}")

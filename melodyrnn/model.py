@@ -8,7 +8,7 @@ attention.py, the lookback embedding in lookback.py, and the one-file saved mode
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import keras
 from keras import ops
@@ -86,8 +86,15 @@ class ModelConfig(Config):
     what: ClassVar[str] = "model config"
     #: Upper bounds on the network's shape: far above any melody model worth training on one machine, and low
     #: enough that a hand-edited or hostile bundle cannot ask for gigabytes before its weights are checked.
-    limits: ClassVar[dict[str, int]] = {"num_layers": 16, "units": 2048, "embedding_dim": 2048, "attention_heads": 64,
-                                        "attention_key_dim": 1024, "attention_window": 8192, "vocab_size": 4096}
+    limits: ClassVar[dict[str, int]] = {
+        "num_layers": 16,
+        "units": 2048,
+        "embedding_dim": 2048,
+        "attention_heads": 64,
+        "attention_key_dim": 1024,
+        "attention_window": 8192,
+        "vocab_size": 4096,
+    }
 
     def __post_init__(self):
         def check(ok: bool, name: str, expected: str):
@@ -96,29 +103,46 @@ class ModelConfig(Config):
 
         def bounded(name: str, optional: bool = False):
             value, top = getattr(self, name), self.limits[name]
-            check((optional and value is None) or (is_int(value) and 1 <= value <= top), name,
-                  f"an integer in [1, {top}]" + (" or None" if optional else ""))
+            check(
+                (optional and value is None) or (is_int(value) and 1 <= value <= top),
+                name,
+                f"an integer in [1, {top}]" + (" or None" if optional else ""),
+            )
 
         check(self.cell in _CELLS, "cell", f"one of {sorted(_CELLS)}")
         for name in ("num_layers", "units", "embedding_dim", "attention_heads", "attention_window"):
             bounded(name)
         bounded("attention_key_dim", optional=True)
         check(is_real(self.dropout) and 0 <= self.dropout < 1, "dropout", "a float in [0, 1)")
-        for name in ("layer_norm", "residual", "attention", "attention_relative_bias", "attention_previous_key",
-                     "lookback"):
+        for name in (
+            "layer_norm",
+            "residual",
+            "attention",
+            "attention_relative_bias",
+            "attention_previous_key",
+            "lookback",
+        ):
             check(isinstance(getattr(self, name), bool), name, "True or False")
         if self.attention and self.attention_key_dim is None and self.units < self.attention_heads:
             raise MelodyRNNError(
                 f"`attention_heads` must be <= units={self.units} when `attention_key_dim` is None, "
                 f"got {self.attention_heads!r}"
             )
-        check(is_int(self.steps_per_bar) and 1 <= self.steps_per_bar <= 1024, "steps_per_bar",
-              "an integer in [1, 1024]")
-        check(is_int(self.max_steps_per_bar) and 1 <= self.max_steps_per_bar <= 1024
-              and (not is_int(self.steps_per_bar) or self.max_steps_per_bar >= self.steps_per_bar),
-              "max_steps_per_bar", f"an integer in [steps_per_bar={self.steps_per_bar}, 1024]")
-        check(is_int(self.vocab_size) and 3 <= self.vocab_size <= self.limits["vocab_size"], "vocab_size",
-              f"an integer in [3, {self.limits['vocab_size']}]")
+        check(
+            is_int(self.steps_per_bar) and 1 <= self.steps_per_bar <= 1024, "steps_per_bar", "an integer in [1, 1024]"
+        )
+        check(
+            is_int(self.max_steps_per_bar)
+            and 1 <= self.max_steps_per_bar <= 1024
+            and (not is_int(self.steps_per_bar) or self.max_steps_per_bar >= self.steps_per_bar),
+            "max_steps_per_bar",
+            f"an integer in [steps_per_bar={self.steps_per_bar}, 1024]",
+        )
+        check(
+            is_int(self.vocab_size) and 3 <= self.vocab_size <= self.limits["vocab_size"],
+            "vocab_size",
+            f"an integer in [3, {self.limits['vocab_size']}]",
+        )
 
     @property
     def key_dim(self) -> int:
@@ -126,7 +150,7 @@ class ModelConfig(Config):
         return self.attention_key_dim or max(1, self.units // self.attention_heads)
 
     @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
+    def from_dict(cls, d: Any) -> ModelConfig:
         """The inverse of `to_dict`; missing fields take their defaults, except that a dict with neither
         `attention_relative_bias` nor `attention_previous_key` (saved before they existed) gets both False.
 
@@ -172,19 +196,32 @@ class MelodyModel(keras.Model):
             raise MelodyRNNError(f"`config` must be a ModelConfig, got {type(config).__name__}")
         self.config = c = config
         if c.lookback:
-            self.embedding = LookbackEmbedding(c.vocab_size, c.embedding_dim, c.steps_per_bar, c.max_steps_per_bar,
-                                               name="lookback")
+            self.embedding = LookbackEmbedding(
+                c.vocab_size, c.embedding_dim, c.steps_per_bar, c.max_steps_per_bar, name="lookback"
+            )
         else:
             self.embedding = keras.layers.Embedding(c.vocab_size, c.embedding_dim, name="embedding")
         cell = _CELLS[c.cell]
         self.recurrent = [cell(c.units, return_sequences=True, name=f"{c.cell}_{i}") for i in range(c.num_layers)]
         self.dropouts = [keras.layers.Dropout(c.dropout, name=f"dropout_{i}") for i in range(c.num_layers)]
-        self.norms = [keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm_{i}") for i in range(c.num_layers)] \
-            if c.layer_norm else []
-        self.attention = CausalSelfAttention(
-            c.attention_heads, c.key_dim, window=c.attention_window, dropout=c.dropout,
-            relative_bias=c.attention_relative_bias, previous_key=c.attention_previous_key, name="attention",
-        ) if c.attention else None
+        self.norms = (
+            [keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm_{i}") for i in range(c.num_layers)]
+            if c.layer_norm
+            else []
+        )
+        self.attention = (
+            CausalSelfAttention(
+                c.attention_heads,
+                c.key_dim,
+                window=c.attention_window,
+                dropout=c.dropout,
+                relative_bias=c.attention_relative_bias,
+                previous_key=c.attention_previous_key,
+                name="attention",
+            )
+            if c.attention
+            else None
+        )
         self.logits = keras.layers.Dense(c.vocab_size, name="logits")
 
     def _input_features(self) -> int:
@@ -248,7 +285,7 @@ class MelodyModel(keras.Model):
         """
         if not self.built:
             self.build()
-        state = {"rnn": [list(rnn.get_initial_state(batch_size)) for rnn in self.recurrent]}
+        state: dict[str, Any] = {"rnn": [list(rnn.get_initial_state(batch_size)) for rnn in self.recurrent]}
         if self.attention is not None:
             state["attention"] = self.attention.initial_cache(batch_size)
         if self.config.lookback:

@@ -29,8 +29,19 @@ from melodyrnn.evaluation import score_token_lists, summarize
 if TYPE_CHECKING:
     from melodyrnn.training import TrainConfig
 
-__all__ = ["LATEST", "BEST", "STATE", "LOG", "TENSORBOARD", "DATA", "RunCallback", "format_history", "read_run",
-           "check_run_folder", "open_run_folder"]
+__all__ = [
+    "LATEST",
+    "BEST",
+    "STATE",
+    "LOG",
+    "TENSORBOARD",
+    "DATA",
+    "RunCallback",
+    "format_history",
+    "read_run",
+    "check_run_folder",
+    "open_run_folder",
+]
 
 LATEST = "latest.melodyrnn"
 BEST = "best.melodyrnn"
@@ -39,8 +50,19 @@ LOG = "log.csv"
 TENSORBOARD = "tensorboard"
 DATA = "data.npz"
 # The columns of log.csv and of the summary table, in order.
-_COLUMNS = ("epoch", "loss", "perplexity", "accuracy", "val_loss", "val_perplexity", "val_accuracy",
-            "val_event_accuracy", "val_no_event_accuracy", "learning_rate", "seconds")
+_COLUMNS = (
+    "epoch",
+    "loss",
+    "perplexity",
+    "accuracy",
+    "val_loss",
+    "val_perplexity",
+    "val_accuracy",
+    "val_event_accuracy",
+    "val_no_event_accuracy",
+    "learning_rate",
+    "seconds",
+)
 
 
 def format_history(history: list[dict], best_epoch: int | None = None) -> str:
@@ -50,15 +72,20 @@ def format_history(history: list[dict], best_epoch: int | None = None) -> str:
 
     def num(row, key, width, digits):
         value = row.get(key)
-        return f"{value:{width}.{digits}f}" if isinstance(value, (int, float)) and value == value else " " * (
-            width - 1) + "-"
+        return (
+            f"{value:{width}.{digits}f}"
+            if isinstance(value, (int, float)) and value == value
+            else " " * (width - 1) + "-"
+        )
 
     for row in history:
         mark = "*" if row.get("epoch") == best_epoch else " "
         partial = "~" if row.get("partial") else " "
-        lines.append(f"{row['epoch']:>5}{mark} {num(row, 'loss', 8, 4)} {num(row, 'val_loss', 9, 4)} "
-                     f"{num(row, 'val_perplexity', 8, 3)} {num(row, 'val_accuracy', 8, 3)} "
-                     f"{num(row, 'val_event_accuracy', 10, 3)} {num(row, 'seconds', 7, 1)}s{partial}")
+        lines.append(
+            f"{row['epoch']:>5}{mark} {num(row, 'loss', 8, 4)} {num(row, 'val_loss', 9, 4)} "
+            f"{num(row, 'val_perplexity', 8, 3)} {num(row, 'val_accuracy', 8, 3)} "
+            f"{num(row, 'val_event_accuracy', 10, 3)} {num(row, 'seconds', 7, 1)}s{partial}"
+        )
     return "\n".join(lines)
 
 
@@ -100,7 +127,8 @@ class _ScalarLog:
 
         self._tf = tf
         self._metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+        )
         self._writers = {name: tf.summary.create_file_writer(str(folder / name)) for name in ("train", "validation")}
 
     def write(self, row: dict, step: int) -> None:
@@ -109,8 +137,9 @@ class _ScalarLog:
                 continue
             name, key = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
             with self._writers[name].as_default():
-                self._tf.summary.write(f"epoch_{key}", self._tf.constant(value, self._tf.float32), step=step,
-                                       metadata=self._metadata)
+                self._tf.summary.write(
+                    f"epoch_{key}", self._tf.constant(value, self._tf.float32), step=step, metadata=self._metadata
+                )
         for writer in self._writers.values():
             writer.flush()
 
@@ -129,14 +158,16 @@ def _write_log(path: Path, history: list[dict]) -> None:
 def check_run_folder(run_dir: Path, resume: bool, from_bundle) -> dict | None:
     # The state of the run to resume (None without `resume`), once the folder is known to suit the request.
     if resume and from_bundle is not None:
-        raise MelodyRNNError("`resume` and `from_bundle` exclude each other: resume continues this run, "
-                             "from_bundle starts a new one")
+        raise MelodyRNNError(
+            "`resume` and `from_bundle` exclude each other: resume continues this run, from_bundle starts a new one"
+        )
     latest = run_dir / LATEST
     if resume and not latest.is_file():
         raise MelodyRNNError(f"`resume` needs a run to continue, but `{run_dir}` holds no {LATEST}")
     if not resume and latest.exists():
-        raise MelodyRNNError(f"`{run_dir}` already holds a run ({LATEST}); resume it (--resume) or choose "
-                             "another folder")
+        raise MelodyRNNError(
+            f"`{run_dir}` already holds a run ({LATEST}); resume it (--resume) or choose another folder"
+        )
     return read_run(run_dir) if resume else None
 
 
@@ -150,8 +181,19 @@ class RunCallback(keras.callbacks.Callback):
     """After every epoch: score the validation melodies whole, update the run state (history, best, patience),
     stop on the time budget or early stopping (decided across workers), and write the run folder."""
 
-    def __init__(self, *, run_dir: Path, encoding, train_config: TrainConfig, val_tokens: list, val_bars: list,
-                 state: dict, base_metadata: dict, is_chief: bool, session_start: float):
+    def __init__(
+        self,
+        *,
+        run_dir: Path,
+        encoding,
+        train_config: TrainConfig,
+        val_tokens: list,
+        val_bars: list,
+        state: dict,
+        base_metadata: dict,
+        is_chief: bool,
+        session_start: float,
+    ):
         super().__init__()
         self.run_dir, self.encoding, self.train_config = run_dir, encoding, train_config
         self.val_tokens, self.val_bars, self.state, self.base_metadata = val_tokens, val_bars, state, base_metadata
@@ -179,11 +221,16 @@ class RunCallback(keras.callbacks.Callback):
         loss = float(logs.get("loss", float("nan")))
         row.update(loss=loss, perplexity=math.exp(min(loss, 50.0)), accuracy=float(logs.get("accuracy", "nan")))
         if self.val_tokens:
-            metrics = summarize(self.val_tokens, score_token_lists(self.model, self.val_tokens,
-                                                                   steps_per_bar=self.val_bars))
-            row.update(val_loss=metrics["nll_per_step"], val_perplexity=metrics["perplexity"],
-                       val_accuracy=metrics["accuracy"], val_event_accuracy=metrics["event_accuracy"],
-                       val_no_event_accuracy=metrics["no_event_accuracy"])
+            metrics = summarize(
+                self.val_tokens, score_token_lists(self.model, self.val_tokens, steps_per_bar=self.val_bars)
+            )
+            row.update(
+                val_loss=metrics["nll_per_step"],
+                val_perplexity=metrics["perplexity"],
+                val_accuracy=metrics["accuracy"],
+                val_event_accuracy=metrics["event_accuracy"],
+                val_no_event_accuracy=metrics["no_event_accuracy"],
+            )
         row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row["seconds"] = time.perf_counter() - self._epoch_start
         if self._partial:
@@ -195,8 +242,9 @@ class RunCallback(keras.callbacks.Callback):
         state["history"].append(row)
         state["epoch"] = epoch + 1
         monitored = row.get(state["monitor"], float("nan"))
-        improved = monitored == monitored and (state["best"]["val_loss"] is None
-                                               or monitored < state["best"]["val_loss"])
+        improved = monitored == monitored and (
+            state["best"]["val_loss"] is None or monitored < state["best"]["val_loss"]
+        )
         if improved:
             state["best"] = {"epoch": epoch + 1, "val_loss": monitored}
             state["epochs_without_improvement"] = 0
@@ -221,8 +269,10 @@ class RunCallback(keras.callbacks.Callback):
         save_bundle(latest, self.model, encoding=self.encoding, metadata=metadata)
         if improved:
             _atomic_copy(latest, self.run_dir / BEST)
-        _atomic_write_text(self.run_dir / STATE, json.dumps(
-            {k: v for k, v in self.state.items() if k != "history"}, indent=2, allow_nan=True) + "\n")
+        _atomic_write_text(
+            self.run_dir / STATE,
+            json.dumps({k: v for k, v in self.state.items() if k != "history"}, indent=2, allow_nan=True) + "\n",
+        )
         _write_log(self.run_dir / LOG, self.state["history"])
         if self._scalars is not None:  # the chief's, always
             self._scalars.write(self.state["history"][-1], step=self.state["epoch"])

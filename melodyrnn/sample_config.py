@@ -87,20 +87,26 @@ class SampleConfig(Config):
             if not ok:
                 raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
 
-        check(is_int(self.num_melodies) and 1 <= self.num_melodies <= _MAX_MELODIES, "num_melodies",
-              f"an integer in [1, {_MAX_MELODIES}]")
-        check(self.num_steps is None or (is_int(self.num_steps) and self.num_steps >= 1), "num_steps",
-              "a positive integer or None")
+        check(
+            is_int(self.num_melodies) and 1 <= self.num_melodies <= _MAX_MELODIES,
+            "num_melodies",
+            f"an integer in [1, {_MAX_MELODIES}]",
+        )
+        check(
+            self.num_steps is None or (is_int(self.num_steps) and self.num_steps >= 1),
+            "num_steps",
+            "a positive integer or None",
+        )
         check(self.bars is None or (is_real(self.bars) and self.bars > 0), "bars", "a number > 0 or None")
         if self.num_steps is not None and self.bars is not None:
-            raise MelodyRNNError(f"give `bars` or `num_steps`, not both (got bars={self.bars!r}, "
-                                 f"num_steps={self.num_steps!r})")
+            raise MelodyRNNError(
+                f"give `bars` or `num_steps`, not both (got bars={self.bars!r}, num_steps={self.num_steps!r})"
+            )
         check(is_real(self.temperature) and self.temperature >= 0, "temperature", ">= 0")
         check(is_int(self.top_k) and self.top_k >= 0, "top_k", "an integer >= 0 (0 = off)")
         check(is_real(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1]")
         check(is_int(self.beam_size) and 1 <= self.beam_size <= 256, "beam_size", "an integer in [1, 256]")
-        check(is_int(self.branch_factor) and 1 <= self.branch_factor <= 256, "branch_factor",
-              "an integer in [1, 256]")
+        check(is_int(self.branch_factor) and 1 <= self.branch_factor <= 256, "branch_factor", "an integer in [1, 256]")
         if self.key is not None:
             key_pitch_classes(self.key)  # raises on an unknown tonic or scale
         for name in ("min_pitch", "max_pitch"):
@@ -109,15 +115,24 @@ class SampleConfig(Config):
         if self.min_pitch is not None and self.max_pitch is not None and self.min_pitch > self.max_pitch:
             raise MelodyRNNError(f"`min_pitch` must be <= `max_pitch`, got {self.min_pitch} > {self.max_pitch}")
         check(is_real(self.repetition_penalty) and self.repetition_penalty > 0, "repetition_penalty", "> 0")
-        check(self.max_repeats is None or (is_int(self.max_repeats) and self.max_repeats >= 0), "max_repeats",
-              "an integer >= 0 or None")
+        check(
+            self.max_repeats is None or (is_int(self.max_repeats) and self.max_repeats >= 0),
+            "max_repeats",
+            "an integer >= 0 or None",
+        )
         check(self.qpm is None or (is_real(self.qpm) and 0 < self.qpm <= 1000), "qpm", "in (0, 1000] or None")
         if self.time_signature is not None:
             object.__setattr__(self, "time_signature", check_time_signature(self.time_signature))
-        check(self.program is None or (is_int(self.program) and 0 <= self.program <= 127), "program",
-              "an integer in [0, 127] or None")
-        check(self.velocity is None or (is_int(self.velocity) and 1 <= self.velocity <= 127), "velocity",
-              "an integer in [1, 127] or None")
+        check(
+            self.program is None or (is_int(self.program) and 0 <= self.program <= 127),
+            "program",
+            "an integer in [0, 127] or None",
+        )
+        check(
+            self.velocity is None or (is_int(self.velocity) and 1 <= self.velocity <= 127),
+            "velocity",
+            "an integer in [1, 127] or None",
+        )
         check(self.seed is None or (is_int(self.seed) and self.seed >= 0), "seed", "an integer >= 0 or None")
 
     @property
@@ -135,8 +150,9 @@ class SampleConfig(Config):
 
 def _pitches_to_melody(pitches: Sequence[int], encoding: EncodingConfig) -> Melody:
     spq = encoding.steps_per_quarter
-    return Melody.from_notes([(p, i * spq, (i + 1) * spq) for i, p in enumerate(pitches)],
-                             steps_per_quarter=spq, source="primer")
+    return Melody.from_notes(
+        [(p, i * spq, (i + 1) * spq) for i, p in enumerate(pitches)], steps_per_quarter=spq, source="primer"
+    )
 
 
 def primer_to_melody(primer, encoding: EncodingConfig = EncodingConfig()) -> Melody | None:
@@ -187,11 +203,14 @@ def read_primer(primer, encoding: EncodingConfig) -> tuple[Melody | None, bool]:
                 raise MelodyRNNError(f"`primer` pitches must be MIDI numbers in [0, 127] or note names, got {p!r}")
         melody = _pitches_to_melody(pitches, encoding)
     else:
-        raise MelodyRNNError("`primer` must be pitches, note names, a Melody, or a MIDI file path or bytes, "
-                             f"got {type(primer).__name__}")
+        raise MelodyRNNError(
+            f"`primer` must be pitches, note names, a Melody, or a MIDI file path or bytes, got {type(primer).__name__}"
+        )
     if len(melody) == 0 or melody.pitches.size == 0:
         raise MelodyRNNError("`primer` must hold at least one note")
     if melody.steps_per_quarter != encoding.steps_per_quarter:
-        raise MelodyRNNError(f"`primer` must be on the model's grid of {encoding.steps_per_quarter} steps per "
-                             f"quarter, got {melody.steps_per_quarter}")
+        raise MelodyRNNError(
+            f"`primer` must be on the model's grid of {encoding.steps_per_quarter} steps per "
+            f"quarter, got {melody.steps_per_quarter}"
+        )
     return melody, own_meter

@@ -148,11 +148,11 @@ class Sampler:
         qpm = config.qpm
         tempos = ((0, float(qpm)),) if qpm is not None else (primer.tempos if primer is not None else ((0, 120.0),))
         ts = config.time_signature
-        time_signatures = ((0, *ts),) if ts is not None else (
-            primer.time_signatures if primer is not None else ((0, 4, 4),))
+        time_signatures = (
+            ((0, *ts),) if ts is not None else (primer.time_signatures if primer is not None else ((0, 4, 4),))
+        )
         program = config.program if config.program is not None else (primer.program if primer is not None else 0)
-        velocity = config.velocity if config.velocity is not None else (
-            primer.velocity if primer is not None else 100)
+        velocity = config.velocity if config.velocity is not None else (primer.velocity if primer is not None else 100)
         return {"tempos": tempos, "time_signatures": time_signatures, "program": program, "velocity": velocity}
 
     def _num_steps(self, config: SampleConfig, steps_per_bar: float, primer: Melody | None) -> int:
@@ -162,8 +162,10 @@ class Sampler:
             bars = config.bars if config.bars is not None else config.default_bars
             num_steps = max(1, int(round(bars * steps_per_bar)))
         if primer is not None and len(primer) > num_steps:
-            raise MelodyRNNError(f"the requested length ({num_steps} steps) must be at least the primer's "
-                                 f"({len(primer)} steps); ask for more `bars` or `steps`")
+            raise MelodyRNNError(
+                f"the requested length ({num_steps} steps) must be at least the primer's "
+                f"({len(primer)} steps); ask for more `bars` or `steps`"
+            )
         return num_steps
 
     def _allowed(self, config: SampleConfig) -> np.ndarray:
@@ -180,7 +182,8 @@ class Sampler:
         if not ok.any():
             raise MelodyRNNError(
                 f"no pitch of the model's range [{enc.min_pitch}, {enc.max_pitch}] satisfies key={config.key!r}, "
-                f"min_pitch={config.min_pitch!r}, max_pitch={config.max_pitch!r}")
+                f"min_pitch={config.min_pitch!r}, max_pitch={config.max_pitch!r}"
+            )
         allowed = np.zeros(enc.vocab_size, np.float32)
         allowed[NUM_SPECIAL:] = np.where(ok, 0.0, -np.inf)
         return allowed
@@ -189,10 +192,25 @@ class Sampler:
         controls = Controls(self.encoding.vocab_size, config.greedy, config.top_k > 0 or config.top_p < 1)
         key: tuple  # what the compiled loop depends on: one trace per distinct key
         if config.uses_beam_search:
-            key = ("beam", config.num_melodies, config.beam_size, config.branch_factor, num_steps, has_primer,
-                   controls.greedy, controls.filtered)
-            build = lambda: beam_loop(self.model, controls, config.num_melodies, config.beam_size,  # noqa: E731
-                                      config.branch_factor, num_steps, has_primer)
+            key = (
+                "beam",
+                config.num_melodies,
+                config.beam_size,
+                config.branch_factor,
+                num_steps,
+                has_primer,
+                controls.greedy,
+                controls.filtered,
+            )
+            build = lambda: beam_loop(
+                self.model,
+                controls,
+                config.num_melodies,
+                config.beam_size,  # noqa: E731
+                config.branch_factor,
+                num_steps,
+                has_primer,
+            )
         else:
             key = ("sample", config.num_melodies, num_steps, has_primer, controls.greedy, controls.filtered)
             build = lambda: sample_loop(self.model, controls, config.num_melodies, num_steps, has_primer)  # noqa: E731
@@ -204,8 +222,12 @@ class Sampler:
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
             if not self.jit_compile:
                 raise
-            warnings.warn(f"XLA could not compile the sampling loop ({str(err).splitlines()[0]}); "
-                          "running it without XLA, which is slower", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"XLA could not compile the sampling loop ({str(err).splitlines()[0]}); "
+                "running it without XLA, which is slower",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             fn = self._compiled[key] = tf.function(build(), jit_compile=False, autograph=False)
             return fn(tensors).numpy()
 
@@ -224,8 +246,11 @@ def write_melodies(melodies: Sequence[Melody], output: str | os.PathLike, prefix
     output = Path(output)
     if output.suffix.lower() in (".mid", ".midi"):
         output.parent.mkdir(parents=True, exist_ok=True)
-        paths = [output] if len(melodies) == 1 else [
-            output.with_name(f"{output.stem}_{i + 1:03d}{output.suffix}") for i in range(len(melodies))]
+        paths = (
+            [output]
+            if len(melodies) == 1
+            else [output.with_name(f"{output.stem}_{i + 1:03d}{output.suffix}") for i in range(len(melodies))]
+        )
     else:
         output.mkdir(parents=True, exist_ok=True)
         paths = [output / f"{prefix}_{i + 1:03d}.mid" for i in range(len(melodies))]
@@ -237,8 +262,13 @@ def write_melodies(melodies: Sequence[Melody], output: str | os.PathLike, prefix
 _DEFAULT_SAMPLERS: dict[str, Sampler] = {}
 
 
-def generate(num_melodies: int = 1, *, output: str | os.PathLike | None = None,
-             model: Bundle | str | os.PathLike | None = None, **kwargs) -> list[Melody]:
+def generate(
+    num_melodies: int = 1,
+    *,
+    output: str | os.PathLike | None = None,
+    model: Bundle | str | os.PathLike | None = None,
+    **kwargs,
+) -> list[Melody]:
     """The one-liner: generate melodies with the default model (or `model`) and optionally write them.
 
     Args:

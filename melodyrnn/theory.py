@@ -47,8 +47,7 @@ def is_usable_time_signature(numerator: Any, denominator: Any) -> bool:
     (MIDI can store up to 2**255) would make bars of almost nothing. Files with such meters are repaired on
     reading, and such meters are refused everywhere else.
     """
-    return (is_int(numerator) and 1 <= numerator <= MAX_NUMERATOR
-            and is_int(denominator) and denominator in DENOMINATORS)
+    return is_int(numerator) and 1 <= numerator <= MAX_NUMERATOR and is_int(denominator) and denominator in DENOMINATORS
 
 
 def check_time_signature(value: Any, name: str = "time_signature") -> tuple[int, int]:
@@ -70,8 +69,10 @@ def check_time_signature(value: Any, name: str = "time_signature") -> tuple[int,
     except (TypeError, ValueError):
         raise MelodyRNNError(f"`{name}` must be (numerator, denominator) or '3/4', got {value!r}") from None
     if not is_usable_time_signature(numerator, denominator):
-        raise MelodyRNNError(f"`{name}` must have a numerator in [1, {MAX_NUMERATOR}] and a power-of-two "
-                             f"denominator up to {DENOMINATORS[-1]}, got {numerator}/{denominator}")
+        raise MelodyRNNError(
+            f"`{name}` must have a numerator in [1, {MAX_NUMERATOR}] and a power-of-two "
+            f"denominator up to {DENOMINATORS[-1]}, got {numerator}/{denominator}"
+        )
     return int(numerator), int(denominator)
 
 
@@ -100,9 +101,11 @@ def check_steps_per_bar(values: Any, max_steps_per_bar: int) -> np.ndarray:
     array = np.asarray(values)
     bad = array[(array < 1) | (array > max_steps_per_bar) | (array != np.round(array))]
     if bad.size:
-        raise MelodyRNNError(f"steps per bar must be whole numbers in [1, max_steps_per_bar={max_steps_per_bar}] "
-                             f"(a longer bar needs a model with a larger `max_steps_per_bar`), got "
-                             f"{', '.join(f'{v:g}' for v in sorted(set(bad.tolist())))}")
+        raise MelodyRNNError(
+            f"steps per bar must be whole numbers in [1, max_steps_per_bar={max_steps_per_bar}] "
+            f"(a longer bar needs a model with a larger `max_steps_per_bar`), got "
+            f"{', '.join(f'{v:g}' for v in sorted(set(bad.tolist())))}"
+        )
     return array.astype(np.int32)
 
 
@@ -119,15 +122,16 @@ _NOTE_NAME = re.compile(r"^([A-Ga-g])([#b♯♭]*)(-?\d+)$")
 
 
 def note_name_to_pitch(name: str) -> int:
-    """"C4" → 60 (scientific pitch notation: C4 is middle C); accepts sharps (#) and flats (b).
+    """ "C4" → 60 (scientific pitch notation: C4 is middle C); accepts sharps (#) and flats (b).
 
     Raises:
         MelodyRNNError: the name is malformed or outside MIDI's 0-127.
     """
     m = _NOTE_NAME.match(name.strip()) if isinstance(name, str) else None
     if m is None:
-        raise MelodyRNNError(f"unknown note name {name!r}: expected a letter A-G, optional #/b, and an octave, "
-                             "like 'C4' or 'D#5'")
+        raise MelodyRNNError(
+            f"unknown note name {name!r}: expected a letter A-G, optional #/b, and an octave, like 'C4' or 'D#5'"
+        )
     letter, accidentals, octave = m.groups()
     pitch = 12 * (int(octave) + 1) + _LETTER_PITCH_CLASS[letter.upper()] + sum(_ACCIDENTAL[a] for a in accidentals)
     if not 0 <= pitch <= 127:
@@ -160,8 +164,14 @@ SCALES: dict[str, tuple[int, ...]] = {
     "chromatic": tuple(range(12)),
 }
 _SCALE_ALIASES = {
-    "ionian": "major", "aeolian": "minor", "natural minor": "minor", "maj": "major", "min": "minor",
-    "major pentatonic": "pentatonic major", "minor pentatonic": "pentatonic minor", "pentatonic": "pentatonic major",
+    "ionian": "major",
+    "aeolian": "minor",
+    "natural minor": "minor",
+    "maj": "major",
+    "min": "minor",
+    "major pentatonic": "pentatonic major",
+    "minor pentatonic": "pentatonic minor",
+    "pentatonic": "pentatonic major",
 }
 _TONIC = re.compile(r"^([A-Ga-g])([#b♯♭]?)$")
 
@@ -184,8 +194,10 @@ def parse_key(key: str) -> tuple[int, str]:
     tonic, _, scale = key.strip().partition(" ")
     m = _TONIC.match(tonic)
     if m is None:
-        raise MelodyRNNError(f"unknown tonic {tonic!r} in `key` {key!r}: expected a letter A-G with an optional "
-                             "# or b, like 'D minor' or 'Bb major'")
+        raise MelodyRNNError(
+            f"unknown tonic {tonic!r} in `key` {key!r}: expected a letter A-G with an optional "
+            "# or b, like 'D minor' or 'Bb major'"
+        )
     letter, accidental = m.groups()
     pitch_class = (_LETTER_PITCH_CLASS[letter.upper()] + _ACCIDENTAL.get(accidental, 0)) % 12
     scale = " ".join(scale.lower().replace("-", " ").replace("_", " ").split()) or "major"

@@ -38,6 +38,7 @@ from melodyrnn.theory import check_steps_per_bar
 
 __all__ = ["TrainConfig", "TrainResult", "train", "default_model_config"]
 
+
 @dataclass(frozen=True)
 class TrainConfig(Config):
     """How to train. Defaults give a good model of a folder of tunes on a laptop CPU in about ten minutes.
@@ -92,18 +93,29 @@ class TrainConfig(Config):
         check(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
         check(is_int(self.seq_len) and self.seq_len >= 2, "seq_len", "an integer >= 2")
         check(is_real(self.learning_rate) and 0 < self.learning_rate < math.inf, "learning_rate", "a number > 0")
-        check(self.clipnorm is None or (is_real(self.clipnorm) and 0 < self.clipnorm < math.inf), "clipnorm",
-              "a number > 0 or None")
-        check(self.patience is None or (is_int(self.patience) and self.patience >= 1), "patience",
-              "an integer >= 1 or None")
+        check(
+            self.clipnorm is None or (is_real(self.clipnorm) and 0 < self.clipnorm < math.inf),
+            "clipnorm",
+            "a number > 0 or None",
+        )
+        check(
+            self.patience is None or (is_int(self.patience) and self.patience >= 1),
+            "patience",
+            "an integer >= 1 or None",
+        )
         check(is_int(self.transpose) and 0 <= self.transpose <= 24, "transpose", "an integer in [0, 24]")
         check(is_int(self.seed), "seed", "an integer")
         check(self.strategy in distribute.STRATEGIES, "strategy", f"one of {list(distribute.STRATEGIES)}")
-        check(self.steps_per_epoch is None or (is_int(self.steps_per_epoch) and self.steps_per_epoch >= 1),
-              "steps_per_epoch", "an integer >= 1 or None")
-        check(self.max_minutes is None or (is_real(self.max_minutes) and 0 < self.max_minutes < math.inf),
-              "max_minutes", "a number > 0 or None")
-
+        check(
+            self.steps_per_epoch is None or (is_int(self.steps_per_epoch) and self.steps_per_epoch >= 1),
+            "steps_per_epoch",
+            "an integer >= 1 or None",
+        )
+        check(
+            self.max_minutes is None or (is_real(self.max_minutes) and 0 < self.max_minutes < math.inf),
+            "max_minutes",
+            "a number > 0 or None",
+        )
 
 
 def default_model_config(data: PreparedData) -> ModelConfig:
@@ -162,11 +174,15 @@ class TrainResult:
         """The summary table of every epoch plus one line on how the run ended."""
         return format_history(self.history, self.best_epoch) + (
             f"\nstopped: {self.stopped}; best epoch {self.best_epoch} (val loss {self.best_val_loss:.4f}) in "
-            f"{self.best_path}" if self.best_epoch is not None else f"\nstopped: {self.stopped}")
+            f"{self.best_path}"
+            if self.best_epoch is not None
+            else f"\nstopped: {self.stopped}"
+        )
 
 
-def _initial_state(run_dir: Path, saved_state: dict | None, config: TrainConfig, strategy, has_validation: bool,
-                   from_bundle) -> dict:
+def _initial_state(
+    run_dir: Path, saved_state: dict | None, config: TrainConfig, strategy, has_validation: bool, from_bundle
+) -> dict:
     # The run's progress as the bundles' metadata keeps it: carried over from `saved_state` when resuming.
     if saved_state:
         state = {k: saved_state[k] for k in ("epoch", "history", "best", "epochs_without_improvement", "monitor")}
@@ -175,11 +191,20 @@ def _initial_state(run_dir: Path, saved_state: dict | None, config: TrainConfig,
         state["best"] = (best_meta or {}).get("training", {}).get("best") or {"epoch": None, "val_loss": None}
         fine_tuned_from = saved_state.get("fine_tuned_from")
     else:
-        state = {"epoch": 0, "history": [], "best": {"epoch": None, "val_loss": None},
-                 "epochs_without_improvement": 0, "monitor": "val_loss" if has_validation else "loss"}
+        state = {
+            "epoch": 0,
+            "history": [],
+            "best": {"epoch": None, "val_loss": None},
+            "epochs_without_improvement": 0,
+            "monitor": "val_loss" if has_validation else "loss",
+        }
         fine_tuned_from = str(from_bundle) if from_bundle is not None else None
-    state.update(train_config=config.to_dict(), fine_tuned_from=fine_tuned_from, stopped=None,
-                 strategy={"name": config.strategy, "replicas": int(strategy.num_replicas_in_sync)})
+    state.update(
+        train_config=config.to_dict(),
+        fine_tuned_from=fine_tuned_from,
+        stopped=None,
+        strategy={"name": config.strategy, "replicas": int(strategy.num_replicas_in_sync)},
+    )
     return state
 
 
@@ -192,8 +217,9 @@ def _resolve_data(data, cache: Path | None, progress: bool) -> tuple[PreparedDat
     if isinstance(data, PreparedData):
         return data, "<in memory>"
     if not isinstance(data, (str, os.PathLike)):
-        raise DataError(f"`data` must be PreparedData, a prepared cache or a folder of MIDI files, "
-                        f"got {type(data).__name__}")
+        raise DataError(
+            f"`data` must be PreparedData, a prepared cache or a folder of MIDI files, got {type(data).__name__}"
+        )
     path = Path(data)
     if path.is_file():
         return PreparedData.load(path), str(path)
@@ -208,10 +234,12 @@ def _resolve_data(data, cache: Path | None, progress: bool) -> tuple[PreparedDat
 
 def _data_metadata(data: PreparedData, source: str) -> dict:
     return {
-        "source": source, "train_melodies": int(data.indices("train").size),
+        "source": source,
+        "train_melodies": int(data.indices("train").size),
         "validation_melodies": int(data.indices("validation").size),
         "train_steps": int(data.lengths[data.indices("train")].sum()),
-        "validation_fraction": data.validation_fraction, "report": data.report.to_dict(),
+        "validation_fraction": data.validation_fraction,
+        "report": data.report.to_dict(),
     }
 
 
@@ -231,9 +259,16 @@ def _validation_melodies(data: PreparedData) -> tuple[list, list]:
 def _training_windows(data: PreparedData, config: TrainConfig, model, initial_epoch: int):
     def windows(drop_remainder):
         # lookback models get each melody's bar length, and windows that start on its bar lines
-        return data.dataset(config.seq_len, config.batch_size, split="train", transpose=config.transpose,
-                            seed=config.seed + initial_epoch, drop_remainder=drop_remainder,
-                            with_bars=model.config.lookback, max_steps_per_bar=model.config.max_steps_per_bar)
+        return data.dataset(
+            config.seq_len,
+            config.batch_size,
+            split="train",
+            transpose=config.transpose,
+            seed=config.seed + initial_epoch,
+            drop_remainder=drop_remainder,
+            with_bars=model.config.lookback,
+            max_steps_per_bar=model.config.max_steps_per_bar,
+        )
 
     # A last, smaller batch would be traced and compiled again (once per replica when mirrored) for a few
     # windows, which the next epoch's shuffle brings back anyway; keep it only when it is all there is.
@@ -276,13 +311,16 @@ def _fine_tune_model(from_bundle: str | os.PathLike, config: TrainConfig):
     return bundle.model, bundle.encoding
 
 
-def _resumed_model(latest: Path, model_config: ModelConfig | dict | None, config: TrainConfig,
-                   saved_learning_rate: float):
+def _resumed_model(
+    latest: Path, model_config: ModelConfig | dict | None, config: TrainConfig, saved_learning_rate: float
+):
     bundle = load_bundle(latest, compile=True)
     model = bundle.model
     if model_config is not None and _merge(ModelConfig, bundle.model_config, model_config) != model.config:
-        raise MelodyRNNError("the model config cannot change when resuming; leave it out (or start a new "
-                             "run with from_bundle to fine-tune)")
+        raise MelodyRNNError(
+            "the model config cannot change when resuming; leave it out (or start a new "
+            "run with from_bundle to fine-tune)"
+        )
     if getattr(model, "optimizer", None) is None or not model.compiled:
         _compile(model, config)
     elif config.learning_rate != saved_learning_rate:
@@ -305,14 +343,22 @@ def _merge(config_cls, base, overrides):
         return overrides
     if isinstance(overrides, dict):
         return config_cls.from_dict({**base.to_dict(), **overrides})
-    raise MelodyRNNError(f"expected a {config_cls.__name__}, a dict of its fields or None, got "
-                         f"{type(overrides).__name__}")
+    raise MelodyRNNError(
+        f"expected a {config_cls.__name__}, a dict of its fields or None, got {type(overrides).__name__}"
+    )
 
 
-def train(data: PreparedData | str | os.PathLike, run_dir: str | os.PathLike,
-          model_config: ModelConfig | dict | None = None, train_config: TrainConfig | dict | None = None, *,
-          resume: bool = False, from_bundle: str | os.PathLike | None = None, callbacks: list | None = None,
-          progress: bool = True) -> TrainResult:
+def train(
+    data: PreparedData | str | os.PathLike,
+    run_dir: str | os.PathLike,
+    model_config: ModelConfig | dict | None = None,
+    train_config: TrainConfig | dict | None = None,
+    *,
+    resume: bool = False,
+    from_bundle: str | os.PathLike | None = None,
+    callbacks: list | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Trains a melody model and keeps its run folder up to date after every epoch.
 
     The run folder holds `latest.melodyrnn` and `best.melodyrnn` (bundles: weights, optimizer state, configs and
@@ -384,9 +430,17 @@ def train(data: PreparedData | str | os.PathLike, run_dir: str | os.PathLike,
         return _result(run_dir, state, "nothing_to_do", session_start, strategy, model)
 
     dataset = _training_windows(data, config, model, initial_epoch)
-    run_callback = RunCallback(run_dir=run_dir, encoding=encoding, train_config=config, val_tokens=val_tokens,
-                                val_bars=val_bars, state=state, base_metadata=base_metadata,
-                                is_chief=is_chief, session_start=session_start)
+    run_callback = RunCallback(
+        run_dir=run_dir,
+        encoding=encoding,
+        train_config=config,
+        val_tokens=val_tokens,
+        val_bars=val_bars,
+        state=state,
+        base_metadata=base_metadata,
+        is_chief=is_chief,
+        session_start=session_start,
+    )
     _fit(model, strategy, dataset, config, initial_epoch, [run_callback, *(callbacks or [])], progress)
     return _result(run_dir, state, run_callback.stopped, session_start, strategy, model)
 
@@ -394,16 +448,30 @@ def train(data: PreparedData | str | os.PathLike, run_dir: str | os.PathLike,
 def _fit(model, strategy, dataset, config: TrainConfig, initial_epoch: int, callbacks: list, progress: bool) -> None:
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
     with distribute.fit_context(config.strategy, model, strategy, dataset.element_spec):
-        model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=config.steps_per_epoch,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)  # the dataset shuffles itself
+        model.fit(
+            dataset,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=config.steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )  # the dataset shuffles itself
 
 
 def _result(run_dir: Path, state: dict, stopped: str, session_start: float, strategy, model) -> TrainResult:
     best = state["best"]
     best_path = run_dir / BEST
     return TrainResult(
-        run_dir=run_dir, latest_path=run_dir / LATEST, best_path=best_path if best_path.is_file() else None,
-        epochs=state["epoch"], best_epoch=best["epoch"], best_val_loss=best["val_loss"],
-        history=list(state["history"]), stopped=stopped, seconds=time.perf_counter() - session_start,
-        replicas=int(strategy.num_replicas_in_sync), model=model,
+        run_dir=run_dir,
+        latest_path=run_dir / LATEST,
+        best_path=best_path if best_path.is_file() else None,
+        epochs=state["epoch"],
+        best_epoch=best["epoch"],
+        best_val_loss=best["val_loss"],
+        history=list(state["history"]),
+        stopped=stopped,
+        seconds=time.perf_counter() - session_start,
+        replicas=int(strategy.num_replicas_in_sync),
+        model=model,
     )

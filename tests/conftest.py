@@ -51,8 +51,10 @@ def scale_notes(n_bars=8, start_pitch=60, beats_per_bar=4):
 @pytest.fixture
 def tune_bytes() -> bytes:
     """An 8-bar, 4/4, 100-qpm melody on one track."""
-    conductor = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100), time=0),
-                 mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)]
+    conductor = [
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100), time=0),
+        mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
+    ]
     return midi_bytes([conductor, note_track(scale_notes())])
 
 

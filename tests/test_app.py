@@ -109,8 +109,14 @@ def test_every_control_reaches_the_melodies(app):
     assert not errors(app)
     (take,) = app.session_state.takes
     s = take["settings"]
-    assert (s["temperature"], s["top_k"], s["top_p"], s["key"], s["seed"], s["primer"]) == \
-        (0.8, 12, 0.9, "D minor", 7, "D4 F4 A4")
+    assert (s["temperature"], s["top_k"], s["top_p"], s["key"], s["seed"], s["primer"]) == (
+        0.8,
+        12,
+        0.9,
+        "D minor",
+        7,
+        "D4 F4 A4",
+    )
     d_minor = key_pitch_classes("D minor")
     for item in take["melodies"]:
         melody = item["melody"]
@@ -147,7 +153,7 @@ def test_primer_from_an_uploaded_midi_file(app):
     assert not errors(app)
     item = app.session_state.takes[0]["melodies"][0]
     assert item["primer_steps"] == 8 * 16 and app.session_state.takes[0]["settings"]["primer"] == "file tune.mid"
-    opening = item["melody"].events[:8 * 16]
+    opening = item["melody"].events[: 8 * 16]
     assert opening[0] == 62 and (opening[opening != NO_EVENT] >= -1).all()
 
 
@@ -245,12 +251,14 @@ def test_training_uploads_that_cannot_be_used(app, monkeypatch, tmp_path):
     text_zip = io.BytesIO()
     with zipfile.ZipFile(text_zip, "w") as archive:
         archive.writestr("readme.txt", "hello")
-    app.file_uploader(key="train_files").set_value([
-        ("empty.zip", empty_zip.getvalue(), "application/zip"),
-        ("texts.zip", text_zip.getvalue(), "application/zip"),
-        ("broken.zip", b"PK\x05\x06 truncated", "application/zip"),
-        ("notes.txt", b"C4 D4 E4", "text/plain"),
-    ]).run()
+    app.file_uploader(key="train_files").set_value(
+        [
+            ("empty.zip", empty_zip.getvalue(), "application/zip"),
+            ("texts.zip", text_zip.getvalue(), "application/zip"),
+            ("broken.zip", b"PK\x05\x06 truncated", "application/zip"),
+            ("notes.txt", b"C4 D4 E4", "text/plain"),
+        ]
+    ).run()
     app.button(key="prepare").click().run()
     assert not app.exception
     shown = warnings_(app)
@@ -268,10 +276,12 @@ def test_training_uploads_that_cannot_be_used(app, monkeypatch, tmp_path):
 def test_training_uploads_over_the_size_limit_and_not_midi(app, monkeypatch):
     monkeypatch.setenv("MELODYRNN_APP_MAX_UPLOAD_MB", "0.001")  # 1 kB
     app.run()  # the uploaders take the new limit (a widget whose limit changes starts empty)
-    app.file_uploader(key="train_files").set_value([
-        ("big.mid", tune(bars=40), "audio/midi"),
-        ("garbage.mid", b"not MIDI at all", "audio/midi"),
-    ]).run()
+    app.file_uploader(key="train_files").set_value(
+        [
+            ("big.mid", tune(bars=40), "audio/midi"),
+            ("garbage.mid", b"not MIDI at all", "audio/midi"),
+        ]
+    ).run()
     app.button(key="prepare").click().run()
     assert not app.exception
     assert "`big.mid`: the file is 1.4 kB, over the 1.0 kB limit" in warnings_(app)
@@ -292,8 +302,9 @@ def test_train_in_the_page_stop_it_and_generate_with_the_new_model(app):
         for i in range(10):
             z.writestr(f"tunes/tune{i}.mid", tune(start_pitch=55 + i))
         z.writestr("tunes/notes.txt", "not music")
-    app.file_uploader(key="train_files").set_value([
-        ("tunes.zip", archive.getvalue(), "application/zip"), ("extra.mid", tune(start_pitch=70), "audio/midi")])
+    app.file_uploader(key="train_files").set_value(
+        [("tunes.zip", archive.getvalue(), "application/zip"), ("extra.mid", tune(start_pitch=70), "audio/midi")]
+    )
     app.run()
     app.button(key="prepare").click().run()
     assert not errors(app), errors(app)

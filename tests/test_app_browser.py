@@ -24,8 +24,13 @@ from melodyrnn.model import ModelConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -55,14 +60,36 @@ def server(tmp_path):
     save_bundle(bundle, build_model(ModelConfig(units=16, num_layers=1, attention_window=64)))
     port = free_port()
     log = tmp_path / "streamlit.log"
-    env = {**os.environ, "MELODYRNN_MODEL": str(bundle), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-           "MELODYRNN_APP_SCRATCH": str(tmp_path / "scratch")}
+    env = {
+        **os.environ,
+        "MELODYRNN_MODEL": str(bundle),
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        "MELODYRNN_APP_SCRATCH": str(tmp_path / "scratch"),
+    }
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
-             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app" / "streamlit_app.py"),
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log)
@@ -78,8 +105,9 @@ def server(tmp_path):
 
 def _count_when_at_least(page, selector: str, n: int, timeout_ms: int = 60_000) -> int:
     """How many elements match `selector` once at least `n` do (a timeout fails the test)."""
-    page.wait_for_function("([selector, n]) => document.querySelectorAll(selector).length >= n", arg=[selector, n],
-                           timeout=timeout_ms)
+    page.wait_for_function(
+        "([selector, n]) => document.querySelectorAll(selector).length >= n", arg=[selector, n], timeout=timeout_ms
+    )
     return page.locator(selector).count()
 
 
@@ -105,7 +133,8 @@ def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
             first_audio.wait_for(state="attached", timeout=120_000)
             page.wait_for_function(  # playable: the browser has the WAV's metadata (HAVE_METADATA or more)
                 "() => { const a = document.querySelector('audio'); return a && a.readyState >= 1 && a.duration > 0 }",
-                timeout=120_000)
+                timeout=120_000,
+            )
             click_to_audio = time.perf_counter() - clicked
             print(f"\nclick to playable audio (4 melodies x 16 bars, default model): {click_to_audio:.2f} s")
 

@@ -25,7 +25,7 @@ def reference_attention(layer, x):
     w = {v.path.split("/")[-1]: np.asarray(v) for v in layer.weights}
     heads, dim, window = layer.num_heads, layer.key_dim, layer.window
     qkv = x @ w["qkv_kernel"] + w["qkv_bias"]  # (batch, steps, 3 * width)
-    q, k, v = (qkv[..., i * heads * dim:(i + 1) * heads * dim].reshape(x.shape[:2] + (heads, dim)) for i in range(3))
+    q, k, v = (qkv[..., i * heads * dim : (i + 1) * heads * dim].reshape(x.shape[:2] + (heads, dim)) for i in range(3))
     if layer.previous_key:
         previous = np.concatenate([np.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
         k = k + (previous @ w["previous_key_kernel"]).reshape(k.shape)
@@ -45,8 +45,9 @@ def reference_attention(layer, x):
 
 @pytest.mark.parametrize("relative_bias, previous_key", [(False, False), (True, False), (False, True), (True, True)])
 def test_attention_equals_a_numpy_reference_in_call_and_step(relative_bias, previous_key):
-    layer = CausalSelfAttention(num_heads=2, key_dim=3, window=4, relative_bias=relative_bias,
-                                previous_key=previous_key)
+    layer = CausalSelfAttention(
+        num_heads=2, key_dim=3, window=4, relative_bias=relative_bias, previous_key=previous_key
+    )
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2, 9, 5)).astype("float32")
     layer.build(x.shape)
@@ -80,12 +81,12 @@ def test_relative_bias_needs_a_window_and_flags_must_be_bools():
 
 
 def test_attention_layer_serialization_round_trip():
-    layer = CausalSelfAttention(num_heads=2, key_dim=3, window=7, dropout=0.1, relative_bias=True,
-                                previous_key=True, name="att")
+    layer = CausalSelfAttention(
+        num_heads=2, key_dim=3, window=7, dropout=0.1, relative_bias=True, previous_key=True, name="att"
+    )
     clone = CausalSelfAttention.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     with pytest.raises(MelodyRNNError, match="`window` must be a positive integer or None, got 0"):
         CausalSelfAttention(num_heads=2, key_dim=3, window=0)
     with pytest.raises(MelodyRNNError, match="`window` must be set"):
         CausalSelfAttention(num_heads=2, key_dim=3).initial_cache(1)
-

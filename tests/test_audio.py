@@ -58,7 +58,7 @@ def test_render_has_sound_for_the_notes_duration(two_bars, backend):
     assert samples.size / rate == pytest.approx(4.0 + TAIL_SECONDS, abs=1e-3)
     assert rendered.duration_seconds == pytest.approx(samples.size / rate)
     for second in range(4):  # every note sounds
-        assert rms(samples[second * rate:(second + 1) * rate]) > 0.01
+        assert rms(samples[second * rate : (second + 1) * rate]) > 0.01
     assert np.abs(samples).max() == pytest.approx(0.89, abs=0.01)  # peak-normalized, not clipped
 
 
@@ -66,12 +66,12 @@ def test_render_has_sound_for_the_notes_duration(two_bars, backend):
 def test_silence_before_a_late_note_and_sound_during_it(late_a4, backend):
     samples, rate = read_wav(midi_to_wav(late_a4, sample_rate=16000, backend=backend))
     assert rms(samples[: int(0.95 * rate)]) < 1e-3
-    assert rms(samples[int(1.05 * rate): int(1.9 * rate)]) > 0.02
+    assert rms(samples[int(1.05 * rate) : int(1.9 * rate)]) > 0.02
 
 
 def test_numpy_synth_plays_the_right_pitch(late_a4):
     samples, rate = read_wav(midi_to_wav(late_a4, sample_rate=16000, backend="numpy"))
-    note = samples[int(1.1 * rate): int(1.9 * rate)]
+    note = samples[int(1.1 * rate) : int(1.9 * rate)]
     spectrum = np.abs(np.fft.rfft(note * np.hanning(note.size)))
     assert np.fft.rfftfreq(note.size, 1 / rate)[spectrum.argmax()] == pytest.approx(440.0, abs=3.0)
 
@@ -101,11 +101,14 @@ def test_bad_midi_bytes_raise_midi_read_error():
         midi_to_wav(b"")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"backend": "timidity"}, "`backend` must be one of"),
-    ({"sample_rate": 100}, "`sample_rate` must be an integer in"),
-    ({"soundfont": "/nonexistent/font.sf2"}, "`soundfont` must be an existing"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"backend": "timidity"}, "`backend` must be one of"),
+        ({"sample_rate": 100}, "`sample_rate` must be an integer in"),
+        ({"soundfont": "/nonexistent/font.sf2"}, "`soundfont` must be an existing"),
+    ],
+)
 def test_bad_arguments_raise(two_bars, kwargs, match):
     with pytest.raises(MelodyRNNError, match=match):
         render_midi(two_bars, **kwargs)
@@ -117,8 +120,10 @@ def test_melody_to_wav_needs_a_melody():
 
 
 def test_renders_in_threads_equal_renders_one_by_one():
-    midis = [melody_to_midi(Melody.from_notes([(48 + 3 * k + i % 7, 2 * i, 2 * i + 2) for i in range(32)]),
-                            program=k * 9) for k in range(4)]
+    midis = [
+        melody_to_midi(Melody.from_notes([(48 + 3 * k + i % 7, 2 * i, 2 * i + 2) for i in range(32)]), program=k * 9)
+        for k in range(4)
+    ]
     alone = [midi_to_wav(m, sample_rate=16000, backend="fluidsynth") for m in midis]
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(lambda m: midi_to_wav(m, sample_rate=16000, backend="fluidsynth"), midis))

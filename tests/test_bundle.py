@@ -74,8 +74,7 @@ def test_a_lookback_bundle_trained_with_bars_predicts_identically_after_load(tmp
     inputs = {"ids": random_ids(steps=40), "bar": np.array([12, 16, 6], "int32")}
     loaded = load_bundle(tmp_path / "lb.melodyrnn").model  # safe mode
     np.testing.assert_array_equal(np.asarray(loaded(inputs)), np.asarray(model(inputs)))
-    np.testing.assert_allclose(step_through(loaded, inputs["ids"], inputs["bar"]), np.asarray(model(inputs)),
-                               atol=1e-5)
+    np.testing.assert_allclose(step_through(loaded, inputs["ids"], inputs["bar"]), np.asarray(model(inputs)), atol=1e-5)
 
 
 def test_metadata_is_read_without_the_model(tmp_path, saved_bundle):
@@ -188,8 +187,12 @@ def test_corrupt_model_member(tmp_path, saved_bundle):
     path = rewrite(saved_bundle[0], tmp_path / "bad.melodyrnn", model_bytes=b"not a keras file")
     with pytest.raises(BundleError, match="checksum"):
         load_bundle(path)
-    path = rewrite(saved_bundle[0], tmp_path / "bad2.melodyrnn", model_bytes=b"not a keras file",
-                   header=lambda h: {**h, "files": {}})
+    path = rewrite(
+        saved_bundle[0],
+        tmp_path / "bad2.melodyrnn",
+        model_bytes=b"not a keras file",
+        header=lambda h: {**h, "files": {}},
+    )
     with pytest.raises(BundleError, match="not a Keras model file"):
         load_bundle(path)
 
@@ -199,8 +202,9 @@ def test_bundle_with_a_lambda_layer_is_refused(tmp_path, saved_bundle):
     outputs = keras.layers.Lambda(lambda x: x * 2)(keras.layers.Embedding(VOCAB, 4)(inputs))
     evil = tmp_path / "evil.keras"
     keras.Model(inputs, outputs).save(evil)
-    path = rewrite(saved_bundle[0], tmp_path / "evil.melodyrnn", model_bytes=evil.read_bytes(),
-                   header=lambda h: {**h, "files": {}})
+    path = rewrite(
+        saved_bundle[0], tmp_path / "evil.melodyrnn", model_bytes=evil.read_bytes(), header=lambda h: {**h, "files": {}}
+    )
     with pytest.raises(BundleError, match="refused.*Lambda"):
         load_bundle(path)
 
@@ -215,10 +219,12 @@ def test_bundle_with_an_unknown_class_is_refused(tmp_path, saved_bundle):
             data = inner.read(info.filename)
             if info.filename == "config.json":
                 data = data.replace(b'"melodyrnn>MelodyModel"', b'"evil>Payload"').replace(
-                    b'"melodyrnn.model"', b'"evil"')
+                    b'"melodyrnn.model"', b'"evil"'
+                )
             new.writestr(info.filename, data)
-    path = rewrite(saved_bundle[0], tmp_path / "foreign.melodyrnn", model_bytes=out.getvalue(),
-                   header=lambda h: {**h, "files": {}})
+    path = rewrite(
+        saved_bundle[0], tmp_path / "foreign.melodyrnn", model_bytes=out.getvalue(), header=lambda h: {**h, "files": {}}
+    )
     with pytest.raises(BundleError, match="refused.*evil"):
         load_bundle(path)
 
@@ -239,17 +245,21 @@ def _with_keras_config(saved, edit) -> bytes:
 def test_a_melodyrnn_name_from_a_foreign_module_is_refused(tmp_path, saved_bundle, module):
     # Keras imports an object's module when it deserializes it: the registered name alone proves nothing
     model_bytes = _with_keras_config(saved_bundle[0], lambda d: d.replace(b'"melodyrnn.model"', module))
-    path = rewrite(saved_bundle[0], tmp_path / "module.melodyrnn", model_bytes=model_bytes,
-                   header=lambda h: {**h, "files": {}})
+    path = rewrite(
+        saved_bundle[0], tmp_path / "module.melodyrnn", model_bytes=model_bytes, header=lambda h: {**h, "files": {}}
+    )
     with pytest.raises(BundleError, match="refused: it holds objects that are not melodyrnn's or Keras's own"):
         load_bundle(path)
 
 
 def test_an_unregistered_melodyrnn_class_is_refused(tmp_path, saved_bundle):
-    model_bytes = _with_keras_config(saved_bundle[0], lambda d: d.replace(b'"MelodyModel"', b'"Payload"').replace(
-        b'"melodyrnn>MelodyModel"', b'"melodyrnn>Payload"'))
-    path = rewrite(saved_bundle[0], tmp_path / "payload.melodyrnn", model_bytes=model_bytes,
-                   header=lambda h: {**h, "files": {}})
+    model_bytes = _with_keras_config(
+        saved_bundle[0],
+        lambda d: d.replace(b'"MelodyModel"', b'"Payload"').replace(b'"melodyrnn>MelodyModel"', b'"melodyrnn>Payload"'),
+    )
+    path = rewrite(
+        saved_bundle[0], tmp_path / "payload.melodyrnn", model_bytes=model_bytes, header=lambda h: {**h, "files": {}}
+    )
     with pytest.raises(BundleError, match=r"refused.*melodyrnn\.model\.Payload"):
         load_bundle(path)
 

@@ -28,8 +28,13 @@ def test_cell_call_is_one_step():
 @pytest.mark.parametrize("cls", [C.SimpleRNNCell, C.LSTMCell, C.GRUCell])
 def test_cell_step_matches_a_numpy_reference_under_constant_weights(cls):
     # kernel 0.1 everywhere, recurrent kernel 0.2, bias 0: every unit sees the same pre-activation
-    cell = cls(UNITS, kernel_initializer="zeros", recurrent_initializer="zeros", bias_initializer="zeros",
-               **({"unit_forget_bias": False} if cls is C.LSTMCell else {}))
+    cell = cls(
+        UNITS,
+        kernel_initializer="zeros",
+        recurrent_initializer="zeros",
+        bias_initializer="zeros",
+        **({"unit_forget_bias": False} if cls is C.LSTMCell else {}),
+    )
     cell.build((None, FEATURES))
     cell.kernel.assign(np.full(cell.kernel.shape, 0.1, "float32"))
     cell.recurrent_kernel.assign(np.full(cell.recurrent_kernel.shape, 0.2, "float32"))
@@ -50,11 +55,14 @@ def test_cell_step_matches_a_numpy_reference_under_constant_weights(cls):
     np.testing.assert_allclose(np.asarray(output), np.broadcast_to(expected, (BATCH, UNITS)), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: C.LSTMCell(0), r"`units` must be a positive integer, got 0"),
-    (lambda: C.GRUCell(4, dropout=1.0), r"`dropout` must be a float in \[0, 1\), got 1.0"),
-    (lambda: C.SimpleRNNCell(4, activation="no-such"), r"`activation` must be a Keras activation"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: C.LSTMCell(0), r"`units` must be a positive integer, got 0"),
+        (lambda: C.GRUCell(4, dropout=1.0), r"`dropout` must be a float in \[0, 1\), got 1.0"),
+        (lambda: C.SimpleRNNCell(4, activation="no-such"), r"`activation` must be a Keras activation"),
+    ],
+)
 def test_cell_arguments_are_checked(make, match):
     with pytest.raises(MelodyRNNError, match=match):
         make()

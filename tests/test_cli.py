@@ -47,8 +47,24 @@ def test_prepare_then_info(tmp_path, capsys):
 
 def test_prepare_json_report_and_options(tmp_path, capsys):
     out = tmp_path / "d.npz"
-    code = main(["prepare", str(_folder(tmp_path)), "-o", str(out), "--workers", "1", "--json", "--no-progress",
-                 "--min-pitch", "48", "--max-pitch", "84", "--min-bars", "2"])
+    code = main(
+        [
+            "prepare",
+            str(_folder(tmp_path)),
+            "-o",
+            str(out),
+            "--workers",
+            "1",
+            "--json",
+            "--no-progress",
+            "--min-pitch",
+            "48",
+            "--max-pitch",
+            "84",
+            "--min-bars",
+            "2",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["melodies_kept"] == 4
@@ -56,23 +72,36 @@ def test_prepare_json_report_and_options(tmp_path, capsys):
 
 
 def test_strict_exits_nonzero_with_one_line(tmp_path, capsys):
-    code = main(["prepare", str(_folder(tmp_path)), "-o", str(tmp_path / "d.npz"), "--workers", "1", "--strict",
-                 "--no-progress"])
+    code = main(
+        [
+            "prepare",
+            str(_folder(tmp_path)),
+            "-o",
+            str(tmp_path / "d.npz"),
+            "--workers",
+            "1",
+            "--strict",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "corrupt.mid" in err
     assert not (tmp_path / "d.npz").exists()
 
 
 def test_console_script_errors_are_one_line_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "melodyrnn", "prepare", str(tmp_path / "nowhere")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "melodyrnn", "prepare", str(tmp_path / "nowhere")], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     expected = f"melodyrnn prepare: error: `{tmp_path / 'nowhere'}` is not a directory of MIDI files"
     assert proc.stderr.strip().splitlines() == [expected]
-    proc = subprocess.run([sys.executable, "-m", "melodyrnn", "info", str(DATA / "not_midi.mid")],
-                          capture_output=True, text=True)
-    expected = (f"melodyrnn info: error: `{DATA / 'not_midi.mid'}` is not a melodyrnn prepared-data cache "
-                "(not an .npz archive)")
+    proc = subprocess.run(
+        [sys.executable, "-m", "melodyrnn", "info", str(DATA / "not_midi.mid")], capture_output=True, text=True
+    )
+    expected = (
+        f"melodyrnn info: error: `{DATA / 'not_midi.mid'}` is not a melodyrnn prepared-data cache (not an .npz archive)"
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [expected]
 
 
@@ -116,8 +145,19 @@ def test_cli_train_from_a_midi_folder_then_evaluate(tmp_path, capsys):
 
 def test_cli_model_flags_reach_the_bundle(tmp_path, cache, capsys):
     run_dir = tmp_path / "run"
-    flags = ["--epochs", "1", "--attention-heads", "3", "--attention-window", "8", "--no-relative-bias",
-             "--no-previous-key", "--layer-norm", "--residual", "--lookback"]
+    flags = [
+        "--epochs",
+        "1",
+        "--attention-heads",
+        "3",
+        "--attention-window",
+        "8",
+        "--no-relative-bias",
+        "--no-previous-key",
+        "--layer-norm",
+        "--residual",
+        "--lookback",
+    ]
     assert main(["train", str(cache), "-o", str(run_dir), *TINY_FLAGS, *flags]) == 0
     config = load_bundle(run_dir / "latest.melodyrnn", compile=False).model_config
     assert (config.attention_heads, config.attention_window) == (3, 8)
@@ -137,8 +177,20 @@ def test_cli_errors_are_one_line(tmp_path, cache, capsys):
 @pytest.mark.slow
 def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, tmp_path):
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "melodyrnn", "train", str(cache), "-o", str(run_dir), "--epochs", "100000",
-               "--steps-per-epoch", "40", *TINY_FLAGS]
+    command = [
+        sys.executable,
+        "-m",
+        "melodyrnn",
+        "train",
+        str(cache),
+        "-o",
+        str(run_dir),
+        "--epochs",
+        "100000",
+        "--steps-per-epoch",
+        "40",
+        *TINY_FLAGS,
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -159,8 +211,7 @@ def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, 
     bundle = load_bundle(latest)
     done = bundle.metadata["training"]["epoch"]
     assert done >= 1 and int(bundle.model.optimizer.iterations) == 40 * done
-    assert main(["train", str(cache), "-o", str(run_dir), "--resume", "--epochs", str(done + 2),
-                 "--no-progress"]) == 0
+    assert main(["train", str(cache), "-o", str(run_dir), "--resume", "--epochs", str(done + 2), "--no-progress"]) == 0
     state = read_run(run_dir)
     assert [row["epoch"] for row in state["history"]] == list(range(1, done + 3))
     with open(run_dir / "log.csv") as f:

@@ -42,8 +42,14 @@ def test_prepare_messy_folder_reports_every_outcome(messy_folder, tmp_path):
     assert r.repairs == {"header announces N tracks but the file holds N": 1}
     assert r.total_steps == 14 * 128 == int(data.lengths.sum())
     assert r.pitch_range == (60, 76)
-    assert {w["path"] for w in r.worst_files[:6]} == {"sub/empty.mid", "sub/corrupt.mid", "sub/not_midi.mid",
-                                                      "truncated.mid", "sub/drums_only.mid", "short.mid"}
+    assert {w["path"] for w in r.worst_files[:6]} == {
+        "sub/empty.mid",
+        "sub/corrupt.mid",
+        "sub/not_midi.mid",
+        "truncated.mid",
+        "sub/drums_only.mid",
+        "short.mid",
+    }
     assert json.loads(out.with_name("data.report.json").read_text())["melodies_kept"] == 14
     text = r.format()
     assert "melodies kept: 14" in text and "sub/empty.mid" in text
@@ -77,8 +83,14 @@ def test_split_is_by_file_hash_and_stable():
     held = [p for p in paths if is_validation(p, 0.1)]
     # Pinned: a change to the hash or its threshold would silently move files between a saved run's splits.
     assert len(held) == 215
-    assert held[:6] == ["folk/tune15.mid", "folk/tune48.mid", "folk/tune57.mid", "folk/tune60.mid",
-                        "folk/tune66.mid", "folk/tune67.mid"]
+    assert held[:6] == [
+        "folk/tune15.mid",
+        "folk/tune48.mid",
+        "folk/tune57.mid",
+        "folk/tune60.mid",
+        "folk/tune66.mid",
+        "folk/tune67.mid",
+    ]
     assert not any(is_validation(p, 0.0) for p in paths)
 
 
@@ -100,7 +112,6 @@ def test_no_melody_leaks_across_the_split(tmp_path):
     assert not train & val and len(train | val) == 80
 
 
-
 def test_read_collection_gives_one_sorted_result_per_file_and_the_report_counts_them(messy_folder):
     results = read_collection(messy_folder, EncodingConfig(), ExtractionConfig(), workers=1, progress=False)
     paths = [r.path for r in results]
@@ -119,4 +130,3 @@ def test_prepare_bundled_training_data_matches_its_readme():
     data = prepare(root, workers=2, progress=False)
     assert data.num_melodies == stated
     assert data.num_melodies >= 2000
-

@@ -49,15 +49,21 @@ def _edited_cache(tmp_path, name, meta_edit=None, **arrays):
     return path
 
 
-@pytest.mark.parametrize("name, edit, match", [
-    ("no_config", lambda m: m.pop("config"), "bad metadata: KeyError"),
-    ("config_type", lambda m: m.update(config=[4, 0, 127]), "bad metadata: .*must be a dict"),
-    ("config_key", lambda m: m["config"].update(steps=4),
-     r"bad metadata: .*unknown encoding config fields \['steps'\]"),
-    ("config_value", lambda m: m["config"].update(min_pitch="low"), "bad metadata: .*`min_pitch`"),
-    ("report_key", lambda m: m["report"].update(surprise=1), "bad metadata: TypeError"),
-    ("fraction", lambda m: m.update(validation_fraction="a tenth"), "bad metadata: ValueError"),
-])
+@pytest.mark.parametrize(
+    "name, edit, match",
+    [
+        ("no_config", lambda m: m.pop("config"), "bad metadata: KeyError"),
+        ("config_type", lambda m: m.update(config=[4, 0, 127]), "bad metadata: .*must be a dict"),
+        (
+            "config_key",
+            lambda m: m["config"].update(steps=4),
+            r"bad metadata: .*unknown encoding config fields \['steps'\]",
+        ),
+        ("config_value", lambda m: m["config"].update(min_pitch="low"), "bad metadata: .*`min_pitch`"),
+        ("report_key", lambda m: m["report"].update(surprise=1), "bad metadata: TypeError"),
+        ("fraction", lambda m: m.update(validation_fraction="a tenth"), "bad metadata: ValueError"),
+    ],
+)
 def test_cache_with_bad_metadata_raises_data_error(tmp_path, name, edit, match):
     with pytest.raises(DataError, match=match):
         PreparedData.load(_edited_cache(tmp_path, name, edit))
@@ -106,7 +112,7 @@ def test_dataset_windows_are_next_step_pairs():
 
 def test_short_melodies_are_padded_with_zero_weight():
     data = _small_data(n=3)
-    (inputs, targets, weights), = list(data.dataset(seq_len=200, batch_size=8, split="all", shuffle=False))
+    ((inputs, targets, weights),) = list(data.dataset(seq_len=200, batch_size=8, split="all", shuffle=False))
     assert inputs.shape == (3, 200)
     assert weights.numpy().sum(axis=1).tolist() == [127.0] * 3
     assert (targets.numpy()[:, 127:] == 0).all()
@@ -129,8 +135,12 @@ def test_random_transposition_keeps_notes_in_the_vocabulary():
     import melodyrnn
 
     cfg = EncodingConfig(min_pitch=55, max_pitch=80)
-    melodies = [melodyrnn.Melody.from_notes([(p, int(s * 4), int(e * 4)) for p, s, e in scale_notes(8, 60 + i)],
-                                            num_steps=128, source=f"{i}.mid") for i in range(5)]
+    melodies = [
+        melodyrnn.Melody.from_notes(
+            [(p, int(s * 4), int(e * 4)) for p, s, e in scale_notes(8, 60 + i)], num_steps=128, source=f"{i}.mid"
+        )
+        for i in range(5)
+    ]
     data = PreparedData.from_melodies(melodies, cfg, validation_fraction=0.0)
     plain = np.concatenate([b[0].numpy() for b in data.dataset(32, 64, shuffle=False)])
     shifted = np.concatenate([b[0].numpy() for b in data.dataset(32, 64, shuffle=False, transpose=12, seed=1)])
@@ -149,11 +159,15 @@ def _metered_data():
     import melodyrnn
 
     melodies = []
-    for i, ((numerator, denominator), steps) in enumerate([((3, 4), 100), ((6, 8), 61), ((4, 4), 128), ((2, 4), 20),
-                                                           ((4, 4), 40)]):
+    for i, ((numerator, denominator), steps) in enumerate(
+        [((3, 4), 100), ((6, 8), 61), ((4, 4), 128), ((2, 4), 20), ((4, 4), 40)]
+    ):
         notes = [(60 + i + k % 7, 2 * k, 2 * k + 1) for k in range(steps // 2)]
-        melodies.append(melodyrnn.Melody.from_notes(notes, num_steps=steps, source=f"m{i}.mid",
-                                                    time_signatures=((0, numerator, denominator),)))
+        melodies.append(
+            melodyrnn.Melody.from_notes(
+                notes, num_steps=steps, source=f"m{i}.mid", time_signatures=((0, numerator, denominator),)
+            )
+        )
     return PreparedData.from_melodies(melodies, validation_fraction=0.0)
 
 
@@ -161,7 +175,7 @@ def test_with_bars_windows_start_on_bar_lines_and_cover_every_step():
     data = _metered_data()
     assert data.steps_per_bar.tolist() == [12, 12, 16, 8, 16]
     seq_len = 32
-    (inputs, targets, weights), = list(data.dataset(seq_len, 256, split="all", shuffle=False, with_bars=True))
+    ((inputs, targets, weights),) = list(data.dataset(seq_len, 256, split="all", shuffle=False, with_bars=True))
     assert set(inputs) == {"ids", "bar"} and inputs["ids"].shape[1] == seq_len and inputs["bar"].dtype.name == "int32"
     starts, _, _ = data._window_starts("all", seq_len, seq_len // 2, data.steps_per_bar)
     assert len(starts) == len(inputs["ids"])
@@ -184,4 +198,3 @@ def test_with_bars_refuses_bars_longer_than_allowed():
         data.dataset(32, 8, split="all", with_bars=True, max_steps_per_bar=12)
     with pytest.raises(DataError, match=r"`seq_len` must be at least the longest bar \(16 steps\).*got 10"):
         data.dataset(10, 8, split="all", with_bars=True)
-

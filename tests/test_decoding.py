@@ -17,8 +17,15 @@ VOCAB = 6
 
 
 def _controls(**values) -> dict:
-    c = {"allowed": np.zeros(VOCAB, np.float32), "log_penalty": 0.0, "max_repeats": NO_CAP, "temperature": 1.0,
-         "top_k": 0, "top_p": 1.0, "seed": 3}
+    c = {
+        "allowed": np.zeros(VOCAB, np.float32),
+        "log_penalty": 0.0,
+        "max_repeats": NO_CAP,
+        "temperature": 1.0,
+        "top_k": 0,
+        "top_p": 1.0,
+        "seed": 3,
+    }
     c.update(values)
     return {k: tf.constant(v, tf.float32 if isinstance(v, (float, np.ndarray)) else tf.int32) for k, v in c.items()}
 
@@ -47,14 +54,17 @@ def test_constrain_masks_penalizes_and_caps_the_last_pitch():
     np.testing.assert_allclose(np.delete(out[1], [3, 5]), 0.0)
 
 
-@pytest.mark.parametrize("top_k, top_p, kept", [
-    (0, 1.0, [0, 1, 2, 3, 4, 5]),
-    (2, 1.0, [0, 1]),
-    (0, 0.5, [0]),  # p(0) = 0.5 reaches top_p alone
-    (0, 0.6, [0, 1]),
-    (3, 0.99, [0, 1, 2]),  # top-p over the top-k survivors, renormalized
-    (1, 0.01, [0]),  # the most likely id always stays
-])
+@pytest.mark.parametrize(
+    "top_k, top_p, kept",
+    [
+        (0, 1.0, [0, 1, 2, 3, 4, 5]),
+        (2, 1.0, [0, 1]),
+        (0, 0.5, [0]),  # p(0) = 0.5 reaches top_p alone
+        (0, 0.6, [0, 1]),
+        (3, 0.99, [0, 1, 2]),  # top-p over the top-k survivors, renormalized
+        (1, 0.01, [0]),  # the most likely id always stays
+    ],
+)
 def test_filter_keeps_the_top_k_then_the_nucleus(top_k, top_p, kept):
     probs = np.array([0.5, 0.2, 0.15, 0.1, 0.04, 0.01], np.float32)
     logits = tf.constant(np.log(probs)[None])

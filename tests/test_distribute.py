@@ -71,9 +71,14 @@ def _train_on_local_cluster(commands: list[list[str]], logs: Path, timeout_secon
         processes = []
         for i, (args, output) in enumerate(zip(commands, outputs)):
             with open(output, "w") as out:
-                processes.append(subprocess.Popen([sys.executable, "-m", "melodyrnn", "train", *args], stdout=out,
-                                                  stderr=subprocess.STDOUT,
-                                                  env={**env, "TF_CONFIG": _tf_config(hosts, i)}))
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "melodyrnn", "train", *args],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env={**env, "TF_CONFIG": _tf_config(hosts, i)},
+                    )
+                )
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             codes = [p.poll() for p in processes]
@@ -90,12 +95,15 @@ def _train_on_local_cluster(commands: list[list[str]], logs: Path, timeout_secon
         return [p.returncode for p in processes], texts
 
 
-@pytest.mark.parametrize("cluster, task, chief", [
-    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 0}, True),
-    ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1}, False),
-    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "chief", "index": 0}, True),
-    ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "worker", "index": 0}, False),
-])
+@pytest.mark.parametrize(
+    "cluster, task, chief",
+    [
+        ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 0}, True),
+        ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1}, False),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "chief", "index": 0}, True),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "worker", "index": 0}, False),
+    ],
+)
 def test_the_chief_is_the_chief_task_or_else_worker_0(monkeypatch, cluster, task, chief):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
     assert distribute.is_chief("multiworker") is chief
@@ -112,7 +120,8 @@ def test_two_workers_train_one_run_then_resume_it(cache, data, tmp_path):
     run_dir, elsewhere = tmp_path / "run", tmp_path / "worker1"
     flags = ["--strategy", "multiworker", "--epochs", "2", *TINY_FLAGS]
     codes, texts = _train_on_local_cluster(
-        [[str(cache), "-o", str(run_dir), *flags], [str(cache), "-o", str(elsewhere / "run"), *flags]], tmp_path)
+        [[str(cache), "-o", str(run_dir), *flags], [str(cache), "-o", str(elsewhere / "run"), *flags]], tmp_path
+    )
     assert codes == [0, 0], "\n\n".join(text[-3000:] for text in texts)
     # The chief (worker 0) keeps the run; worker 1 wrote nothing, not even its own run folder.
     assert {p.name for p in run_dir.iterdir()} == RUN_FILES and not elsewhere.exists()
@@ -139,14 +148,17 @@ def test_two_workers_train_one_run_then_resume_it(cache, data, tmp_path):
     assert len(list((run_dir / "tensorboard" / "train").iterdir())) == 2  # one per session, all of them the chief's
 
 
-@pytest.mark.parametrize("tf_config, message", [
-    (None, "needs the TF_CONFIG environment variable"),
-    ("{cluster: worker}", "TF_CONFIG must be JSON"),
-    ('["127.0.0.1:2222"]', 'TF_CONFIG must hold "cluster"'),
-    ('{"task": {"type": "worker", "index": 0}}', 'TF_CONFIG must hold "cluster"'),
-    ('{"cluster": {"worker": ["127.0.0.1:2222"]}}', 'TF_CONFIG must hold "task"'),
-    ('{"cluster": {"worker": ["127.0.0.1:2222"]}, "task": {"type": "worker", "index": 1}}', 'must hold "task"'),
-])
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        (None, "needs the TF_CONFIG environment variable"),
+        ("{cluster: worker}", "TF_CONFIG must be JSON"),
+        ('["127.0.0.1:2222"]', 'TF_CONFIG must hold "cluster"'),
+        ('{"task": {"type": "worker", "index": 0}}', 'TF_CONFIG must hold "cluster"'),
+        ('{"cluster": {"worker": ["127.0.0.1:2222"]}}', 'TF_CONFIG must hold "task"'),
+        ('{"cluster": {"worker": ["127.0.0.1:2222"]}, "task": {"type": "worker", "index": 1}}', 'must hold "task"'),
+    ],
+)
 def test_a_bad_tf_config_raises_before_anything_is_written(data, tmp_path, monkeypatch, tf_config, message):
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -182,10 +194,29 @@ def test_cli_port_taken_is_one_line(cache, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
-               "TF_CONFIG": _tf_config([f"127.0.0.1:{taken.getsockname()[1]}"], 0)}
-        done = subprocess.run([sys.executable, "-m", "melodyrnn", "train", str(cache), "-o", str(tmp_path / "run"),
-                               "--strategy", "multiworker", *TINY_FLAGS], env=env, capture_output=True, text=True,
-                              timeout=120)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TF_CONFIG": _tf_config([f"127.0.0.1:{taken.getsockname()[1]}"], 0),
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "melodyrnn",
+                "train",
+                str(cache),
+                "-o",
+                str(tmp_path / "run"),
+                "--strategy",
+                "multiworker",
+                *TINY_FLAGS,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "could not start this task of TF_CONFIG: Could not start gRPC server (is its port free" in done.stderr

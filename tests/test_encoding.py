@@ -57,11 +57,14 @@ def test_out_of_range_pitch_and_id_raise():
         tokens_to_melody([0, 130])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"steps_per_quarter": 0}, "steps_per_quarter"),
-    ({"min_pitch": -1}, "min_pitch"),
-    ({"min_pitch": 70, "max_pitch": 60}, "max_pitch"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"steps_per_quarter": 0}, "steps_per_quarter"),
+        ({"min_pitch": -1}, "min_pitch"),
+        ({"min_pitch": 70, "max_pitch": 60}, "max_pitch"),
+    ],
+)
 def test_encoding_config_validates(kwargs, match):
     with pytest.raises(MelodyRNNError, match=match):
         EncodingConfig(**kwargs)
@@ -70,22 +73,35 @@ def test_encoding_config_validates(kwargs, match):
 def test_melody_midi_melody_round_trip_with_tempo_and_meter_maps():
     rng = np.random.default_rng(1)
     for _ in range(10):
-        m = random_melody(rng, steps=96, lo=40, hi=90, tempos=((0, 97.0), (48, 123.5)),
-                          time_signatures=((0, 3, 4), (48, 6, 8)), velocity=77, program=41)
-        m = Melody.from_notes(m.notes(), num_steps=96, tempos=m.tempos, time_signatures=m.time_signatures,
-                              velocity=77, program=41)
+        m = random_melody(
+            rng,
+            steps=96,
+            lo=40,
+            hi=90,
+            tempos=((0, 97.0), (48, 123.5)),
+            time_signatures=((0, 3, 4), (48, 6, 8)),
+            velocity=77,
+            program=41,
+        )
+        m = Melody.from_notes(
+            m.notes(), num_steps=96, tempos=m.tempos, time_signatures=m.time_signatures, velocity=77, program=41
+        )
         back = midi_to_melodies(melody_to_midi(m), extraction=LOOSE)
         assert len(back) == 1
         got = back[0]
         # Extraction starts at the bar line before the first note, so compare from there.
         assert got.start_step % 12 == 0
-        assert np.array_equal(got.events, m.events[got.start_step:got.start_step + len(got)])
+        assert np.array_equal(got.events, m.events[got.start_step : got.start_step + len(got)])
         assert got.velocity == 77 and got.program == 41
 
 
 def test_round_trip_exact_when_melody_starts_with_a_note():
-    m = Melody.from_notes([(60, 0, 4), (62, 4, 6), (64, 8, 16), (65, 16, 20)], num_steps=28,
-                          tempos=((0, 90.0), (16, 100.0)), time_signatures=((0, 3, 4), (12, 4, 4)))
+    m = Melody.from_notes(
+        [(60, 0, 4), (62, 4, 6), (64, 8, 16), (65, 16, 20)],
+        num_steps=28,
+        tempos=((0, 90.0), (16, 100.0)),
+        time_signatures=((0, 3, 4), (12, 4, 4)),
+    )
     (back,) = midi_to_melodies(melody_to_midi(m), extraction=LOOSE)
     assert back == m
     assert back.tempos == ((0, 90.0), (16, 100.0))

@@ -63,8 +63,11 @@ def reference_scores(model, tokens, steps_per_bar=None):
     if steps_per_bar is not None:
         inputs = {"ids": inputs, "bar": np.array([steps_per_bar])}
     logits = np.asarray(model(inputs), np.float64)[0]
-    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+    log_probs = (
+        logits
+        - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
         - logits.max(-1, keepdims=True)
+    )
     return log_probs[np.arange(len(tokens) - 1), tokens[1:]], logits.argmax(-1)
 
 
@@ -105,9 +108,11 @@ def test_score_melody_takes_a_melody_or_ids_and_a_path(bundle, bundle_path):
 
 def test_summarize_follows_melodyrnn_definitions():
     tokens = [np.array([5, NO_EVENT_ID, 7, NO_EVENT_ID, 1]), np.array([9]), np.array([4, 4])]
-    scores = [(np.log([0.5, 0.25, 0.5, 1.0]), np.array([NO_EVENT_ID, 3, NO_EVENT_ID, 1])),
-              (np.zeros(0), np.zeros(0, np.int32)),
-              (np.log([0.5]), np.array([4]))]
+    scores = [
+        (np.log([0.5, 0.25, 0.5, 1.0]), np.array([NO_EVENT_ID, 3, NO_EVENT_ID, 1])),
+        (np.zeros(0), np.zeros(0, np.int32)),
+        (np.log([0.5]), np.array([4])),
+    ]
     metrics = summarize(tokens, scores)
     nll = -(np.log(0.5) * 3 + np.log(0.25)) / 5
     assert metrics["nll_per_step"] == pytest.approx(nll)
@@ -177,9 +182,15 @@ def test_evaluate_gives_a_lookback_model_each_melodys_bar(tmp_path):
     keras.utils.set_random_seed(6)
     config = ModelConfig(units=12, num_layers=1, embedding_dim=8, attention=False, lookback=True, dropout=0.0)
     bundle = load_bundle(save_bundle(tmp_path / "lookback.melodyrnn", build_model(config)), compile=False)
-    waltzes = [melodyrnn.Melody.from_notes([(62 + k % 5, 3 * k, 3 * k + 2) for k in range(4 * bars)],
-                                           num_steps=12 * bars, time_signatures=((0, 3, 4),), source=f"w{bars}.mid")
-               for bars in (3, 5)]
+    waltzes = [
+        melodyrnn.Melody.from_notes(
+            [(62 + k % 5, 3 * k, 3 * k + 2) for k in range(4 * bars)],
+            num_steps=12 * bars,
+            time_signatures=((0, 3, 4),),
+            source=f"w{bars}.mid",
+        )
+        for bars in (3, 5)
+    ]
     mixed = melodies()[:3] + waltzes  # bars of 16 and of 12
     data = PreparedData.from_melodies(mixed, validation_fraction=0.0)
     assert sorted(data.steps_per_bar.tolist()) == [12, 12, 16, 16, 16]
@@ -195,7 +206,6 @@ def test_evaluate_gives_a_lookback_model_each_melodys_bar(tmp_path):
     assert as_ids != pytest.approx(expected, abs=1e-6)
     with pytest.raises(MelodyRNNError, match="max_steps_per_bar=64"):
         score_melody(bundle, melody_to_tokens(mixed[0]), steps_per_bar=65)
-
 
 
 @pytest.mark.slow

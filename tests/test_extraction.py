@@ -22,8 +22,10 @@ def test_extraction_config_validates():
 
 def test_tempo_changes_do_not_shift_the_grid():
     # The same notes at 60 then 180 qpm: positions in quarters are unchanged, so steps are too.
-    conductor = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60), time=0),
-                 mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(180), time=8 * 480)]
+    conductor = [
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60), time=0),
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(180), time=8 * 480),
+    ]
     notes = scale_notes(8)
     (m,) = midi_to_melodies(midi_bytes([conductor, note_track(notes)]))
     assert [(p, s) for p, s, _ in m.notes()] == [(p, int(s * 4)) for p, s, _ in notes]
@@ -102,3 +104,16 @@ def test_melodies_outside_a_narrow_range_move_by_octaves_or_drop():
     wide = [(30 + 7 * i % 80, float(i), i + 1.0) for i in range(32)]
     assert score_to_melodies(read_midi(midi_bytes([note_track(wide)])), cfg, stats=stats) == []
     assert stats["drop_out_of_range"] == 1
+
+
+def test_bar_lines_are_laid_once_per_track_however_many_silences_split_it(monkeypatch):
+    # Laying them again for every segment, from step 0, made a file of sparse notes cost the square of its notes.
+    import melodyrnn.extraction as extraction
+
+    calls = []
+    original = extraction._bar_starts
+    monkeypatch.setattr(extraction, "_bar_starts", lambda *args: calls.append(args) or original(*args))
+    sparse = [(60 + i % 12, 8.0 * i, 8.0 * i + 0.5) for i in range(300)]  # a note every two bars of 4/4
+    melodies = midi_to_melodies(midi_bytes([note_track(sparse)]), extraction=LOOSE)
+    assert len(melodies) == 300 and len(calls) == 1
+    assert [m.start_step for m in melodies[:3]] == [0, 32, 64]  # each on its bar line (8 quarters = 32 steps)

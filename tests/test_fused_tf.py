@@ -95,8 +95,9 @@ def _rnn_sequence_args(layer, x):
         (lambda: L.SimpleRNN(UNITS, activation="sigmoid"), {}, r"no fused loop for this 'rnn' cell"),
     ],
 )
-def test_uncovered_cases_raise_not_implemented_and_the_layer_gives_the_generic_result(fused_kinds, make, extra,
-                                                                                        message):
+def test_uncovered_cases_raise_not_implemented_and_the_layer_gives_the_generic_result(
+    fused_kinds, make, extra, message
+):
     layer = make()
     x = _inputs(1)
     mask = None if "mask" not in extra else np.ones((BATCH, STEPS), bool)
@@ -198,8 +199,10 @@ def test_fused_path_keeps_static_shapes_after_many_traces():
         for units in (4, 5):
             L.GRU(units, return_sequences=True)(np.zeros((2, steps, 3), "float32"))
             L.LSTM(units, return_sequences=True)(np.zeros((2, steps, 3), "float32"))
-    for layer in (L.GRU(7, return_sequences=True, return_state=True),
-                  L.LSTM(7, return_sequences=True, return_state=True)):
+    for layer in (
+        L.GRU(7, return_sequences=True, return_state=True),
+        L.LSTM(7, return_sequences=True, return_state=True),
+    ):
         layer(np.zeros((2, 5, 22), "float32"))
         shapes = _traced_shapes(layer, tf.zeros((2, 12, 22)))
         assert shapes[0] == (2, 12, 7) and all(s == (2, 7) for s in shapes[1:])

@@ -390,8 +390,16 @@ def test_dropout_is_active_only_in_training():
 
 def test_input_dropout_mask_is_the_same_at_every_step():
     # a zero-kernel-free check: with identity-like input, a dropped feature is dropped at all steps
-    layer = L.SimpleRNN(FEATURES, dropout=0.5, seed=3, return_sequences=True, activation="linear",
-                        kernel_initializer="identity", recurrent_initializer="zeros", use_bias=False)
+    layer = L.SimpleRNN(
+        FEATURES,
+        dropout=0.5,
+        seed=3,
+        return_sequences=True,
+        activation="linear",
+        kernel_initializer="identity",
+        recurrent_initializer="zeros",
+        use_bias=False,
+    )
     x = np.ones((BATCH, STEPS, FEATURES), "float32")
     outputs = np.asarray(layer(x, training=True))
     assert (outputs == 0).any()

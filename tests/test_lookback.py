@@ -41,8 +41,6 @@ def test_lookback_sees_one_and_two_bars_back():
     assert counter[0].tolist() == [1, -1] and counter[2].tolist() == [1, 1] and counter[3].tolist() == [-1, -1]
 
 
-
-
 def test_lookback_sees_one_and_two_bars_back_per_row():
     # bars of 12 (3/4) and 16 (4/4) in one batch; ids from a small alphabet, so repeats (the flags) happen
     layer = identity_lookback(steps_per_bar=16, max_steps_per_bar=16)
@@ -70,10 +68,9 @@ def test_lookback_counts_the_position_of_a_window_that_starts_at_bar_3():
     notes = [(60 + k % 5, 3 * k, 3 * k + 2) for k in range(24)]
     melody = melodyrnn.Melody.from_notes(notes, num_steps=72, time_signatures=((0, 3, 4),), source="a.mid")
     data = melodyrnn.PreparedData.from_melodies([melody], validation_fraction=0.0)
-    (inputs, _, _), = list(data.dataset(seq_len=16, batch_size=64, split="all", shuffle=False, with_bars=True))
+    ((inputs, _, _),) = list(data.dataset(seq_len=16, batch_size=64, split="all", shuffle=False, with_bars=True))
     tokens = data.melody_tokens(0)
     row = [r for r in range(len(inputs["ids"])) if (inputs["ids"][r].numpy() == tokens[36:52]).all()]
     assert len(row) == 1 and inputs["bar"][row[0]] == 12
     features = np.asarray(identity_lookback(steps_per_bar=16)(inputs["ids"][row[0]][None], inputs["bar"][row[0]]))
     assert decode_counter(features[0, :, 8:]).tolist() == [(36 + t + 1) % 12 for t in range(16)]
-

@@ -93,10 +93,12 @@ def test_only_zero_velocity_notes():
 
 
 def test_overlapping_same_pitch_notes_are_closed_before_restrike():
-    track = [mido.Message("note_on", note=60, velocity=90, time=0),
-             mido.Message("note_on", note=60, velocity=70, time=240),  # re-struck before its note-off
-             mido.Message("note_off", note=60, time=240),
-             mido.Message("note_off", note=60, time=10)]  # a stray second note-off
+    track = [
+        mido.Message("note_on", note=60, velocity=90, time=0),
+        mido.Message("note_on", note=60, velocity=70, time=240),  # re-struck before its note-off
+        mido.Message("note_off", note=60, time=240),
+        mido.Message("note_off", note=60, time=10),
+    ]  # a stray second note-off
     with pytest.warns(MidiRepairWarning):
         score = read_midi(midi_bytes([track]))
     assert score.tracks[0].notes == [Note(60, 90, 0.0, 0.5), Note(60, 70, 0.5, 1.0)]
@@ -104,18 +106,19 @@ def test_overlapping_same_pitch_notes_are_closed_before_restrike():
 
 
 def test_zero_length_notes_are_dropped():
-    track = [mido.Message("note_on", note=64, velocity=90, time=0),
-             mido.Message("note_off", note=64, time=0),
-             mido.Message("note_on", note=65, velocity=90, time=0),
-             mido.Message("note_off", note=65, time=480)]
+    track = [
+        mido.Message("note_on", note=64, velocity=90, time=0),
+        mido.Message("note_off", note=64, time=0),
+        mido.Message("note_on", note=65, velocity=90, time=0),
+        mido.Message("note_off", note=65, time=480),
+    ]
     with pytest.warns(MidiRepairWarning, match="zero-length"):
         score = read_midi(midi_bytes([track]))
     assert score.tracks[0].notes == [Note(65, 90, 0.0, 1.0)]
 
 
 def test_unclosed_notes_end_with_their_track():
-    track = [mido.Message("note_on", note=64, velocity=90, time=0),
-             mido.MetaMessage("text", text="x", time=960)]
+    track = [mido.Message("note_on", note=64, velocity=90, time=0), mido.MetaMessage("text", text="x", time=960)]
     with pytest.warns(MidiRepairWarning, match="never switched off"):
         score = read_midi(midi_bytes([track]))
     assert score.tracks[0].notes == [Note(64, 90, 0.0, 2.0)]
@@ -192,8 +195,11 @@ def test_score_to_midi_reads_back_in_pretty_midi_mido_and_music21():
 
 
 def test_score_round_trip_keeps_drums_and_programs():
-    score = Score(tracks=[Track([Note(60, 80, 0, 1)], program=40), Track([Note(36, 100, 0, 0.25)], is_drum=True)],
-                  tempos=[(0.0, 75.0)], time_signatures=[(0.0, 6, 8)])
+    score = Score(
+        tracks=[Track([Note(60, 80, 0, 1)], program=40), Track([Note(36, 100, 0, 0.25)], is_drum=True)],
+        tempos=[(0.0, 75.0)],
+        time_signatures=[(0.0, 6, 8)],
+    )
     back = read_midi(score_to_midi(score))
     assert [(t.program, t.is_drum) for t in back.tracks] == [(40, False), (0, True)]
     assert back.tempos == [(0.0, 75.0)] and back.time_signatures == [(0.0, 6, 8)]
@@ -202,11 +208,13 @@ def test_score_round_trip_keeps_drums_and_programs():
 
 def test_writer_refuses_values_midi_cannot_hold_and_replaces_unencodable_names():
     good = Note(60, 90, 0.0, 1.0)
-    for bad, message in ((notes_to_score([Note(128, 90, 0, 1)]), "notes need pitch in"),
-                         (notes_to_score([Note(60, 0, 0, 1)]), "velocity in"),
-                         (notes_to_score([good], time_signature=(3, 6)), "time signature must be"),
-                         (notes_to_score([good], program=128), "`program` must be"),
-                         (notes_to_score([good], qpm=0), "tempo must be > 0")):
+    for bad, message in (
+        (notes_to_score([Note(128, 90, 0, 1)]), "notes need pitch in"),
+        (notes_to_score([Note(60, 0, 0, 1)]), "velocity in"),
+        (notes_to_score([good], time_signature=(3, 6)), "time signature must be"),
+        (notes_to_score([good], program=128), "`program` must be"),
+        (notes_to_score([good], qpm=0), "tempo must be > 0"),
+    ):
         with pytest.raises(MelodyRNNError, match=message):
             score_to_midi(bad)
     back = read_midi(score_to_midi(notes_to_score([good], name="Ōmagari reel")))

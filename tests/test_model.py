@@ -36,8 +36,9 @@ VARIANTS = {
     "attention_previous_key_only": ModelConfig(**TINY, attention_relative_bias=False, cell="gru"),
     "attention_window": ModelConfig(**TINY, attention_window=5),
     "attention_one_layer": ModelConfig(**TINY, num_layers=1, attention_window=4, cell="rnn"),
-    "everything": ModelConfig(**TINY, lookback=True, steps_per_bar=4, attention_window=5, layer_norm=True,
-                              residual=True, cell="gru"),
+    "everything": ModelConfig(
+        **TINY, lookback=True, steps_per_bar=4, attention_window=5, layer_norm=True, residual=True, cell="gru"
+    ),
 }
 
 
@@ -169,8 +170,9 @@ def test_step_by_step_equals_full_call_with_a_bar_per_row(models, name):
 
 def test_plain_models_ignore_the_bar(models):
     ids = random_ids()
-    np.testing.assert_array_equal(np.asarray(models["attention"]({"ids": ids, "bar": np.array([3, 5, 12])})),
-                                  np.asarray(models["attention"](ids)))
+    np.testing.assert_array_equal(
+        np.asarray(models["attention"]({"ids": ids, "bar": np.array([3, 5, 12])})), np.asarray(models["attention"](ids))
+    )
 
 
 def test_a_bar_above_the_maximum_is_refused(models):
@@ -223,14 +225,17 @@ def test_state_reordered_by_a_batch_gather_stays_exact(models):
     np.testing.assert_allclose(np.stack(outputs, axis=1), expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("field, value, match", [
-    ("units", 8192, r"`units` must be an integer in \[1, 2048\], got 8192"),
-    ("attention_window", 1 << 26, r"`attention_window` must be an integer in \[1, 8192\]"),
-    ("vocab_size", 1 << 22, r"`vocab_size` must be an integer in \[3, 4096\]"),
-    ("embedding_dim", 0, r"`embedding_dim` must be an integer in \[1, 2048\], got 0"),
-    ("attention_key_dim", 4096, r"`attention_key_dim` must be an integer in \[1, 1024\] or None"),
-    ("num_layers", True, r"`num_layers` must be an integer in \[1, 16\], got True"),
-])
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("units", 8192, r"`units` must be an integer in \[1, 2048\], got 8192"),
+        ("attention_window", 1 << 26, r"`attention_window` must be an integer in \[1, 8192\]"),
+        ("vocab_size", 1 << 22, r"`vocab_size` must be an integer in \[3, 4096\]"),
+        ("embedding_dim", 0, r"`embedding_dim` must be an integer in \[1, 2048\], got 0"),
+        ("attention_key_dim", 4096, r"`attention_key_dim` must be an integer in \[1, 1024\] or None"),
+        ("num_layers", True, r"`num_layers` must be an integer in \[1, 16\], got True"),
+    ],
+)
 def test_every_size_field_is_bounded(field, value, match):
     # a hostile bundle's config must fail here, before any memory is spent on weights
     with pytest.raises(MelodyRNNError, match=match):
@@ -238,8 +243,11 @@ def test_every_size_field_is_bounded(field, value, match):
 
 
 def test_configs_saved_before_the_attention_shortcuts_keep_plain_attention():
-    old = {k: v for k, v in ModelConfig().to_dict().items()
-           if k not in ("attention_relative_bias", "attention_previous_key")}
+    old = {
+        k: v
+        for k, v in ModelConfig().to_dict().items()
+        if k not in ("attention_relative_bias", "attention_previous_key")
+    }
     config = ModelConfig.from_dict(old)
     assert (config.attention_relative_bias, config.attention_previous_key) == (False, False)
     assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()
@@ -259,8 +267,9 @@ def tiny_data():
 
 
 def compile_model(model):
-    model.compile(optimizer=keras.optimizers.Adam(0.02),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.02), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -270,4 +279,3 @@ def test_fit_a_few_steps_lowers_the_loss():
     data = tiny_data().dataset(seq_len=STEPS, batch_size=8, split="all", seed=0)
     history = model.fit(data, epochs=4, verbose=0)
     assert history.history["loss"][-1] < 0.8 * history.history["loss"][0]
-

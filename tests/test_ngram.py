@@ -31,7 +31,7 @@ def test_witten_bell_formula_by_hand():
 def test_scores_match_the_evaluation_contract():
     tune = np.array([2, 0, 0, 0, 4, 0, 1, 0] * 8)
     m = NGramModel(order=6, vocab_size=8).fit([tune] * 3)
-    (ll, pred), = m.score_token_lists([tune])
+    ((ll, pred),) = m.score_token_lists([tune])
     assert ll.shape == pred.shape == (tune.size - 1,)
     metrics = summarize([tune], [(ll, pred)])
     assert metrics["accuracy"] > 0.9 and metrics["nll_per_step"] < 0.3

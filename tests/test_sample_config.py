@@ -21,8 +21,10 @@ ENCODING = EncodingConfig(min_pitch=48, max_pitch=84)
 
 def primer_file_bytes() -> bytes:
     """Five notes in 3/4 at 90 qpm, program 40, velocity 90: a primer with its own metadata."""
-    conductor = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90), time=0),
-                 mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0)]
+    conductor = [
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90), time=0),
+        mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0),
+    ]
     notes = [(62, 0, 1), (65, 1, 2), (69, 2, 3), (67, 3, 4.5), (65, 4.5, 6)]
     return midi_bytes([conductor, note_track(notes, program=40, velocity=90)])
 
@@ -37,8 +39,17 @@ def test_importing_it_leaves_tensorflow_unloaded():
 
 
 def test_sample_config_round_trips_through_a_dict():
-    config = SampleConfig(num_melodies=4, bars=16, temperature=0.9, top_p=0.95, key="D minor", qpm=110,
-                          time_signature="3/4", program=73, seed=7)
+    config = SampleConfig(
+        num_melodies=4,
+        bars=16,
+        temperature=0.9,
+        top_p=0.95,
+        key="D minor",
+        qpm=110,
+        time_signature="3/4",
+        program=73,
+        seed=7,
+    )
     assert config.time_signature == (3, 4)
     assert SampleConfig.from_dict(config.to_dict()) == config
     with pytest.raises(MelodyRNNError, match="unknown sample config fields"):
@@ -51,25 +62,28 @@ def test_sample_config_modes():
     assert SampleConfig(beam_size=2).uses_beam_search and SampleConfig(branch_factor=3).uses_beam_search
 
 
-@pytest.mark.parametrize("fields, match", [
-    ({"num_melodies": 0}, r"`num_melodies` must be an integer in \[1, 4096\], got 0"),
-    ({"num_melodies": True}, r"`num_melodies` must be an integer"),
-    ({"num_steps": 0}, r"`num_steps` must be a positive integer or None, got 0"),
-    ({"bars": -1}, r"`bars` must be a number > 0 or None, got -1"),
-    ({"bars": 2, "num_steps": 32}, r"give `bars` or `num_steps`, not both"),
-    ({"temperature": -1}, r"`temperature` must be >= 0, got -1"),
-    ({"top_p": 0.0}, r"`top_p` must be in \(0, 1\], got 0.0"),
-    ({"branch_factor": 300}, r"`branch_factor` must be an integer in \[1, 256\], got 300"),
-    ({"key": "H major"}, r"unknown tonic 'H'"),
-    ({"min_pitch": 128}, r"`min_pitch` must be an integer in \[0, 127\] or None, got 128"),
-    ({"min_pitch": 70, "max_pitch": 60}, r"`min_pitch` must be <= `max_pitch`, got 70 > 60"),
-    ({"repetition_penalty": 0}, r"`repetition_penalty` must be > 0, got 0"),
-    ({"qpm": 2000}, r"`qpm` must be in \(0, 1000\] or None, got 2000"),
-    ({"time_signature": "3-4"}, r"`time_signature` must look like '3/4'"),
-    ({"program": 128}, r"`program` must be an integer in \[0, 127\] or None, got 128"),
-    ({"velocity": 0}, r"`velocity` must be an integer in \[1, 127\] or None, got 0"),
-    ({"seed": -1}, r"`seed` must be an integer >= 0 or None, got -1"),
-])
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"num_melodies": 0}, r"`num_melodies` must be an integer in \[1, 4096\], got 0"),
+        ({"num_melodies": True}, r"`num_melodies` must be an integer"),
+        ({"num_steps": 0}, r"`num_steps` must be a positive integer or None, got 0"),
+        ({"bars": -1}, r"`bars` must be a number > 0 or None, got -1"),
+        ({"bars": 2, "num_steps": 32}, r"give `bars` or `num_steps`, not both"),
+        ({"temperature": -1}, r"`temperature` must be >= 0, got -1"),
+        ({"top_p": 0.0}, r"`top_p` must be in \(0, 1\], got 0.0"),
+        ({"branch_factor": 300}, r"`branch_factor` must be an integer in \[1, 256\], got 300"),
+        ({"key": "H major"}, r"unknown tonic 'H'"),
+        ({"min_pitch": 128}, r"`min_pitch` must be an integer in \[0, 127\] or None, got 128"),
+        ({"min_pitch": 70, "max_pitch": 60}, r"`min_pitch` must be <= `max_pitch`, got 70 > 60"),
+        ({"repetition_penalty": 0}, r"`repetition_penalty` must be > 0, got 0"),
+        ({"qpm": 2000}, r"`qpm` must be in \(0, 1000\] or None, got 2000"),
+        ({"time_signature": "3-4"}, r"`time_signature` must look like '3/4'"),
+        ({"program": 128}, r"`program` must be an integer in \[0, 127\] or None, got 128"),
+        ({"velocity": 0}, r"`velocity` must be an integer in \[1, 127\] or None, got 0"),
+        ({"seed": -1}, r"`seed` must be an integer >= 0 or None, got -1"),
+    ],
+)
 def test_sample_config_rejects_bad_fields(fields, match):
     with pytest.raises(MelodyRNNError, match=match):
         SampleConfig(**fields)
@@ -99,15 +113,18 @@ def test_primer_from_midi_uses_the_training_extraction(tmp_path):
     assert read_primer(path, ENCODING)[0] == melody
 
 
-@pytest.mark.parametrize("primer, match", [
-    ("C4 X9", r"unknown note name 'X9'"),
-    ([60, 128], r"`primer` pitches must be MIDI numbers in \[0, 127\] or note names, got 128"),
-    ([60, True], r"`primer` pitches must be MIDI numbers"),
-    ([], r"`primer` must hold at least one note"),
-    ("  ", r"`primer` must hold at least one note"),
-    (3.5, r"`primer` must be pitches, note names, a Melody, or a MIDI file path or bytes, got float"),
-    (Melody.from_notes([(60, 0, 8)], steps_per_quarter=8), r"`primer` must be on the model's grid of 4 steps"),
-])
+@pytest.mark.parametrize(
+    "primer, match",
+    [
+        ("C4 X9", r"unknown note name 'X9'"),
+        ([60, 128], r"`primer` pitches must be MIDI numbers in \[0, 127\] or note names, got 128"),
+        ([60, True], r"`primer` pitches must be MIDI numbers"),
+        ([], r"`primer` must hold at least one note"),
+        ("  ", r"`primer` must hold at least one note"),
+        (3.5, r"`primer` must be pitches, note names, a Melody, or a MIDI file path or bytes, got float"),
+        (Melody.from_notes([(60, 0, 8)], steps_per_quarter=8), r"`primer` must be on the model's grid of 4 steps"),
+    ],
+)
 def test_bad_primers_raise_clear_errors(primer, match):
     with pytest.raises(MelodyRNNError, match=match):
         primer_to_melody(primer, ENCODING)

@@ -27,8 +27,16 @@ from melodyrnn.theory import key_pitch_classes
 
 ENCODING = EncodingConfig(min_pitch=48, max_pitch=84)
 # attention window 16 < the lengths sampled below, so the cache's ring buffer wraps around
-CONFIG = ModelConfig(units=16, num_layers=1, embedding_dim=8, attention=True, attention_heads=2, attention_window=16,
-                     dropout=0.0, vocab_size=ENCODING.vocab_size)
+CONFIG = ModelConfig(
+    units=16,
+    num_layers=1,
+    embedding_dim=8,
+    attention=True,
+    attention_heads=2,
+    attention_window=16,
+    dropout=0.0,
+    vocab_size=ENCODING.vocab_size,
+)
 
 
 def _training_melodies() -> list[Melody]:
@@ -49,10 +57,12 @@ def _training_melodies() -> list[Melody]:
 def bundle_path(tmp_path_factory):
     keras.utils.set_random_seed(5)
     model = build_model(CONFIG)
-    model.compile(optimizer=keras.optimizers.Adam(0.03),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    data = PreparedData.from_melodies(_training_melodies(), ENCODING).dataset(seq_len=32, batch_size=8, split="all",
-                                                                              seed=0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.03), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    data = PreparedData.from_melodies(_training_melodies(), ENCODING).dataset(
+        seq_len=32, batch_size=8, split="all", seed=0
+    )
     model.fit(data, epochs=3, verbose=0)
     path = tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn"
     save_bundle(path, model, CONFIG, ENCODING)
@@ -144,8 +154,9 @@ def test_every_id_stays_in_the_vocabulary(sampler):
         assert ids.min() >= 0 and ids.max() < ENCODING.vocab_size
 
 
-@pytest.mark.parametrize("key", ["D minor", "F# dorian", "Bb major", "A blues", "E harmonic minor",
-                                 "C pentatonic minor"])
+@pytest.mark.parametrize(
+    "key", ["D minor", "F# dorian", "Bb major", "A blues", "E harmonic minor", "C pentatonic minor"]
+)
 def test_key_constraint_yields_only_scale_notes(sampler, key):
     allowed = key_pitch_classes(key)
     for m in sampler.generate(4, steps=48, temperature=1.5, key=key, seed=4):
@@ -187,12 +198,17 @@ def test_primer_is_preserved(sampler, tmp_path, kind):
     data = primer_file_bytes()
     path = tmp_path / "primer.mid"
     path.write_bytes(data)
-    primer = {"names": "D4 F4 A4", "pitches": [62, 65, 69], "name_list": ["D4", "F4", "A4"],
-              "melody": Melody.from_notes([(62, 0, 4), (65, 4, 8), (69, 8, 12)], steps_per_quarter=4),
-              "midi_bytes": data, "midi_path": str(path)}[kind]
+    primer = {
+        "names": "D4 F4 A4",
+        "pitches": [62, 65, 69],
+        "name_list": ["D4", "F4", "A4"],
+        "melody": Melody.from_notes([(62, 0, 4), (65, 4, 8), (69, 8, 12)], steps_per_quarter=4),
+        "midi_bytes": data,
+        "midi_path": str(path),
+    }[kind]
     expected = primer_to_melody(primer, ENCODING)
     for m in sampler.generate(2, bars=4, primer=primer, seed=1):
-        np.testing.assert_array_equal(m.events[:len(expected)], expected.events)
+        np.testing.assert_array_equal(m.events[: len(expected)], expected.events)
     if kind.startswith("midi"):
         assert expected.events.size == 24  # two bars of 3/4, as the training extraction cut it
         assert (m.qpm, m.time_signature, m.program, m.velocity) == (90.0, (3, 4), 40, 90)
@@ -200,32 +216,36 @@ def test_primer_is_preserved(sampler, tmp_path, kind):
 
 
 def test_primer_metadata_can_be_overridden(sampler):
-    m = sampler.generate(1, bars=2, primer=primer_file_bytes(), qpm=130, time_signature="4/4", program=5,
-                         velocity=70, seed=1)[0]
+    m = sampler.generate(
+        1, bars=2, primer=primer_file_bytes(), qpm=130, time_signature="4/4", program=5, velocity=70, seed=1
+    )[0]
     assert (m.qpm, m.time_signature, m.program, m.velocity, len(m)) == (130.0, (4, 4), 5, 70, 32)
 
 
 # -- errors ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"temperature": -1}, MelodyRNNError, r"`temperature` must be >= 0, got -1"),
-    ({"top_p": 0.0}, MelodyRNNError, r"`top_p` must be in \(0, 1\], got 0.0"),
-    ({"top_p": 1.5}, MelodyRNNError, r"`top_p` must be in \(0, 1\], got 1.5"),
-    ({"top_k": -2}, MelodyRNNError, r"`top_k` must be an integer >= 0"),
-    ({"key": "H major"}, MelodyRNNError, r"unknown tonic 'H'"),
-    ({"key": "C superlocrian"}, MelodyRNNError, r"unknown scale 'superlocrian'"),
-    ({"primer": "C4 X9"}, MelodyRNNError, r"unknown note name 'X9'"),
-    ({"primer": "C4 E4", "steps": 4}, MelodyRNNError, r"at least the primer's \(8 steps\)"),
-    ({"primer": "C1"}, OutOfRangeError, r"`primer`: melody pitches 24-24 lie outside \[48, 84\]"),
-    ({"primer": []}, MelodyRNNError, r"`primer` must hold at least one note"),
-    ({"bars": 2, "steps": 32}, MelodyRNNError, r"give `bars` or `num_steps`, not both"),
-    ({"beam_size": 0}, MelodyRNNError, r"`beam_size` must be an integer in \[1, 256\], got 0"),
-    ({"max_repeats": -1}, MelodyRNNError, r"`max_repeats` must be an integer >= 0 or None"),
-    ({"time_signature": "3-4"}, MelodyRNNError, r"`time_signature` must look like '3/4'"),
-    ({"min_pitch": 30, "max_pitch": 40}, MelodyRNNError, r"no pitch of the model's range \[48, 84\]"),
-    ({"min_pitch": 70, "max_pitch": 60}, MelodyRNNError, r"`min_pitch` must be <= `max_pitch`"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"temperature": -1}, MelodyRNNError, r"`temperature` must be >= 0, got -1"),
+        ({"top_p": 0.0}, MelodyRNNError, r"`top_p` must be in \(0, 1\], got 0.0"),
+        ({"top_p": 1.5}, MelodyRNNError, r"`top_p` must be in \(0, 1\], got 1.5"),
+        ({"top_k": -2}, MelodyRNNError, r"`top_k` must be an integer >= 0"),
+        ({"key": "H major"}, MelodyRNNError, r"unknown tonic 'H'"),
+        ({"key": "C superlocrian"}, MelodyRNNError, r"unknown scale 'superlocrian'"),
+        ({"primer": "C4 X9"}, MelodyRNNError, r"unknown note name 'X9'"),
+        ({"primer": "C4 E4", "steps": 4}, MelodyRNNError, r"at least the primer's \(8 steps\)"),
+        ({"primer": "C1"}, OutOfRangeError, r"`primer`: melody pitches 24-24 lie outside \[48, 84\]"),
+        ({"primer": []}, MelodyRNNError, r"`primer` must hold at least one note"),
+        ({"bars": 2, "steps": 32}, MelodyRNNError, r"give `bars` or `num_steps`, not both"),
+        ({"beam_size": 0}, MelodyRNNError, r"`beam_size` must be an integer in \[1, 256\], got 0"),
+        ({"max_repeats": -1}, MelodyRNNError, r"`max_repeats` must be an integer >= 0 or None"),
+        ({"time_signature": "3-4"}, MelodyRNNError, r"`time_signature` must look like '3/4'"),
+        ({"min_pitch": 30, "max_pitch": 40}, MelodyRNNError, r"no pitch of the model's range \[48, 84\]"),
+        ({"min_pitch": 70, "max_pitch": 60}, MelodyRNNError, r"`min_pitch` must be <= `max_pitch`"),
+    ],
+)
 def test_invalid_arguments_raise_clear_errors(sampler, kwargs, error, match):
     with pytest.raises(error, match=match):
         sampler.generate(1, **kwargs)
@@ -243,8 +263,10 @@ def test_sampler_rejects_other_objects_and_missing_bundles(tmp_path):
 
 def test_generated_midi_reads_back_with_pretty_midi_mido_and_music21(sampler, tmp_path):
     import music21
-    melodies = sampler.generate(2, bars=4, qpm=110, time_signature=(3, 4), program=73, velocity=88, seed=3,
-                                primer="A4 C5")
+
+    melodies = sampler.generate(
+        2, bars=4, qpm=110, time_signature=(3, 4), program=73, velocity=88, seed=3, primer="A4 C5"
+    )
     seconds_per_step = 60.0 / 110 / ENCODING.steps_per_quarter
     for i, melody in enumerate(melodies):
         assert len(melody) == 4 * 12
@@ -293,9 +315,33 @@ def test_one_liner_returns_melodies_and_writes_files(bundle_path, tmp_path):
 
 def test_cli_generate(bundle_path, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["generate", "--model", str(bundle_path), "-n", "2", "--bars", "4", "--temperature", "0.9",
-                 "--top-p", "0.95", "--key", "D minor", "--primer", "D4 F4 A4", "--qpm", "110", "--program", "73",
-                 "--seed", "7", "-o", str(out)])
+    code = main(
+        [
+            "generate",
+            "--model",
+            str(bundle_path),
+            "-n",
+            "2",
+            "--bars",
+            "4",
+            "--temperature",
+            "0.9",
+            "--top-p",
+            "0.95",
+            "--key",
+            "D minor",
+            "--primer",
+            "D4 F4 A4",
+            "--qpm",
+            "110",
+            "--program",
+            "73",
+            "--seed",
+            "7",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[-1] == "seed 7"
@@ -306,9 +352,36 @@ def test_cli_generate(bundle_path, tmp_path, capsys):
     assert pm.instruments[0].program == 73 and pm.get_tempo_changes()[1].tolist() == pytest.approx([110.0])
     # the same command again writes the same bytes
     first = files[0].read_bytes()
-    assert main(["generate", "--model", str(bundle_path), "-n", "2", "--bars", "4", "--temperature", "0.9",
-                 "--top-p", "0.95", "--key", "D minor", "--primer", "D4 F4 A4", "--qpm", "110", "--program", "73",
-                 "--seed", "7", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(bundle_path),
+                "-n",
+                "2",
+                "--bars",
+                "4",
+                "--temperature",
+                "0.9",
+                "--top-p",
+                "0.95",
+                "--key",
+                "D minor",
+                "--primer",
+                "D4 F4 A4",
+                "--qpm",
+                "110",
+                "--program",
+                "73",
+                "--seed",
+                "7",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert files[0].read_bytes() == first
 
 
@@ -336,8 +409,16 @@ def test_sample_metrics_command(bundle_path, tmp_path, capsys):
 
 def _lookback_gru_sampler(**config_fields) -> Sampler:
     keras.utils.set_random_seed(8)
-    config = ModelConfig(cell="gru", num_layers=2, units=12, embedding_dim=6, attention=False, lookback=True,
-                         vocab_size=ENCODING.vocab_size, **config_fields)
+    config = ModelConfig(
+        cell="gru",
+        num_layers=2,
+        units=12,
+        embedding_dim=6,
+        attention=False,
+        lookback=True,
+        vocab_size=ENCODING.vocab_size,
+        **config_fields,
+    )
     return Sampler(Bundle(build_model(config), config, ENCODING))
 
 
@@ -357,12 +438,16 @@ def test_compiled_loops_count_the_bars_of_the_time_signature_for_a_lookback_mode
     prefix = melody_to_tokens(primer_to_melody(primer, ENCODING), ENCODING).tolist()
     expected = _reference_greedy(sampler.model, prefix, 40, steps_per_bar=12)
     assert expected != _reference_greedy(sampler.model, prefix, 40)  # the bar changes what the model plays
-    assert _ids(sampler.generate(1, steps=40, primer=primer, temperature=0, time_signature="3/4"))[0].tolist() \
-        == expected
-    assert _ids(sampler.generate(1, steps=40, primer=primer, temperature=0, time_signature="3/4",
-                                 branch_factor=2))[0].tolist()[:len(prefix)] == prefix  # the beam loop runs
+    assert (
+        _ids(sampler.generate(1, steps=40, primer=primer, temperature=0, time_signature="3/4"))[0].tolist() == expected
+    )
+    assert (
+        _ids(sampler.generate(1, steps=40, primer=primer, temperature=0, time_signature="3/4", branch_factor=2))[
+            0
+        ].tolist()[: len(prefix)]
+        == prefix
+    )  # the beam loop runs
     waltz = Melody.from_notes([(60, 0, 4), (62, 4, 8)], time_signatures=((0, 3, 4),))  # a primer with its own 3/4
     assert _ids(sampler.generate(1, steps=40, primer=waltz, temperature=0))[0].tolist() == expected
     with pytest.raises(MelodyRNNError, match=r"max_steps_per_bar=32.*got 36"):
         sampler.generate(1, steps=8, time_signature="9/4")
-

@@ -21,17 +21,27 @@ from melodyrnn.theory import (
 # -- meters ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, expected",
-                         [("6/8", (6, 8)), (" 3 / 4 ", (3, 4)), ((2, 2), (2, 2)), ((64, 64), (64, 64))])
+@pytest.mark.parametrize(
+    "value, expected", [("6/8", (6, 8)), (" 3 / 4 ", (3, 4)), ((2, 2), (2, 2)), ((64, 64), (64, 64))]
+)
 def test_check_time_signature_accepts_usable_meters(value, expected):
     assert check_time_signature(value) == expected
 
 
-@pytest.mark.parametrize("value, match", [
-    ("3-4", "must look like '3/4'"), (5, r"must be \(numerator, denominator\)"), ((0, 4), "numerator in \\[1, 64\\]"),
-    ((3, 6), "power-of-two"), ((65, 4), "got 65/4"), ((4, 128), "got 4/128"), ((4, 2**255), "power-of-two"),
-    ((True, 4), "numerator"), ((3.0, 4), "numerator"),
-])
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ("3-4", "must look like '3/4'"),
+        (5, r"must be \(numerator, denominator\)"),
+        ((0, 4), "numerator in \\[1, 64\\]"),
+        ((3, 6), "power-of-two"),
+        ((65, 4), "got 65/4"),
+        ((4, 128), "got 4/128"),
+        ((4, 2**255), "power-of-two"),
+        ((True, 4), "numerator"),
+        ((3.0, 4), "numerator"),
+    ],
+)
 def test_check_time_signature_refuses_unusable_meters(value, match):
     with pytest.raises(MelodyRNNError, match=match):
         check_time_signature(value, "time_signature")
@@ -72,12 +82,22 @@ def test_note_names():
 # -- keys and scales -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key, expected", [
-    ("D minor", (2, "minor")), ("F# dorian", (6, "dorian")), ("Bb major", (10, "major")), ("A blues", (9, "blues")),
-    ("C", (0, "major")), ("e harmonic-minor", (4, "harmonic minor")), ("G MIXOLYDIAN", (7, "mixolydian")),
-    ("Eb pentatonic_minor", (3, "pentatonic minor")), ("F major pentatonic", (5, "pentatonic major")),
-    ("Cb major", (11, "major")), ("B# chromatic", (0, "chromatic")),
-])
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("D minor", (2, "minor")),
+        ("F# dorian", (6, "dorian")),
+        ("Bb major", (10, "major")),
+        ("A blues", (9, "blues")),
+        ("C", (0, "major")),
+        ("e harmonic-minor", (4, "harmonic minor")),
+        ("G MIXOLYDIAN", (7, "mixolydian")),
+        ("Eb pentatonic_minor", (3, "pentatonic minor")),
+        ("F major pentatonic", (5, "pentatonic major")),
+        ("Cb major", (11, "major")),
+        ("B# chromatic", (0, "chromatic")),
+    ],
+)
 def test_parse_key(key, expected):
     assert parse_key(key) == expected
 
@@ -89,10 +109,16 @@ def test_key_pitch_classes():
     assert all(len(set(steps)) == len(steps) and steps[0] == 0 for steps in SCALES.values())
 
 
-@pytest.mark.parametrize("key, match", [
-    ("H major", "unknown tonic 'H'"), ("D minr", "unknown scale 'minr'"), ("", "`key` must be a string"),
-    (5, "`key` must be a string"), ("Dminor", "unknown tonic 'Dminor'"),
-])
+@pytest.mark.parametrize(
+    "key, match",
+    [
+        ("H major", "unknown tonic 'H'"),
+        ("D minr", "unknown scale 'minr'"),
+        ("", "`key` must be a string"),
+        (5, "`key` must be a string"),
+        ("Dminor", "unknown tonic 'Dminor'"),
+    ],
+)
 def test_parse_key_errors(key, match):
     with pytest.raises(MelodyRNNError, match=match):
         parse_key(key)

@@ -29,15 +29,37 @@ from melodyrnn.training import TrainConfig, default_model_config, train
 REPO = Path(__file__).resolve().parent.parent
 TINY_MODEL = dict(units=12, num_layers=1, embedding_dim=8, attention_heads=2, attention_window=8, dropout=0.0)
 TINY_TRAIN = dict(seq_len=16, batch_size=4, learning_rate=0.01, max_minutes=None, patience=None)
-TINY_FLAGS = ["--units", "12", "--layers", "1", "--embedding-dim", "8", "--dropout", "0", "--seq-len", "16",
-              "--batch-size", "4", "--learning-rate", "0.01", "--max-minutes", "0", "--patience", "0",
-              "--no-progress"]
+TINY_FLAGS = [
+    "--units",
+    "12",
+    "--layers",
+    "1",
+    "--embedding-dim",
+    "8",
+    "--dropout",
+    "0",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "4",
+    "--learning-rate",
+    "0.01",
+    "--max-minutes",
+    "0",
+    "--patience",
+    "0",
+    "--no-progress",
+]
 
 
 def tiny_melodies(n=8):
     riff = [(60, 0, 2), (64, 2, 4), (67, 4, 6), (72, 6, 8)]
-    return [melodyrnn.Melody.from_notes([(p + i % 3, s + 8 * k, e + 8 * k) for k in range(6) for p, s, e in riff],
-                                        num_steps=48, source=f"f{i}.mid") for i in range(n)]
+    return [
+        melodyrnn.Melody.from_notes(
+            [(p + i % 3, s + 8 * k, e + 8 * k) for k in range(6) for p, s, e in riff], num_steps=48, source=f"f{i}.mid"
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +90,22 @@ def ids(batch=2, steps=20, seed=0):
 # -- TrainConfig ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field, value", [
-    ("epochs", 0), ("batch_size", 1.5), ("seq_len", 1), ("learning_rate", 0), ("clipnorm", -1.0), ("patience", 0),
-    ("transpose", 25), ("seed", "a"), ("strategy", "tpu"), ("steps_per_epoch", 0), ("max_minutes", 0),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("epochs", 0),
+        ("batch_size", 1.5),
+        ("seq_len", 1),
+        ("learning_rate", 0),
+        ("clipnorm", -1.0),
+        ("patience", 0),
+        ("transpose", 25),
+        ("seed", "a"),
+        ("strategy", "tpu"),
+        ("steps_per_epoch", 0),
+        ("max_minutes", 0),
+    ],
+)
 def test_train_config_rejects_bad_fields_naming_them(field, value):
     with pytest.raises(MelodyRNNError, match=f"`{field}` must be .*, got {value!r}"):
         TrainConfig(**{field: value})
@@ -105,8 +139,15 @@ def test_run_folder_holds_bundles_logs_and_state(run):
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert float(rows[-1]["val_loss"]) == pytest.approx(run.history[-1]["val_loss"])
-    for column in ("loss", "perplexity", "accuracy", "val_perplexity", "val_accuracy", "val_event_accuracy",
-                   "val_no_event_accuracy"):
+    for column in (
+        "loss",
+        "perplexity",
+        "accuracy",
+        "val_perplexity",
+        "val_accuracy",
+        "val_event_accuracy",
+        "val_no_event_accuracy",
+    ):
         assert rows[-1][column] != ""
     state = json.loads((run.run_dir / "train_state.json").read_text())
     assert state["epoch"] == 4 and state["best"]["epoch"] == run.best_epoch
@@ -139,8 +180,13 @@ def test_save_load_gives_identical_predictions_in_keras_safe_mode(run, tmp_path)
 
 
 def test_format_history_marks_the_best_epoch():
-    table = format_history([{"epoch": 1, "loss": 2.0, "val_loss": 1.5, "seconds": 3.0},
-                            {"epoch": 2, "loss": 1.0, "val_loss": float("nan"), "partial": True}], best_epoch=1)
+    table = format_history(
+        [
+            {"epoch": 1, "loss": 2.0, "val_loss": 1.5, "seconds": 3.0},
+            {"epoch": 2, "loss": 1.0, "val_loss": float("nan"), "partial": True},
+        ],
+        best_epoch=1,
+    )
     lines = table.splitlines()
     assert lines[2].startswith("    1*") and "1.5000" in lines[2]
     assert lines[3].rstrip().endswith("~") and "nan" not in lines[3]
@@ -193,8 +239,14 @@ class _WeightsAtStart(keras.callbacks.Callback):
 
 def test_fine_tune_starts_from_the_bundle(run, data, tmp_path):
     start = _WeightsAtStart()
-    result = train(data, tmp_path / "tuned", train_config=dict(TINY_TRAIN, epochs=1, learning_rate=0.001),
-                   from_bundle=run.best_path, callbacks=[start], progress=False)
+    result = train(
+        data,
+        tmp_path / "tuned",
+        train_config=dict(TINY_TRAIN, epochs=1, learning_rate=0.001),
+        from_bundle=run.best_path,
+        callbacks=[start],
+        progress=False,
+    )
     source = load_bundle(run.best_path, compile=False).model
     for a, b in zip(start.weights, source.weights):
         np.testing.assert_array_equal(a, np.asarray(b))
@@ -204,8 +256,9 @@ def test_fine_tune_starts_from_the_bundle(run, data, tmp_path):
 
 
 def test_fine_tune_refuses_data_of_another_vocabulary(run, tmp_path):
-    narrow = PreparedData.from_melodies(tiny_melodies(), EncodingConfig(min_pitch=48, max_pitch=84),
-                                        validation_fraction=0.3)
+    narrow = PreparedData.from_melodies(
+        tiny_melodies(), EncodingConfig(min_pitch=48, max_pitch=84), validation_fraction=0.3
+    )
     with pytest.raises(DataError, match="the model expects"):
         train(narrow, tmp_path / "tuned", train_config=TINY_TRAIN, from_bundle=run.best_path, progress=False)
 
@@ -216,8 +269,13 @@ def test_a_bad_bundle_raises_bundle_error(data, tmp_path):
     with pytest.raises(BundleError, match="not a melodyrnn bundle, or it is corrupt or truncated"):
         train(data, tmp_path / "tuned", train_config=TINY_TRAIN, from_bundle=bad, progress=False)
     with pytest.raises(BundleError, match="does not exist"):
-        train(data, tmp_path / "tuned2", train_config=TINY_TRAIN, from_bundle=tmp_path / "missing.melodyrnn",
-              progress=False)
+        train(
+            data,
+            tmp_path / "tuned2",
+            train_config=TINY_TRAIN,
+            from_bundle=tmp_path / "missing.melodyrnn",
+            progress=False,
+        )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "latest.melodyrnn").write_bytes(b"garbage")
@@ -237,16 +295,16 @@ def test_bad_data_raises_data_error(tmp_path):
 
 def test_early_stopping_on_validation_loss(data, tmp_path):
     # A learning rate far below float32 resolution leaves the validation loss where it is: no improvement.
-    result = train(data, tmp_path / "run", TINY_MODEL,
-                   dict(TINY_TRAIN, epochs=10, learning_rate=1e-30, patience=2), progress=False)
+    result = train(
+        data, tmp_path / "run", TINY_MODEL, dict(TINY_TRAIN, epochs=10, learning_rate=1e-30, patience=2), progress=False
+    )
     assert result.stopped == "early_stopping"
     assert result.epochs == 3 and result.best_epoch == 1
     assert read_run(tmp_path / "run")["stopped"] == "early_stopping"
 
 
 def test_time_budget_stops_mid_epoch_and_saves(data, tmp_path):
-    result = train(data, tmp_path / "run", TINY_MODEL, dict(TINY_TRAIN, epochs=5, max_minutes=1e-9),
-                   progress=False)
+    result = train(data, tmp_path / "run", TINY_MODEL, dict(TINY_TRAIN, epochs=5, max_minutes=1e-9), progress=False)
     assert result.stopped == "time_budget" and result.epochs == 1
     assert result.history[0]["partial"] is True
     assert load_bundle(result.latest_path).metadata["training"]["epoch"] == 1
@@ -254,8 +312,7 @@ def test_time_budget_stops_mid_epoch_and_saves(data, tmp_path):
 
 def test_without_a_validation_split_the_training_loss_picks_the_best(tmp_path):
     data = PreparedData.from_melodies(tiny_melodies(4), validation_fraction=0.0)
-    result = train(data, tmp_path / "run", TINY_MODEL, dict(TINY_TRAIN, epochs=2, steps_per_epoch=3),
-                   progress=False)
+    result = train(data, tmp_path / "run", TINY_MODEL, dict(TINY_TRAIN, epochs=2, steps_per_epoch=3), progress=False)
     assert "val_loss" not in result.history[0] and result.best_val_loss == min(r["loss"] for r in result.history)
     assert int(result.model.optimizer.iterations) == 6
 
