@@ -27,6 +27,7 @@ from melodyrnn import attention, layers, lookback  # noqa: F401
 from melodyrnn.archives import check_members
 from melodyrnn.encoding import EncodingConfig
 from melodyrnn.errors import BundleError, MelodyRNNError
+from melodyrnn.files import atomic_write
 from melodyrnn.model import MelodyModel, ModelConfig
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "load_bundle",
     "load",
     "read_bundle_metadata",
-    "atomic_write",
     "BUNDLE_FORMAT",
     "BUNDLE_VERSION",
     "DEFAULT_BUNDLE_PATH",
@@ -174,29 +174,6 @@ def save_bundle(
 
     atomic_write(path, write)
     return path
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Writes a file so that a crash at any moment leaves the old file or the new one, never half of one.
-
-    `write(f)` fills a temporary binary file in the same folder, which is flushed to disk and then renamed over
-    `path`. The file gets the ordinary permissions of a new file (0o666 less the umask), not mkstemp's 0o600.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _unsafe_objects(node, found: list) -> list:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,18 @@ from typing import Literal
 
 import numpy as np
 
+from melodyrnn.archives import check_members
 from melodyrnn.collection import VALIDATION_FRACTION, FileResult, PrepareReport, is_validation, read_collection
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import DataError
 from melodyrnn.extraction import ExtractionConfig
+from melodyrnn.files import atomic_write, atomic_write_text, check_writable_file
 from melodyrnn.theory import check_steps_per_bar, is_usable_time_signature, steps_per_bar
 
 CACHE_VERSION = 1
+# The most bytes one array of a cache may claim: 1e9 steps of int16 tokens, far beyond any collection; it bounds
+# what a hand-made cache can make `load` inflate.
+_MAX_ARRAY_BYTES = 2 << 30
 Split = Literal["train", "validation", "all"]
 
 
@@ -245,12 +251,14 @@ class PreparedData:
             "validation_fraction": self.validation_fraction,
             "report": self.report.to_dict(),
         }
+        report = path.with_name(path.stem + ".report.json")
+        for target in (path, report):  # both checked before either is written
+            check_writable_file(target, "output")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, meta=np.array(json.dumps(meta)), **{k: getattr(self, k) for k in self._ARRAYS})
-        os.replace(tmp, path)  # a crash mid-write never leaves a half-written cache under the real name
-        path.with_name(path.stem + ".report.json").write_text(json.dumps(self.report.to_dict(), indent=2) + "\n")
+        arrays = {k: getattr(self, k) for k in self._ARRAYS}
+        # atomic: a crash or a full disk never leaves half a cache, an empty report or a temporary file behind
+        atomic_write(path, lambda f: np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays))
+        atomic_write_text(report, json.dumps(self.report.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PreparedData:
@@ -263,6 +271,10 @@ class PreparedData:
             with open(path, "rb") as f:
                 if f.read(4) != b"PK\x03\x04":  # np.load would suggest unpickling it: never for user data
                     raise DataError(f"`{path}` is not a melodyrnn prepared-data cache (not an .npz archive)")
+            with zipfile.ZipFile(path) as archive:
+                problem = check_members(archive, _MAX_ARRAY_BYTES, 2 * _MAX_ARRAY_BYTES)
+            if problem:
+                raise DataError(f"`{path}` is refused: {problem}")
             with np.load(path, allow_pickle=False) as npz:
                 meta = json.loads(str(npz["meta"]))
                 if meta.get("format") != "melodyrnn-prepared":

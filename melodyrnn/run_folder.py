@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 import keras
 
 from melodyrnn import distribute
-from melodyrnn.bundle import atomic_write, read_bundle_metadata, save_bundle
+from melodyrnn.bundle import read_bundle_metadata, save_bundle
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.evaluation import score_token_lists, summarize
+from melodyrnn.files import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
     from melodyrnn.training import TrainConfig
@@ -93,10 +94,6 @@ def format_history(history: list[dict], best_epoch: int | None = None) -> str:
 # Run folder
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
 def _atomic_copy(source: Path, target: Path) -> None:
     def write(out) -> None:
         with open(source, "rb") as src:
@@ -152,7 +149,7 @@ def _write_log(path: Path, history: list[dict]) -> None:
     writer.writeheader()
     for row in history:
         writer.writerow({k: row.get(k, "") for k in (*_COLUMNS, "partial")})
-    _atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 def check_run_folder(run_dir: Path, resume: bool, from_bundle) -> dict | None:
@@ -269,7 +266,7 @@ class RunCallback(keras.callbacks.Callback):
         save_bundle(latest, self.model, encoding=self.encoding, metadata=metadata)
         if improved:
             _atomic_copy(latest, self.run_dir / BEST)
-        _atomic_write_text(
+        atomic_write_text(
             self.run_dir / STATE,
             json.dumps({k: v for k, v in self.state.items() if k != "history"}, indent=2, allow_nan=True) + "\n",
         )

@@ -13,13 +13,20 @@ import sys
 import time
 from pathlib import Path
 
+import pretty_midi
 import pytest
+import test_evaluation
 from conftest import midi_bytes, note_track, scale_notes
+from test_sampling import _training_melodies, train_tiny_bundle
 from test_training import TINY_FLAGS, tiny_melodies
 
-from melodyrnn.bundle import load_bundle
+import melodyrnn
+from melodyrnn.bundle import load_bundle, save_bundle
 from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
+from melodyrnn.encoding import melody_to_midi
+from melodyrnn.evaluation import format_metrics
+from melodyrnn.model import build_model
 from melodyrnn.run_folder import read_run
 
 DATA = Path(__file__).parent / "data"
@@ -87,6 +94,48 @@ def test_strict_exits_nonzero_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "corrupt.mid" in err
     assert not (tmp_path / "d.npz").exists()
+
+
+def _prepare_to(tmp_path, output) -> list[str]:
+    return ["prepare", str(_folder(tmp_path)), "-o", str(output), "--workers", "1", "--no-progress"]
+
+
+def test_prepare_never_replaces_what_is_not_a_regular_file(tmp_path, capsys):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "real.npz").write_bytes(b"keep")
+    (tmp_path / "link.npz").symlink_to(tmp_path / "real.npz")
+    (tmp_path / "file").write_text("a file, not a folder")
+    cases = {
+        "/dev/null": "/dev/null is a device, not a regular file",
+        tmp_path / "fifo": "fifo is a FIFO, not a regular file",
+        tmp_path / "link.npz": "link.npz is a symlink, not a regular file",
+        tmp_path / "midis": "midis is a folder, not a regular file",
+        tmp_path / "file" / "d.npz": "cannot be written: Not a directory",
+    }
+    for output, message in cases.items():
+        shutil.rmtree(tmp_path / "midis", ignore_errors=True)
+        assert main(_prepare_to(tmp_path, output)) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith("melodyrnn prepare: error: ") and message in err[0], err
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    assert (tmp_path / "real.npz").read_bytes() == b"keep" and (tmp_path / "link.npz").is_symlink()
+    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob("*.report.json"))
+
+
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    code = main(["generate", "--steps", "8", "--seed", "1", "-o", str(tmp_path / "taken")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("melodyrnn generate: error: cannot use"), err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    command = [sys.executable, "-m", "melodyrnn", *_prepare_to(tmp_path, tmp_path / "d.npz"), "--json"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc.stdout.close()  # like `| head -c 0`: the reader is gone before anything is printed
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr[-2000:]
 
 
 def test_console_script_errors_are_one_line_without_traceback(tmp_path):
@@ -217,3 +266,73 @@ def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, 
     with open(run_dir / "log.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(1, done + 3))
     assert not list(run_dir.glob(".*.tmp"))
+
+
+# -- generate and evaluate -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    return train_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn")
+
+
+def _generate_args(bundle_path, out) -> list[str]:
+    args = "-n 2 --bars 4 --temperature 0.9 --top-p 0.95 --qpm 110 --program 73 --seed 7".split()
+    return ["generate", "--model", str(bundle_path), *args, "--key", "D minor", "--primer", "D4 F4 A4", "-o", str(out)]
+
+
+def test_cli_generate(bundle_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(_generate_args(bundle_path, out))
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[-1] == "seed 7"
+    assert "notes" in lines[0] and "range" in lines[0] and "key estimate" in lines[0]
+    files = sorted(out.glob("*.mid"))
+    assert len(files) == 2
+    pm = pretty_midi.PrettyMIDI(str(files[0]))
+    assert pm.instruments[0].program == 73 and pm.get_tempo_changes()[1].tolist() == pytest.approx([110.0])
+    # the same command again writes the same bytes
+    first = files[0].read_bytes()
+    assert main(_generate_args(bundle_path, out)) == 0
+    assert files[0].read_bytes() == first
+
+
+def test_cli_generate_bad_input_prints_one_line(bundle_path, tmp_path, capsys):
+    code = main(["generate", "--model", str(bundle_path), "--temperature", "-1", "-o", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["melodyrnn generate: error: `temperature` must be >= 0, got -1.0"]
+
+
+def test_sample_metrics_command(bundle_path, tmp_path, capsys):
+    melodyrnn.generate(3, model=bundle_path, bars=4, key="C major", seed=2, output=tmp_path / "samples")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for i, m in enumerate(_training_melodies()[:2]):
+        melody_to_midi(m, ref / f"r{i}.mid")
+    assert main(["evaluate", "--samples", str(tmp_path / "samples"), "--reference", str(ref)]) == 0
+    printed = capsys.readouterr().out
+    assert "melodies: 3" in printed and "key estimate" in printed and "JS divergence" in printed
+    assert main(["evaluate", "--samples", str(tmp_path / "samples"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_melodies"] == 3
+    assert main(["evaluate", "--samples", str(tmp_path / "nothing")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_cli_evaluate_prints_nll(tmp_path, capsys):
+    bundle_path = save_bundle(tmp_path / "m.melodyrnn", build_model(test_evaluation.CONFIG))
+    data = PreparedData.from_melodies(test_evaluation.melodies(), validation_fraction=0.5)
+    cache = tmp_path / "d.npz"
+    data.save(cache)
+    assert main(["evaluate", str(bundle_path), str(cache)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("NLL ") and "nats/step" in line and "event accuracy" in line
+    assert main(["evaluate", str(bundle_path), str(cache), "--split", "all", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["melodies"] == 5
+    assert format_metrics(metrics).startswith(f"NLL {metrics['nll_per_step']:.4f} nats/step")
+    assert main(["evaluate", str(cache), str(cache)]) == 2
+    assert main(["evaluate", str(bundle_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(e.startswith("melodyrnn evaluate: error: ") for e in err)

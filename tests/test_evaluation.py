@@ -3,7 +3,6 @@ step-by-step ones), padding never leaks, the metrics' definitions, and the `eval
 
 from __future__ import annotations
 
-import json
 import math
 
 import keras
@@ -13,13 +12,11 @@ from conftest import midi_bytes, note_track, scale_notes
 
 import melodyrnn
 from melodyrnn.bundle import load_bundle, save_bundle
-from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import NO_EVENT_ID, EncodingConfig, melody_to_tokens
 from melodyrnn.errors import BundleError, DataError, MelodyRNNError
 from melodyrnn.evaluation import (
     evaluate,
-    format_metrics,
     load_eval_melodies,
     score_melody,
     score_token_lists,
@@ -160,22 +157,6 @@ def test_evaluate_refuses_bad_input(bundle, data, tmp_path):
         evaluate(bad, data)
     with pytest.raises(MelodyRNNError, match="`bundle` must be"):
         evaluate(42, data)
-
-
-def test_cli_evaluate_prints_nll(bundle_path, data, tmp_path, capsys):
-    cache = tmp_path / "d.npz"
-    data.save(cache)
-    assert main(["evaluate", str(bundle_path), str(cache)]) == 0
-    line = capsys.readouterr().out.strip()
-    assert line.startswith("NLL ") and "nats/step" in line and "event accuracy" in line
-    assert main(["evaluate", str(bundle_path), str(cache), "--split", "all", "--json"]) == 0
-    metrics = json.loads(capsys.readouterr().out)
-    assert metrics["melodies"] == 5
-    assert format_metrics(metrics).startswith(f"NLL {metrics['nll_per_step']:.4f} nats/step")
-    assert main(["evaluate", str(cache), str(cache)]) == 2
-    assert main(["evaluate", str(bundle_path)]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and all(e.startswith("melodyrnn evaluate: error: ") for e in err)
 
 
 def test_evaluate_gives_a_lookback_model_each_melodys_bar(tmp_path):

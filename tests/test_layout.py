@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melodyrnn"
 
 # The data path, lowest first: a module may import only modules before it (README.md, "Layout").
 ORDER = [
-    "errors", "configs", "theory", "archives", "midi_io", "encoding", "extraction", "collection", "dataset",
+    "errors", "configs", "theory", "files", "archives", "midi_io", "encoding", "extraction", "collection", "dataset",
     "cells", "fused_tf", "layers", "attention", "lookback", "model", "bundle", "evaluation", "ngram", "metrics",
     "distribute", "run_folder", "training", "sample_config", "decoding", "sampling", "audio", "cli",
 ]  # fmt: skip

@@ -5,7 +5,7 @@ the CLI. The config and primer parsing alone: test_sample_config.py."""
 from __future__ import annotations
 
 import io
-import json
+from pathlib import Path
 
 import keras
 import mido
@@ -16,7 +16,6 @@ from test_sample_config import primer_file_bytes
 
 import melodyrnn
 from melodyrnn.bundle import Bundle, save_bundle
-from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import NO_EVENT_ID, NUM_SPECIAL, EncodingConfig, Melody, melody_to_midi, melody_to_tokens
 from melodyrnn.errors import BundleError, MelodyRNNError, OutOfRangeError
@@ -53,8 +52,8 @@ def _training_melodies() -> list[Melody]:
     return out
 
 
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
+def train_tiny_bundle(path: Path) -> Path:
+    """A small model trained for seconds on the test melodies, saved at `path`: enough to hear a key and a meter."""
     keras.utils.set_random_seed(5)
     model = build_model(CONFIG)
     model.compile(
@@ -64,9 +63,13 @@ def bundle_path(tmp_path_factory):
         seq_len=32, batch_size=8, split="all", seed=0
     )
     model.fit(data, epochs=3, verbose=0)
-    path = tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn"
     save_bundle(path, model, CONFIG, ENCODING)
     return path
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    return train_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn")
 
 
 @pytest.fixture(scope="module")
@@ -311,100 +314,6 @@ def test_one_liner_returns_melodies_and_writes_files(bundle_path, tmp_path):
     assert files[0].read_bytes() == melody_to_midi(melodies[0])
     one = melodyrnn.generate(1, model=bundle_path, bars=2, seed=1, output=tmp_path / "one.mid")
     assert (tmp_path / "one.mid").read_bytes() == melody_to_midi(one[0])
-
-
-def test_cli_generate(bundle_path, tmp_path, capsys):
-    out = tmp_path / "out"
-    code = main(
-        [
-            "generate",
-            "--model",
-            str(bundle_path),
-            "-n",
-            "2",
-            "--bars",
-            "4",
-            "--temperature",
-            "0.9",
-            "--top-p",
-            "0.95",
-            "--key",
-            "D minor",
-            "--primer",
-            "D4 F4 A4",
-            "--qpm",
-            "110",
-            "--program",
-            "73",
-            "--seed",
-            "7",
-            "-o",
-            str(out),
-        ]
-    )
-    assert code == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[-1] == "seed 7"
-    assert "notes" in lines[0] and "range" in lines[0] and "key estimate" in lines[0]
-    files = sorted(out.glob("*.mid"))
-    assert len(files) == 2
-    pm = pretty_midi.PrettyMIDI(str(files[0]))
-    assert pm.instruments[0].program == 73 and pm.get_tempo_changes()[1].tolist() == pytest.approx([110.0])
-    # the same command again writes the same bytes
-    first = files[0].read_bytes()
-    assert (
-        main(
-            [
-                "generate",
-                "--model",
-                str(bundle_path),
-                "-n",
-                "2",
-                "--bars",
-                "4",
-                "--temperature",
-                "0.9",
-                "--top-p",
-                "0.95",
-                "--key",
-                "D minor",
-                "--primer",
-                "D4 F4 A4",
-                "--qpm",
-                "110",
-                "--program",
-                "73",
-                "--seed",
-                "7",
-                "-o",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    assert files[0].read_bytes() == first
-
-
-def test_cli_generate_bad_input_prints_one_line(bundle_path, tmp_path, capsys):
-    code = main(["generate", "--model", str(bundle_path), "--temperature", "-1", "-o", str(tmp_path)])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["melodyrnn generate: error: `temperature` must be >= 0, got -1.0"]
-
-
-def test_sample_metrics_command(bundle_path, tmp_path, capsys):
-    melodyrnn.generate(3, model=bundle_path, bars=4, key="C major", seed=2, output=tmp_path / "samples")
-    ref = tmp_path / "ref"
-    ref.mkdir()
-    for i, m in enumerate(_training_melodies()[:2]):
-        melody_to_midi(m, ref / f"r{i}.mid")
-    assert main(["evaluate", "--samples", str(tmp_path / "samples"), "--reference", str(ref)]) == 0
-    printed = capsys.readouterr().out
-    assert "melodies: 3" in printed and "key estimate" in printed and "JS divergence" in printed
-    assert main(["evaluate", "--samples", str(tmp_path / "samples"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["num_melodies"] == 3
-    assert main(["evaluate", "--samples", str(tmp_path / "nothing")]) == 2
-    assert "is not a directory" in capsys.readouterr().err
 
 
 def _lookback_gru_sampler(**config_fields) -> Sampler:

@@ -23,7 +23,7 @@ from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import EncodingConfig
 from melodyrnn.errors import BundleError, DataError, MelodyRNNError
 from melodyrnn.model import ModelConfig
-from melodyrnn.run_folder import format_history, read_run
+from melodyrnn.run_folder import read_run
 from melodyrnn.training import TrainConfig, default_model_config, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,19 +177,6 @@ def test_save_load_gives_identical_predictions_in_keras_safe_mode(run, tmp_path)
     model = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     np.testing.assert_array_equal(np.asarray(model(ids())), expected)
     assert model.optimizer is not None and int(model.optimizer.iterations) > 0
-
-
-def test_format_history_marks_the_best_epoch():
-    table = format_history(
-        [
-            {"epoch": 1, "loss": 2.0, "val_loss": 1.5, "seconds": 3.0},
-            {"epoch": 2, "loss": 1.0, "val_loss": float("nan"), "partial": True},
-        ],
-        best_epoch=1,
-    )
-    lines = table.splitlines()
-    assert lines[2].startswith("    1*") and "1.5000" in lines[2]
-    assert lines[3].rstrip().endswith("~") and "nan" not in lines[3]
 
 
 # -- resume, fine-tuning, errors -----------------------------------------------------------------------------
