@@ -253,8 +253,11 @@ def _read_members(path: Path, *, with_model: bool = True) -> tuple[dict, bytes]:
             f"{path} has bundle format version {version!r}; this melodyrnn reads version "
             f"{BUNDLE_VERSION} (upgrade melodyrnn, or re-save the model with this version)"
         )
-    expected = (header.get("files") or {}).get(_MODEL_MEMBER) or {}
-    checksum = expected.get("sha256")
+    files = header.get("files") or {}
+    expected = files.get(_MODEL_MEMBER) or {} if isinstance(files, dict) else None
+    checksum = expected.get("sha256") if isinstance(expected, dict) else None
+    if expected is None or not isinstance(expected, dict) or not isinstance(checksum, (str, type(None))):
+        raise BundleError(f"{path} is corrupt: the `files` entry of its {_JSON_MEMBER} is not a map of checksums")
     if with_model and checksum and hashlib.sha256(model_bytes).hexdigest() != checksum:
         raise BundleError(f"{path} is corrupt: {_MODEL_MEMBER} does not match its checksum")
     return header, model_bytes

@@ -17,7 +17,7 @@ import numpy as np
 
 from melodyrnn.configs import Config, check, is_int
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
-from melodyrnn.midi_io import Note, Score, notes_to_score, score_to_midi
+from melodyrnn.midi_io import MIN_QPM, Note, Score, notes_to_score, score_to_midi
 from melodyrnn.theory import check_time_signature, is_usable_time_signature, steps_per_bar
 
 #: Event values in `Melody.events`; values >= 0 are NOTE_ON(pitch).
@@ -267,7 +267,7 @@ def melody_to_score(
     notes = [Note(p, vel, s / spq, e / spq) for p, s, e in melody.notes()]
     score = notes_to_score(notes, program=prog, name=os.path.basename(melody.source) or "melody")
     if qpm is not None:
-        check(qpm > 0, f"`qpm` must be > 0, got {qpm}")
+        check(MIN_QPM <= qpm <= 60_000_000, f"`qpm` must be in [{MIN_QPM:.2f}, 60000000] (what MIDI holds), got {qpm}")
         score.tempos = [(0.0, float(qpm))]
     else:
         score.tempos = [(s / spq, q) for s, q in melody.tempos]

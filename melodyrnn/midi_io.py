@@ -24,6 +24,10 @@ DRUM_CHANNEL = 9
 DEFAULT_QPM = 120.0
 #: Files larger than this are refused before parsing; real melody files are kilobytes.
 MAX_FILE_BYTES = 16 * 1024 * 1024
+# MIDI stores a tempo as microseconds per quarter note in 24 bits.
+_MAX_TEMPO = 0xFFFFFF
+#: The slowest tempo a MIDI file can hold, about 3.58 quarter notes per minute.
+MIN_QPM = 60_000_000 / _MAX_TEMPO
 #: Pieces longer than this (in quarter notes: ~14 hours at 120 qpm) are refused as pathological.
 MAX_QUARTERS = 100_000.0
 
@@ -341,7 +345,8 @@ def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> byte
 
     conductor: list[tuple[int, int, Any]] = []
     for quarters, qpm in score.tempos:
-        tempo = int(round(60_000_000.0 / qpm))
+        # the 24-bit field holds 3.58 to 60,000,000 qpm; a tempo read back and rounded may sit a hair outside
+        tempo = min(_MAX_TEMPO, max(1, int(round(60_000_000.0 / qpm))))
         conductor.append((round(quarters * tpq), 0, mido.MetaMessage("set_tempo", tempo=tempo)))
     for quarters, numerator, denominator in score.time_signatures:
         msg = mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator)
@@ -375,8 +380,11 @@ def _check_writable(score: Score, ticks_per_quarter: int) -> None:
     if not 1 <= ticks_per_quarter < 0x8000:
         raise MelodyRNNError(f"`ticks_per_quarter` must be in [1, 32767], got {ticks_per_quarter}")
     for quarters, qpm in score.tempos:
-        if not qpm > 0 or quarters < 0:
-            raise MelodyRNNError(f"tempo must be > 0 qpm at a position >= 0, got {qpm} qpm at {quarters}")
+        if not MIN_QPM * 0.999 <= qpm <= 60_000_000 or quarters < 0:
+            raise MelodyRNNError(
+                f"tempo must be in [{MIN_QPM:.2f}, 60000000] qpm (what MIDI can hold) at a position >= 0, "
+                f"got {qpm} qpm at {quarters}"
+            )
     for quarters, numerator, denominator in score.time_signatures:
         if not is_usable_time_signature(numerator, denominator) or quarters < 0:
             raise MelodyRNNError(

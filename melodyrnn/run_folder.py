@@ -111,7 +111,31 @@ def read_run(run_dir: str | os.PathLike) -> dict:
     metadata = read_bundle_metadata(Path(run_dir) / LATEST)
     if metadata is None or "training" not in metadata:
         raise MelodyRNNError(f"`{run_dir}` holds no training run (no readable {LATEST})")
-    return metadata["training"]
+    state = metadata["training"]
+    problem = _state_problem(state)
+    if problem:
+        raise MelodyRNNError(f"`{run_dir}` holds a run whose training state in {LATEST} is unusable: {problem}")
+    return state
+
+
+def _state_problem(state) -> str | None:
+    """What makes a run state (as the bundles keep it, possibly hand-edited) unusable for resuming, or None."""
+    if not isinstance(state, dict):
+        return f"it is a {type(state).__name__}, not a dict"
+    expected = {"epoch": int, "history": list, "best": dict, "epochs_without_improvement": int, "monitor": str,
+                "train_config": dict}  # fmt: skip
+    for key, kind in expected.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"`{key}` must be a {kind.__name__}, got {value!r}"[:200]
+    if state["epoch"] < 0 or state["monitor"] not in ("val_loss", "loss"):
+        return f"`epoch` {state['epoch']!r} or `monitor` {state['monitor']!r} is out of range"
+    if not all(isinstance(row, dict) and isinstance(row.get("epoch"), int) for row in state["history"]):
+        return "`history` must be a list of rows, each with its `epoch`"
+    best = state["best"].get("val_loss")
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        return f"`best.val_loss` must be a number or null, got {best!r}"
+    return None
 
 
 class _ScalarLog:

@@ -20,14 +20,22 @@ from melodyrnn.configs import Config, is_int, is_real
 from melodyrnn.encoding import EncodingConfig, Melody
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.extraction import ExtractionConfig, midi_to_melodies
+from melodyrnn.midi_io import MIN_QPM
 from melodyrnn.theory import check_time_signature, key_pitch_classes, note_name_to_pitch
 
-__all__ = ["PRIMER_EXTRACTION", "SampleConfig", "primer_to_melody", "read_primer"]
+__all__ = ["MAX_ROWS", "MAX_STEPS", "MAX_WORK", "PRIMER_EXTRACTION", "SampleConfig", "primer_to_melody", "read_primer"]
 
 #: A primer read from MIDI goes through the training extraction, with the length and variety filters off
 #: (a primer may be one bar of one note).
 PRIMER_EXTRACTION = ExtractionConfig(min_bars=0, min_unique_pitches=1)
-_MAX_MELODIES = 4096
+# Bounds on one request, so that no argument can exhaust memory, run for hours or write a melody too long for
+# melodyrnn to read back (its MIDI reader stops at 100,000 quarter notes).
+#: Steps per melody: 1,024 bars of 4/4 at 4 steps per quarter note.
+MAX_STEPS = 16384
+#: Sequences decoded side by side: melodies × beams (each carries the model's state and attention cache).
+MAX_ROWS = 1024
+#: Sequences × steps in one call.
+MAX_WORK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -88,14 +96,14 @@ class SampleConfig(Config):
                 raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
 
         check(
-            is_int(self.num_melodies) and 1 <= self.num_melodies <= _MAX_MELODIES,
+            is_int(self.num_melodies) and 1 <= self.num_melodies <= MAX_ROWS,
             "num_melodies",
-            f"an integer in [1, {_MAX_MELODIES}]",
+            f"an integer in [1, {MAX_ROWS}]",
         )
         check(
-            self.num_steps is None or (is_int(self.num_steps) and self.num_steps >= 1),
+            self.num_steps is None or (is_int(self.num_steps) and 1 <= self.num_steps <= MAX_STEPS),
             "num_steps",
-            "a positive integer or None",
+            f"an integer in [1, {MAX_STEPS}] or None",
         )
         check(self.bars is None or (is_real(self.bars) and self.bars > 0), "bars", "a number > 0 or None")
         if self.num_steps is not None and self.bars is not None:
@@ -107,6 +115,11 @@ class SampleConfig(Config):
         check(is_real(self.top_p) and 0 < self.top_p <= 1, "top_p", "in (0, 1]")
         check(is_int(self.beam_size) and 1 <= self.beam_size <= 256, "beam_size", "an integer in [1, 256]")
         check(is_int(self.branch_factor) and 1 <= self.branch_factor <= 256, "branch_factor", "an integer in [1, 256]")
+        if self.num_melodies * self.beam_size > MAX_ROWS:
+            raise MelodyRNNError(
+                f"`num_melodies` × `beam_size` must be at most {MAX_ROWS} sequences decoded at once, got "
+                f"{self.num_melodies} × {self.beam_size} = {self.num_melodies * self.beam_size}"
+            )
         if self.key is not None:
             key_pitch_classes(self.key)  # raises on an unknown tonic or scale
         for name in ("min_pitch", "max_pitch"):
@@ -120,7 +133,11 @@ class SampleConfig(Config):
             "max_repeats",
             "an integer >= 0 or None",
         )
-        check(self.qpm is None or (is_real(self.qpm) and 0 < self.qpm <= 1000), "qpm", "in (0, 1000] or None")
+        check(
+            self.qpm is None or (is_real(self.qpm) and MIN_QPM <= self.qpm <= 1000),
+            "qpm",
+            f"in [{MIN_QPM:.2f}, 1000] (MIDI holds nothing slower) or None",
+        )
         if self.time_signature is not None:
             object.__setattr__(self, "time_signature", check_time_signature(self.time_signature))
         check(

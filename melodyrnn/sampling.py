@@ -23,7 +23,7 @@ from melodyrnn.configs import config_from_dict
 from melodyrnn.decoding import NO_CAP, Controls, beam_loop, sample_loop
 from melodyrnn.encoding import NUM_SPECIAL, Melody, melody_to_midi, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
-from melodyrnn.sample_config import SampleConfig, read_primer
+from melodyrnn.sample_config import MAX_STEPS, MAX_WORK, SampleConfig, read_primer
 from melodyrnn.theory import check_steps_per_bar, key_pitch_classes, steps_per_bar
 
 __all__ = ["Sampler", "generate", "write_melodies"]
@@ -161,6 +161,17 @@ class Sampler:
         else:
             bars = config.bars if config.bars is not None else config.default_bars
             num_steps = max(1, int(round(bars * steps_per_bar)))
+        rows = config.num_melodies * config.beam_size
+        if num_steps > MAX_STEPS or rows * num_steps > MAX_WORK:
+            raise MelodyRNNError(
+                f"the request is too long: {num_steps:,} steps per melody (at most {MAX_STEPS:,}) for {rows} "
+                f"melodies × beams (at most {MAX_WORK:,} steps in all per call); ask for fewer `bars` or melodies"
+            )
+        if config.branch_factor > self.encoding.vocab_size:
+            raise MelodyRNNError(
+                f"`branch_factor` must be at most the model's vocabulary of {self.encoding.vocab_size} events, "
+                f"got {config.branch_factor}"
+            )
         if primer is not None and len(primer) > num_steps:
             raise MelodyRNNError(
                 f"the requested length ({num_steps} steps) must be at least the primer's "

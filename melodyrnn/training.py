@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -405,44 +406,50 @@ def train(
     config = _merge(TrainConfig, saved_config, train_config)
     # Only the chief of a multi-worker run writes the run folder; the others must never clobber its files.
     is_chief = distribute.is_chief(config.strategy)
+    created = is_chief and not run_dir.exists()
     if is_chief:
         open_run_folder(run_dir)
-    data, data_source = _resolve_data(data, run_dir / DATA if is_chief else None, progress)
-    if data.indices("train").size == 0:
-        raise DataError("the training split has no melodies")
+    try:
+        data, data_source = _resolve_data(data, run_dir / DATA if is_chief else None, progress)
+        if data.indices("train").size == 0:
+            raise DataError("the training split has no melodies")
 
-    strategy = distribute.make_strategy(config.strategy)  # before any other TensorFlow work: multiworker needs that
-    keras.utils.set_random_seed(config.seed + (saved_state["epoch"] if saved_state else 0))
-    with strategy.scope():
-        if resume:
-            model, encoding = _resumed_model(run_dir / LATEST, model_config, config, saved_config.learning_rate)
-        elif from_bundle is not None:
-            model, encoding = _fine_tune_model(from_bundle, config)
-        else:
-            model, encoding = _new_model(data, model_config, config)
-    _check_data_fits(data, encoding, model)
+        strategy = distribute.make_strategy(config.strategy)  # before any other TensorFlow work: multiworker needs that
+        keras.utils.set_random_seed(config.seed + (saved_state["epoch"] if saved_state else 0))
+        with strategy.scope():
+            if resume:
+                model, encoding = _resumed_model(run_dir / LATEST, model_config, config, saved_config.learning_rate)
+            elif from_bundle is not None:
+                model, encoding = _fine_tune_model(from_bundle, config)
+            else:
+                model, encoding = _new_model(data, model_config, config)
+        _check_data_fits(data, encoding, model)
 
-    val_tokens, val_bars = _validation_melodies(data)
-    state = _initial_state(run_dir, saved_state, config, strategy, bool(val_tokens), from_bundle)
-    base_metadata = {"data": _data_metadata(data, data_source)}
-    initial_epoch = state["epoch"]
-    if initial_epoch >= config.epochs:
-        return _result(run_dir, state, "nothing_to_do", session_start, strategy, model)
+        val_tokens, val_bars = _validation_melodies(data)
+        state = _initial_state(run_dir, saved_state, config, strategy, bool(val_tokens), from_bundle)
+        base_metadata = {"data": _data_metadata(data, data_source)}
+        initial_epoch = state["epoch"]
+        if initial_epoch >= config.epochs:
+            return _result(run_dir, state, "nothing_to_do", session_start, strategy, model)
 
-    dataset = _training_windows(data, config, model, initial_epoch)
-    run_callback = RunCallback(
-        run_dir=run_dir,
-        encoding=encoding,
-        train_config=config,
-        val_tokens=val_tokens,
-        val_bars=val_bars,
-        state=state,
-        base_metadata=base_metadata,
-        is_chief=is_chief,
-        session_start=session_start,
-    )
-    _fit(model, strategy, dataset, config, initial_epoch, [run_callback, *(callbacks or [])], progress)
-    return _result(run_dir, state, run_callback.stopped, session_start, strategy, model)
+        dataset = _training_windows(data, config, model, initial_epoch)
+        run_callback = RunCallback(
+            run_dir=run_dir,
+            encoding=encoding,
+            train_config=config,
+            val_tokens=val_tokens,
+            val_bars=val_bars,
+            state=state,
+            base_metadata=base_metadata,
+            is_chief=is_chief,
+            session_start=session_start,
+        )
+        _fit(model, strategy, dataset, config, initial_epoch, [run_callback, *(callbacks or [])], progress)
+        return _result(run_dir, state, run_callback.stopped, session_start, strategy, model)
+    except BaseException:
+        if created and not (run_dir / LATEST).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # a run that never saved an epoch leaves no folder behind
+        raise
 
 
 def _fit(model, strategy, dataset, config: TrainConfig, initial_epoch: int, callbacks: list, progress: bool) -> None:

@@ -310,3 +310,10 @@ def test_loading_refuses_a_keras_whose_safe_mode_has_known_bypasses(saved_bundle
     monkeypatch.setattr(keras, "__version__", "3.8.0")
     with pytest.raises(BundleError, match=r"needs Keras >= 3\.14.*this is Keras 3\.8\.0"):
         load_bundle(saved_bundle[0])
+
+
+@pytest.mark.parametrize("files", [["model.keras"], {"model.keras": "abc"}, {"model.keras": {"sha256": 5}}])
+def test_a_files_entry_of_the_wrong_shape_is_a_bundle_error(tmp_path, saved_bundle, files):
+    path = rewrite(saved_bundle[0], tmp_path / "files.melodyrnn", header=lambda h: {**h, "files": files})
+    with pytest.raises(BundleError, match="the `files` entry of its bundle.json is not a map of checksums"):
+        load_bundle(path)

@@ -298,6 +298,22 @@ def test_cli_generate(bundle_path, tmp_path, capsys):
     assert files[0].read_bytes() == first
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--bars", "100000"], "the request is too long: 1,600,000 steps per melody (at most 16,384)"),
+        (["-n", "64", "--beam-size", "256"], "`num_melodies` × `beam_size` must be at most 1024"),
+        (["-n", "1024", "--bars", "300"], "for 1024 melodies × beams (at most 4,194,304 steps in all per call)"),
+        (["--branch-factor", "200"], "`branch_factor` must be at most the model's vocabulary of"),
+    ],
+)
+def test_generation_is_bounded_with_a_one_line_error(bundle_path, tmp_path, capsys, flags, message):
+    assert main(["generate", "--model", str(bundle_path), *flags, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not list(tmp_path.iterdir())
+
+
 def test_cli_generate_bad_input_prints_one_line(bundle_path, tmp_path, capsys):
     code = main(["generate", "--model", str(bundle_path), "--temperature", "-1", "-o", str(tmp_path)])
     assert code == 2

@@ -213,7 +213,8 @@ def test_writer_refuses_values_midi_cannot_hold_and_replaces_unencodable_names()
         (notes_to_score([Note(60, 0, 0, 1)]), "velocity in"),
         (notes_to_score([good], time_signature=(3, 6)), "time signature must be"),
         (notes_to_score([good], program=128), "`program` must be"),
-        (notes_to_score([good], qpm=0), "tempo must be > 0"),
+        (notes_to_score([good], qpm=0), r"tempo must be in \[3.58, 60000000\] qpm"),
+        (notes_to_score([good], qpm=2), r"tempo must be in \[3.58, 60000000\] qpm"),
     ):
         with pytest.raises(MelodyRNNError, match=message):
             score_to_midi(bad)
@@ -232,3 +233,11 @@ def test_unusable_time_signatures_are_repaired_not_looped_on(tune_bytes, numerat
     assert score.time_signatures == [(0.0, 4, 4)]
     assert any("unusable time signature" in r for r in score.repairs)
     assert len(midi_to_melodies(data)[0]) == 8 * 16
+
+
+def test_the_slowest_and_fastest_tempos_midi_holds_round_trip():
+    for tempo in (0xFFFFFF, 1):
+        data = midi_bytes([[mido.MetaMessage("set_tempo", tempo=tempo, time=0)], note_track(scale_notes(1))])
+        score = read_midi(data)
+        again = read_midi(score_to_midi(score))  # the rounded qpm must not fall outside MIDI's range
+        assert again.tempos == score.tempos and score.tempos[0][1] == round(60_000_000 / tempo, 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,37 @@ def test_the_log_is_rewritten_whole_from_the_history(tmp_path):
         ("1", "2.5", "2.0", ""),
         ("2", "2.0", "", "True"),
     ]
+
+
+def _run_with_state(tmp_path, state) -> Path:
+    from melodyrnn.bundle import save_bundle
+    from melodyrnn.model import ModelConfig, build_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model = build_model(ModelConfig(units=4, num_layers=1, embedding_dim=4, attention=False))
+    save_bundle(run / LATEST, model, metadata={"training": state})
+    return run
+
+
+GOOD_STATE = {"epoch": 2, "history": [{"epoch": 1}, {"epoch": 2}], "best": {"epoch": 2, "val_loss": 1.5},
+              "epochs_without_improvement": 0, "monitor": "val_loss", "train_config": {}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        ({"epoch": "three"}, r"`epoch` must be a int, got 'three'"),
+        ({"history": {"1": 2}}, r"`history` must be a list"),
+        ({"history": [3]}, r"`history` must be a list of rows"),
+        ({"best": {"val_loss": "low"}}, r"`best.val_loss` must be a number or null, got 'low'"),
+        ({"monitor": "accuracy"}, r"`epoch` 2 or `monitor` 'accuracy' is out of range"),
+        ({"train_config": None}, r"`train_config` must be a dict, got None"),
+    ],
+)
+def test_a_hand_edited_run_state_is_refused_with_its_reason(tmp_path, edit, match):
+    assert read_run(_run_with_state(tmp_path, GOOD_STATE))["epoch"] == 2
+    (tmp_path / "run" / LATEST).unlink()
+    (tmp_path / "run").rmdir()
+    with pytest.raises(MelodyRNNError, match="training state in latest.melodyrnn is unusable: " + match):
+        read_run(_run_with_state(tmp_path, {**GOOD_STATE, **edit}))

@@ -65,9 +65,11 @@ def test_sample_config_modes():
 @pytest.mark.parametrize(
     "fields, match",
     [
-        ({"num_melodies": 0}, r"`num_melodies` must be an integer in \[1, 4096\], got 0"),
+        ({"num_melodies": 0}, r"`num_melodies` must be an integer in \[1, 1024\], got 0"),
         ({"num_melodies": True}, r"`num_melodies` must be an integer"),
-        ({"num_steps": 0}, r"`num_steps` must be a positive integer or None, got 0"),
+        ({"num_steps": 0}, r"`num_steps` must be an integer in \[1, 16384\] or None, got 0"),
+        ({"num_steps": 100_000}, r"`num_steps` must be an integer in \[1, 16384\] or None, got 100000"),
+        ({"num_melodies": 64, "beam_size": 256}, r"`num_melodies` × `beam_size` must be at most 1024 .* = 16384"),
         ({"bars": -1}, r"`bars` must be a number > 0 or None, got -1"),
         ({"bars": 2, "num_steps": 32}, r"give `bars` or `num_steps`, not both"),
         ({"temperature": -1}, r"`temperature` must be >= 0, got -1"),
@@ -77,7 +79,8 @@ def test_sample_config_modes():
         ({"min_pitch": 128}, r"`min_pitch` must be an integer in \[0, 127\] or None, got 128"),
         ({"min_pitch": 70, "max_pitch": 60}, r"`min_pitch` must be <= `max_pitch`, got 70 > 60"),
         ({"repetition_penalty": 0}, r"`repetition_penalty` must be > 0, got 0"),
-        ({"qpm": 2000}, r"`qpm` must be in \(0, 1000\] or None, got 2000"),
+        ({"qpm": 2000}, r"`qpm` must be in \[3.58, 1000\] \(MIDI holds nothing slower\) or None, got 2000"),
+        ({"qpm": 3}, r"`qpm` must be in \[3.58, 1000\]"),
         ({"time_signature": "3-4"}, r"`time_signature` must look like '3/4'"),
         ({"program": 128}, r"`program` must be an integer in \[0, 127\] or None, got 128"),
         ({"velocity": 0}, r"`velocity` must be an integer in \[1, 127\] or None, got 0"),

@@ -275,6 +275,11 @@ def test_bad_data_raises_data_error(tmp_path):
         train(tmp_path / "nothing", tmp_path / "run", progress=False)
     with pytest.raises(DataError, match="`data` must be PreparedData, .*got int"):
         train(42, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # a run that never started leaves no empty folder behind
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DataError, match="neither a prepared cache"):
+        train(tmp_path / "nothing", tmp_path / "mine", progress=False)
+    assert (tmp_path / "mine").is_dir()  # a folder the user made stays
 
 
 # -- stopping ------------------------------------------------------------------------------------------------
