@@ -30,6 +30,10 @@ _MAX_TEMPO = 0xFFFFFF
 MIN_QPM = 60_000_000 / _MAX_TEMPO
 #: Pieces longer than this (in quarter notes: ~14 hours at 120 qpm) are refused as pathological.
 MAX_QUARTERS = 100_000.0
+#: Files with more notes (a few hours of dense piano) are refused: it bounds the work one file can cost.
+MAX_NOTES = 500_000
+#: Files with more tempo and time-signature changes than this are refused for the same reason.
+MAX_MAP_EVENTS = 50_000
 
 
 class MidiRepairWarning(UserWarning):
@@ -224,6 +228,8 @@ class _FileState:
     tempos: dict[int, float] = field(default_factory=dict)
     meters: dict[int, tuple[int, int]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_REPAIR_MESSAGES, 0))
+    notes: int = 0
+    map_events: int = 0
 
 
 def _midi_to_score(midi: Any, file_type: int, label: str, repairs: list[str], max_quarters: float) -> Score:
@@ -272,6 +278,9 @@ def _read_track(mtrack: Any, track_index: int, state: _FileState) -> list[Track]
             )
         kind = msg.type
         if kind == "note_on" and msg.velocity > 0:
+            state.notes += 1
+            if state.notes > MAX_NOTES:
+                raise MidiReadError(state.label, f"it holds more than {MAX_NOTES:,} notes")
             key = (msg.channel, msg.note)
             if key in open_notes:
                 counts["retriggered"] += 1
@@ -286,6 +295,9 @@ def _read_track(mtrack: Any, track_index: int, state: _FileState) -> list[Track]
         elif kind == "program_change":
             programs[msg.channel] = msg.program
         elif kind in ("set_tempo", "time_signature"):
+            state.map_events += 1
+            if state.map_events > MAX_MAP_EVENTS:
+                raise MidiReadError(state.label, f"it holds more than {MAX_MAP_EVENTS:,} tempo and meter changes")
             _read_map_event(msg, tick, state)
         elif kind == "track_name" and not track_name:
             track_name = msg.name

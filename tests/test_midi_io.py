@@ -131,6 +131,20 @@ def test_huge_tick_values_are_refused_before_exhausting_memory():
         read_midi(midi_bytes([track], ticks_per_beat=96))
 
 
+def test_a_file_of_absurdly_many_notes_or_meter_changes_is_refused(monkeypatch):
+    import melodyrnn.midi_io as midi_io
+
+    monkeypatch.setattr(midi_io, "MAX_NOTES", 100)  # the real caps are too large for a quick test file
+    monkeypatch.setattr(midi_io, "MAX_MAP_EVENTS", 10)
+    notes = [(60 + i % 12, i / 4, i / 4 + 0.25) for i in range(101)]
+    with pytest.raises(MidiReadError, match="it holds more than 100 notes"):
+        read_midi(midi_bytes([note_track(notes)]))
+    assert len(read_midi(midi_bytes([note_track(notes[:100])])).tracks[0].notes) == 100
+    meters = [mido.MetaMessage("time_signature", numerator=3 + i % 2, denominator=4, time=480) for i in range(11)]
+    with pytest.raises(MidiReadError, match="more than 10 tempo and meter changes"):
+        read_midi(midi_bytes([meters, note_track(notes[:8])]))
+
+
 def test_oversized_file_is_refused_before_parsing(tmp_path, tune_bytes):
     path = tmp_path / "big.mid"
     path.write_bytes(tune_bytes)
