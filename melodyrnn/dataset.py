@@ -304,16 +304,7 @@ class PreparedData:
     def _inconsistency(self) -> str | None:
         """What makes the arrays unusable together, or None: checked on load, since a cache may be hand-edited."""
         melodies = self.offsets.size - 1
-        per_melody = (
-            "file_ids",
-            "is_validation",
-            "qpm",
-            "numerator",
-            "denominator",
-            "velocity",
-            "program",
-            "start_step",
-        )
+        per_melody = self._ARRAYS[3:]  # every array after tokens, offsets and files has one entry per melody
         if any(getattr(self, k).ndim != 1 for k in self._ARRAYS):
             return "every array must be one-dimensional"
         if not all(np.issubdtype(getattr(self, k).dtype, np.integer) for k in ("tokens", "offsets", "file_ids")):

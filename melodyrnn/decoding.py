@@ -10,13 +10,16 @@ batched over melodies. `c` holds "primer" (int32 `(num_steps,)`), "primer_length
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from melodyrnn.encoding import NO_EVENT_ID, NUM_SPECIAL
 
-__all__ = ["NO_CAP", "Controls", "beam_loop", "sample_loop"]
+__all__ = ["NO_CAP", "Controls", "beam_loop", "run_loop", "sample_loop"]
 
 #: "No cap" for `max_repeats` inside the compiled loop: no run gets this long.
 NO_CAP = 1 << 30
@@ -165,3 +168,35 @@ def beam_loop(
         return tf.gather(history, best_rows)
 
     return run
+
+
+# The dtype of each entry of the loops' tensor dict `c`.
+_DTYPES = {"primer": tf.int32, "primer_length": tf.int32, "allowed": tf.float32, "temperature": tf.float32,
+           "top_k": tf.int32, "top_p": tf.float32, "log_penalty": tf.float32, "max_repeats": tf.int32,
+           "seed": tf.int32, "steps_per_bar": tf.int32}  # fmt: skip
+
+
+def run_loop(cache: dict, key: tuple, build: Callable[[], Callable], values: dict, jit_compile: bool) -> np.ndarray:
+    """Runs the loop `build()` returns on `values` (numbers and numpy arrays, converted to the dtypes the loops
+    take), compiled once per `key` and kept in `cache`. If XLA cannot compile it, warns and runs it without XLA.
+
+    Returns:
+        int32 `(melodies, steps)`: the token ids.
+    """
+    tensors: dict[str, Any] = {name: tf.constant(value, _DTYPES[name]) for name, value in values.items()}
+    fn = cache.get(key)
+    if fn is None:
+        fn = cache[key] = tf.function(build(), jit_compile=jit_compile, autograph=False)
+    try:
+        return fn(tensors).numpy()
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
+        if not jit_compile:
+            raise
+        warnings.warn(
+            f"XLA could not compile the sampling loop ({str(err).splitlines()[0]}); running it without XLA, "
+            "which is slower",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        fn = cache[key] = tf.function(build(), jit_compile=False, autograph=False)
+        return fn(tensors).numpy()

@@ -162,7 +162,9 @@ class LookbackEmbedding(keras.layers.Layer):
 def _is_symbolic(x) -> bool:
     """Whether `x` is a tensor being traced (inside a tf.function or a Keras functional build), with no value."""
     # Keras has no public backend-neutral test for "traced, no value yet" (only `is_keras_tensor`, which misses
-    # tf.function), so this one check is TensorFlow's; imported here, where it is needed, like layers.py does.
+    # tf.function), so this one check is each backend's own; TensorFlow is imported only when it is the backend.
+    if isinstance(x, keras.KerasTensor) or keras.backend.backend() != "tensorflow":
+        return isinstance(x, keras.KerasTensor)
     import tensorflow as tf
 
     return isinstance(x, keras.KerasTensor) or (tf.is_tensor(x) and not tf.executing_eagerly())

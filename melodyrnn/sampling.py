@@ -11,16 +11,15 @@ from __future__ import annotations
 import math
 import os
 import secrets
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from melodyrnn.bundle import Bundle, load
 from melodyrnn.configs import config_from_dict
-from melodyrnn.decoding import NO_CAP, Controls, beam_loop, sample_loop
+from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loop
 from melodyrnn.encoding import NUM_SPECIAL, Melody, melody_to_midi, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
 from melodyrnn.sample_config import MAX_STEPS, MAX_WORK, SampleConfig, read_primer
@@ -60,7 +59,7 @@ class Sampler:
         self.model = bundle.model
         self.encoding = bundle.encoding
         self.jit_compile = jit_compile
-        self._compiled: dict[tuple, tf.types.experimental.GenericFunction] = {}
+        self._compiled: dict[tuple, Any] = {}  # one compiled loop per shape of request
 
     # -- public ------------------------------------------------------------------------------------------------
 
@@ -128,16 +127,16 @@ class Sampler:
             primer_tokens[:primer_length] = tokens
         seed = config.seed if config.seed is not None else secrets.randbits(31)
         tensors = {
-            "primer": tf.constant(primer_tokens),
-            "primer_length": tf.constant(primer_length, tf.int32),
-            "allowed": tf.constant(self._allowed(config)),
-            "temperature": tf.constant(config.temperature or 1.0, tf.float32),
-            "top_k": tf.constant(config.top_k, tf.int32),
-            "top_p": tf.constant(config.top_p, tf.float32),
-            "log_penalty": tf.constant(math.log(config.repetition_penalty), tf.float32),
-            "max_repeats": tf.constant(NO_CAP if config.max_repeats is None else config.max_repeats, tf.int32),
-            "seed": tf.constant(seed % (1 << 31), tf.int32),
-            "steps_per_bar": tf.constant(bar, tf.int32),
+            "primer": primer_tokens,
+            "primer_length": primer_length,
+            "allowed": self._allowed(config),
+            "temperature": config.temperature or 1.0,
+            "top_k": config.top_k,
+            "top_p": config.top_p,
+            "log_penalty": math.log(config.repetition_penalty),
+            "max_repeats": NO_CAP if config.max_repeats is None else config.max_repeats,
+            "seed": seed % (1 << 31),
+            "steps_per_bar": bar,
         }
         ids = self._run(config, num_steps, primer_length > 0, tensors)
         return [tokens_to_melody(row, enc, source="generated", **metadata) for row in ids]
@@ -225,22 +224,7 @@ class Sampler:
         else:
             key = ("sample", config.num_melodies, num_steps, has_primer, controls.greedy, controls.filtered)
             build = lambda: sample_loop(self.model, controls, config.num_melodies, num_steps, has_primer)  # noqa: E731
-        fn = self._compiled.get(key)
-        if fn is None:
-            fn = self._compiled[key] = tf.function(build(), jit_compile=self.jit_compile, autograph=False)
-        try:
-            return fn(tensors).numpy()
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
-            if not self.jit_compile:
-                raise
-            warnings.warn(
-                f"XLA could not compile the sampling loop ({str(err).splitlines()[0]}); "
-                "running it without XLA, which is slower",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            fn = self._compiled[key] = tf.function(build(), jit_compile=False, autograph=False)
-            return fn(tensors).numpy()
+        return run_loop(self._compiled, key, build, tensors, self.jit_compile)
 
 
 # ----------------------------------------------------------------------------------------------------------

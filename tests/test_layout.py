@@ -17,7 +17,7 @@ ORDER = [
 ]  # fmt: skip
 # Where TensorFlow itself is used: fused loops, tf.data, compiled scoring and sampling, strategies and summaries.
 TENSORFLOW_USERS = {
-    "fused_tf", "dataset", "lookback", "evaluation", "distribute", "run_folder", "decoding", "sampling",
+    "fused_tf", "dataset", "lookback", "evaluation", "distribute", "run_folder", "decoding",
 }  # fmt: skip
 
 
