@@ -2,9 +2,8 @@
 
 Each browser session gets one folder under `scratch_root()`. It goes when the session does (Streamlit drops a
 session's state some time after its tab closes, and a finalizer on the state's `Scratch` object removes the
-folder), and a sweep whenever a session starts (the first one after a server start included) removes folders
-idle for longer than `MAX_IDLE_HOURS` (a server that was killed never ran its finalizers). UI-free, so tests
-drive it directly.
+folder), and a sweep when the server starts and whenever a session starts removes folders idle for longer than
+`MAX_IDLE_HOURS` (a server that was killed never ran its finalizers). UI-free, so tests drive it directly.
 """
 
 from __future__ import annotations

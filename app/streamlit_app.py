@@ -89,6 +89,12 @@ def load_sampler(path: str, mtime_ns: int) -> Sampler:
     return Sampler(path)
 
 
+@st.cache_resource
+def sweep_at_start_up() -> list[Path]:
+    """Once per server process: remove the scratch folders of sessions a previous, killed server left behind."""
+    return sweep()
+
+
 def session_dir() -> Path:
     """This session's scratch folder: made on first use (sweeping away the folders of sessions long gone), and
     removed with the session's state."""
@@ -518,6 +524,7 @@ def training_progress() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="melodyrnn", page_icon="🎼", layout="wide")
+    sweep_at_start_up()
     init_state()
     collect_finished_training()
     st.title("melodyrnn")

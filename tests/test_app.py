@@ -4,6 +4,7 @@ every bad input (the app shows a message and keeps working), and training in the
 from __future__ import annotations
 
 import io
+import os
 import time
 import wave
 import zipfile
@@ -246,6 +247,9 @@ def test_a_folder_that_is_not_a_run(app, tmp_path):
 
 
 def test_training_uploads_that_cannot_be_used(app, monkeypatch, tmp_path):
+    stale = tmp_path / "scratch" / "session-left-by-a-killed-server"
+    stale.mkdir(parents=True)
+    os.utime(stale, (time.time() - 2 * 86400, time.time() - 2 * 86400))
     empty_zip = io.BytesIO()
     zipfile.ZipFile(empty_zip, "w").close()
     text_zip = io.BytesIO()
@@ -268,7 +272,8 @@ def test_training_uploads_that_cannot_be_used(app, monkeypatch, tmp_path):
     assert "`notes.txt`: not a MIDI file" in shown
     assert "No MIDI files to prepare" in errors(app)
     assert app.button(key="train").disabled
-    # the uploads went to this session's scratch folder, which goes when the session does
+    # the uploads went to this session's scratch folder, which goes when the session does; a stale one is swept
+    assert not stale.exists()
     scratch = app.session_state.scratch
     assert scratch.path.parent == tmp_path / "scratch" and scratch.path.is_dir()
 
