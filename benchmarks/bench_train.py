@@ -133,11 +133,15 @@ def main() -> None:
         if target is None:
             target = training.get("best", {}).get("val_loss")
         history = training.get("history", [])
-        best_epoch = training.get("best", {}).get("epoch") or len(history)
+        best_epoch = training.get("best", {}).get("epoch")
+        best_epoch = len(history) if best_epoch is None else best_epoch
         recorded = {  # what the shipped model's own run took (its log, possibly over several resumed sessions)
             "best_val_loss": training.get("best", {}).get("val_loss"),
             "best_epoch": best_epoch,
-            "seconds_to_best_epoch": round(sum(row.get("seconds", 0.0) for row in history[:best_epoch]), 1),
+            # newer runs' histories open with epoch 0 (the starting model scored): its seconds count too
+            "seconds_to_best_epoch": round(
+                sum(row.get("seconds", 0.0) for row in history if row.get("epoch", 0) <= best_epoch), 1
+            ),
             "sessions_note": shipped.metadata.get("note"),
         }
     elif args.model == "default":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,9 @@ DEFAULT_BATCH_TOKENS = 16384
 _LENGTH_QUANTUM = 128
 # Cap on attention scores per batch, rows * heads * steps**2 (float32: 4 bytes each, a few copies live at once).
 _MAX_ATTENTION_SCORES = 1 << 26
+
+# The largest x whose math.exp(x) is a finite float64.
+_MAX_EXP = math.log(sys.float_info.max)
 
 _SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -149,7 +153,8 @@ def summarize(token_lists: Sequence[np.ndarray], scores: Sequence[tuple[np.ndarr
         A dict: `nll_per_step` (mean negative log-likelihood, nats), `perplexity` (exp of it), `accuracy`
         (argmax equals the next id), `event_accuracy` (over steps whose next id is not NO_EVENT, i.e. a note-on or
         note-off), `no_event_accuracy` (over steps whose next id is NO_EVENT), `steps` (steps scored),
-        `event_steps`, `melodies` (melodies scored). Rates over no steps are NaN.
+        `event_steps`, `melodies` (melodies scored). Rates over no steps are NaN; the perplexity of an NLL past
+        float64's range is inf.
     """
     total_ll, steps, correct, event_steps, event_correct = 0.0, 0, 0, 0, 0
     melodies = 0
@@ -170,9 +175,12 @@ def summarize(token_lists: Sequence[np.ndarray], scores: Sequence[tuple[np.ndarr
         return num / den if den else float("nan")
 
     nll = rate(-total_ll, steps)
+    # A wrecked model (a learning rate far too high) can score hundreds of nats a step: its perplexity is then
+    # infinite, not an OverflowError in the middle of a training run.
+    perplexity = float("nan") if not steps else math.inf if nll > _MAX_EXP else math.exp(nll)
     return {
         "nll_per_step": nll,
-        "perplexity": math.exp(nll) if steps else float("nan"),
+        "perplexity": perplexity,
         "accuracy": rate(correct, steps),
         "event_accuracy": rate(event_correct, event_steps),
         "no_event_accuracy": rate(correct - event_correct, steps - event_steps),

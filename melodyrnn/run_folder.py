@@ -1,9 +1,9 @@
 """A training run's folder: its file names, the per-epoch callback that validates and writes it, and readers.
 
-The folder holds `latest.melodyrnn` (every epoch) and `best.melodyrnn` (on improvement) — bundles whose metadata
-carry the whole run state, so a run resumes from its latest bundle alone — plus `train_state.json`, `log.csv` and
-TensorBoard scalars, all written atomically. Start with `RunCallback` (used by `melodyrnn.training.train`) and
-`read_run`.
+The folder holds `latest.melodyrnn` (every epoch) and `best.melodyrnn` (on improvement; a fine-tuned run's
+starting model until an epoch beats it) — bundles whose metadata carry the whole run state, so a run resumes from
+its latest bundle alone — plus `train_state.json`, `log.csv` and TensorBoard scalars, all written atomically.
+Start with `RunCallback` (used by `melodyrnn.training.train`) and `read_run`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ __all__ = [
     "format_history",
     "read_run",
     "check_run_folder",
+    "initial_state",
     "open_run_folder",
 ]
 
@@ -67,7 +68,11 @@ _COLUMNS = (
 
 
 def format_history(history: list[dict], best_epoch: int | None = None) -> str:
-    """A fixed-width table: epoch, loss, val loss, val perplexity, val accuracy, val event accuracy, seconds."""
+    """A fixed-width table: epoch, loss, val loss, val perplexity, val accuracy, val event accuracy, seconds.
+
+    The best epoch is marked `*`, a partial one `~`; a missing number (epoch 0, the starting model scored before
+    any training, has no training loss) shows as `-`.
+    """
     header = f"{'epoch':>6} {'loss':>8} {'val loss':>9} {'val ppl':>8} {'val acc':>8} {'val ev acc':>10} {'time':>8}"
     lines = [header, "-" * len(header)]
 
@@ -192,15 +197,66 @@ def check_run_folder(run_dir: Path, resume: bool, from_bundle) -> dict | None:
     return read_run(run_dir) if resume else None
 
 
+def initial_state(
+    run_dir: Path, saved_state: dict | None, config: TrainConfig, strategy, has_validation: bool, from_bundle
+) -> dict:
+    """The run's progress as the bundles' metadata keeps it: carried over from `saved_state` (`read_run`'s) when
+    resuming, else a new run's (epoch 0, nothing best yet, the loss to monitor, no baselines scored yet)."""
+    if saved_state:
+        state = {k: saved_state[k] for k in ("epoch", "history", "best", "epochs_without_improvement", "monitor")}
+        # best.melodyrnn is copied after latest is written: trust what the best file itself says it holds.
+        best_meta = read_bundle_metadata(run_dir / BEST)
+        state["best"] = (best_meta or {}).get("training", {}).get("best") or {"epoch": None, "val_loss": None}
+        fine_tuned_from = saved_state.get("fine_tuned_from")
+        baselines = saved_state.get("baselines")  # absent in a run from before baselines were kept
+        state["baselines"] = baselines if isinstance(baselines, dict) else {}
+    else:
+        state = {
+            "epoch": 0,
+            "history": [],
+            "best": {"epoch": None, "val_loss": None},
+            "epochs_without_improvement": 0,
+            "monitor": "val_loss" if has_validation else "loss",
+            "baselines": {},
+        }
+        fine_tuned_from = str(from_bundle) if from_bundle is not None else None
+    state.update(
+        train_config=config.to_dict(),
+        fine_tuned_from=fine_tuned_from,
+        stopped=None,
+        strategy={"name": config.strategy, "replicas": int(strategy.num_replicas_in_sync)},
+    )
+    return state
+
+
 def open_run_folder(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob(".*.tmp"):  # left by a kill in the middle of an atomic write
         stale.unlink(missing_ok=True)
 
 
+def _validation_columns(model, val_tokens: list, val_bars: list) -> dict:
+    # The validation melodies scored whole, as `melodyrnn evaluate` scores them: the val_* columns of a row.
+    metrics = summarize(val_tokens, score_token_lists(model, val_tokens, steps_per_bar=val_bars))
+    return {
+        "val_loss": metrics["nll_per_step"],
+        "val_perplexity": metrics["perplexity"],
+        "val_accuracy": metrics["accuracy"],
+        "val_event_accuracy": metrics["event_accuracy"],
+        "val_no_event_accuracy": metrics["no_event_accuracy"],
+    }
+
+
 class RunCallback(keras.callbacks.Callback):
     """After every epoch: score the validation melodies whole, update the run state (history, best, patience),
-    stop on the time budget or early stopping (decided across workers), and write the run folder."""
+    stop on the time budget or early stopping (decided across workers), and write the run folder.
+
+    A fresh run with validation melodies also scores the starting model before the first update, as epoch 0 of
+    its history. With `start_may_be_best` (fine-tuning) epoch 0 is the first best and `best.melodyrnn` is written
+    at once, so a run in which no epoch improves on the starting bundle keeps it; a model trained from scratch
+    starts from random weights, which are never worth keeping, so its first real epoch is its first best.
+    Patience counts the epochs after 0.
+    """
 
     def __init__(
         self,
@@ -214,11 +270,12 @@ class RunCallback(keras.callbacks.Callback):
         base_metadata: dict,
         is_chief: bool,
         session_start: float,
+        start_may_be_best: bool = False,
     ):
         super().__init__()
         self.run_dir, self.encoding, self.train_config = run_dir, encoding, train_config
         self.val_tokens, self.val_bars, self.state, self.base_metadata = val_tokens, val_bars, state, base_metadata
-        self.is_chief, self.session_start = is_chief, session_start
+        self.is_chief, self.session_start, self.start_may_be_best = is_chief, session_start, start_may_be_best
         self.stopped = "completed"
         self._partial = False
         self._budget = None if train_config.max_minutes is None else 60.0 * train_config.max_minutes
@@ -226,6 +283,21 @@ class RunCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._any_worker = distribute.any_worker(self.model.distribute_strategy)
+        # Here rather than before fit: the model is built and placed as it will be when each epoch is scored.
+        if self.val_tokens and self.state["epoch"] == 0 and not self.state["history"]:
+            self._score_start()
+
+    def _score_start(self) -> None:
+        start = time.perf_counter()
+        row: dict = {"epoch": 0, **_validation_columns(self.model, self.val_tokens, self.val_bars)}
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["seconds"] = time.perf_counter() - start
+        self.state["history"].append(row)
+        if self.start_may_be_best and row["val_loss"] == row["val_loss"]:
+            self.state["best"] = {"epoch": 0, "val_loss": row["val_loss"]}
+            self._write_bundle(BEST)
+        if self._scalars is not None:
+            self._scalars.write(row, step=0)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -242,16 +314,7 @@ class RunCallback(keras.callbacks.Callback):
         loss = float(logs.get("loss", float("nan")))
         row.update(loss=loss, perplexity=math.exp(min(loss, 50.0)), accuracy=float(logs.get("accuracy", "nan")))
         if self.val_tokens:
-            metrics = summarize(
-                self.val_tokens, score_token_lists(self.model, self.val_tokens, steps_per_bar=self.val_bars)
-            )
-            row.update(
-                val_loss=metrics["nll_per_step"],
-                val_perplexity=metrics["perplexity"],
-                val_accuracy=metrics["accuracy"],
-                val_event_accuracy=metrics["event_accuracy"],
-                val_no_event_accuracy=metrics["no_event_accuracy"],
-            )
+            row.update(_validation_columns(self.model, self.val_tokens, self.val_bars))
         row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row["seconds"] = time.perf_counter() - self._epoch_start
         if self._partial:
@@ -278,16 +341,22 @@ class RunCallback(keras.callbacks.Callback):
         state["stopped"] = self.stopped if self.model.stop_training else None
         self._save(improved)
 
-    def _save(self, improved: bool) -> None:
+    def _write_bundle(self, name: str) -> bool:
+        # The model with the run state as it stands; True when it landed in the run folder (the chief's).
         metadata = {**self.base_metadata, "training": dict(self.state)}
         if not self.is_chief:
             # Every worker must take part in saving (variables may be synchronized), but only the chief's file
             # counts: the others write to a scratch folder.
             with tempfile.TemporaryDirectory() as scratch:
-                save_bundle(Path(scratch) / LATEST, self.model, encoding=self.encoding, metadata=metadata)
+                save_bundle(Path(scratch) / name, self.model, encoding=self.encoding, metadata=metadata)
+            return False
+        save_bundle(self.run_dir / name, self.model, encoding=self.encoding, metadata=metadata)
+        return True
+
+    def _save(self, improved: bool) -> None:
+        if not self._write_bundle(LATEST):
             return
         latest = self.run_dir / LATEST
-        save_bundle(latest, self.model, encoding=self.encoding, metadata=metadata)
         if improved:
             _atomic_copy(latest, self.run_dir / BEST)
         atomic_write_text(

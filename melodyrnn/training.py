@@ -1,10 +1,11 @@
 """Training: `TrainConfig` → `train()`, which fits a model and keeps a run folder that survives any interruption.
 
-Start at `train(data, run_dir)` (what `melodyrnn train` runs). Each finished epoch scores the validation melodies
-whole (as `melodyrnn evaluate` does), then writes `latest.melodyrnn` and, on improvement, `best.melodyrnn`, both
-atomically, so a kill at any moment leaves loadable bundles; `resume=True` carries on from `latest` with its
-optimizer state. The run's progress lives in the bundles' metadata, so the bundle is the checkpoint. The run
-folder's files and the per-epoch callback live in `run_folder`, the multi-worker plumbing in `distribute`.
+Start at `train(data, run_dir)` (what `melodyrnn train` runs). The starting model is scored first (epoch 0), and
+each finished epoch scores the validation melodies whole (as `melodyrnn evaluate` does), then writes
+`latest.melodyrnn` and, on improvement, `best.melodyrnn`, both atomically, so a kill at any moment leaves
+loadable bundles; `resume=True` carries on from `latest` with its optimizer state. The run's progress lives in
+the bundles' metadata, so the bundle is the checkpoint. The run folder's files and the per-epoch callback live in
+`run_folder`, the multi-worker plumbing in `distribute`, the baselines the summary prints in `baselines`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any, ClassVar
 import keras
 
 from melodyrnn import distribute
-from melodyrnn.bundle import load_bundle, read_bundle_metadata
+from melodyrnn.baselines import format_baselines, score_baselines
+from melodyrnn.bundle import load_bundle
 from melodyrnn.configs import Config, is_int, is_real
 from melodyrnn.dataset import PreparedData, prepare
 from melodyrnn.errors import DataError, MelodyRNNError
@@ -33,6 +35,7 @@ from melodyrnn.run_folder import (
     RunCallback,
     check_run_folder,
     format_history,
+    initial_state,
     open_run_folder,
 )
 from melodyrnn.theory import check_steps_per_bar
@@ -150,13 +153,18 @@ class TrainResult:
         run_dir: the run folder.
         latest_path, best_path: the bundles (`best_path` is None when no epoch finished).
         epochs: epochs done in all, including those of earlier sessions of a resumed run.
-        best_epoch: the epoch (1-based) whose bundle is `best.melodyrnn`, or None.
+        best_epoch: the epoch whose bundle is `best.melodyrnn` (0: a fine-tuned run's starting model, which no
+            epoch beat), or None.
         best_val_loss: its validation NLL per step (nats), or its training loss when there is no validation split.
-        history: one dict per epoch (the columns of log.csv).
+        history: one dict per epoch (the columns of log.csv), from epoch 0 (the starting model, validation
+            columns only) when there is a validation split.
         stopped: "completed", "early_stopping", "time_budget" or "nothing_to_do" (a resumed run already done).
         seconds: wall time of this session.
         replicas: devices the batches were split across.
         model: the model in memory as training left it (the state of `latest.melodyrnn`).
+        baselines: the validation NLL of the untouched bundled default model (`bundled_default`, None with a
+            `bundled_default_note` when it reads another encoding) and of a 6-gram fit on the training split
+            (`ngram_6`), on the same melodies; empty without a validation split.
     """
 
     run_dir: Path
@@ -170,43 +178,21 @@ class TrainResult:
     seconds: float = 0.0
     replicas: int = 1
     model: Any = field(default=None, repr=False)
+    baselines: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        """The summary table of every epoch plus one line on how the run ended."""
-        return format_history(self.history, self.best_epoch) + (
-            f"\nstopped: {self.stopped}; best epoch {self.best_epoch} (val loss {self.best_val_loss:.4f}) in "
-            f"{self.best_path}"
-            if self.best_epoch is not None
-            else f"\nstopped: {self.stopped}"
+        """The summary table of every epoch, one line on how the run ended and one on the baselines' val loss."""
+        baselines = format_baselines(self.baselines)
+        return (
+            format_history(self.history, self.best_epoch)
+            + (
+                f"\nstopped: {self.stopped}; best epoch {self.best_epoch} (val loss {self.best_val_loss:.4f}) in "
+                f"{self.best_path}"
+                if self.best_epoch is not None
+                else f"\nstopped: {self.stopped}"
+            )
+            + (f"\n{baselines}" if baselines else "")
         )
-
-
-def _initial_state(
-    run_dir: Path, saved_state: dict | None, config: TrainConfig, strategy, has_validation: bool, from_bundle
-) -> dict:
-    # The run's progress as the bundles' metadata keeps it: carried over from `saved_state` when resuming.
-    if saved_state:
-        state = {k: saved_state[k] for k in ("epoch", "history", "best", "epochs_without_improvement", "monitor")}
-        # best.melodyrnn is copied after latest is written: trust what the best file itself says it holds.
-        best_meta = read_bundle_metadata(run_dir / BEST)
-        state["best"] = (best_meta or {}).get("training", {}).get("best") or {"epoch": None, "val_loss": None}
-        fine_tuned_from = saved_state.get("fine_tuned_from")
-    else:
-        state = {
-            "epoch": 0,
-            "history": [],
-            "best": {"epoch": None, "val_loss": None},
-            "epochs_without_improvement": 0,
-            "monitor": "val_loss" if has_validation else "loss",
-        }
-        fine_tuned_from = str(from_bundle) if from_bundle is not None else None
-    state.update(
-        train_config=config.to_dict(),
-        fine_tuned_from=fine_tuned_from,
-        stopped=None,
-        strategy={"name": config.strategy, "replicas": int(strategy.num_replicas_in_sync)},
-    )
-    return state
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -330,10 +316,6 @@ def _resumed_model(
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The per-epoch callback: validation, checkpoints, early stopping, time budget
-
-
-# ----------------------------------------------------------------------------------------------------------
 # train()
 
 
@@ -367,7 +349,11 @@ def train(
     `log.csv` (one row per epoch), `tensorboard/` and, when `data` is a MIDI folder, `data.npz` (its cache).
 
     Each epoch is validated on whole validation melodies (NLL per step in nats, the number `melodyrnn evaluate`
-    prints), which is the loss that early stopping watches and that picks `best.melodyrnn`.
+    prints), which is the loss that early stopping watches and that picks `best.melodyrnn`. A new run scores its
+    starting model first, as epoch 0; fine-tuned, that model is the first `best.melodyrnn`, kept unless an epoch
+    beats it. A new run also scores, once, the bundled default model and a 6-gram fit on the training split on
+    the same melodies (`TrainResult.baselines`, kept in the bundles' metadata), so the summary shows whether
+    training helped.
 
     Args:
         data: a `PreparedData`, the path of a prepared cache (`.npz`), or a folder of MIDI files (prepared into
@@ -426,11 +412,14 @@ def train(
         _check_data_fits(data, encoding, model)
 
         val_tokens, val_bars = _validation_melodies(data)
-        state = _initial_state(run_dir, saved_state, config, strategy, bool(val_tokens), from_bundle)
+        state = initial_state(run_dir, saved_state, config, strategy, bool(val_tokens), from_bundle)
         base_metadata = {"data": _data_metadata(data, data_source)}
         initial_epoch = state["epoch"]
         if initial_epoch >= config.epochs:
             return _result(run_dir, state, "nothing_to_do", session_start, strategy, model)
+        if not saved_state and val_tokens:  # once per run: a resumed run carries them over
+            train_tokens = [data.melody_tokens(i) for i in data.indices("train")]
+            state["baselines"] = score_baselines(train_tokens, val_tokens, val_bars, encoding)
 
         dataset = _training_windows(data, config, model, initial_epoch)
         run_callback = RunCallback(
@@ -443,6 +432,7 @@ def train(
             base_metadata=base_metadata,
             is_chief=is_chief,
             session_start=session_start,
+            start_may_be_best=from_bundle is not None,
         )
         _fit(model, strategy, dataset, config, initial_epoch, [run_callback, *(callbacks or [])], progress)
         return _result(run_dir, state, run_callback.stopped, session_start, strategy, model)
@@ -481,4 +471,5 @@ def _result(run_dir: Path, state: dict, stopped: str, session_start: float, stra
         seconds=time.perf_counter() - session_start,
         replicas=int(strategy.num_replicas_in_sync),
         model=model,
+        baselines=dict(state.get("baselines") or {}),
     )

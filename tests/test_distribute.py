@@ -127,10 +127,10 @@ def test_two_workers_train_one_run_then_resume_it(cache, data, tmp_path):
     assert {p.name for p in run_dir.iterdir()} == RUN_FILES and not elsewhere.exists()
     state = read_run(run_dir)
     assert state["strategy"] == {"name": "multiworker", "replicas": 2}
-    losses = [row["loss"] for row in state["history"]]
+    losses = [row["loss"] for row in state["history"][1:]]  # epoch 0, the starting model, was not trained
     assert len(losses) == 2 and losses[1] < losses[0]
     with open(run_dir / "log.csv") as f:
-        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2]
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2]
     # Each global batch was split between the workers (not read whole by both): one optimizer step per batch.
     assert int(load_bundle(run_dir / "latest.melodyrnn").model.optimizer.iterations) == 2 * steps
     assert load_bundle(run_dir / "best.melodyrnn").metadata["training"]["best"]["epoch"] == state["best"]["epoch"]
@@ -141,7 +141,7 @@ def test_two_workers_train_one_run_then_resume_it(cache, data, tmp_path):
     codes, texts = _train_on_local_cluster([[*resume, "1e-6"], [*resume, "60"]], tmp_path)
     assert codes == [0, 0], "\n\n".join(text[-3000:] for text in texts)
     state = read_run(run_dir)
-    assert [row["epoch"] for row in state["history"]] == [1, 2, 3] and state["history"][-1].get("partial") is True
+    assert [row["epoch"] for row in state["history"]] == [0, 1, 2, 3] and state["history"][-1].get("partial") is True
     assert state["stopped"] == "time_budget"
     assert int(load_bundle(run_dir / "latest.melodyrnn").model.optimizer.iterations) == 2 * steps + 1
     assert {p.name for p in run_dir.iterdir()} == RUN_FILES

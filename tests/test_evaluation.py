@@ -120,6 +120,11 @@ def test_summarize_follows_melodyrnn_definitions():
     assert (metrics["steps"], metrics["event_steps"], metrics["melodies"]) == (5, 3, 2)
 
 
+def test_summarize_gives_a_wrecked_model_infinite_perplexity():
+    metrics = summarize([np.array([5, 6, 7])], [(np.array([-800.0, -900.0]), np.array([0, 0]))])
+    assert metrics["nll_per_step"] == 850.0 and metrics["perplexity"] == math.inf and metrics["accuracy"] == 0.0
+
+
 def test_evaluate_scores_the_requested_split(bundle, data):
     validation = evaluate(bundle, data)
     everything = evaluate(bundle, data, split="all")

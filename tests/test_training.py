@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -22,7 +24,9 @@ from melodyrnn.bundle import load_bundle
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import EncodingConfig
 from melodyrnn.errors import BundleError, DataError, MelodyRNNError
+from melodyrnn.evaluation import evaluate, summarize
 from melodyrnn.model import ModelConfig
+from melodyrnn.ngram import NGramModel
 from melodyrnn.run_folder import read_run
 from melodyrnn.training import TrainConfig, default_model_config, train
 
@@ -52,11 +56,14 @@ TINY_FLAGS = [
 ]
 
 
-def tiny_melodies(n=8):
+def tiny_melodies(n=8, **metadata):
     riff = [(60, 0, 2), (64, 2, 4), (67, 4, 6), (72, 6, 8)]
     return [
         melodyrnn.Melody.from_notes(
-            [(p + i % 3, s + 8 * k, e + 8 * k) for k in range(6) for p, s, e in riff], num_steps=48, source=f"f{i}.mid"
+            [(p + i % 3, s + 8 * k, e + 8 * k) for k in range(6) for p, s, e in riff],
+            num_steps=48,
+            source=f"f{i}.mid",
+            **metadata,
         )
         for i in range(n)
     ]
@@ -127,9 +134,46 @@ def test_default_model_grows_with_the_data(data):
 
 
 def test_loss_falls(run):
-    losses = [row["loss"] for row in run.history]
+    trained = run.history[1:]
+    losses = [row["loss"] for row in trained]
     assert losses[-1] < 0.7 * losses[0]
-    assert run.history[-1]["val_loss"] < run.history[0]["val_loss"]
+    assert trained[-1]["val_loss"] < trained[0]["val_loss"] < run.history[0]["val_loss"]
+
+
+def test_a_new_model_is_scored_before_training_but_never_kept_as_best(run):
+    start = run.history[0]
+    assert [row["epoch"] for row in run.history] == [0, 1, 2, 3, 4]
+    assert "loss" not in start and start["val_loss"] > 0 and start["val_event_accuracy"] >= 0
+    assert run.best_epoch >= 1 and run.epochs == 4
+    assert run.summary().splitlines()[2].startswith("    0 ")  # the table's first row: epoch 0, not marked best
+
+
+def test_the_summary_sets_the_run_beside_the_bundled_model_and_a_6_gram(run, data):
+    assert re.search(
+        r"\nbaselines \(val loss on the same melodies\): bundled default model \d+\.\d{4}, 6-gram \d+\.\d{4}$",
+        run.summary(),
+    )
+    baselines = load_bundle(run.latest_path, compile=False).metadata["training"]["baselines"]
+    assert baselines == run.baselines and set(baselines) == {"bundled_default", "ngram_6"}
+    train_tokens = [data.melody_tokens(i) for i in data.indices("train")]
+    val_tokens = [data.melody_tokens(i) for i in data.indices("validation")]
+    ngram = NGramModel(order=6, vocab_size=data.config.vocab_size).fit(train_tokens)
+    assert baselines["ngram_6"] == pytest.approx(
+        summarize(val_tokens, ngram.score_token_lists(val_tokens))["nll_per_step"]
+    )
+    bundled = evaluate(melodyrnn.load(compile=False), data)["nll_per_step"]
+    assert math.isfinite(bundled) and baselines["bundled_default"] == pytest.approx(bundled, rel=1e-5)
+
+
+def test_the_bundled_model_is_not_compared_on_data_of_another_encoding(tmp_path):
+    encoding = EncodingConfig(steps_per_quarter=3)
+    data = PreparedData.from_melodies(tiny_melodies(steps_per_quarter=3), encoding, validation_fraction=0.3)
+    result = train(data, tmp_path / "run", TINY_MODEL, dict(TINY_TRAIN, epochs=1), progress=False)
+    assert result.baselines["bundled_default"] is None and result.baselines["ngram_6"] > 0
+    assert result.summary().endswith(
+        "bundled default model not comparable: it was trained on another encoding (steps_per_quarter 4 against "
+        f"the data's 3), 6-gram {result.baselines['ngram_6']:.4f}"
+    )
 
 
 def test_run_folder_holds_bundles_logs_and_state(run):
@@ -137,7 +181,8 @@ def test_run_folder_holds_bundles_logs_and_state(run):
     assert names == {"latest.melodyrnn", "best.melodyrnn", "log.csv", "train_state.json", "tensorboard"}
     with open(run.run_dir / "log.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert rows[0]["loss"] == "" and float(rows[0]["val_loss"]) == pytest.approx(run.history[0]["val_loss"])
     assert float(rows[-1]["val_loss"]) == pytest.approx(run.history[-1]["val_loss"])
     for column in (
         "loss",
@@ -154,7 +199,7 @@ def test_run_folder_holds_bundles_logs_and_state(run):
     assert TrainConfig.from_dict(state["train_config"]) == TrainConfig(**TINY_TRAIN, epochs=4)
     for split in ("train", "validation"):
         assert any((run.run_dir / "tensorboard" / split).glob("events.out.tfevents.*"))
-    best = min(run.history, key=lambda r: r["val_loss"])
+    best = min(run.history[1:], key=lambda r: r["val_loss"])
     assert run.best_epoch == best["epoch"] and run.best_val_loss == best["val_loss"]
     assert run.stopped == "completed" and run.epochs == 4
     assert "val loss" in run.summary() and f"best epoch {run.best_epoch}" in run.summary()
@@ -163,7 +208,7 @@ def test_run_folder_holds_bundles_logs_and_state(run):
 def test_bundle_metadata_describes_the_run(run, data):
     metadata = load_bundle(run.latest_path, compile=False).metadata
     assert metadata["training"]["epoch"] == 4
-    assert [row["epoch"] for row in metadata["training"]["history"]] == [1, 2, 3, 4]
+    assert [row["epoch"] for row in metadata["training"]["history"]] == [0, 1, 2, 3, 4]
     assert metadata["data"]["train_melodies"] == data.indices("train").size
     assert metadata["data"]["report"]["melodies_kept"] == 8
     assert load_bundle(run.best_path, compile=False).metadata["training"]["epoch"] == run.best_epoch
@@ -197,10 +242,11 @@ def test_resume_after_interrupt_continues_from_the_next_epoch(data, tmp_path):
     with pytest.raises(KeyboardInterrupt, match="at epoch 2"):
         train(data, run_dir, TINY_MODEL, dict(TINY_TRAIN, epochs=5), callbacks=[_InterruptAt(2)], progress=False)
     assert read_run(run_dir)["epoch"] == 2
+    baselines = read_run(run_dir)["baselines"]
     iterations = int(load_bundle(run_dir / "latest.melodyrnn").model.optimizer.iterations)
     result = train(data, run_dir, train_config={"epochs": 4}, resume=True, progress=False)
-    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
-    assert result.epochs == 4
+    assert [row["epoch"] for row in result.history] == [0, 1, 2, 3, 4]
+    assert result.epochs == 4 and result.baselines == baselines and "bundled default model" in result.summary()
     # the optimizer carried on: two more epochs' worth of steps, not a restart
     assert int(load_bundle(run_dir / "latest.melodyrnn").model.optimizer.iterations) == 2 * iterations
     assert TrainConfig.from_dict(read_run(run_dir)["train_config"]).learning_rate == TINY_TRAIN["learning_rate"]
@@ -240,6 +286,26 @@ def test_fine_tune_starts_from_the_bundle(run, data, tmp_path):
     assert result.model.config == source.config
     assert read_run(tmp_path / "tuned")["fine_tuned_from"] == str(run.best_path)
     assert int(result.model.optimizer.iterations) < int(load_bundle(run.best_path).model.optimizer.iterations)
+
+
+def test_a_fine_tune_that_only_gets_worse_keeps_the_bundle_it_started_from(run, data, tmp_path):
+    # Adam's every step moves each weight by about the learning rate: at 50 each update wrecks the model.
+    config = dict(TINY_TRAIN, epochs=5, learning_rate=50.0, patience=2)
+    result = train(data, tmp_path / "tuned", train_config=config, from_bundle=run.best_path, progress=False)
+    start = result.history[0]
+    assert start["val_loss"] == pytest.approx(evaluate(run.best_path, data)["nll_per_step"])
+    # patience counts the epochs after 0: two epochs that did not beat the starting model
+    assert [row["epoch"] for row in result.history] == [0, 1, 2] and result.stopped == "early_stopping"
+    assert all(row["val_loss"] > start["val_loss"] for row in result.history[1:])
+    assert (result.best_epoch, result.best_val_loss) == (0, start["val_loss"]) and "best epoch 0" in result.summary()
+    best = load_bundle(result.best_path, compile=False)
+    assert best.metadata["training"]["best"] == {"epoch": 0, "val_loss": start["val_loss"]}
+    expected = np.asarray(load_bundle(run.best_path, compile=False).model(ids()))
+    np.testing.assert_array_equal(np.asarray(best.model(ids())), expected)
+    # resumed, the run still knows its best is the starting model
+    resumed = train(data, tmp_path / "tuned", train_config={"epochs": 3, "patience": None}, resume=True, progress=False)
+    assert [row["epoch"] for row in resumed.history] == [0, 1, 2, 3] and resumed.best_epoch == 0
+    np.testing.assert_array_equal(np.asarray(load_bundle(resumed.best_path, compile=False).model(ids())), expected)
 
 
 def test_fine_tune_refuses_data_of_another_vocabulary(run, tmp_path):
@@ -298,7 +364,7 @@ def test_early_stopping_on_validation_loss(data, tmp_path):
 def test_time_budget_stops_mid_epoch_and_saves(data, tmp_path):
     result = train(data, tmp_path / "run", TINY_MODEL, dict(TINY_TRAIN, epochs=5, max_minutes=1e-9), progress=False)
     assert result.stopped == "time_budget" and result.epochs == 1
-    assert result.history[0]["partial"] is True
+    assert [row["epoch"] for row in result.history] == [0, 1] and result.history[-1]["partial"] is True
     assert load_bundle(result.latest_path).metadata["training"]["epoch"] == 1
 
 
@@ -306,6 +372,8 @@ def test_without_a_validation_split_the_training_loss_picks_the_best(tmp_path):
     data = PreparedData.from_melodies(tiny_melodies(4), validation_fraction=0.0)
     result = train(data, tmp_path / "run", TINY_MODEL, dict(TINY_TRAIN, epochs=2, steps_per_epoch=3), progress=False)
     assert "val_loss" not in result.history[0] and result.best_val_loss == min(r["loss"] for r in result.history)
+    assert [row["epoch"] for row in result.history] == [1, 2]  # nothing to score the starting model on
+    assert result.baselines == {} and "baselines" not in result.summary()
     assert int(result.model.optimizer.iterations) == 6
 
 
@@ -324,7 +392,7 @@ def test_mirrored_training_on_two_logical_cpus(cache, tmp_path):
         result = train({str(cache)!r}, {str(tmp_path / "run")!r}, {TINY_MODEL!r},
                        dict({TINY_TRAIN!r}, epochs=3, strategy="mirrored"), progress=False)
         bundle = load_bundle(result.latest_path)
-        print(json.dumps({{"replicas": result.replicas, "losses": [r["loss"] for r in result.history],
+        print(json.dumps({{"replicas": result.replicas, "losses": [r["loss"] for r in result.history[1:]],
                           "epoch": bundle.metadata["training"]["epoch"]}}))
     """)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
