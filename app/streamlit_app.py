@@ -34,6 +34,7 @@ from uploads import (  # noqa: E402
 )
 
 from melodyrnn.audio import Rendered, render_midi, wav_to_ogg  # noqa: E402
+from melodyrnn.baselines import format_baselines  # noqa: E402
 from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
 from melodyrnn.dataset import prepare  # noqa: E402
 from melodyrnn.encoding import melody_to_midi  # noqa: E402
@@ -513,6 +514,13 @@ def training_progress() -> None:
             st.success(
                 f"Model trained ({how}, {len(p['history'])} epochs): it is now selected in the **Generate** tab."
             )
+            result = job.result
+            if result is not None and result.best_val_loss is not None and result.baselines:
+                # the same comparison `melodyrnn train` prints: did training beat what was already there?
+                st.caption(
+                    f"Validation loss of the best epoch: {result.best_val_loss:.4f} nats/step; "
+                    f"{format_baselines(result.baselines)}."
+                )
         if not getattr(job, "collected", False):
             st.rerun(scope="app")  # the Generate tab learns of the new model
     if p["history"]:

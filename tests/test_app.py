@@ -338,6 +338,11 @@ def test_train_in_the_page_stop_it_and_generate_with_the_new_model(app):
     label = f"Trained here: {job.run_dir.name}"
     assert app.radio(key="model_source").value == label
     assert "Model trained (stopped by you" in " ".join(s.value for s in app.success)
+    # the page sets the run beside the untouched bundled model and a 6-gram, as `melodyrnn train` does
+    baselines = job.result.baselines
+    assert set(baselines) == {"bundled_default", "ngram_6"}
+    shown = " ".join(c.value for c in app.caption)
+    assert f"bundled default model {baselines['bundled_default']:.4f}, 6-gram {baselines['ngram_6']:.4f}" in shown
 
     app.number_input(key="num_melodies").set_value(2)
     generate(app)
