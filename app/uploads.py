@@ -14,7 +14,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+from melodyrnn.collection import MIDI_SUFFIXES
+
 #: Default limit for one uploaded file (and for everything extracted from one zip), in megabytes.
 DEFAULT_MAX_UPLOAD_MB = 32.0
 #: Limit for an uploaded model bundle, in megabytes (Streamlit's own default upload limit is the same).

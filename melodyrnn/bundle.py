@@ -320,11 +320,11 @@ def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
             keras_config = json.loads(inner.read("config.json").decode("utf-8"))
     except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, EOFError) as err:
         raise BundleError(f"{path} is corrupt: {_MODEL_MEMBER} is not a Keras model file ({err})") from err
-    if weight_bytes < _weight_bytes_lower_bound(model_config):
+    declared = _weight_bytes_lower_bound(model_config)
+    if weight_bytes < declared:
         # checked before Keras builds anything: a small file must not make us allocate a huge network
         raise BundleError(
-            f"{path} is corrupt: its config declares a network of at least "
-            f"{_weight_bytes_lower_bound(model_config):,} bytes of weights, but it holds "
+            f"{path} is corrupt: its config declares a network of at least {declared:,} bytes of weights, but it holds "
             f"{weight_bytes:,}"
         )
     unsafe = _unsafe_objects(keras_config, [])

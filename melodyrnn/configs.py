@@ -61,6 +61,11 @@ class Config:
     #: How error messages name this kind of config ("model config").
     what: ClassVar[str] = "config"
 
+    def _require(self, ok: bool, name: str, expected: str) -> None:
+        """For `__post_init__`: raises "`name` must be {expected}, got {value}" unless `ok`."""
+        if not ok:
+            raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
+
     def to_dict(self) -> dict:
         """A plain, JSON-ready dict of every field."""
         return asdict(self)  # type: ignore[call-overload]

@@ -34,17 +34,9 @@ def check_writable_file(path: str | os.PathLike, what: str = "output") -> Path:
     except OSError as err:  # a path under a regular file, say: the caller's write would fail the same way
         raise MelodyRNNError(f"`{what}` {path} cannot be written: {err.strerror}") from err
     if not stat.S_ISREG(mode):
-        kind = (
-            "a symlink"
-            if stat.S_ISLNK(mode)
-            else "a folder"
-            if stat.S_ISDIR(mode)
-            else "a FIFO"
-            if stat.S_ISFIFO(mode)
-            else "a device"
-            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "not a file"
-        )
+        kinds = ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                 (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))  # fmt: skip
+        kind = next((name for test, name in kinds if test(mode)), "not a file")
         raise MelodyRNNError(f"`{what}` {path} is {kind}, not a regular file: give a new path or a file to replace")
     return path
 

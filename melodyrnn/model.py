@@ -97,9 +97,7 @@ class ModelConfig(Config):
     }
 
     def __post_init__(self):
-        def check(ok: bool, name: str, expected: str):
-            if not ok:
-                raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
+        check = self._require
 
         def bounded(name: str, optional: bool = False):
             value, top = getattr(self, name), self.limits[name]

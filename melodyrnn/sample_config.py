@@ -91,9 +91,7 @@ class SampleConfig(Config):
     default_bars: ClassVar[float] = 8
 
     def __post_init__(self):
-        def check(ok: bool, name: str, expected: str):
-            if not ok:
-                raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
+        check = self._require
 
         check(
             is_int(self.num_melodies) and 1 <= self.num_melodies <= MAX_ROWS,

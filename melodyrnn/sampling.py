@@ -105,6 +105,11 @@ class Sampler:
         """`generate` with a ready `SampleConfig`."""
         if not isinstance(config, SampleConfig):
             raise MelodyRNNError(f"`config` must be a SampleConfig, got {type(config).__name__}")
+        if config.branch_factor > self.encoding.vocab_size:
+            raise MelodyRNNError(
+                f"`branch_factor` must be at most the model's vocabulary of {self.encoding.vocab_size} events, "
+                f"got {config.branch_factor}"
+            )
         enc = self.encoding
         primer_melody, own_meter = read_primer(primer, enc)
         metadata = self._output_metadata(config, primer_melody)
@@ -165,11 +170,6 @@ class Sampler:
             raise MelodyRNNError(
                 f"the request is too long: {num_steps:,} steps per melody (at most {MAX_STEPS:,}) for {rows} "
                 f"melodies × beams (at most {MAX_WORK:,} steps in all per call); ask for fewer `bars` or melodies"
-            )
-        if config.branch_factor > self.encoding.vocab_size:
-            raise MelodyRNNError(
-                f"`branch_factor` must be at most the model's vocabulary of {self.encoding.vocab_size} events, "
-                f"got {config.branch_factor}"
             )
         if primer is not None and len(primer) > num_steps:
             raise MelodyRNNError(

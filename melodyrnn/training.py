@@ -89,9 +89,7 @@ class TrainConfig(Config):
     what: ClassVar[str] = "train config"
 
     def __post_init__(self):
-        def check(ok: bool, name: str, expected: str):
-            if not ok:
-                raise MelodyRNNError(f"`{name}` must be {expected}, got {getattr(self, name)!r}")
+        check = self._require
 
         check(is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
         check(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
