@@ -27,6 +27,13 @@ from melodyrnn.midi_io import read_midi
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 #: Share of files (by a hash of their relative path) held out for validation unless a caller says otherwise.
 VALIDATION_FRACTION = 0.1
+#: The fewest steps a validation split should hold for its loss to decide when a run stops (about a dozen folk
+#: tunes): on fewer, the noise in the loss is as large as what an epoch of training changes. A small collection's
+#: split takes more files to reach it, up to MAX_VALIDATION_SHARE of the steps; `melodyrnn.planning` falls back
+#: to a fixed budget when even that is too little.
+MIN_VALIDATION_STEPS = 3_000
+#: The largest share of a collection's steps the validation split takes to reach MIN_VALIDATION_STEPS.
+MAX_VALIDATION_SHARE = 0.25
 
 
 def find_midi_files(root: str | os.PathLike) -> list[Path]:
@@ -48,8 +55,46 @@ def is_validation(relative_path: str, validation_fraction: float) -> bool:
     The hash (SHA-1 of the POSIX path) does not depend on the machine, the file order or the seed, so
     adding files to a collection never moves the old ones across the split.
     """
+    return _split_key(relative_path) < validation_fraction
+
+
+def _split_key(relative_path: str) -> float:
+    # A stable number in [0, 1) per file: SHA-1 of its POSIX path.
     digest = hashlib.sha1(relative_path.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 < validation_fraction
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def validation_files(steps_per_file: dict[str, int], validation_fraction: float) -> set[str]:
+    """The files of the validation split: those `is_validation` picks, topped up when they hold too few steps.
+
+    When the files under `validation_fraction` hold fewer than `MIN_VALIDATION_STEPS` steps, the next files in
+    hash order join until the split reaches it, never past `MAX_VALIDATION_SHARE` of all steps (so the training
+    split keeps most of a small collection). A large collection's split is exactly `is_validation`'s; a fraction
+    of 0 holds nothing out.
+
+    Args:
+        steps_per_file: relative path → steps of its melodies.
+        validation_fraction: as `is_validation`.
+
+    Returns:
+        The relative paths held out.
+    """
+    if validation_fraction <= 0:
+        return set()
+    ranked = sorted((_split_key(path), path) for path in steps_per_file)
+    chosen = {path for key, path in ranked if key < validation_fraction}
+    held = sum(steps_per_file[path] for path in chosen)
+    cap = MAX_VALIDATION_SHARE * sum(steps_per_file.values())
+    for _, path in ranked:
+        if held >= MIN_VALIDATION_STEPS:
+            break
+        if path in chosen:
+            continue
+        if held + steps_per_file[path] > cap:
+            break
+        chosen.add(path)
+        held += steps_per_file[path]
+    return chosen
 
 
 @dataclass

@@ -19,7 +19,13 @@ from typing import Literal
 import numpy as np
 
 from melodyrnn.archives import check_members
-from melodyrnn.collection import VALIDATION_FRACTION, FileResult, PrepareReport, is_validation, read_collection
+from melodyrnn.collection import (
+    VALIDATION_FRACTION,
+    FileResult,
+    PrepareReport,
+    read_collection,
+    validation_files,
+)
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import DataError
 from melodyrnn.extraction import ExtractionConfig
@@ -53,7 +59,8 @@ def prepare(
         output: where to write the `.npz` cache (a `.report.json` is written beside it); None writes nothing.
         config: the vocabulary and grid.
         extraction: melody extraction policies and filters.
-        validation_fraction: share of files (by hash of their relative path) held out for validation.
+        validation_fraction: share of files (by hash of their relative path) held out for validation; a small
+            collection holds out more, to reach `collection.MIN_VALIDATION_STEPS` (see `validation_files`).
         workers: worker processes; None uses every core, 1 works in this process.
         strict: raise on the first file that cannot be read or holds no melody.
         progress: show a progress bar; None shows it when stderr is a terminal.
@@ -189,12 +196,14 @@ class PreparedData:
         files: list[str] = []
         token_chunks: list[np.ndarray] = []
         meta: list[tuple] = []
-        for r in results:
-            if r.error_type:
-                continue
+        usable = [r for r in results if not r.error_type]
+        held_out_files = validation_files(
+            {r.path: sum(len(m) for m in r.melodies) for r in usable}, validation_fraction
+        )
+        for r in usable:
             file_id = len(files)
             files.append(r.path)
-            held_out = is_validation(r.path, validation_fraction)
+            held_out = r.path in held_out_files
             for m in r.melodies:
                 token_chunks.append(melody_to_tokens(m, config).astype(np.int16))
                 meta.append((file_id, held_out, m.qpm, *m.time_signature, m.velocity, m.program, m.start_step))
@@ -389,6 +398,10 @@ class PreparedData:
         window = _window_maker(tf.constant(padded), seq_len, transpose, self.config.vocab_size, with_bars)
         ds = ds.map(window, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+    def num_windows(self, split: Split = "train", seq_len: int = 128, stride: int | None = None) -> int:
+        """How many windows one pass of `dataset` over `split` cuts (without `with_bars`)."""
+        return int(self._window_starts(split, seq_len, stride or max(1, seq_len // 2))[0].size)
 
     def _checked_bars(self, split: Split, seq_len: int, max_steps_per_bar: int | None) -> np.ndarray:
         """Steps per bar of every melody, after checking the split's bars fit a window and the model."""

@@ -10,24 +10,23 @@ the bundles' metadata, so the bundle is the checkpoint. The run folder's files a
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import keras
 
 from melodyrnn import distribute
 from melodyrnn.baselines import format_baselines, score_baselines
 from melodyrnn.bundle import load_bundle
-from melodyrnn.configs import Config, is_int, is_real
 from melodyrnn.dataset import PreparedData, prepare
 from melodyrnn.errors import DataError, MelodyRNNError
 from melodyrnn.model import ModelConfig, build_model
+from melodyrnn.planning import Plan, Start, TrainConfig, choose_start, default_model_config, plan_run
 from melodyrnn.run_folder import (
     BEST,
     DATA,
@@ -41,106 +40,6 @@ from melodyrnn.run_folder import (
 from melodyrnn.theory import check_steps_per_bar
 
 __all__ = ["TrainConfig", "TrainResult", "train", "default_model_config"]
-
-
-@dataclass(frozen=True)
-class TrainConfig(Config):
-    """How to train. Defaults give a good model of a folder of tunes on a laptop CPU in about ten minutes.
-
-    The budget (`max_minutes`) and early stopping, not `epochs`, usually end a default run: a small collection
-    overfits within a few epochs and stops early; a large one uses the time it is given, then stops with the
-    best epoch kept.
-
-    Attributes:
-        epochs: epochs in all (a resumed run counts the epochs already done), >= 1.
-        batch_size: windows per batch (global, split across replicas), >= 1.
-        seq_len: steps per training window, >= 2. 256 steps = 16 bars of 4/4 at 4 steps per quarter: long enough
-            for attention to learn to reach back to a repeated strain.
-        learning_rate: Adam's learning rate, > 0. 3e-3 learned faster than 1e-3 in a run of minutes (val NLL
-            1.24 against 1.33 after three epochs on training_data/).
-        clipnorm: clip each gradient to this norm (recurrent nets have exploding gradients), > 0, or None.
-        patience: stop after this many epochs without a lower validation loss, >= 1, or None (never stop early).
-        transpose: move each training window by a random shift in [-transpose, transpose] semitones, in [0, 24].
-        seed: seeds weights, shuffling and augmentation.
-        strategy: "default" (one device), "mirrored" (every local GPU, or every logical CPU when there is no GPU)
-            or "multiworker" (the hosts in the TF_CONFIG environment variable, each running the same command;
-            only the chief writes the run folder, and resuming needs it readable by every worker).
-        steps_per_epoch: batches per epoch, None for one pass over the training windows. Set it to validate and
-            checkpoint more often on large data.
-        max_minutes: stop after this many minutes of this session (mid-epoch if need be; that epoch is then
-            validated and saved, marked partial), None for no limit.
-
-    Raises:
-        MelodyRNNError: a field out of range, naming it and the value received.
-    """
-
-    epochs: int = 50
-    batch_size: int = 64
-    seq_len: int = 256
-    learning_rate: float = 3e-3
-    clipnorm: float | None = 1.0
-    patience: int | None = 4
-    transpose: int = 0
-    seed: int = 0
-    strategy: str = "default"
-    steps_per_epoch: int | None = None
-    max_minutes: float | None = 10.0
-
-    what: ClassVar[str] = "train config"
-
-    def __post_init__(self):
-        check = self._require
-
-        check(is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
-        check(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
-        check(is_int(self.seq_len) and self.seq_len >= 2, "seq_len", "an integer >= 2")
-        check(is_real(self.learning_rate) and 0 < self.learning_rate < math.inf, "learning_rate", "a number > 0")
-        check(
-            self.clipnorm is None or (is_real(self.clipnorm) and 0 < self.clipnorm < math.inf),
-            "clipnorm",
-            "a number > 0 or None",
-        )
-        check(
-            self.patience is None or (is_int(self.patience) and self.patience >= 1),
-            "patience",
-            "an integer >= 1 or None",
-        )
-        check(is_int(self.transpose) and 0 <= self.transpose <= 24, "transpose", "an integer in [0, 24]")
-        check(is_int(self.seed), "seed", "an integer")
-        check(self.strategy in distribute.STRATEGIES, "strategy", f"one of {list(distribute.STRATEGIES)}")
-        check(
-            self.steps_per_epoch is None or (is_int(self.steps_per_epoch) and self.steps_per_epoch >= 1),
-            "steps_per_epoch",
-            "an integer >= 1 or None",
-        )
-        check(
-            self.max_minutes is None or (is_real(self.max_minutes) and 0 < self.max_minutes < math.inf),
-            "max_minutes",
-            "a number > 0 or None",
-        )
-
-
-def default_model_config(data: PreparedData) -> ModelConfig:
-    """A model size that suits the amount of training data, for a run of minutes on a laptop CPU.
-
-    The project's default network (`ModelConfig()`: 2 x 128 LSTM with causal self-attention, the shape of the
-    bundled default model) suits a collection of thousands of tunes; on less data a network with fewer units and
-    more dropout overfits less. Thresholds count training steps (tokens):
-
-    - under 30,000 (a few dozen tunes): 2 x 96 units, dropout 0.3;
-    - under 300,000 (a few hundred tunes): 2 x 128 units, dropout 0.2;
-    - otherwise `ModelConfig()` (2 x 128, dropout 0.1).
-
-    Every size keeps the attention layer: tunes repeat bars and phrases, and a model that can look back wins
-    (`benchmarks/results/model_comparison.json`). `vocab_size` is the data's.
-    """
-    steps = int(data.lengths[data.indices("train")].sum())
-    vocab = data.config.vocab_size
-    if steps < 30_000:
-        return ModelConfig(units=96, embedding_dim=32, dropout=0.3, vocab_size=vocab)
-    if steps < 300_000:
-        return ModelConfig(units=128, embedding_dim=48, dropout=0.2, vocab_size=vocab)
-    return ModelConfig(vocab_size=vocab)
 
 
 @dataclass
@@ -163,6 +62,9 @@ class TrainResult:
         baselines: the validation NLL of the untouched bundled default model (`bundled_default`, None with a
             `bundled_default_note` when it reads another encoding) and of a 6-gram fit on the training split
             (`ngram_6`), on the same melodies; empty without a validation split.
+        start: where the run started (`from`: a bundle path or None for scratch) and why (`reason`).
+        plan: the planned budget and settings (`melodyrnn.planning.Plan.to_dict()`), with a line per decision in
+            `notes`.
     """
 
     run_dir: Path
@@ -177,12 +79,20 @@ class TrainResult:
     replicas: int = 1
     model: Any = field(default=None, repr=False)
     baselines: dict = field(default_factory=dict)
+    start: dict = field(default_factory=dict)
+    plan: dict = field(default_factory=dict)
+
+    def setup_lines(self) -> list[str]:
+        """Where the run started and why, and its planned budget: what `train` prints before the first update."""
+        return setup_lines(self.start, self.plan)
 
     def summary(self) -> str:
-        """The summary table of every epoch, one line on how the run ended and one on the baselines' val loss."""
+        """Where the run started, its budget, the table of every epoch, how it ended and the baselines' val loss."""
         baselines = format_baselines(self.baselines)
+        setup = "\n".join(self.setup_lines())
         return (
-            format_history(self.history, self.best_epoch)
+            (setup + "\n" if setup else "")
+            + format_history(self.history, self.best_epoch)
             + (
                 f"\nstopped: {self.stopped}; best epoch {self.best_epoch} (val loss {self.best_val_loss:.4f}) in "
                 f"{self.best_path}"
@@ -191,6 +101,14 @@ class TrainResult:
             )
             + (f"\n{baselines}" if baselines else "")
         )
+
+
+def setup_lines(start: dict | None, plan: dict | None) -> list[str]:
+    """`start: ...` and one line per planning decision, from a run state's `start` and `plan` (absent in runs
+    from before they were kept)."""
+    lines = [f"start: {start['reason']}"] if isinstance(start, dict) and start.get("reason") else []
+    notes = plan.get("notes") if isinstance(plan, dict) else None
+    return lines + [str(n) for n in notes] if isinstance(notes, list) else lines
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -241,14 +159,14 @@ def _validation_melodies(data: PreparedData) -> tuple[list, list]:
     return [data.melody_tokens(i) for i in indices], data.steps_per_bar[indices].tolist()
 
 
-def _training_windows(data: PreparedData, config: TrainConfig, model, initial_epoch: int):
+def _training_windows(data: PreparedData, config: TrainConfig, plan: Plan, model, initial_epoch: int):
     def windows(drop_remainder):
         # lookback models get each melody's bar length, and windows that start on its bar lines
         return data.dataset(
             config.seq_len,
             config.batch_size,
             split="train",
-            transpose=config.transpose,
+            transpose=plan.transpose,
             seed=config.seed + initial_epoch,
             drop_remainder=drop_remainder,
             with_bars=model.config.lookback,
@@ -260,20 +178,19 @@ def _training_windows(data: PreparedData, config: TrainConfig, model, initial_ep
     dataset = windows(True)
     if int(dataset.cardinality()) == 0:
         dataset = windows(False)
-    if config.steps_per_epoch is not None:
-        dataset = dataset.repeat()
-    return distribute.shard_batches(dataset, config.strategy)
+    # Budgets count updates: the windows repeat, each pass reshuffled and freshly transposed.
+    return distribute.shard_batches(dataset.repeat(), config.strategy)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The model: new, fine-tuned from a bundle, or resumed
 
 
-def _compile(model, config: TrainConfig) -> None:
+def _compile(model, config: TrainConfig, learning_rate: float) -> None:
     # Only Keras's own loss, optimizer and metric: a bundle's compile config must load in safe mode anywhere.
     # The melody metrics are computed by _RunCallback on whole validation melodies instead.
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=config.clipnorm),
         # mean over real steps: padded steps have weight 0 and must not dilute the loss
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
@@ -282,23 +199,21 @@ def _compile(model, config: TrainConfig) -> None:
     )
 
 
-def _new_model(data: PreparedData, model_config: ModelConfig | dict | None, config: TrainConfig):
+def _new_model(data: PreparedData, model_config: ModelConfig | dict | None):
     encoding = data.config
     model_cfg = replace(_merge(ModelConfig, default_model_config(data), model_config), vocab_size=encoding.vocab_size)
-    model = build_model(model_cfg)
-    _compile(model, config)
-    return model, encoding
+    return build_model(model_cfg), encoding
 
 
-def _fine_tune_model(from_bundle: str | os.PathLike, config: TrainConfig):
-    bundle = load_bundle(from_bundle, compile=False)
-    _compile(bundle.model, config)  # a fresh optimizer
-    return bundle.model, bundle.encoding
+def _freeze(model, layers: int) -> None:
+    # The embedding, then the recurrent layers from the bottom: what a bundle learnt about notes and their order.
+    if layers > 0:
+        model.embedding.trainable = False
+    for layer in model.recurrent[: max(0, layers - 1)]:
+        layer.trainable = False
 
 
-def _resumed_model(
-    latest: Path, model_config: ModelConfig | dict | None, config: TrainConfig, saved_learning_rate: float
-):
+def _resumed_model(latest: Path, model_config: ModelConfig | dict | None, config: TrainConfig, plan: Plan):
     bundle = load_bundle(latest, compile=True)
     model = bundle.model
     if model_config is not None and _merge(ModelConfig, bundle.model_config, model_config) != model.config:
@@ -306,11 +221,26 @@ def _resumed_model(
             "the model config cannot change when resuming; leave it out (or start a new "
             "run with from_bundle to fine-tune)"
         )
-    if getattr(model, "optimizer", None) is None or not model.compiled:
-        _compile(model, config)
-    elif config.learning_rate != saved_learning_rate:
-        model.optimizer.learning_rate.assign(config.learning_rate)
+    _freeze(model, config.freeze)
+    if config.freeze or getattr(model, "optimizer", None) is None or not model.compiled:
+        _compile(model, config, plan.learning_rate)  # freezing changes what the optimizer updates
+    else:
+        model.optimizer.learning_rate.assign(plan.learning_rate)
     return model, bundle.encoding
+
+
+class _WarmUp(keras.callbacks.Callback):
+    """Raises the learning rate linearly from 0 over the optimizer's first `updates` updates (counted by the
+    optimizer itself, so a resumed run picks up where it was)."""
+
+    def __init__(self, learning_rate: float, updates: int):
+        super().__init__()
+        self.learning_rate, self.updates = learning_rate, updates
+
+    def on_train_batch_begin(self, batch, logs=None):
+        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if done <= self.updates:
+            self.model.optimizer.learning_rate.assign(self.learning_rate * min(1.0, (done + 1) / self.updates))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -337,6 +267,7 @@ def train(
     *,
     resume: bool = False,
     from_bundle: str | os.PathLike | None = None,
+    from_scratch: bool = False,
     callbacks: list | None = None,
     progress: bool = True,
 ) -> TrainResult:
@@ -345,6 +276,11 @@ def train(
     The run folder holds `latest.melodyrnn` and `best.melodyrnn` (bundles: weights, optimizer state, configs and
     the run's metadata, all written atomically), `train_state.json` (epoch, best epoch, patience counter),
     `log.csv` (one row per epoch), `tensorboard/` and, when `data` is a MIDI folder, `data.npz` (its cache).
+
+    Where a new run starts is chosen from the data (`melodyrnn.planning.choose_start`): a small collection whose
+    encoding fits the bundled default model fine-tunes it; anything else, or any `model_config`, trains a new
+    model. Its budget, in updates, and settings are planned from the data too (`plan_run`). Both reasons are
+    printed (with `progress`), kept in the run's metadata and returned in `TrainResult.start`/`.plan`.
 
     Each epoch is validated on whole validation melodies (NLL per step in nats, the number `melodyrnn evaluate`
     prints), which is the loss that early stopping watches and that picks `best.melodyrnn`. A new run scores its
@@ -358,13 +294,14 @@ def train(
             `run_dir/data.npz` with a 10% validation split by file).
         run_dir: the run folder; created if needed. A folder that already holds a run needs `resume=True`.
         model_config: a `ModelConfig`, a dict of fields to change from `default_model_config(data)`, or None
-            for `default_model_config(data)`. Its `vocab_size` is taken from the data. Ignored with
-            `from_bundle`; must be None or unchanged with `resume`.
+            for `default_model_config(data)`. Its `vocab_size` is taken from the data. Giving one trains a new
+            model (from scratch); it cannot go with `from_bundle`, and must be None or unchanged with `resume`.
         train_config: a `TrainConfig`, or a dict of fields to change from the defaults (from the run's own
             config with `resume`), or None.
         resume: continue the run in `run_dir` from `latest.melodyrnn`: same model, optimizer state, epoch count,
             best epoch and patience counter.
         from_bundle: fine-tune: start from this bundle's weights (and model config) with a fresh optimizer.
+        from_scratch: train a new model even where fine-tuning the bundled model would be chosen.
         callbacks: extra Keras callbacks; they see the validation metrics in `logs`.
         progress: show Keras's progress bar (one line per epoch when stdout is not a terminal).
 
@@ -376,7 +313,8 @@ def train(
         BundleError: an unreadable `latest.melodyrnn` (resume) or `from_bundle`.
         MelodyRNNError: bad configs, a run folder that already holds a run (without `resume`), `resume` with
             nothing to resume, `resume` together with `from_bundle`, or `strategy="multiworker"` without a usable
-            TF_CONFIG or after TensorFlow already ran in this process.
+            TF_CONFIG or after TensorFlow already ran in this process, `from_bundle` with `from_scratch` or with
+            a `model_config`.
 
     Example:
         >>> result = train("my_midis/", "run")                          # minutes on a laptop CPU
@@ -385,6 +323,10 @@ def train(
     """
     session_start = time.perf_counter()
     run_dir = Path(run_dir)
+    if from_bundle is not None and model_config is not None:
+        raise MelodyRNNError("a `model_config` cannot go with `from_bundle`: fine-tuning keeps the bundle's model")
+    if resume and from_scratch:
+        raise MelodyRNNError("`resume` and `from_scratch` exclude each other: resume continues this run")
     saved_state = check_run_folder(run_dir, resume, from_bundle)
     saved_config = TrainConfig.from_dict(saved_state["train_config"]) if saved_state else TrainConfig()
     config = _merge(TrainConfig, saved_config, train_config)
@@ -400,39 +342,57 @@ def train(
 
         strategy = distribute.make_strategy(config.strategy)  # before any other TensorFlow work: multiworker needs that
         keras.utils.set_random_seed(config.seed + (saved_state["epoch"] if saved_state else 0))
+        if saved_state:
+            tuned = saved_state.get("fine_tuned_from")
+            start = Start(Path(tuned) if tuned else None, str((saved_state.get("start") or {}).get("reason", "")))
+        elif model_config is not None and not from_scratch:
+            start = Start(None, "from scratch: a model config was given (a new model of that shape)")
+        else:
+            start = choose_start(data, from_bundle, from_scratch)
+        windows = data.num_windows("train", config.seq_len)
+        plan = plan_run(data, config, start.fine_tune, windows)
         with strategy.scope():
             if resume:
-                model, encoding = _resumed_model(run_dir / LATEST, model_config, config, saved_config.learning_rate)
-            elif from_bundle is not None:
-                model, encoding = _fine_tune_model(from_bundle, config)
+                model, encoding = _resumed_model(run_dir / LATEST, model_config, config, plan)
             else:
-                model, encoding = _new_model(data, model_config, config)
+                if start.bundle is not None:
+                    bundle = load_bundle(start.bundle, compile=False)
+                    model, encoding = bundle.model, bundle.encoding
+                else:
+                    model, encoding = _new_model(data, model_config)
+                _freeze(model, config.freeze)
+                _compile(model, config, plan.learning_rate)  # a fresh optimizer
         _check_data_fits(data, encoding, model)
 
         val_tokens, val_bars = _validation_melodies(data)
-        state = initial_state(run_dir, saved_state, config, strategy, bool(val_tokens), from_bundle)
+        state = initial_state(run_dir, saved_state, config, strategy, bool(val_tokens), start.bundle)
+        state.update(start=start.to_dict(), plan=plan.to_dict())
+        if progress and is_chief and not saved_state:
+            print("\n".join(setup_lines(state["start"], state["plan"])), flush=True)
         base_metadata = {"data": _data_metadata(data, data_source)}
         initial_epoch = state["epoch"]
-        if initial_epoch >= config.epochs:
+        if initial_epoch >= plan.rounds:
             return _result(run_dir, state, "nothing_to_do", session_start, strategy, model)
         if not saved_state and val_tokens:  # once per run: a resumed run carries them over
             train_tokens = [data.melody_tokens(i) for i in data.indices("train")]
             state["baselines"] = score_baselines(train_tokens, val_tokens, val_bars, encoding)
 
-        dataset = _training_windows(data, config, model, initial_epoch)
+        dataset = _training_windows(data, config, plan, model, initial_epoch)
         run_callback = RunCallback(
             run_dir=run_dir,
             encoding=encoding,
-            train_config=config,
+            train_config=replace(config, patience=plan.patience),
             val_tokens=val_tokens,
             val_bars=val_bars,
             state=state,
             base_metadata=base_metadata,
             is_chief=is_chief,
             session_start=session_start,
-            start_may_be_best=from_bundle is not None,
+            start_may_be_best=start.fine_tune,
         )
-        _fit(model, strategy, dataset, config, initial_epoch, [run_callback, *(callbacks or [])], progress)
+        warmup = [_WarmUp(plan.learning_rate, plan.warmup_updates)] if plan.warmup_updates else []
+        callbacks = [*warmup, run_callback, *(callbacks or [])]
+        _fit(model, strategy, dataset, config.strategy, plan, initial_epoch, callbacks, progress)
         return _result(run_dir, state, run_callback.stopped, session_start, strategy, model)
     except BaseException:
         if created and not (run_dir / LATEST).exists():
@@ -440,14 +400,14 @@ def train(
         raise
 
 
-def _fit(model, strategy, dataset, config: TrainConfig, initial_epoch: int, callbacks: list, progress: bool) -> None:
+def _fit(model, strategy, dataset, name: str, plan: Plan, initial_epoch: int, callbacks: list, progress: bool) -> None:
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
-    with distribute.fit_context(config.strategy, model, strategy, dataset.element_spec):
+    with distribute.fit_context(name, model, strategy, dataset.element_spec):
         model.fit(
             dataset,
-            epochs=config.epochs,
+            epochs=plan.rounds,
             initial_epoch=initial_epoch,
-            steps_per_epoch=config.steps_per_epoch,
+            steps_per_epoch=plan.updates_per_round,
             callbacks=callbacks,
             verbose=verbose,
             shuffle=False,
@@ -470,4 +430,6 @@ def _result(run_dir: Path, state: dict, stopped: str, session_start: float, stra
         replicas=int(strategy.num_replicas_in_sync),
         model=model,
         baselines=dict(state.get("baselines") or {}),
+        start=dict(state.get("start") or {}),
+        plan=dict(state.get("plan") or {}),
     )

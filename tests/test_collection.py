@@ -11,7 +11,14 @@ import pytest
 from conftest import midi_bytes, note_track, scale_notes
 
 from melodyrnn import DataError, EncodingConfig, ExtractionConfig, NoMelodyError, PrepareReport, prepare
-from melodyrnn.collection import find_midi_files, is_validation, read_collection
+from melodyrnn.collection import (
+    MAX_VALIDATION_SHARE,
+    MIN_VALIDATION_STEPS,
+    find_midi_files,
+    is_validation,
+    read_collection,
+    validation_files,
+)
 
 
 def test_find_midi_files_is_recursive_case_insensitive_and_sorted(messy_folder):
@@ -103,10 +110,15 @@ def test_no_melody_leaks_across_the_split(tmp_path):
         (root / f"t{i:02d}.mid").write_bytes(data)
     data = prepare(root, workers=1, validation_fraction=0.3, progress=False)
     assert data.num_melodies == 80
+    held_out = validation_files({str(p): int(data.lengths[data.file_ids == f].sum()) for f, p in
+                                 enumerate(data.files)}, 0.3)  # fmt: skip
     for f in range(len(data.files)):
         sides = set(data.is_validation[data.file_ids == f].tolist())
         assert len(sides) == 1
-        assert sides == {is_validation(str(data.files[f]), 0.3)}
+        # a collection this small holds more than its 30% out, to reach the minimum of validation steps
+        assert sides == {str(data.files[f]) in held_out} and (str(data.files[f]) in held_out) >= is_validation(
+            str(data.files[f]), 0.3
+        )
     assert 0 < data.is_validation.sum() < 80
     train, val = set(data.indices("train")), set(data.indices("validation"))
     assert not train & val and len(train | val) == 80
@@ -130,3 +142,21 @@ def test_prepare_bundled_training_data_matches_its_readme():
     data = prepare(root, workers=2, progress=False)
     assert data.num_melodies == stated
     assert data.num_melodies >= 2000
+
+
+def test_a_large_collection_is_split_by_hash_alone():
+    steps = {f"folk/tune{i}.mid": 400 for i in range(500)}  # 200,000 steps: 10% is far above the minimum
+    assert validation_files(steps, 0.1) == {p for p in steps if is_validation(p, 0.1)}
+    assert validation_files(steps, 0.0) == set()
+
+
+def test_a_small_collection_holds_out_the_minimum_of_steps_but_never_more_than_its_share():
+    steps = {f"tune{i}.mid": 300 for i in range(40)}  # 12,000 steps: 10% would be ~1,200
+    held = validation_files(steps, 0.1)
+    assert {p for p in steps if is_validation(p, 0.1)} <= held
+    assert sum(steps[p] for p in held) >= MIN_VALIDATION_STEPS
+    assert sum(steps[p] for p in held) - 300 < MIN_VALIDATION_STEPS  # no file more than it needs
+    tiny = {f"tune{i}.mid": 300 for i in range(8)}  # 2,400 steps: the minimum cannot be reached
+    held = validation_files(tiny, 0.1)
+    assert sum(tiny[p] for p in held) <= MAX_VALIDATION_SHARE * 2400
+    assert len(tiny) - len(held) >= 6

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melodyrnn"
 ORDER = [
     "errors", "configs", "theory", "files", "archives", "midi_io", "encoding", "extraction", "collection", "dataset",
     "cells", "fused_tf", "layers", "attention", "lookback", "model", "bundle", "evaluation", "ngram", "baselines",
-    "metrics", "distribute", "run_folder", "training", "sample_config", "decoding", "sampling", "audio", "cli",
+    "metrics", "distribute", "run_folder", "planning", "training", "sample_config", "decoding", "sampling", "audio",
+    "cli",
 ]  # fmt: skip
 # Where TensorFlow itself is used: fused loops, tf.data, compiled scoring and sampling, strategies and summaries.
 TENSORFLOW_USERS = {
