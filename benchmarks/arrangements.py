@@ -283,6 +283,20 @@ def _repeat(
     return out_notes, meters, tune_quarters
 
 
+def _playable(notes: list[Note]) -> list[Note]:
+    """`notes` as one MIDI channel can hold them: in pitch range, a note cut where its pitch is struck again, and
+    nothing shorter than a 32nd (a meter change can leave a sliver of a bar), sorted by start."""
+    out: list[Note] = []
+    by_pitch = sorted((n for n in notes if 0 <= n.pitch <= 127), key=lambda n: (n.pitch, n.start_quarters))
+    for n, following in zip(by_pitch, [*by_pitch[1:], None]):
+        end = n.end_quarters
+        if following is not None and following.pitch == n.pitch:
+            end = min(end, following.start_quarters)
+        if end - n.start_quarters >= 0.125:
+            out.append(Note(n.pitch, n.velocity, n.start_quarters, end))
+    return sorted(out, key=lambda n: (n.start_quarters, -n.pitch))
+
+
 def _name(role: str, naming: str, liar: str | None, rng: np.random.Generator) -> str:
     if naming == "missing":
         return ""
@@ -354,11 +368,7 @@ def arrange(
     tracks = []
     for i in order:
         role, part = parts[i]
-        # a meter change can leave a sliver of a bar: notes shorter than a 32nd would not survive the tick grid
-        part = sorted(
-            (n for n in part if 0 <= n.pitch <= 127 and n.end_quarters - n.start_quarters >= 0.125),
-            key=lambda n: (n.start_quarters, -n.pitch),
-        )
+        part = _playable(part)
         tracks.append(
             Track(part, program=_program(role, rng), is_drum=role == "drums", name=_name(role, naming, liar, rng))
         )
