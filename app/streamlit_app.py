@@ -79,6 +79,11 @@ TRAINED_PREFIX = "Trained here: "
 # State
 
 
+#: The Train tab's two starts: fine-tuning the page's default model (the default), or a new small model.
+FINE_TUNE = "Fine-tune the default model"
+FROM_SCRATCH = "A new model, from scratch"
+
+
 def default_model_path() -> Path:
     """`MELODYRNN_MODEL` when set, else the bundle shipped with the package."""
     return Path(os.environ.get("MELODYRNN_MODEL") or DEFAULT_BUNDLE_PATH)
@@ -413,7 +418,8 @@ def train_tab() -> None:
     job: TrainingJob | None = st.session_state.job
     busy = job is not None and job.running
     st.markdown(
-        "Upload MIDI files (or a zip of them), check what was found, then train a small model. "
+        "Upload MIDI files (or a zip of them), check what was found, then train. A small collection learns "
+        "best by fine-tuning the default model, which is what **Train** does unless you ask for a new model. "
         "Training runs in the background: the page stays usable, and **Stop** ends it after the "
         "current batch, keeping the best model so far."
     )
@@ -441,19 +447,27 @@ def train_tab() -> None:
             st.code(prepared["report"], language=None)
 
     with st.expander("Training settings", expanded=False):
+        start = st.radio("Start from", [FINE_TUNE, FROM_SCRATCH], key="start", horizontal=True)
         c1, c2, c3, c4 = st.columns(4)
-        epochs = c1.number_input("Epochs", 1, 200, APP_TRAIN_CONFIG["epochs"], key="epochs")
-        minutes = c2.number_input(
+        minutes = c1.number_input(
             "Time budget (minutes)", 0.1, 120.0, APP_TRAIN_CONFIG["max_minutes"], 0.5, key="max_minutes"
         )
-        units = c3.number_input("Units", 8, 512, APP_MODEL_CONFIG["units"], 8, key="units")
-        layers = c4.number_input("Recurrent layers", 1, 4, APP_MODEL_CONFIG["num_layers"], key="num_layers")
+        scratch = start == FROM_SCRATCH
+        epochs = c2.number_input("Epochs", 1, 200, APP_TRAIN_CONFIG["epochs"], key="epochs", disabled=not scratch)
+        units = c3.number_input("Units", 8, 512, APP_MODEL_CONFIG["units"], 8, key="units", disabled=not scratch)
+        layers = c4.number_input(
+            "Recurrent layers", 1, 4, APP_MODEL_CONFIG["num_layers"], key="num_layers", disabled=not scratch
+        )
     ready = prepared is not None and prepared.get("cache") is not None
     if st.button("Train", type="primary", key="train", disabled=busy or not ready):
         run_dir = session_dir() / f"run{len(st.session_state.trained) + 1:02d}_{time.strftime('%H%M%S')}"
-        model_config = {**APP_MODEL_CONFIG, "units": int(units), "num_layers": int(layers)}
-        train_config = {**APP_TRAIN_CONFIG, "epochs": int(epochs), "max_minutes": float(minutes)}
-        st.session_state.job = TrainingJob(prepared["cache"], run_dir, model_config, train_config).start()
+        if scratch:
+            model_config = {**APP_MODEL_CONFIG, "units": int(units), "num_layers": int(layers)}
+            train_config = {**APP_TRAIN_CONFIG, "epochs": int(epochs), "max_minutes": float(minutes)}
+            job = TrainingJob(prepared["cache"], run_dir, model_config, train_config)
+        else:  # the budget, learning rate and warm-up that the library plans for fine-tuning small data
+            job = TrainingJob(prepared["cache"], run_dir, None, {"max_minutes": float(minutes)}, default_model_path())
+        st.session_state.job = job.start()
         st.rerun()
     job = st.session_state.job
     if job is not None:
@@ -515,6 +529,8 @@ def training_progress() -> None:
                 f"Model trained ({how}, {len(p['history'])} epochs): it is now selected in the **Generate** tab."
             )
             result = job.result
+            if result is not None and result.setup_lines():
+                st.caption(" · ".join(result.setup_lines()))
             if result is not None and result.best_val_loss is not None and result.baselines:
                 # the same comparison `melodyrnn train` prints: did training beat what was already there?
                 st.caption(

@@ -20,7 +20,8 @@ from melodyrnn.errors import MelodyRNNError
 if TYPE_CHECKING:
     from melodyrnn.training import TrainResult
 
-#: The app's small default model: trains in a minute or two on a laptop CPU.
+#: The app's small model, for a run from scratch: trains in a minute or two on a laptop CPU. (By default the app
+#: fine-tunes its default model instead, with the settings `melodyrnn.planning` plans for small data.)
 APP_MODEL_CONFIG = {
     "units": 64,
     "num_layers": 1,
@@ -37,6 +38,10 @@ class _Progress(keras.callbacks.Callback):
     def __init__(self, job: TrainingJob):
         super().__init__()
         self.job = job
+
+    def on_train_begin(self, logs=None):
+        with self.job._lock:  # the planned number of epochs, known once training starts
+            self.job.epochs = int(self.params.get("epochs") or self.job.epochs)
 
     def on_epoch_begin(self, epoch, logs=None):
         with self.job._lock:
@@ -71,13 +76,23 @@ class TrainingJob:
     Args:
         data: the prepared cache (`.npz`) to train on.
         run_dir: the new run folder.
-        model_config, train_config: dicts of fields changed from the library's defaults.
+        model_config: dict of fields changed from the library's defaults for a new model, or None.
+        train_config: dict of fields changed from the library's defaults.
+        from_bundle: fine-tune this bundle (then `model_config` must be None).
     """
 
-    def __init__(self, data: str | Path, run_dir: str | Path, model_config: dict, train_config: dict):
+    def __init__(
+        self,
+        data: str | Path,
+        run_dir: str | Path,
+        model_config: dict | None,
+        train_config: dict,
+        from_bundle: str | Path | None = None,
+    ):
         self.data, self.run_dir = Path(data), Path(run_dir)
-        self.model_config, self.train_config = dict(model_config), dict(train_config)
-        self.epochs = int(train_config.get("epochs", 1))
+        self.model_config = None if model_config is None else dict(model_config)
+        self.train_config, self.from_bundle = dict(train_config), from_bundle
+        self.epochs = int(train_config.get("epochs") or 1)  # until training has planned its epochs
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._epoch, self._batch, self._in_epoch = 0, 0, False
@@ -101,6 +116,7 @@ class TrainingJob:
                 self.run_dir,
                 model_config=self.model_config,
                 train_config=self.train_config,
+                from_bundle=self.from_bundle,
                 callbacks=[_Progress(self)],
                 progress=False,
             )

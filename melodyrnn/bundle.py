@@ -281,6 +281,16 @@ def read_bundle_metadata(path: str | os.PathLike) -> dict | None:
     return header.get("metadata") or {}
 
 
+def read_bundle_encoding(path: str | os.PathLike) -> EncodingConfig | None:
+    """The encoding a bundle's model reads, from its bundle.json alone (quick, like `read_bundle_metadata`), or
+    None when `path` is not a readable bundle or its encoding config is unusable."""
+    try:
+        header, _ = _read_members(Path(path), with_model=False)
+        return EncodingConfig.from_dict(header.get("encoding_config"))
+    except (MelodyRNNError, TypeError):
+        return None
+
+
 def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
     """Loads a bundle written by `save_bundle`, in Keras safe mode, on whatever device TensorFlow uses.
 

@@ -49,6 +49,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("--min-bars", type=float, default=ext.min_bars)
     p.add_argument("--min-unique-pitches", type=int, default=ext.min_unique_pitches)
     p.add_argument("--max-steps", type=int, default=ext.max_steps)
+    p.add_argument("--melody-tracks", type=_melody_tracks, default=ext.melody_tracks, help=_MELODY_TRACKS_HELP)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_prepare)
@@ -60,7 +61,9 @@ def _run_prepare(args) -> int:
     from melodyrnn.extraction import ExtractionConfig
 
     config = EncodingConfig(args.steps_per_quarter, args.min_pitch, args.max_pitch)
-    extraction = ExtractionConfig(args.polyphony, args.gap_bars, args.min_bars, args.min_unique_pitches, args.max_steps)
+    extraction = ExtractionConfig(
+        args.polyphony, args.gap_bars, args.min_bars, args.min_unique_pitches, args.max_steps, args.melody_tracks
+    )
     data = prepare(
         args.dir,
         args.output,
@@ -78,6 +81,17 @@ def _run_prepare(args) -> int:
         out = Path(args.output)
         print(f"wrote {out} and {out.with_name(out.stem + '.report.json')}")
     return 0
+
+
+_MELODY_TRACKS_HELP = (
+    "which tracks melodies come from: auto (the melody track(s), chosen per file), all (every non-drum track), "
+    "a track name, or a track index (default: %(default)s)"
+)
+
+
+def _melody_tracks(value: str) -> str | int:
+    """`--melody-tracks`: a number is a track index, anything else a mode or a track name."""
+    return int(value) if value.strip().isdigit() else value
 
 
 def _add_info(sub) -> None:
@@ -226,21 +240,28 @@ def _add_train(sub) -> None:
         help="train a model on a prepared cache or a folder of MIDI files",
         description="Train a melody model. RUN_DIR receives latest.melodyrnn and best.melodyrnn "
         "(written atomically every epoch), log.csv, train_state.json and tensorboard/. "
-        "With no flags the model size suits the data and the run takes about ten "
-        "minutes on a laptop CPU (early stopping may end it sooner).",
+        "With no flags the run plans itself from the data and says why: a small collection whose "
+        "encoding fits the bundled default model fine-tunes it, anything else trains a new model sized "
+        "to the data; the budget counts updates (small data is repeated, freshly transposed), and the "
+        "run takes at most ten minutes on a laptop CPU (early stopping may end it sooner).",
     )
     p.add_argument("data", help="a cache from `melodyrnn prepare` (.npz) or a folder of MIDI files")
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
     _add_model_flags(p)
     run = p.add_argument_group("training (default: melodyrnn.training.TrainConfig, or the run's own with --resume)")
-    run.add_argument("--epochs", type=int, default=None)
+    run.add_argument("--epochs", type=int, default=None, help="validation rounds in all (default: from --updates)")
+    run.add_argument("--updates", type=int, default=None, help="optimizer updates in all (default: planned)")
     run.add_argument("--batch-size", type=int, default=None)
     run.add_argument("--learning-rate", type=float, default=None)
+    run.add_argument("--warmup-updates", type=int, default=None, help="updates of linear learning-rate warm-up")
+    run.add_argument("--freeze", type=int, default=None, help="lowest layers kept fixed (1 = the embedding, ...)")
     run.add_argument("--seq-len", type=int, default=None, help="steps per training window")
     run.add_argument("--patience", type=int, default=None, help="epochs without improvement before stopping; 0 = never")
     run.add_argument("--transpose", type=int, default=None, help="random transposition of windows, +- semitones")
     run.add_argument("--seed", type=int, default=None)
-    run.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass)")
+    run.add_argument(
+        "--steps-per-epoch", type=int, default=None, help="updates between validations (default: one pass, >= 25)"
+    )
     run.add_argument("--max-minutes", type=float, default=None, help="time budget of this session; 0 = none")
     run.add_argument(
         "--strategy",
@@ -252,7 +273,13 @@ def _add_train(sub) -> None:
     start = p.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from latest.melodyrnn")
     start.add_argument("--from", dest="from_bundle", metavar="BUNDLE", default=None, help="fine-tune this bundle")
+    start.add_argument(
+        "--from-scratch", action="store_true", help="train a new model even where the bundled one would be fine-tuned"
+    )
     p.add_argument("--no-progress", action="store_true", help="one line per epoch instead of a progress bar")
+    p.add_argument(
+        "--melody-tracks", type=_melody_tracks, default=None, help=_MELODY_TRACKS_HELP.replace("%(default)s", "auto")
+    )
     p.set_defaults(func=_run_train)
 
 
@@ -334,8 +361,11 @@ def _run_train(args) -> int:
     model_config = {k: getattr(args, k) for k in model_keys if getattr(args, k) is not None}
     train_keys = (
         "epochs",
+        "updates",
         "batch_size",
         "learning_rate",
+        "warmup_updates",
+        "freeze",
         "seq_len",
         "patience",
         "transpose",
@@ -351,6 +381,18 @@ def _run_train(args) -> int:
     if model_config and (args.resume or args.from_bundle):
         flags = ", ".join("--" + k.replace("_", "-") for k in model_config)
         raise MelodyRNNError(f"model flags ({flags}) cannot change the model of a resumed or fine-tuned run")
+    if args.melody_tracks is not None and args.resume:
+        raise MelodyRNNError("--melody-tracks cannot change the data of a resumed run")
+    if args.melody_tracks is not None and not Path(args.data).is_dir():
+        raise MelodyRNNError("--melody-tracks applies to a folder of MIDI files; a prepared cache keeps its own tracks")
+    if args.melody_tracks is not None:
+        # The run's cache, made with the chosen tracks; train() reuses a run folder's cache of the same folder.
+        from melodyrnn.dataset import prepare
+        from melodyrnn.extraction import ExtractionConfig
+
+        extraction = ExtractionConfig(melody_tracks=args.melody_tracks)
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        prepare(args.data, Path(args.output) / "data.npz", extraction=extraction, progress=not args.no_progress)
     result = train(
         args.data,
         args.output,
@@ -358,6 +400,7 @@ def _run_train(args) -> int:
         train_config or None,
         resume=args.resume,
         from_bundle=args.from_bundle,
+        from_scratch=args.from_scratch,
         progress=not args.no_progress,
     )
     print(result.summary())

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from melodyrnn import distribute
-from melodyrnn.bundle import DEFAULT_BUNDLE_PATH, read_bundle_metadata
+from melodyrnn.bundle import DEFAULT_BUNDLE_PATH, read_bundle_encoding, read_bundle_metadata
 from melodyrnn.collection import MIN_VALIDATION_STEPS
 from melodyrnn.configs import Config, is_int, is_real
 from melodyrnn.dataset import PreparedData
@@ -195,10 +195,9 @@ def _train_steps(data: PreparedData) -> int:
     return int(data.lengths[data.indices("train")].sum())
 
 
-def _misfit(data: PreparedData, metadata: dict) -> str | None:
+def _misfit(data: PreparedData, theirs: EncodingConfig, metadata: dict) -> str | None:
     # Why the bundled model cannot (or should not) start on this data, or None when it fits.
-    theirs = EncodingConfig.from_dict(metadata["encoding"]) if "encoding" in metadata else None
-    if theirs is not None and theirs != data.config:
+    if theirs != data.config:
         ours, bundled = data.config.to_dict(), theirs.to_dict()
         differ = ", ".join(f"{k} {ours[k]} (it has {bundled[k]})" for k in ours if ours[k] != bundled[k])
         return f"the data's encoding does not fit the bundled model: {differ}"
@@ -249,9 +248,10 @@ def choose_start(
         return Start(Path(from_bundle), f"fine-tuning {from_bundle}, as asked (--from)")
     steps = _train_steps(data)
     metadata = read_bundle_metadata(default_bundle) if Path(default_bundle).is_file() else None
-    if metadata is None:
+    encoding = read_bundle_encoding(default_bundle) if metadata is not None else None
+    if metadata is None or encoding is None:
         return Start(None, "from scratch: no bundled default model in this install to start from")
-    misfit = _misfit(data, metadata)
+    misfit = _misfit(data, encoding, metadata)
     if misfit:
         return Start(None, f"from scratch: {misfit}")
     if steps >= FINE_TUNE_MAX_STEPS:

@@ -316,11 +316,10 @@ def test_train_in_the_page_stop_it_and_generate_with_the_new_model(app):
     assert "1 file(s) in the zip are not MIDI files" in warnings_(app)
     assert app.session_state.prepared["melodies"] == 11
     assert "melodies kept: 11" in app.code[0].value
-    app.number_input(key="epochs").set_value(50)
-    app.number_input(key="units").set_value(16)
+    assert app.radio(key="start").value.startswith("Fine-tune")  # small uploads fine-tune the default model
     app.button(key="train").click().run()
     job = app.session_state.job
-    assert job.running and app.button(key="train").disabled
+    assert job.running and app.button(key="train").disabled and job.from_bundle is not None
 
     deadline = time.monotonic() + 300  # a ceiling so a hang fails instead of blocking CI; not a speed test
     while job.running and not job.progress()["history"] and time.monotonic() < deadline:
@@ -333,7 +332,8 @@ def test_train_in_the_page_stop_it_and_generate_with_the_new_model(app):
     app.button(key="stop_training").click().run()
     job.join(timeout=300)
     assert job.done and job.error is None and job.stop_requested
-    assert len(job.progress()["history"]) < 50
+    assert len(job.progress()["history"]) < job.epochs
+    assert job.result.start["from"] == str(job.from_bundle) and job.result.plan["updates"] >= 150
     app.run()
     label = f"Trained here: {job.run_dir.name}"
     assert app.radio(key="model_source").value == label
@@ -342,6 +342,7 @@ def test_train_in_the_page_stop_it_and_generate_with_the_new_model(app):
     baselines = job.result.baselines
     assert set(baselines) == {"bundled_default", "ngram_6"}
     shown = " ".join(c.value for c in app.caption)
+    assert "start: fine-tuning" in shown and "budget:" in shown  # the start and the plan, and why
     assert f"bundled default model {baselines['bundled_default']:.4f}, 6-gram {baselines['ngram_6']:.4f}" in shown
 
     app.number_input(key="num_melodies").set_value(2)
