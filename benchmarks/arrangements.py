@@ -350,10 +350,10 @@ def arrange(
     bars = bar_grid(meters, max(n.end_quarters for n in notes))
     triads = harmonize_bars(notes, bars)
     median = int(np.median([n.pitch for n in notes]))
-    shift, center = 0, median - 9  # chords sit a sixth below the tune's middle by default
+    shift, center = 0, median - 9  # chords sit about an octave and a half below the tune's middle by default
     if register == "low":
         shift = -12 * int(rng.integers(1, 3))
-        center = median + shift + 10  # and the chords above the moved melody
+        center = median + shift + 20  # and the chords about an octave above the moved melody's middle
     velocity = int(rng.integers(85, 115))
     lead = [Note(n.pitch + shift, velocity, n.start_quarters, n.end_quarters) for n in notes]
     if kind == "full":

@@ -23,8 +23,10 @@ from melodyrnn.encoding import EncodingConfig, Melody
 from melodyrnn.errors import DataError, MidiReadError, NoMelodyError
 from melodyrnn.extraction import ExtractionConfig, score_to_melodies
 from melodyrnn.midi_io import read_midi
+from melodyrnn.tracks import choose_melody_tracks
 
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+_LEFT_OUT = "left_out_track: "  # the prefix of `score_to_melodies`' counts of tracks not taken
 #: Share of files (by a hash of their relative path) held out for validation unless a caller says otherwise.
 VALIDATION_FRACTION = 0.1
 #: The fewest steps a validation split should hold for its loss to decide when a run stops (about a dozen folk
@@ -107,6 +109,7 @@ class FileResult:
     reason: str = ""  # why the file was skipped; set together with `error_type`
     stats: Counter = field(default_factory=Counter)
     repairs: list[str] = field(default_factory=list)
+    melody_tracks: str = ""  # which track(s) the melodies came from and why, when the file had more than one
 
 
 def _process_file(job: tuple[str, str, dict, dict]) -> FileResult:
@@ -119,7 +122,11 @@ def _process_file(job: tuple[str, str, dict, dict]) -> FileResult:
             score = read_midi(path, name=relative)
         result.repairs = [re.sub(r"\d+", "N", r) for r in score.repairs]
         config = EncodingConfig.from_dict(config_dict)
-        melodies = score_to_melodies(score, config, ExtractionConfig.from_dict(extraction_dict), result.stats)
+        extraction = ExtractionConfig.from_dict(extraction_dict)
+        choice = choose_melody_tracks(score, extraction.melody_tracks)
+        if sum(1 for t in score.tracks if t.notes and not t.is_drum) > 1:
+            result.melody_tracks = choice.summary()
+        melodies = score_to_melodies(score, config, extraction, result.stats, choice)
         if not melodies:
             has_notes = [t for t in score.tracks if t.notes]
             if not has_notes:
@@ -232,6 +239,10 @@ class PrepareReport:
     total_steps: int = 0
     pitch_range: tuple[int, int] | None = None
     worst_files: list[dict[str, str]] = field(default_factory=list)
+    #: Tracks with notes that melodies were not taken from, by reason ("plays chords", "drum track", ...).
+    tracks_left_out: dict[str, int] = field(default_factory=dict)
+    #: Per file with more than one pitched track: the track(s) taken and why.
+    melody_tracks: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -251,9 +262,14 @@ class PrepareReport:
         skipped: Counter[str] = Counter()
         dropped: Counter[str] = Counter()
         repairs: Counter[str] = Counter()
+        left_out: Counter[str] = Counter()
         worst: list[dict[str, str]] = []
         for r in results:
             dropped.update({k: v for k, v in r.stats.items() if k.startswith("drop")})
+            left_out.update({k[len(_LEFT_OUT) :]: v for k, v in r.stats.items() if k.startswith(_LEFT_OUT)})
+            left_out["drum track"] += r.stats.get("skip_drum_track", 0)
+            if r.melody_tracks:
+                report.melody_tracks[r.path] = r.melody_tracks
             repairs.update(r.repairs)
             if r.error_type == "MidiReadError":
                 skipped[f"unreadable: {_reason_key(r.reason)}"] += 1
@@ -270,6 +286,7 @@ class PrepareReport:
         report.files_skipped = dict(skipped)
         report.melodies_dropped = dict(dropped)
         report.repairs = dict(repairs)
+        report.tracks_left_out = {k: v for k, v in left_out.items() if v}
         report.worst_files = worst[:20]
         return report
 
@@ -284,10 +301,14 @@ class PrepareReport:
             ("files skipped", self.files_skipped),
             ("melodies dropped", self.melodies_dropped),
             ("repairs", self.repairs),
+            ("tracks left out", self.tracks_left_out),
         ):
             if counts:
                 lines.append(f"{title}: {sum(counts.values())}")
                 lines += [f"  {n:6d}  {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+        if self.melody_tracks:
+            lines.append(f"melody tracks chosen in {len(self.melody_tracks)} files with several tracks, e.g.:")
+            lines += [f"  {path}: {why}" for path, why in list(self.melody_tracks.items())[:10]]
         if self.worst_files:
             lines.append("worst files:")
             lines += [f"  {w['path']}: {w['reason']}" for w in self.worst_files]

@@ -17,11 +17,12 @@ from typing import Literal
 
 import numpy as np
 
-from melodyrnn.configs import Config, check
+from melodyrnn.configs import Config, check, is_int
 from melodyrnn.encoding import EncodingConfig, Melody
 from melodyrnn.errors import NoMelodyError
 from melodyrnn.midi_io import Note, Score, read_midi
 from melodyrnn.theory import steps_per_bar
+from melodyrnn.tracks import TrackChoice, choose_melody_tracks
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class ExtractionConfig(Config):
         min_bars: shorter melodies are dropped.
         min_unique_pitches: melodies with fewer distinct pitches are dropped.
         max_steps: longer melodies are truncated at the last bar line that fits.
+        melody_tracks: which tracks melodies come from: "auto" (the track or tracks that carry the lead line,
+            see `melodyrnn.tracks`; a file with one pitched track keeps it), "all" (every non-drum track), a
+            track name (case-insensitive) or an index into `Score.tracks`.
     """
 
     polyphony: Literal["highest", "drop"] = "highest"
@@ -43,6 +47,7 @@ class ExtractionConfig(Config):
     min_bars: float = 7.0
     min_unique_pitches: int = 5
     max_steps: int = 2048
+    melody_tracks: str | int = "auto"
 
     what = "extraction config"
 
@@ -55,6 +60,11 @@ class ExtractionConfig(Config):
         check(self.min_bars >= 0, f"`min_bars` must be >= 0, got {self.min_bars!r}")
         check(self.min_unique_pitches >= 0, f"`min_unique_pitches` must be >= 0, got {self.min_unique_pitches!r}")
         check(self.max_steps >= 1, f"`max_steps` must be >= 1, got {self.max_steps!r}")
+        check(
+            (isinstance(self.melody_tracks, str) and self.melody_tracks.strip() != "")
+            or (is_int(self.melody_tracks) and self.melody_tracks >= 0),
+            f"`melody_tracks` must be 'auto', 'all', a track name or a track index >= 0, got {self.melody_tracks!r}",
+        )
 
 
 def _bar_starts(time_signatures: Sequence[tuple[int, int, int]], steps_per_quarter: int, end_step: int) -> np.ndarray:
@@ -126,8 +136,9 @@ def score_to_melodies(
     config: EncodingConfig = EncodingConfig(),
     extraction: ExtractionConfig = ExtractionConfig(),
     stats: Counter | None = None,
+    choice: TrackChoice | None = None,
 ) -> list[Melody]:
-    """Extracts monophonic melodies from every non-drum track of a score.
+    """Extracts monophonic melodies from the melody tracks of a score (`extraction.melody_tracks` chooses them).
 
     Notes are quantized to the grid (positions are in quarter notes, so tempo changes cannot shift them),
     reduced to one line by the polyphony policy, split at silences of at least `gap_bars`, started at the
@@ -139,10 +150,15 @@ def score_to_melodies(
         score: from `read_midi`.
         config: the grid and the pitch range.
         extraction: the policies and filters.
-        stats: if given, counts what was dropped or changed, by reason (``"drop_too_short"``, ...).
+        stats: if given, counts what was dropped or changed, by reason (``"drop_too_short"``, ...), and the
+            pitched tracks left out by `choose_melody_tracks` (``"left_out_track: plays chords"``, ...).
+        choice: the tracks to take, when the caller has chosen already (`choose_melody_tracks`).
 
     Returns:
         The melodies, in track order then time order; possibly empty.
+
+    Raises:
+        NoMelodyError: `extraction.melody_tracks` names a track or index the score does not have.
     """
     spq = config.steps_per_quarter
     stats = stats if stats is not None else Counter()
@@ -152,11 +168,15 @@ def score_to_melodies(
     meters = list({s: (s, n, d) for s, n, d in meters}.values())
     meter_map, tempo_map = _StepMap(meters), _StepMap(tempos)
     melodies: list[Melody] = []
-    for track in score.tracks:
+    choice = choice if choice is not None else choose_melody_tracks(score, extraction.melody_tracks)
+    for index, track in enumerate(score.tracks):
         if track.is_drum:
             stats["skip_drum_track"] += 1
             continue
         if not track.notes:
+            continue
+        if index not in choice.taken:
+            stats[f"left_out_track: {choice.verdicts[index].key}"] += 1
             continue
         line = _monophonic(_quantize_track(track.notes, spq), extraction.polyphony)
         if line is None:

@@ -108,7 +108,8 @@ def test_no_melody_leaks_across_the_split(tmp_path):
         # Two tracks per file: two melodies from one file must land on the same side.
         data = midi_bytes([note_track(scale_notes(8, 50 + i % 7)), note_track(scale_notes(8, 40), channel=1)])
         (root / f"t{i:02d}.mid").write_bytes(data)
-    data = prepare(root, workers=1, validation_fraction=0.3, progress=False)
+    every_track = ExtractionConfig(melody_tracks="all")
+    data = prepare(root, workers=1, validation_fraction=0.3, progress=False, extraction=every_track)
     assert data.num_melodies == 80
     held_out = validation_files({str(p): int(data.lengths[data.file_ids == f].sum()) for f, p in
                                  enumerate(data.files)}, 0.3)  # fmt: skip

@@ -61,10 +61,14 @@ def test_drum_tracks_are_skipped_beside_melodies():
     assert len(melodies) == 1 and stats["skip_drum_track"] == 1
 
 
-def test_each_non_drum_track_gives_melodies():
+def test_each_non_drum_track_gives_melodies_with_all_tracks():
     data = midi_bytes([note_track(scale_notes(8)), note_track(scale_notes(8, 48), channel=1, program=33)])
-    melodies = midi_to_melodies(data)
+    melodies = midi_to_melodies(data, extraction=ExtractionConfig(melody_tracks="all"))
     assert [m.program for m in melodies] == [0, 33]
+    # By default only the melody track: the other is a bass (lowest part, bass program).
+    stats = Counter()
+    assert [m.program for m in score_to_melodies(read_midi(data), stats=stats)] == [0]
+    assert sum(v for k, v in stats.items() if k.startswith("left_out_track")) == 1
 
 
 def test_split_at_gaps_and_start_at_bar_lines():

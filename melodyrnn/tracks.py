@@ -1,0 +1,372 @@
+"""Which track of a song carries the melody: evidence from names, texture, register, rhythm and the other tracks.
+
+Start at `choose_melody_tracks` (a `Score` and a selection — "auto", "all", a track name or an index — → a
+`TrackChoice` saying which tracks are taken and, per track, why). "auto" scores each pitched track with a
+hand-made linear score over `track_features` (weights in `_WEIGHTS`, set on arrangements built from
+training_data/ melodies); names count, but monophony, stepwise motion, register and how a track relates to the
+others count more, so a lying or missing name does not decide.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from melodyrnn.errors import NoMelodyError
+from melodyrnn.midi_io import Score, Track
+
+#: The grid features are computed on, in steps per quarter note: fine enough that triplets and ornaments of a
+#: single line never land on one step (which would read as chords) and legato overlaps stay tiny.
+GRID_STEPS_PER_QUARTER = 12
+
+_MELODY_NAME = re.compile(
+    r"melod|vocal|voice|vox|lead|solo|sing|sänger|canto|cantus|chant|voz|voix|stimme|tune|theme|tema|"
+    r"soprano|sopran|dessus|treble|lyric|\bmel\b|\bld\b",
+    re.IGNORECASE,
+)
+_ACCOMPANIMENT_NAME = re.compile(
+    r"bass|chord|comp|accomp|begleit|acomp|pad|string|drum|perc|kit|piano ?l|\blh\b|left|arp|rhythm|strum|"
+    r"harmon|backing|fill|counter|alto|tenor|choir|organ|synth ?pad|keys|guitar|gtr|harp|brass section|"
+    r"cymbal|snare|kick|hat|tom",
+    re.IGNORECASE,
+)
+# Words that make a melody word name an accompaniment: "Counter Melody", "Backing Vocals", "Harmony Vocal".
+_SUPPORTING_NAME = re.compile(r"counter|backing|back|harmon|bgv|2nd|second|choir|chorus vox|double", re.IGNORECASE)
+
+# How much each feature moves a track's score (features are in [0, 1] unless said). Positive: melody-like.
+_WEIGHTS = {
+    "melody_name": 1.0,  # the name says melody/vocal/lead/solo...
+    "accompaniment_name": -0.75,  # the name says bass/chords/pad/drums/piano LH...
+    "chord_onsets": -4.0,  # share of onsets struck with another note of the same track: block chords
+    "sounding_polyphony": -1.5,  # share of sounding time with two or more notes: pads, sustained chords
+    "stepwise": 4.0,  # share of moves by 1-2 semitones: tunes move by step, broken chords and bass lines leap
+    "repeated": -1.0,  # share of repeated pitches beyond 40%: pedal notes, bass roots, strummed patterns
+    "on_top": 1.5,  # share of its sounding time it is the highest pitched track
+    "at_bottom": -1.5,  # share of its sounding time it is the lowest pitched track (with others sounding)
+    "periodic": -2.0,  # how far the pitch sequence's best repeat at a lag of 2-8 notes exceeds 50%: patterns
+    "rhythm_variety": 1.5,  # entropy of inter-onset intervals, in bits, capped at 2, over 2
+    "sparse": -2.0,  # how far its sounding share falls below 25% of the piece
+    "slow": -1.0,  # fewer than one onset per two quarter notes while sounding
+    "bass_program": -1.0,  # GM 32-39
+    "pad_program": -0.5,  # GM 48-55 (ensembles, choirs) and 88-95 (pads)
+    "lead_program": 0.3,  # GM 56-87: brass, reeds, pipes, synth leads
+    "fills_rests": -1.5,  # most of its onsets fall where a busier line rests: a counter-melody answering it
+    "chord_tones": -2.0,  # how far the share of its notes whose pitch class another track sounds exceeds 75%
+}
+# The words a left-out track's reason starts with, per feature that spoke most against it.
+_LEFT_OUT = {
+    "chord_onsets": "plays chords",
+    "sounding_polyphony": "sustained chords",
+    "stepwise": "leaps like a bass line or broken chord",
+    "repeated": "repeats one pitch",
+    "at_bottom": "lowest part (bass)",
+    "rhythm_variety": "even, pattern-like rhythm",
+    "periodic": "repeats a short pitch pattern (broken chord, riff)",
+    "sparse": "sounds in little of the piece",
+    "slow": "few, long notes",
+    "bass_program": "bass instrument",
+    "pad_program": "pad or ensemble instrument",
+    "accompaniment_name": "accompaniment name",
+    "fills_rests": "fills the melody's rests (counter-melody)",
+    "chord_tones": "only plays the harmony's tones",
+    "on_top": "under the melody",
+    "melody_name": "no melody name",
+}
+
+
+@dataclass(frozen=True)
+class TrackVerdict:
+    """What was decided about one track.
+
+    Attributes:
+        index: position in `Score.tracks`.
+        name: the track's name.
+        taken: whether its notes go to melody extraction.
+        reason: a short phrase, e.g. "melody: melody name, monophonic, stepwise" or "left out: plays chords".
+        key: the reason without track details, for counting ("drum track", "plays chords", ...).
+        score: the "auto" score (None for other selections and for tracks not scored).
+    """
+
+    index: int
+    name: str
+    taken: bool
+    reason: str
+    key: str
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class TrackChoice:
+    """The tracks taken from one score, and a verdict per track (in track order)."""
+
+    taken: tuple[int, ...]
+    verdicts: tuple[TrackVerdict, ...]
+
+    def summary(self) -> str:
+        """One line naming the taken tracks and why, e.g. ``2 'Vocal' (melody name, monophonic, stepwise)``."""
+        parts = [f"{v.index} {v.name!r} ({v.reason})" for v in self.verdicts if v.taken]
+        return "; ".join(parts) if parts else "no track"
+
+
+def track_features(score: Score) -> dict[int, dict[str, float]]:
+    """The evidence `choose_melody_tracks` weighs, per pitched track that holds notes.
+
+    Args:
+        score: from `read_midi`.
+
+    Returns:
+        track index → feature name → value (the names of `_WEIGHTS`; most are shares in [0, 1]).
+    """
+    pitched = [i for i, t in enumerate(score.tracks) if t.notes and not t.is_drum]
+    end = max(1, int(np.ceil(score.end_quarters * GRID_STEPS_PER_QUARTER)) + 1)
+    # Per track and step: the highest and lowest sounding pitch (-1 / 128 where silent) and how many notes sound.
+    top = np.full((len(pitched), end), -1, np.int16)
+    bottom = np.full((len(pitched), end), 128, np.int16)
+    count = np.zeros((len(pitched), end), np.int16)
+    classes = np.zeros((len(pitched), 12, end), np.bool_)  # which pitch classes sound, per track and step
+    onsets: list[np.ndarray] = []
+    onset_classes: list[np.ndarray] = []
+    for row, i in enumerate(pitched):
+        notes = score.tracks[i].notes
+        starts = np.array([round(n.start_quarters * GRID_STEPS_PER_QUARTER) for n in notes], np.int64)
+        ends = np.maximum(np.array([round(n.end_quarters * GRID_STEPS_PER_QUARTER) for n in notes]), starts + 1)
+        pitches = np.array([n.pitch for n in notes], np.int16)
+        delta = np.zeros(end + 1, np.int32)
+        np.add.at(delta, starts, 1)
+        np.add.at(delta, ends, -1)
+        count[row] = np.cumsum(delta)[:end]
+        for s, e, p in zip(starts.tolist(), ends.tolist(), pitches.tolist()):
+            np.maximum(top[row, s:e], p, out=top[row, s:e])
+            np.minimum(bottom[row, s:e], p, out=bottom[row, s:e])
+            classes[row, p % 12, s:e] = True
+        onsets.append(starts)
+        onset_classes.append(pitches % 12)
+    sounding = count > 0
+    others_top = _max_of_others(top)
+    others_bottom = -_max_of_others(-bottom)
+    piece_steps = max(1, int(sounding.any(axis=0).sum()))
+    class_counts = classes.sum(axis=0, dtype=np.int16)  # (12, steps): how many tracks sound each pitch class
+    features: dict[int, dict[str, float]] = {}
+    for row, i in enumerate(pitched):
+        track = score.tracks[i]
+        f = _line_features(track, onsets[row])
+        mine = sounding[row]
+        busy = mine & (others_top[row] >= 0)
+        f["sounding_polyphony"] = float((count[row] >= 2).sum() / max(1, mine.sum()))
+        f["on_top"] = float((top[row][busy] >= others_top[row][busy]).mean()) if busy.any() else 1.0
+        f["at_bottom"] = float((bottom[row][busy] <= others_bottom[row][busy]).mean()) if busy.any() else 0.0
+        share = mine.sum() / piece_steps
+        f["sparse"] = float(max(0.0, 0.25 - share) / 0.25)
+        # An accompaniment line plays the harmony the other tracks sound; a tune adds passing and neighbour notes.
+        at = np.minimum(onsets[row], end - 1)
+        heard = class_counts[onset_classes[row], at] - classes[row, onset_classes[row], at]
+        with_others = others_top[row][at] >= 0
+        consonant = float((heard[with_others] > 0).mean()) if with_others.any() else 0.0
+        f["chord_tones"] = max(0.0, consonant - 0.75) / 0.25
+        f["slow"] = float(len(np.unique(onsets[row])) / max(1, mine.sum()) * GRID_STEPS_PER_QUARTER < 0.5)
+        f.update(_name_features(track.name))
+        f.update(_program_features(track.program))
+        features[i] = f
+    _add_rest_filling(features, pitched, onsets, sounding)
+    return features
+
+
+def _max_of_others(values: np.ndarray) -> np.ndarray:
+    """Per row, the elementwise max over the other rows (-1 where there is no other row)."""
+    if values.shape[0] < 2:
+        return np.full_like(values, -1)
+    order = np.sort(values, axis=0)
+    first, second = order[-1], order[-2]
+    # A row holding the maximum sees the second largest; the others see the maximum.
+    return np.where(values == first, second, first)
+
+
+def _line_features(track: Track, onset_steps: np.ndarray) -> dict[str, float]:
+    """Features of the track's top line: chord strikes, stepwise motion, repeats and rhythm variety."""
+    steps, first = np.unique(onset_steps, return_index=True)
+    per_onset = np.diff(np.append(first, onset_steps.size))
+    chord_onsets = float((per_onset >= 2).mean()) if steps.size else 0.0
+    # The highest note struck at each onset step (notes are sorted by start; take the max per group).
+    pitches = np.array([n.pitch for n in track.notes])
+    line = np.maximum.reduceat(pitches, first) if steps.size else pitches
+    moves = np.abs(np.diff(line))
+    stepwise = float(((moves >= 1) & (moves <= 2)).sum() / max(1, (moves > 0).sum())) if moves.size else 0.0
+    repeated = float((moves == 0).mean()) if moves.size else 1.0
+    periodic = max((float((line[k:] == line[:-k]).mean()) for k in range(2, 9) if line.size > 2 * k), default=0.0)
+    gaps = np.diff(steps)
+    if gaps.size:
+        _, counts = np.unique(gaps, return_counts=True)
+        p = counts / counts.sum()
+        entropy = float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: no -0.0 in reports
+    else:
+        entropy = 0.0
+    return {
+        "chord_onsets": chord_onsets,
+        "stepwise": stepwise,
+        "repeated": max(0.0, repeated - 0.4) / 0.6,
+        "rhythm_variety": min(entropy, 2.0) / 2.0,
+        "periodic": max(0.0, periodic - 0.5) / 0.5,
+    }
+
+
+def _name_features(name: str) -> dict[str, float]:
+    # "track 3" is the reader's stand-in for a missing name: it says nothing.
+    if re.fullmatch(r"\s*(track|trk|tr)?\s*\d*\s*", name, re.IGNORECASE):
+        return {"melody_name": 0.0, "accompaniment_name": 0.0}
+    melody = bool(_MELODY_NAME.search(name)) and not _SUPPORTING_NAME.search(name)
+    return {
+        "melody_name": float(melody),
+        "accompaniment_name": float(not melody and bool(_ACCOMPANIMENT_NAME.search(name))),
+    }
+
+
+def _program_features(program: int) -> dict[str, float]:
+    return {
+        "bass_program": float(32 <= program <= 39),
+        "pad_program": float(48 <= program <= 55 or 88 <= program <= 95),
+        "lead_program": float(56 <= program <= 87),
+    }
+
+
+def _add_rest_filling(features, pitched: list[int], onsets: list[np.ndarray], sounding: np.ndarray) -> None:
+    """Marks tracks whose onsets mostly fall where a busier (more onsets), mostly monophonic track is silent."""
+    lines = [r for r, i in enumerate(pitched) if features[i]["chord_onsets"] < 0.2]
+    for r in range(len(pitched)):
+        i = pitched[r]
+        features[i]["fills_rests"] = 0.0
+        for other in lines:
+            if other == r or onsets[other].size <= onsets[r].size:
+                continue
+            silent_there = ~sounding[other][np.clip(onsets[r], 0, sounding.shape[1] - 1)]
+            features[i]["fills_rests"] = max(features[i]["fills_rests"], float(silent_there.mean() > 0.5))
+    for i in pitched:
+        features[i].setdefault("fills_rests", 0.0)
+
+
+def _score(f: dict[str, float]) -> float:
+    return float(sum(_WEIGHTS[k] * f.get(k, 0.0) for k in _WEIGHTS))
+
+
+def choose_melody_tracks(score: Score, selection: str | int = "auto") -> TrackChoice:
+    """Decides which tracks of `score` carry the melody.
+
+    Args:
+        score: from `read_midi`.
+        selection: "auto" (score the evidence; files with one pitched track keep it), "all" (every pitched
+            track, as melodyrnn did before it chose), a track name (case-insensitive, every track of that name)
+            or an index into `score.tracks`.
+
+    Returns:
+        The `TrackChoice`. Drum tracks and empty tracks are never taken.
+
+    Raises:
+        NoMelodyError: a name no track has, an index out of range, or a selected track that is drums or empty;
+            the message lists the tracks there are.
+    """
+    verdicts: dict[int, TrackVerdict] = {}
+    pitched = []
+    for i, t in enumerate(score.tracks):
+        if t.is_drum:
+            verdicts[i] = TrackVerdict(i, t.name, False, "left out: drum track", "drum track")
+        elif not t.notes:
+            verdicts[i] = TrackVerdict(i, t.name, False, "left out: no notes", "no notes")
+        else:
+            pitched.append(i)
+    if isinstance(selection, str) and selection not in ("auto", "all"):
+        wanted = [i for i, t in enumerate(score.tracks) if t.name.strip().lower() == selection.strip().lower()]
+        _check_selected(score, wanted, f"no track is named {selection!r}")
+        return _fixed(score, verdicts, pitched, wanted, f"named {selection!r}")
+    if not isinstance(selection, str):
+        if not 0 <= selection < len(score.tracks):
+            _check_selected(score, [], f"track index {selection} is out of range")
+        _check_selected(score, [selection], "")
+        return _fixed(score, verdicts, pitched, [selection], f"index {selection} selected")
+    if selection == "all" or len(pitched) <= 1:
+        why = "every track" if selection == "all" else "the only pitched track"
+        return _fixed(score, verdicts, pitched, pitched, why)
+    return _auto(score, verdicts, pitched)
+
+
+def _check_selected(score: Score, wanted: list[int], problem: str) -> None:
+    usable = [i for i in wanted if score.tracks[i].notes and not score.tracks[i].is_drum]
+    if usable:
+        return
+    if not problem:
+        problem = f"track {wanted[0]} is a drum track or empty"
+    listing = ", ".join(f"{i} {t.name!r}" for i, t in enumerate(score.tracks) if t.notes and not t.is_drum)
+    raise NoMelodyError(score.source, f"{problem}; pitched tracks: {listing or 'none'}")
+
+
+def _fixed(score: Score, verdicts: dict, pitched: list[int], wanted: list[int], why: str) -> TrackChoice:
+    for i in pitched:
+        name = score.tracks[i].name
+        verdicts[i] = (
+            TrackVerdict(i, name, True, f"melody: {why}", why)
+            if i in wanted
+            else TrackVerdict(i, name, False, "left out: not selected", "not selected")
+        )
+    taken = tuple(i for i in pitched if i in wanted)
+    return TrackChoice(taken, tuple(verdicts[i] for i in range(len(score.tracks))))
+
+
+def _auto(score: Score, verdicts: dict, pitched: list[int]) -> TrackChoice:
+    features = track_features(score)
+    scores = {i: _score(features[i]) for i in pitched}
+    best = max(pitched, key=lambda i: (scores[i], -i))
+    taken = [best]
+    # A lead handed between tracks ("Vocal 1", "Vocal 2"): more monophonic tracks named as melody that sound
+    # where the best one rests (so their filling its rests is no mark against them) and score close to it.
+    for i in pitched:
+        f = features[i]
+        if i == best or not (f["melody_name"] and features[best]["melody_name"] and f["chord_onsets"] < 0.1):
+            continue
+        handed_over = scores[i] - _WEIGHTS["fills_rests"] * f["fills_rests"]
+        if handed_over >= scores[best] - 1.0 and _overlap(score.tracks[i], score.tracks[best]) < 0.2:
+            taken.append(i)
+    for i in pitched:
+        name, f = score.tracks[i].name, features[i]
+        if i in taken:
+            verdicts[i] = TrackVerdict(i, name, True, f"melody: {_for_reasons(f)}", "melody", round(scores[i], 3))
+            continue
+        key = _against(f, features[best])
+        verdicts[i] = TrackVerdict(i, name, False, f"left out: {key}", key, round(scores[i], 3))
+    return TrackChoice(tuple(sorted(taken)), tuple(verdicts[i] for i in range(len(score.tracks))))
+
+
+def _overlap(a: Track, b: Track) -> float:
+    """The share of `a`'s sounding time during which `b` sounds too (on the feature grid)."""
+    end = int(np.ceil(max(n.end_quarters for t in (a, b) for n in t.notes) * GRID_STEPS_PER_QUARTER)) + 1
+
+    def sounding(track: Track) -> np.ndarray:
+        delta = np.zeros(end + 1, np.int32)
+        np.add.at(delta, [round(n.start_quarters * GRID_STEPS_PER_QUARTER) for n in track.notes], 1)
+        np.add.at(delta, [round(n.end_quarters * GRID_STEPS_PER_QUARTER) for n in track.notes], -1)
+        return np.cumsum(delta)[:end] > 0
+
+    in_a = sounding(a)
+    return float((in_a & sounding(b)).sum() / max(1, in_a.sum()))
+
+
+def _for_reasons(f: dict[str, float]) -> str:
+    """The evidence for a taken track, as a few words."""
+    words = []
+    if f["melody_name"]:
+        words.append("melody name")
+    if f["chord_onsets"] < 0.05 and f["sounding_polyphony"] < 0.1:
+        words.append("monophonic")
+    if f["stepwise"] >= 0.4:
+        words.append("stepwise")
+    if f["on_top"] >= 0.6:
+        words.append("on top")
+    if f["rhythm_variety"] >= 0.5:
+        words.append("varied rhythm")
+    return ", ".join(words) or "best score"
+
+
+def _against(f: dict[str, float], best: dict[str, float]) -> str:
+    """The feature that counts most against a left-out track, compared with the taken one."""
+    deltas = {k: _WEIGHTS[k] * (f.get(k, 0.0) - best.get(k, 0.0)) for k in _LEFT_OUT}
+    worst = min(deltas, key=lambda k: deltas[k])
+    return _LEFT_OUT[worst] if deltas[worst] < 0 else "less melodic than the melody"
