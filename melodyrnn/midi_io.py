@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from melodyrnn.errors import MidiReadError
+from melodyrnn.midi_scan import ScannedFile, scan_events
+from melodyrnn.midi_score import DEFAULT_QPM, DRUM_CHANNEL, Note, NoteArrays, Score, Track
 from melodyrnn.theory import DENOMINATORS, MAX_NUMERATOR, is_usable_time_signature
 
-DRUM_CHANNEL = 9
-DEFAULT_QPM = 120.0
 #: Files larger than this are refused before parsing; real melody files are kilobytes.
 MAX_FILE_BYTES = 16 * 1024 * 1024
 # MIDI stores a tempo as microseconds per quarter note in 24 bits.
@@ -40,69 +40,6 @@ class MidiRepairWarning(UserWarning):
     """A recoverable oddity in a MIDI file was repaired while reading it."""
 
 
-@dataclass(frozen=True)
-class Note:
-    """One note. Positions are in quarter notes from the start of the piece."""
-
-    pitch: int
-    velocity: int
-    start_quarters: float
-    end_quarters: float
-
-
-@dataclass
-class Track:
-    """The notes of one (MIDI track, channel) pair, sorted by start."""
-
-    notes: list[Note]
-    program: int = 0
-    is_drum: bool = False
-    name: str = ""
-
-
-@dataclass
-class Score:
-    """A parsed MIDI file.
-
-    Attributes:
-        tracks: one `Track` per (track, channel) that holds notes.
-        tempos: ``(quarters, qpm)`` pairs, sorted, the first at 0.
-        time_signatures: ``(quarters, numerator, denominator)`` triples, sorted, the first at 0.
-        ticks_per_quarter: the file's resolution.
-        source: the path or a description of where the bytes came from.
-        repairs: one line per oddity that was repaired while reading.
-    """
-
-    tracks: list[Track]
-    tempos: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, DEFAULT_QPM)])
-    time_signatures: list[tuple[float, int, int]] = field(default_factory=lambda: [(0.0, 4, 4)])
-    ticks_per_quarter: int = 480
-    source: str = "<score>"
-    repairs: list[str] = field(default_factory=list)
-
-    @property
-    def end_quarters(self) -> float:
-        """The end of the last note, in quarter notes."""
-        return max((n.end_quarters for t in self.tracks for n in t.notes), default=0.0)
-
-    def quarters_to_seconds(self, quarters: float | np.ndarray) -> np.ndarray:
-        """Converts positions in quarter notes to seconds through the tempo map.
-
-        Args:
-            quarters: float or array of any shape, in quarter notes.
-
-        Returns:
-            float64 array of the same shape, in seconds.
-        """
-        q = np.asarray(quarters, dtype=np.float64)
-        starts = np.array([t[0] for t in self.tempos])
-        seconds_per_quarter = 60.0 / np.array([t[1] for t in self.tempos])
-        # Seconds elapsed at the start of each tempo segment.
-        offsets = np.concatenate([[0.0], np.cumsum(np.diff(starts) * seconds_per_quarter[:-1])])
-        i = np.clip(np.searchsorted(starts, q, side="right") - 1, 0, None)
-        return offsets[i] + (q - starts[i]) * seconds_per_quarter[i]
-
-
 def _count_complete_chunks(data: bytes) -> tuple[int, bool]:
     """Counts the complete chunks after the header; says whether the data ends inside a chunk."""
     pos, count = 14, 0
@@ -115,9 +52,9 @@ def _count_complete_chunks(data: bytes) -> tuple[int, bool]:
     return count, pos != len(data)
 
 
-def _parse_with_mido(data: bytes, source: str, repairs: list[str]) -> tuple[Any, int]:
-    import mido
-
+def _checked_header(data: bytes, source: str, repairs: list[str]) -> tuple[bytes, int, int]:
+    """The data to parse (unwrapped, header repaired), its file type and track count; raises on what no reader
+    could read."""
     if len(data) == 0:
         raise MidiReadError(source, "the file is empty")
     if not data.startswith(b"MThd"):
@@ -143,8 +80,15 @@ def _parse_with_mido(data: bytes, source: str, repairs: list[str]) -> tuple[Any,
         # Repair: read the tracks that are there rather than failing on the missing ones.
         repairs.append(f"header announces {n_tracks} tracks but the file holds {complete}")
         data = data[:10] + struct.pack(">H", complete) + data[12:]
+        n_tracks = complete
+    return data, file_type, n_tracks
+
+
+def _parse_with_mido(data: bytes, source: str, repairs: list[str]) -> Any:
+    import mido
+
     try:
-        return mido.MidiFile(file=io.BytesIO(data)), file_type
+        return mido.MidiFile(file=io.BytesIO(data))
     except ValueError as err:
         if "data byte" not in str(err):
             raise MidiReadError(source, str(err) or type(err).__name__) from err
@@ -155,7 +99,7 @@ def _parse_with_mido(data: bytes, source: str, repairs: list[str]) -> tuple[Any,
     except Exception as err:
         raise MidiReadError(source, str(err) or type(err).__name__) from err
     repairs.append("clipped data bytes above 127")
-    return midi, file_type
+    return midi
 
 
 def read_midi(
@@ -200,8 +144,11 @@ def read_midi(
     if len(data) > max_file_bytes:
         raise MidiReadError(label, f"file is {len(data)} bytes, over the {max_file_bytes}-byte limit")
     repairs: list[str] = []
-    midi, file_type = _parse_with_mido(data, label, repairs)
-    score = _midi_to_score(midi, file_type, label, repairs, max_quarters)
+    data, file_type, n_tracks = _checked_header(data, label, repairs)
+    score = _read_fast(data, file_type, n_tracks, label, repairs, max_quarters)
+    if score is None:  # the exact, slow reader: it repairs or refuses what the fast path will not vouch for
+        midi = _parse_with_mido(data, label, repairs)
+        score = _midi_to_score(midi, file_type, label, repairs, max_quarters)
     for line in repairs:
         warnings.warn(f"{label}: {line}", MidiRepairWarning, stacklevel=2)
     return score
@@ -241,6 +188,12 @@ def _midi_to_score(midi: Any, file_type: int, label: str, repairs: list[str], ma
     tracks: list[Track] = []
     for track_index, mtrack in enumerate(midi.tracks):
         tracks += _read_track(mtrack, track_index, state)
+    return _score_from_state(tracks, state, repairs)
+
+
+def _score_from_state(tracks: list[Track], state: _FileState, repairs: list[str]) -> Score:
+    """The `Score` of tracks read and of the maps gathered in `state`; the repairs counted there join `repairs`."""
+    tpq = state.ticks_per_quarter
     repairs.extend(_REPAIR_MESSAGES[k].format(v) for k, v in state.counts.items() if v)
     tempo_list = [(t / tpq, q) for t, q in sorted(state.tempos.items())]
     if not tempo_list or tempo_list[0][0] > 0:
@@ -248,7 +201,7 @@ def _midi_to_score(midi: Any, file_type: int, label: str, repairs: list[str], ma
     meter_list = [(t / tpq, n, d) for t, (n, d) in sorted(state.meters.items())]
     if not meter_list or meter_list[0][0] > 0:
         meter_list.insert(0, (0.0, 4, 4))
-    return Score(tracks, tempo_list, meter_list, tpq, label, repairs)
+    return Score(tracks, tempo_list, meter_list, tpq, state.label, repairs)
 
 
 def _read_track(mtrack: Any, track_index: int, state: _FileState) -> list[Track]:
@@ -298,7 +251,8 @@ def _read_track(mtrack: Any, track_index: int, state: _FileState) -> list[Track]
             state.map_events += 1
             if state.map_events > MAX_MAP_EVENTS:
                 raise MidiReadError(state.label, f"it holds more than {MAX_MAP_EVENTS:,} tempo and meter changes")
-            _read_map_event(msg, tick, state)
+            values = (msg.tempo,) if kind == "set_tempo" else (msg.numerator, msg.denominator)
+            _read_map_event((tick, kind, *values), state)
         elif kind == "track_name" and not track_name:
             track_name = msg.name
     for channel, pitch in list(open_notes):
@@ -313,18 +267,86 @@ def _read_track(mtrack: Any, track_index: int, state: _FileState) -> list[Track]
     return tracks
 
 
-def _read_map_event(msg: Any, tick: int, state: _FileState) -> None:
-    """Enters a tempo or time-signature event into `state`'s maps, or counts it as ignored."""
-    if msg.type == "set_tempo":
-        if msg.tempo <= 0:
+def _read_map_event(event: tuple, state: _FileState) -> None:
+    """Enters ``(tick, "set_tempo", tempo)`` or ``(tick, "time_signature", numerator, denominator)`` into
+    `state`'s maps, or counts it as ignored."""
+    tick, kind, *values = event
+    if kind == "set_tempo":
+        if values[0] <= 0:
             state.counts["zero_tempo"] += 1
         elif state.file_type != 2 or not state.tempos:
             # MIDI stores whole microseconds per quarter; rounding recovers the intended qpm.
-            state.tempos[tick] = round(60_000_000.0 / msg.tempo, 3)
-    elif not is_usable_time_signature(msg.numerator, msg.denominator):
+            state.tempos[tick] = round(60_000_000.0 / values[0], 3)
+    elif not is_usable_time_signature(*values):
         state.counts["bad_meter"] += 1  # a 0/4 bar has no length: bar lines would never advance
     elif state.file_type != 2 or not state.meters:
-        state.meters[tick] = (msg.numerator, msg.denominator)
+        state.meters[tick] = (values[0], values[1])
+
+
+def _read_fast(
+    data: bytes, file_type: int, n_tracks: int, label: str, repairs: list[str], max_quarters: float
+) -> Score | None:
+    """symusic's notes, checked against a scan of the raw bytes; None when the scan cannot vouch for the file
+    (whatever would need a repair or a refusal), which the exact reader then reads."""
+    if file_type not in (0, 1) or n_tracks >= 0x8000 or data[4:8] != b"\0\0\0\6":
+        return None  # type 2, a count mido reads as negative, an odd header length: all for the exact reader
+    spans, pos = [], 14
+    for _ in range(n_tracks):
+        (length,) = struct.unpack(">I", data[pos + 4 : pos + 8])
+        if data[pos : pos + 4] != b"MTrk":
+            return None
+        spans.append((pos + 8, pos + 8 + length))
+        pos += 8 + length
+    tpq = struct.unpack(">H", data[12:14])[0]
+    caps = {"max_ticks": max_quarters * tpq, "max_notes": MAX_NOTES, "max_map_events": MAX_MAP_EVENTS}
+    scanned = scan_events(data, spans, **caps)
+    tracks = None if scanned is None else _symusic_tracks(data, scanned, tpq)
+    if scanned is None or tracks is None:
+        return None
+    state = _FileState(label, file_type, tpq, max_quarters)
+    for event in scanned.map_events:
+        _read_map_event(event, state)
+    return _score_from_state(tracks, state, repairs)
+
+
+def _symusic_tracks(data: bytes, scanned: ScannedFile, tpq: int) -> list[Track] | None:
+    """One `Track` per (track, channel) from symusic's parse; None unless its notes are exactly the scan's."""
+    import symusic
+
+    try:
+        parsed: Any = symusic.Score.from_midi(data)
+    except Exception:  # symusic refuses something mido may read: the exact reader decides
+        return None
+    played = [t for t in parsed.tracks if len(t.notes)]
+    groups, firsts = np.unique(scanned.note_group, return_index=True)
+    if parsed.ticks_per_quarter != tpq or len(played) != groups.size:
+        return None
+    if not played:
+        return []
+    columns = [t.notes.numpy() for t in played]
+    part = np.repeat(np.arange(len(played)), [c["time"].size for c in columns])
+    start, duration, pitches, velocities = (
+        np.concatenate([c[key] for c in columns]).astype(np.int64) for key in ("time", "duration", "pitch", "velocity")
+    )
+    order = np.lexsort((pitches, start, part))
+    start, end, pitches, velocities = start[order], start[order] + duration[order], pitches[order], velocities[order]
+    same = (
+        all(t.is_drum == (g % 16 == DRUM_CHANNEL) for t, g in zip(played, groups.tolist()))
+        and np.array_equal(part[order], np.searchsorted(groups, scanned.note_group))
+        and np.array_equal(start, scanned.note_start_ticks)
+        and np.array_equal(end, scanned.note_end_ticks)
+        and np.array_equal(pitches, scanned.note_pitches)
+        and np.array_equal(velocities, scanned.note_velocities)
+    )
+    if not same:
+        return None
+    tracks = []
+    for group, lo, hi in zip(groups.tolist(), firsts.tolist(), [*firsts[1:].tolist(), start.size]):
+        name = scanned.track_names[group // 16] or f"track {group // 16}"
+        arrays = NoteArrays(pitches[lo:hi], velocities[lo:hi], start[lo:hi] / tpq, end[lo:hi] / tpq)
+        program = scanned.group_programs[group]
+        tracks.append(Track.from_arrays(arrays, program=program, is_drum=group % 16 == DRUM_CHANNEL, name=name))
+    return tracks
 
 
 def score_to_midi(score: Score, *, ticks_per_quarter: int | None = None) -> bytes:

@@ -11,10 +11,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melodyrnn"
 
 # The data path, lowest first: a module may import only modules before it (README.md, "Layout").
 ORDER = [
-    "errors", "configs", "theory", "files", "archives", "midi_io", "tracks", "encoding", "extraction", "collection",
-    "dataset", "cells", "fused_tf", "layers", "attention", "lookback", "model", "bundle", "evaluation", "ngram",
-    "baselines", "metrics", "distribute", "run_folder", "planning", "training", "sample_config", "decoding",
-    "sampling", "audio", "cli",
+    "errors", "configs", "theory", "files", "archives", "midi_score", "midi_scan", "midi_io", "tracks", "encoding",
+    "extraction", "collection", "dataset", "cells", "fused_tf", "layers", "attention", "lookback", "model", "bundle",
+    "evaluation", "ngram", "baselines", "metrics", "distribute", "run_folder", "planning", "training", "sample_config",
+    "decoding", "sampling", "audio", "cli",
 ]  # fmt: skip
 # Where TensorFlow itself is used: fused loops, tf.data, compiled scoring and sampling, strategies and summaries.
 TENSORFLOW_USERS = {
