@@ -358,7 +358,9 @@ def plan_run(data: PreparedData, config: TrainConfig, fine_tune: bool, windows: 
     if config.epochs is not None:
         rounds = config.epochs
     else:
-        rounds = max(1, math.ceil((config.updates or auto_updates) / per_round))
+        budget = config.updates or auto_updates
+        per_round = per_round if config.steps_per_epoch else min(per_round, budget)
+        rounds = max(1, math.ceil(budget / per_round))
     learning_rate = config.learning_rate or (FINE_TUNE_LEARNING_RATE if fine_tune else SCRATCH_LEARNING_RATE)
     warmup = config.warmup_updates if config.warmup_updates is not None else (
         FINE_TUNE_WARMUP_UPDATES if fine_tune else 0

@@ -27,7 +27,7 @@ from melodyrnn.cli import main
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import melody_to_midi
 from melodyrnn.evaluation import format_metrics
-from melodyrnn.model import build_model
+from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.run_folder import read_run
 
 DATA = Path(__file__).parent / "data"
@@ -218,18 +218,36 @@ def test_cli_model_flags_reach_the_bundle(tmp_path, cache, capsys):
     assert config.layer_norm and config.residual and config.lookback and config.units == 12
 
 
+def test_cli_train_says_where_it_starts_and_why(tmp_path, cache, capsys):
+    flags = TINY_FLAGS[TINY_FLAGS.index("--seq-len") :]  # no model flags: the start is the run's own choice
+    assert main(["train", str(cache), "-o", str(tmp_path / "auto"), "--updates", "2", *flags]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("start: fine-tuning the bundled default model: ") and "\nbudget: 2 updates" in out
+    assert main(["train", str(cache), "-o", str(tmp_path / "new"), "--updates", "2", "--from-scratch", *flags]) == 0
+    assert capsys.readouterr().out.startswith("start: from scratch, as asked (--from-scratch)\n")
+    with pytest.raises(SystemExit):  # argparse: they exclude each other
+        main(["train", str(cache), "-o", str(tmp_path / "x"), "--from-scratch", "--from", str(cache)])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_cli_errors_are_one_line(tmp_path, cache, capsys):
     assert main(["train", str(tmp_path / "nothing"), "-o", str(tmp_path / "run")]) == 2
     assert main(["train", str(cache), "-o", str(tmp_path / "run"), "--epochs", "0"]) == 2
     assert main(["train", str(cache), "-o", str(tmp_path / "run"), "--from", str(cache)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 3 and all(line.startswith("melodyrnn train: error: ") for line in err)
-    assert "`epochs` must be an integer >= 1, got 0" in err[1]
+    assert "`epochs` must be an integer >= 1 or None, got 0" in err[1]
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, tmp_path):
+@pytest.mark.parametrize("start", ["scratch", "fine-tuned"])
+def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, tmp_path, start):
+    bundle_path = tmp_path / "start.melodyrnn"  # an untrained tiny model of the cache's encoding
+    save_bundle(bundle_path, build_model(ModelConfig(units=12, num_layers=1, embedding_dim=8, attention_window=8)))
     run_dir = tmp_path / "run"
+    # a fine-tuned run keeps the bundle's model: no model flags, and it is resumed the same way
+    flags = TINY_FLAGS[TINY_FLAGS.index("--seq-len") :] if start == "fine-tuned" else TINY_FLAGS
+    origin = ["--from", str(bundle_path)] if start == "fine-tuned" else []
     command = [
         sys.executable,
         "-m",
@@ -242,7 +260,8 @@ def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, 
         "100000",
         "--steps-per-epoch",
         "40",
-        *TINY_FLAGS,
+        *flags,
+        *origin,
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -270,6 +289,8 @@ def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, 
     with open(run_dir / "log.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(0, done + 3))
     assert not list(run_dir.glob(".*.tmp"))
+    if start == "fine-tuned":
+        assert state["fine_tuned_from"] == str(bundle_path) and "as asked (--from)" in state["start"]["reason"]
 
 
 # -- generate and evaluate -----------------------------------------------------------------------------------------
