@@ -13,14 +13,14 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
 from melodyrnn.configs import Config, check, is_int
-from melodyrnn.encoding import EncodingConfig, Melody
+from melodyrnn.encoding import NO_EVENT, NOTE_OFF, EncodingConfig, Melody
 from melodyrnn.errors import NoMelodyError
-from melodyrnn.midi_io import Note, Score, read_midi
+from melodyrnn.midi_io import Score, Track, read_midi
 from melodyrnn.theory import steps_per_bar
 from melodyrnn.tracks import TrackChoice, choose_melody_tracks
 
@@ -104,31 +104,51 @@ class _StepMap:
         return ((0, *self.items[first][1:]), *((item[0] - start, *item[1:]) for item in later))
 
 
-def _quantize_track(notes: Sequence[Note], steps_per_quarter: int) -> list[tuple[int, int, int, int]]:
-    """``(pitch, start, end, velocity)`` on the grid; a note shorter than a step keeps one step."""
-    out = []
-    for n in notes:
-        start = int(round(n.start_quarters * steps_per_quarter))
-        end = max(int(round(n.end_quarters * steps_per_quarter)), start + 1)
-        out.append((n.pitch, start, end, n.velocity))
-    out.sort(key=lambda n: (n[1], -n[0]))
-    return out
+class _Line(NamedTuple):
+    """Notes on the grid as parallel int64 arrays of shape (notes,), sorted by start step."""
+
+    pitches: np.ndarray
+    starts: np.ndarray  # steps
+    ends: np.ndarray  # steps, exclusive
+    velocities: np.ndarray
+
+    def part(self, keep: np.ndarray | slice) -> _Line:
+        return _Line(self.pitches[keep], self.starts[keep], self.ends[keep], self.velocities[keep])
 
 
-def _monophonic(quantized: list[tuple[int, int, int, int]], policy: str) -> list[tuple[int, int, int, int]] | None:
-    """Reduces quantized notes to a monophonic line; None when `policy` is "drop" and notes overlap."""
-    line: list[list[int]] = []
-    for pitch, start, end, velocity in quantized:
-        if line and start < line[-1][2]:
-            if policy == "drop":
-                return None
-            prev = line[-1]
-            if prev[1] == start or pitch < prev[0]:
-                # Same onset (sorted highest first) or a lower note under a sustained one: ignore it.
+def _quantize_track(track: Track, steps_per_quarter: int) -> _Line:
+    """The track's notes on the grid, sorted by start then highest first; a note shorter than a step keeps one."""
+    a = track.arrays
+    # np.round rounds halves to even, as Python's round does.
+    starts = np.round(a.start_quarters * steps_per_quarter).astype(np.int64)
+    ends = np.maximum(np.round(a.end_quarters * steps_per_quarter).astype(np.int64), starts + 1)
+    order = np.lexsort((-a.pitches, starts))
+    return _Line(a.pitches[order], starts[order], ends[order], a.velocities[order])
+
+
+def _monophonic(notes: _Line, policy: str) -> _Line | None:
+    """Reduces quantized notes to a monophonic line; None when `policy` is "drop" and notes overlap.
+
+    "highest": of notes struck together the highest is kept; a note struck under a sustained higher one is
+    ignored; a note struck at or above a sustained one cuts it short.
+    """
+    if not np.any(notes.starts[1:] < notes.ends[:-1]):
+        return notes
+    if policy == "drop":
+        return None
+    # Only the highest note of each onset can be kept: the others start under it (or under what hides it).
+    tops = notes.part(np.flatnonzero(np.diff(notes.starts, prepend=-1)))
+    pitches, starts, ends = tops.pitches.tolist(), tops.starts.tolist(), tops.ends.tolist()
+    kept = [0]
+    for i in range(1, len(starts)):
+        last = kept[-1]
+        if starts[i] < ends[last]:
+            if pitches[i] < pitches[last]:
                 continue
-            prev[2] = start  # a higher note cuts the sustained lower one
-        line.append([pitch, start, end, velocity])
-    return [(pitch, start, end, velocity) for pitch, start, end, velocity in line]
+            ends[last] = starts[i]
+        kept.append(i)
+    line = tops.part(np.array(kept))
+    return line._replace(ends=np.array(ends, dtype=np.int64)[kept])
 
 
 def score_to_melodies(
@@ -167,6 +187,8 @@ def score_to_melodies(
     tempos = list({s: (s, q) for s, q in tempos}.values())  # later events at the same step win
     meters = list({s: (s, n, d) for s, n, d in meters}.values())
     meter_map, tempo_map = _StepMap(meters), _StepMap(tempos)
+    meter_steps = np.array([step for step, _, _ in meters])
+    bar_lengths = np.array([steps_per_bar(spq, n, d) for _, n, d in meters], dtype=np.float64)
     melodies: list[Melody] = []
     choice = choice if choice is not None else choose_melody_tracks(score, extraction.melody_tracks)
     for index, track in enumerate(score.tracks):
@@ -178,22 +200,19 @@ def score_to_melodies(
         if index not in choice.taken:
             stats[f"left_out_track: {choice.verdicts[index].key}"] += 1
             continue
-        line = _monophonic(_quantize_track(track.notes, spq), extraction.polyphony)
+        line = _monophonic(_quantize_track(track, spq), extraction.polyphony)
         if line is None:
             stats["drop_polyphonic_track"] += 1
             continue
-        # Split at long silences.
-        segments: list[list[tuple[int, int, int, int]]] = [[line[0]]]
-        for note in line[1:]:
-            gap = note[1] - segments[-1][-1][2]
-            meter = meter_map.at(note[1])
-            if gap >= extraction.gap_bars * steps_per_bar(spq, meter[1], meter[2]):
-                segments.append([note])
-            else:
-                segments[-1].append(note)
+        # Split at silences of `gap_bars` bars or more, in bars of the meter where the next note starts.
+        meter_at = np.maximum(np.searchsorted(meter_steps, line.starts[1:], side="right") - 1, 0)
+        gaps = line.starts[1:] - line.ends[:-1]
+        cuts = np.flatnonzero(gaps >= extraction.gap_bars * bar_lengths[meter_at]) + 1
+        bounds = [0, *cuts.tolist(), line.starts.size]
         # The bar lines once per track, not once per segment from step 0 (which made sparse files quadratic).
-        bars = _bar_starts(meters, spq, max(end for _, _, end, _ in line))
-        for segment in segments:
+        bars = _bar_starts(meters, spq, int(line.ends.max()))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            segment = line.part(slice(lo, hi))
             melody = _segment_to_melody(
                 segment, track.program, score.source, tempo_map, meter_map, bars, config, extraction, stats
             )
@@ -203,29 +222,30 @@ def score_to_melodies(
 
 
 def _segment_to_melody(
-    segment, program, source, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats
+    segment: _Line, program, source, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats
 ) -> Melody | None:
     spq = config.steps_per_quarter
-    last_end = segment[-1][2]
-    start = int(bars[np.searchsorted(bars, segment[0][1], side="right") - 1])
+    last_end = int(segment.ends[-1])
+    start = int(bars[np.searchsorted(bars, segment.starts[0], side="right") - 1])
     following = np.searchsorted(bars, last_end, side="left")
     end = int(bars[following]) if following < bars.size else last_end
     if end - start > extraction.max_steps:
         stats["truncated_too_long"] += 1
         lo, hi = np.searchsorted(bars, [start, start + extraction.max_steps], side="right")
         end = int(bars[hi - 1]) if hi > lo else start + extraction.max_steps
-        segment = [(p, s, min(e, end), v) for p, s, e, v in segment if s < end]
+        segment = segment.part(segment.starts < end)
+        segment = segment._replace(ends=np.minimum(segment.ends, end))
     seg_meters = meters.slice(start, end)
     bar_steps = steps_per_bar(spq, seg_meters[0][1], seg_meters[0][2])
     if (end - start) < extraction.min_bars * bar_steps:
         stats["drop_too_short"] += 1
         return None
-    pitches = [p for p, _, _, _ in segment]
-    if len(set(pitches)) < extraction.min_unique_pitches:
+    pitches = segment.pitches
+    if np.unique(pitches).size < extraction.min_unique_pitches:
         stats["drop_too_few_pitches"] += 1
         return None
     shift = 0
-    lo, hi = min(pitches), max(pitches)
+    lo, hi = int(pitches.min()), int(pitches.max())
     if lo < config.min_pitch or hi > config.max_pitch:
         if hi - lo > config.max_pitch - config.min_pitch:
             stats["drop_out_of_range"] += 1
@@ -238,18 +258,30 @@ def _segment_to_melody(
             stats["drop_out_of_range"] += 1
             return None
         stats["octave_shifted"] += 1
-    notes = [(p + shift, s - start, e - start) for p, s, e, _ in segment]
-    return Melody.from_notes(
-        notes,
-        num_steps=end - start,
+    return Melody(
+        _line_to_events(segment, shift, start, end - start),
         steps_per_quarter=spq,
         tempos=tempos.slice(start, end),
         time_signatures=seg_meters,
-        velocity=int(np.median([v for _, _, _, v in segment])),
+        velocity=int(np.median(segment.velocities)),
         program=program,
         source=source,
         start_step=start,
     )
+
+
+def _line_to_events(line: _Line, shift: int, first_step: int, num_steps: int) -> np.ndarray:
+    """The events of a monophonic line, as `Melody.from_notes` lays them: int16, shape (num_steps,).
+
+    A note's NOTE_OFF is written only where a rest follows it, and nothing past `num_steps`.
+    """
+    events = np.full(num_steps, NO_EVENT, dtype=np.int16)
+    starts, ends = line.starts - first_step, line.ends - first_step
+    inside = starts < num_steps
+    events[starts[inside]] = line.pitches[inside] + shift
+    rest_follows = (ends < np.append(starts[1:], num_steps)) & (ends < num_steps)
+    events[ends[inside & rest_follows]] = NOTE_OFF
+    return events
 
 
 def midi_to_melodies(
