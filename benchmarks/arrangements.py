@@ -20,6 +20,10 @@ from melodyrnn.midi_io import Note, Score, Track, read_midi, score_to_midi
 
 #: Kinds of arrangement: which parts play beside the melody.
 KINDS = ("folk", "band", "piano", "counter", "arpeggio", "full")
+#: Harder kinds, asked for by name (`build_arrangements(kinds=...)`): "pop" — a melody that breathes, a stepwise
+#: counter-melody that answers it, a walking bass, a one-bar riff, piano chords and drums; "descant" — a stepwise
+#: counter-melody *above* the melody, with chords and bass.
+HARD_KINDS = ("pop", "descant")
 #: How tracks are named: truthfully, with names that point at the wrong track, or not at all.
 NAMINGS = ("honest", "misleading", "missing")
 #: "low" puts the melody below the chords (an octave or two down, the accompaniment moved up).
@@ -44,6 +48,10 @@ _HONEST = {
     "counter": ("Counter Melody", "Backing Vocals", "Harmony", "Fills"),
     "arpeggio": ("Arpeggio", "Harp", "Arp"),
     "guitar": ("Guitar", "Acoustic Guitar", "Strum"),
+    "line_counter": ("Counter Melody", "Backing Vocals", "String Line", "Oohs"),
+    "descant": ("Descant", "Obbligato", "Counter Melody"),
+    "walking_bass": ("Bass", "Upright Bass", "Walking Bass"),
+    "riff": ("Riff", "Synth Hook", "Guitar Riff"),
 }
 # Names that lie: the melody gets an accompaniment's name, and some accompaniment gets a melody's name.
 _MELODY_LIES = ("Piano", "Strings", "Chords", "Accomp", "Pad", "Track 2")
@@ -51,7 +59,8 @@ _ACCOMPANIMENT_LIES = ("Melody", "Lead", "Vocal", "Voice", "Solo")
 # (lowest, highest) GM program per role when the program follows the part's family.
 _PROGRAMS = {
     "chords": (0, 7), "bass": (32, 39), "pad": (88, 95), "strings": (48, 51), "piano_lh": (0, 1),
-    "piano_rh": (0, 1), "counter": (40, 79), "arpeggio": (24, 47), "guitar": (24, 31),
+    "piano_rh": (0, 1), "counter": (40, 79), "arpeggio": (24, 47), "guitar": (24, 31), "line_counter": (40, 79),
+    "descant": (56, 79), "walking_bass": (32, 35), "riff": (24, 87),
 }  # fmt: skip
 # The parts of each kind besides the melody; "full" draws 4-10 of the pool (and maybe one more counter-melody).
 _PARTS = {
@@ -60,6 +69,8 @@ _PARTS = {
     "piano": ("piano_lh", "piano_rh"),
     "counter": ("counter", "piano_rh", "piano_lh", "bass", "drums"),
     "arpeggio": ("arpeggio", "bass", "pad"),
+    "pop": ("line_counter", "walking_bass", "riff", "piano_rh", "drums"),
+    "descant": ("descant", "chords", "bass"),
 }
 _POOL = ("chords", "bass", "drums", "pad", "strings", "piano_lh", "piano_rh", "counter", "arpeggio", "guitar")
 
@@ -236,6 +247,51 @@ def _part_notes(role: str, bars, chords, melody: Sequence[Note], center: int, rn
                     notes += _span(b + beat / 2, b + beat / 2 + hit, [42], velocity - 10)
         elif role == "counter":
             notes += _counter_bar(start, end, beat, root, quality, melody, melody_median, velocity)
+    if role in ("line_counter", "descant", "walking_bass", "riff"):
+        notes += _line_part(role, bars, chords, melody, rng, velocity)
+    return notes
+
+
+def _scale_step(pitch: int, steps: int, tonic: int) -> int:
+    """`pitch` moved by `steps` degrees of the major scale on `tonic` (snapped into the scale first)."""
+    scale = [p for p in range(pitch - 24, pitch + 25) if (p - tonic) % 12 in (0, 2, 4, 5, 7, 9, 11)]
+    i = int(np.argmin([abs(p - pitch) for p in scale]))
+    return scale[i + steps]
+
+
+def _line_part(role: str, bars, chords, melody: Sequence[Note], rng: np.random.Generator, velocity: int) -> list[Note]:
+    """Stepwise lines: a counter-melody (below) or descant (above) that moves in eighths where the melody rests
+    and holds chord tones where it moves; a walking bass; a one-bar riff on each chord's root."""
+    tonic, median = _key_tonic(melody), int(np.median([n.pitch for n in melody]))
+    onsets = np.array([n.start_quarters for n in melody])
+    notes: list[Note] = []
+    pitch = {"line_counter": median - 5, "descant": median + 7, "walking_bass": 40, "riff": median - 3}[role]
+    motif = [0, 1, 2, 1, 0, -1, 0, 2][: int(rng.choice([4, 6, 8]))]
+    for k, ((start, end, beat), (root, quality)) in enumerate(zip(bars, chords)):
+        tones = [(root + i) % 12 for i in _TRIAD[quality]]
+        if role == "walking_bass":
+            next_root = chords[k + 1][0] if k + 1 < len(chords) else root
+            low = 36 + (root - 4) % 12
+            beats = np.arange(start, end - 1e-9, beat)
+            line = [low] + [_scale_step(low, j, tonic) for j in range(1, len(beats))]
+            if len(beats) > 1:
+                line[-1] = 36 + (next_root - 4) % 12 - 1  # a chromatic approach to the next root
+            notes += [n for b, p in zip(beats, line) for n in _span(b, min(b + beat, end), [p], velocity + 10)]
+        elif role == "riff":
+            base = pitch - ((pitch - root) % 12)
+            step = 0.5 if beat >= 1 else beat
+            for j, q in enumerate(np.arange(start, end - 1e-9, step)):
+                notes += _span(q, min(q + step, end), [_scale_step(base, motif[j % len(motif)], tonic)], velocity)
+        else:
+            half = (end - start) / 2 if end - start >= 2 else end - start
+            for h in np.arange(start, end - 1e-9, half):
+                pitch = min((p for p in range(pitch - 6, pitch + 7) if p % 12 in tones), key=lambda p: abs(p - pitch))
+                if ((onsets >= h - 1e-9) & (onsets < h + half - 1e-9)).any():
+                    notes += _span(h, min(h + half, end), [pitch], velocity)
+                    continue
+                direction = 1 if rng.random() < 0.5 else -1
+                for j, q in enumerate(np.arange(h, min(h + half, end) - 1e-9, 0.5)):
+                    notes += _span(q, min(q + 0.5, end), [_scale_step(pitch, direction * j, tonic)], velocity + 5)
     return notes
 
 
@@ -327,7 +383,7 @@ def arrange(
 
     Args:
         melody: a one-melody score, e.g. a training_data/ file from `read_midi`.
-        kind: one of `KINDS`.
+        kind: one of `KINDS` or `HARD_KINDS`.
         naming: one of `NAMINGS`.
         register: one of `REGISTERS`.
         seed: seeds every choice (programs, names, track order, patterns, tempo).
@@ -340,7 +396,7 @@ def arrange(
     Raises:
         ValueError: an unknown kind, naming or register, or a score without notes.
     """
-    if kind not in KINDS or naming not in NAMINGS or register not in REGISTERS:
+    if kind not in KINDS + HARD_KINDS or naming not in NAMINGS or register not in REGISTERS:
         raise ValueError(f"unknown kind/naming/register {kind!r}/{naming!r}/{register!r}")
     if not any(t.notes for t in melody.tracks if not t.is_drum):
         raise ValueError(f"{melody.source}: no melody notes")
@@ -356,6 +412,10 @@ def arrange(
         center = median + shift + 20  # and the chords about an octave above the moved melody's middle
     velocity = int(rng.integers(85, 115))
     lead = [Note(n.pitch + shift, velocity, n.start_quarters, n.end_quarters) for n in notes]
+    if kind == "pop":
+        # The singer breathes: the second half of every fourth bar rests, and the counter-melody answers there.
+        breaths = [(s + (e - s) / 2, e) for k, (s, e, _) in enumerate(bars) if k % 4 == 3]
+        lead = [n for n in lead if not any(a <= n.start_quarters < b for a, b in breaths)]
     if kind == "full":
         roles = [str(r) for r in rng.choice(_POOL, size=int(rng.integers(4, 11)), replace=False)]
         if rng.random() < 0.5:
@@ -393,7 +453,11 @@ def melody_files(root: str | os.PathLike) -> list[Path]:
 
 
 def build_arrangements(
-    files: Sequence[str | os.PathLike], count: int, seed: int = 0, target_seconds: float | None = None
+    files: Sequence[str | os.PathLike],
+    count: int,
+    seed: int = 0,
+    target_seconds: float | None = None,
+    kinds: Sequence[str] = KINDS,
 ) -> list[Arrangement]:
     """`count` arrangements of melodies drawn from `files`, every kind × naming equally often.
 
@@ -403,6 +467,7 @@ def build_arrangements(
         seed: picks the files and seeds each arrangement; different seeds give disjoint-ish draws.
         target_seconds: each piece lasts between this and 5/3 of it (180 gives 3-5 minute songs); None plays
             each tune once.
+        kinds: the kinds to cycle through (`KINDS` by default; add `HARD_KINDS` for the harder ones).
 
     Returns:
         The arrangements, in a deterministic order. Roughly a quarter have the "low" register.
@@ -411,8 +476,8 @@ def build_arrangements(
     picks = rng.choice(len(files), size=count, replace=count > len(files))
     out = []
     for i, pick in enumerate(picks.tolist()):
-        kind = KINDS[i % len(KINDS)]
-        naming = NAMINGS[(i // len(KINDS)) % len(NAMINGS)]
+        kind = kinds[i % len(kinds)]
+        naming = NAMINGS[(i // len(kinds)) % len(NAMINGS)]
         register = "low" if rng.random() < 0.25 else "normal"
         seconds = None if target_seconds is None else float(target_seconds) * (1.0 + 0.67 * rng.random())
         score = read_midi(files[pick])

@@ -41,11 +41,13 @@ _WEIGHTS = {
     "accompaniment_name": -0.75,  # the name says bass/chords/pad/drums/piano LH...
     "chord_onsets": -4.0,  # share of onsets struck with another note of the same track: block chords
     "sounding_polyphony": -1.5,  # share of sounding time with two or more notes: pads, sustained chords
-    "stepwise": 4.0,  # share of moves by 1-2 semitones: tunes move by step, broken chords and bass lines leap
-    "repeated": -1.0,  # share of repeated pitches beyond 40%: pedal notes, bass roots, strummed patterns
-    "on_top": 1.5,  # share of its sounding time it is the highest pitched track
+    "stepwise": 2.0,  # share of moves by 1-2 semitones: tunes move by step, broken chords and bass lines leap
+    "repeated": -2.0,  # share of repeated pitches beyond 40%: pedal notes, bass roots, strummed patterns
+    "on_top": 2.5,  # share of its sounding time it is the highest pitched track
     "at_bottom": -1.5,  # share of its sounding time it is the lowest pitched track (with others sounding)
     "periodic": -2.0,  # how far the pitch sequence's best repeat at a lag of 2-8 notes exceeds 50%: patterns
+    "contour_periodic": -2.0,  # how far the up/down contour's best repeat at a lag of 2-8 exceeds 70%: riffs
+    "busiest_line": 2.5,  # its onsets over those of the busiest single line: tunes move, counter-lines hold
     "rhythm_variety": 1.5,  # entropy of inter-onset intervals, in bits, capped at 2, over 2
     "sparse": -2.0,  # how far its sounding share falls below 25% of the piece
     "slow": -1.0,  # fewer than one onset per two quarter notes while sounding
@@ -53,7 +55,7 @@ _WEIGHTS = {
     "pad_program": -0.5,  # GM 48-55 (ensembles, choirs) and 88-95 (pads)
     "lead_program": 0.3,  # GM 56-87: brass, reeds, pipes, synth leads
     "fills_rests": -1.5,  # most of its onsets fall where a busier line rests: a counter-melody answering it
-    "chord_tones": -2.0,  # how far the share of its notes whose pitch class another track sounds exceeds 75%
+    "chord_tones": -2.5,  # how far the share of its notes whose pitch class another track sounds exceeds 80%
 }
 # The words a left-out track's reason starts with, per feature that spoke most against it.
 _LEFT_OUT = {
@@ -64,6 +66,8 @@ _LEFT_OUT = {
     "at_bottom": "lowest part (bass)",
     "rhythm_variety": "even, pattern-like rhythm",
     "periodic": "repeats a short pitch pattern (broken chord, riff)",
+    "contour_periodic": "repeats a short up-and-down pattern (riff)",
+    "busiest_line": "holds notes while the melody moves",
     "sparse": "sounds in little of the piece",
     "slow": "few, long notes",
     "bass_program": "bass instrument",
@@ -164,12 +168,15 @@ def track_features(score: Score) -> dict[int, dict[str, float]]:
         heard = class_counts[onset_classes[row], at] - classes[row, onset_classes[row], at]
         with_others = others_top[row][at] >= 0
         consonant = float((heard[with_others] > 0).mean()) if with_others.any() else 0.0
-        f["chord_tones"] = max(0.0, consonant - 0.75) / 0.25
+        f["chord_tones"] = max(0.0, consonant - 0.8) / 0.2
         f["slow"] = float(len(np.unique(onsets[row])) / max(1, mine.sum()) * GRID_STEPS_PER_QUARTER < 0.5)
         f.update(_name_features(track.name))
         f.update(_program_features(track.program))
         features[i] = f
     _add_rest_filling(features, pitched, onsets, sounding)
+    lines = [len(np.unique(onsets[r])) for r, i in enumerate(pitched) if features[i]["chord_onsets"] < 0.2]
+    for r, i in enumerate(pitched):
+        features[i]["busiest_line"] = min(1.0, len(np.unique(onsets[r])) / max([1, *lines]))
     return features
 
 
@@ -194,7 +201,9 @@ def _line_features(track: Track, onset_steps: np.ndarray) -> dict[str, float]:
     moves = np.abs(np.diff(line))
     stepwise = float(((moves >= 1) & (moves <= 2)).sum() / max(1, (moves > 0).sum())) if moves.size else 0.0
     repeated = float((moves == 0).mean()) if moves.size else 1.0
-    periodic = max((float((line[k:] == line[:-k]).mean()) for k in range(2, 9) if line.size > 2 * k), default=0.0)
+    # A riff or broken chord repeats a short pattern, often moved to each chord's root: equal pitches or equal
+    # moves at a lag of 2-8 notes.
+    periodic = max(_best_repeat(line), _best_repeat(np.diff(line)))
     gaps = np.diff(steps)
     if gaps.size:
         _, counts = np.unique(gaps, return_counts=True)
@@ -208,7 +217,13 @@ def _line_features(track: Track, onset_steps: np.ndarray) -> dict[str, float]:
         "repeated": max(0.0, repeated - 0.4) / 0.6,
         "rhythm_variety": min(entropy, 2.0) / 2.0,
         "periodic": max(0.0, periodic - 0.5) / 0.5,
+        "contour_periodic": max(0.0, _best_repeat(np.sign(np.diff(line))) - 0.7) / 0.3,
     }
+
+
+def _best_repeat(seq: np.ndarray) -> float:
+    """The largest share of elements equal to the one 2-8 places earlier (0 for short sequences)."""
+    return max((float((seq[k:] == seq[:-k]).mean()) for k in range(2, 9) if seq.size > 2 * k), default=0.0)
 
 
 def _name_features(name: str) -> dict[str, float]:
@@ -247,6 +262,12 @@ def _add_rest_filling(features, pitched: list[int], onsets: list[np.ndarray], so
 
 def _score(f: dict[str, float]) -> float:
     return float(sum(_WEIGHTS[k] * f.get(k, 0.0) for k in _WEIGHTS))
+
+
+def _alone(f: dict[str, float]) -> float:
+    """The score without the features that compare a track with the busiest line (a lead handed between tracks
+    gives each of them fewer notes, played where the other rests)."""
+    return _score({k: v for k, v in f.items() if k not in ("busiest_line", "fills_rests")})
 
 
 def choose_melody_tracks(score: Score, selection: str | int = "auto") -> TrackChoice:
@@ -322,8 +343,7 @@ def _auto(score: Score, verdicts: dict, pitched: list[int]) -> TrackChoice:
         f = features[i]
         if i == best or not (f["melody_name"] and features[best]["melody_name"] and f["chord_onsets"] < 0.1):
             continue
-        handed_over = scores[i] - _WEIGHTS["fills_rests"] * f["fills_rests"]
-        if handed_over >= scores[best] - 1.0 and _overlap(score.tracks[i], score.tracks[best]) < 0.2:
+        if _alone(f) >= _alone(features[best]) - 1.0 and _overlap(score.tracks[i], score.tracks[best]) < 0.2:
             taken.append(i)
     for i in pitched:
         name, f = score.tracks[i].name, features[i]

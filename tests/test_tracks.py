@@ -17,7 +17,7 @@ from melodyrnn.midi_io import Score, Track, score_to_midi
 from melodyrnn.tracks import choose_melody_tracks, track_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from arrangements import KINDS, NAMINGS, Arrangement, arrange  # noqa: I001  (benchmarks/ is not a package)
+from arrangements import HARD_KINDS, KINDS, NAMINGS, Arrangement, arrange  # noqa: I001  (benchmarks/ is not a package)
 
 TUNES = Path(__file__).resolve().parents[1] / "training_data" / "midi"
 REEL = TUNES / "ryansMammoth" / "7thRegimentReel.mid"
@@ -29,7 +29,7 @@ def _arranged(kind: str, naming: str, register: str = "normal", tune: Path = REE
 
 
 @pytest.mark.parametrize("naming", NAMINGS)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS + HARD_KINDS)
 def test_each_kind_of_arrangement_picks_the_melody_track(kind, naming):
     a = _arranged(kind, naming)
     score = read_midi(a.midi)  # through the file, as prepare sees it: missing names become "track N"
@@ -47,6 +47,16 @@ def test_a_melody_below_its_accompaniment_is_still_found(kind):
     chords = [t for t, role in zip(a.score.tracks, a.roles) if role in ("chords", "piano_rh", "arpeggio", "pad")]
     assert np.median([n.pitch for n in melody.notes]) < np.median([n.pitch for t in chords for n in t.notes])
     assert choose_melody_tracks(read_midi(a.midi)).taken == (a.melody_track,)
+
+
+def test_a_descant_above_the_melody_does_not_take_its_place():
+    a = _arranged("descant", "missing", tune=AIR)
+    features = track_features(a.score)
+    descant, melody = features[a.roles.index("descant")], features[a.melody_track]
+    assert descant["on_top"] > melody["on_top"] and descant["stepwise"] > 0.5
+    choice = choose_melody_tracks(read_midi(a.midi))
+    assert choice.taken == (a.melody_track,)
+    assert choice.verdicts[a.roles.index("descant")].reason.startswith("left out: ")
 
 
 def test_names_that_lie_do_not_decide():
