@@ -29,6 +29,19 @@ class NoMelodyError(MelodyRNNError):
         super().__init__(f"no melody in {self.source}: {reason}")
 
 
+class ScoreReadError(MelodyRNNError):
+    """A MusicXML or ABC file (or one tune of an ABC tune book) could not be read: malformed, truncated or too big."""
+
+    def __init__(self, source: object, reason: str):
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"cannot read score {self.source}: {reason}")
+
+
+class MissingExtraError(MelodyRNNError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
 class OutOfRangeError(MelodyRNNError):
     """A pitch lies outside the vocabulary's range."""
 
@@ -39,3 +52,7 @@ class BundleError(MelodyRNNError):
 
 class DataError(MelodyRNNError):
     """A prepared data cache is missing, corrupt, or was made for another vocabulary."""
+
+
+class ChordLabelError(MelodyRNNError):
+    """A chord label is not Harte syntax (``C:maj``, ``A:min7``, ``G:7/3``, ``N``) or names an unknown quality."""

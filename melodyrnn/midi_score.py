@@ -114,6 +114,8 @@ class Score:
         ticks_per_quarter: the file's resolution.
         source: the path or a description of where the bytes came from.
         repairs: one line per oddity that was repaired while reading.
+        chord_symbols: ``(quarters, Harte label)`` pairs, sorted, from the chord symbols a score writes
+            (MusicXML, ABC); empty for MIDI, whose chords are read from the accompaniment instead.
     """
 
     tracks: list[Track]
@@ -122,6 +124,7 @@ class Score:
     ticks_per_quarter: int = 480
     source: str = "<score>"
     repairs: list[str] = field(default_factory=list)
+    chord_symbols: tuple[tuple[float, str], ...] = ()
 
     @property
     def end_quarters(self) -> float:
