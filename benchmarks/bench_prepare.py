@@ -1,64 +1,157 @@
-"""Speed of `prepare` on training_data/: files/s and steps/s with 1 and 2 worker processes.
+"""Speed of `prepare` (read + extract + encode) on training_data/ and on song-sized multi-track files.
 
-Variants alternate within one run (the machine is shared and noisy); the best of the repeats is kept
-beside the median. Prints JSON and writes it to --out.
+Songs are built by `arrangements.py` around training_data/ melodies: 3-12 tracks (melody, chords, bass, pads,
+drums, counter-melodies...) lasting 3-5 minutes, written once to a temporary folder. For each collection:
+files/s end to end with 1 and 2 worker processes (extraction's default `melody_tracks="auto"`, and "all"
+on the songs), the same split into reading and extracting in one process, and the raw parsers on the same
+bytes: symusic alone, mido alone, and `read_midi` (symusic checked by `midi_scan`, mido for what needs repairs).
 
-    python benchmarks/bench_prepare.py [--root training_data] [--repeats 3]
+Variants alternate within one run (the machine is shared and noisy); the best of the repeats is kept beside
+the median. CPU seconds (`time.process_time`) are reported for the one-process measurements, which a busy
+machine disturbs less than wall time. Prints JSON and writes it to --out. `--profile` prints cProfile's top
+functions for `prepare` of the songs with one worker.
+
+    python benchmarks/bench_prepare.py [--songs 200] [--repeats 3] [--profile]
                                        [--out benchmarks/results/bench_prepare.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import os
 import platform
+import pstats
 import statistics
+import tempfile
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
+from arrangements import build_arrangements, melody_files
 from repo_paths import repo_relative
 
+from melodyrnn.collection import find_midi_files
 from melodyrnn.dataset import prepare
+from melodyrnn.extraction import ExtractionConfig, score_to_melodies
+from melodyrnn.midi_io import read_midi
+
+
+def write_songs(folder: Path, count: int, seed: int = 7) -> dict:
+    """`count` song-sized arrangements (3-5 minutes) as MIDI files in `folder`; what they hold, in numbers."""
+    melodies = melody_files(Path(__file__).parents[1] / "training_data" / "midi")
+    arrangements = build_arrangements(melodies, count, seed, target_seconds=180)
+    sizes, tracks, notes, minutes = [], [], [], []
+    for i, arrangement in enumerate(arrangements):
+        data = arrangement.midi
+        (folder / f"song{i:04d}.mid").write_bytes(data)
+        score = arrangement.score
+        sizes.append(len(data))
+        tracks.append(len(score.tracks))
+        notes.append(sum(t.num_notes for t in score.tracks))
+        minutes.append(float(score.quarters_to_seconds(score.end_quarters)) / 60)
+    return {
+        "songs": count,
+        "tracks_min_mean_max": [min(tracks), round(statistics.mean(tracks), 1), max(tracks)],
+        "minutes_min_mean_max": [round(min(minutes), 1), round(statistics.mean(minutes), 1), round(max(minutes), 1)],
+        "notes_mean": round(statistics.mean(notes)),
+        "kilobytes_mean": round(statistics.mean(sizes) / 1024, 1),
+    }
+
+
+def _rates(runs: dict[str, list[float]], files: int) -> dict:
+    return {
+        name: {
+            "seconds": [round(s, 3) for s in secs],
+            "files_per_s_median": round(files / statistics.median(secs), 1),
+            "files_per_s_best": round(files / min(secs), 1),
+        }
+        for name, secs in runs.items()
+    }
+
+
+def end_to_end(root: Path, repeats: int, variants: list[tuple[str, int, str]]) -> dict:
+    """`prepare` wall time per (name, workers, melody_tracks) variant, alternating; files/s best and median."""
+    runs: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    data = None
+    for _ in range(repeats):
+        for name, workers, melody_tracks in variants:
+            extraction = ExtractionConfig(melody_tracks=melody_tracks)
+            t0 = time.perf_counter()
+            data = prepare(root, workers=workers, extraction=extraction, progress=False)
+            runs[name].append(time.perf_counter() - t0)
+    assert data is not None
+    files = data.report.files_found
+    return {
+        "files": files,
+        "melodies": data.num_melodies,
+        "steps": data.report.total_steps,
+        "variants": _rates(runs, files),
+    }
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def stages(root: Path, repeats: int, melody_tracks: str) -> dict:
+    """One process, CPU time: the raw parsers on the files' bytes, `read_midi`, and extraction of read scores."""
+    import mido
+    import symusic
+
+    blobs = [p.read_bytes() for p in find_midi_files(root)]
+    scores = [read_midi(b) for b in blobs]
+    extraction = ExtractionConfig(melody_tracks=melody_tracks)
+    work: dict[str, Callable[[], object]] = {
+        "symusic_parse": lambda: [symusic.Score.from_midi(b) for b in blobs],
+        "mido_parse": lambda: [mido.MidiFile(file=io.BytesIO(b)) for b in blobs],
+        "read_midi": lambda: [read_midi(b) for b in blobs],
+        f"extract_{melody_tracks}": lambda: [score_to_melodies(s, extraction=extraction) for s in scores],
+    }
+    runs: dict[str, list[float]] = {name: [] for name in work}
+    for _ in range(repeats):
+        for name, fn in work.items():
+            runs[name].append(_timed(fn))
+    return {"files": len(blobs), "cpu_seconds": True, "stages": _rates(runs, len(blobs))}
+
+
+def profile_prepare(root: Path, lines: int = 25) -> str:
+    profiler = cProfile.Profile()
+    profiler.runcall(prepare, root, workers=1, progress=False)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(lines)
+    return out.getvalue()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).parents[1] / "training_data"))
+    parser.add_argument("--songs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_prepare.json"))
     args = parser.parse_args()
+    warnings.simplefilter("ignore")  # repairs are counted in the reports; one warning per file is noise here
 
-    seconds: dict[int, list[float]] = {w: [] for w in args.workers}
-    data = None
-    for _ in range(args.repeats):
-        for w in args.workers:
-            t0 = time.perf_counter()
-            data = prepare(args.root, workers=w, progress=False)
-            seconds[w].append(time.perf_counter() - t0)
-    files, steps = data.report.files_found, data.report.total_steps
-    result = {
-        "benchmark": "prepare",
-        "root": repo_relative(args.root),
-        "files": files,
-        "melodies": data.num_melodies,
-        "steps": steps,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "variants": {
-            f"workers={w}": {
-                "seconds": [round(s, 3) for s in secs],
-                "files_per_s_median": round(files / statistics.median(secs), 1),
-                "files_per_s_best": round(files / min(secs), 1),
-                "steps_per_s_median": round(steps / statistics.median(secs)),
-            }
-            for w, secs in seconds.items()
-        },
-    }
-    if len(args.workers) >= 2:
-        a, b = args.workers[0], args.workers[1]
-        result[f"speedup_workers_{b}_vs_{a}"] = round(statistics.median(seconds[a]) / statistics.median(seconds[b]), 2)
+    result: dict = {"benchmark": "prepare", "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    root = Path(args.root)
+    both = [("workers=1", 1, "auto"), ("workers=2", 2, "auto")]
+    result["training_data"] = {"root": repo_relative(root), **end_to_end(root, args.repeats, both)}
+    result["training_data"]["one_process"] = stages(root, args.repeats, "auto")
+    with tempfile.TemporaryDirectory() as tmp:
+        songs = Path(tmp)
+        result["songs"] = {"built": write_songs(songs, args.songs)}
+        variants = [*both, ("workers=1 melody_tracks=all", 1, "all"), ("workers=2 melody_tracks=all", 2, "all")]
+        result["songs"].update(end_to_end(songs, args.repeats, variants))
+        result["songs"]["one_process"] = stages(songs, args.repeats, "auto")
+        result["songs"]["one_process_all_tracks"] = stages(songs, 1, "all")["stages"]
+        if args.profile:
+            print(profile_prepare(songs))
     text = json.dumps(result, indent=2)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

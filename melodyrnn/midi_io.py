@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from melodyrnn.errors import MidiReadError
-from melodyrnn.midi_scan import ScannedFile, scan_events
+from melodyrnn.midi_scan import ScannedFile, scan_events, sort_notes
 from melodyrnn.midi_score import DEFAULT_QPM, DRUM_CHANNEL, Note, NoteArrays, Score, Track
 from melodyrnn.theory import DENOMINATORS, MAX_NUMERATOR, is_usable_time_signature
 
@@ -328,7 +328,7 @@ def _symusic_tracks(data: bytes, scanned: ScannedFile, tpq: int) -> list[Track] 
     start, duration, pitches, velocities = (
         np.concatenate([c[key] for c in columns]).astype(np.int64) for key in ("time", "duration", "pitch", "velocity")
     )
-    order = np.lexsort((pitches, start, part))
+    order = sort_notes(part, start, pitches)
     start, end, pitches, velocities = start[order], start[order] + duration[order], pitches[order], velocities[order]
     same = (
         all(t.is_drum == (g % 16 == DRUM_CHANNEL) for t, g in zip(played, groups.tolist()))
