@@ -124,7 +124,7 @@ def _process_file(job: tuple[str, str, dict, dict]) -> FileResult:
         config = EncodingConfig.from_dict(config_dict)
         extraction = ExtractionConfig.from_dict(extraction_dict)
         choice = choose_melody_tracks(score, extraction.melody_tracks)
-        if sum(1 for t in score.tracks if t.notes and not t.is_drum) > 1:
+        if choice.had_choice:
             result.melody_tracks = choice.summary()
         melodies = score_to_melodies(score, config, extraction, result.stats, choice)
         if not melodies:

@@ -17,9 +17,14 @@ import numpy as np
 from melodyrnn.errors import NoMelodyError
 from melodyrnn.midi_io import Score, Track
 
-#: The grid features are computed on, in steps per quarter note: fine enough that triplets and ornaments of a
-#: single line never land on one step (which would read as chords) and legato overlaps stay tiny.
-GRID_STEPS_PER_QUARTER = 12
+#: The grid onsets are read on, in steps per quarter note: fine enough that triplets and ornaments of a single
+#: line never land on one step (which would read as chords).
+ONSET_STEPS_PER_QUARTER = 12
+#: The grid of what sounds when (register, polyphony, harmony), sampled at each step's middle so that a legato
+#: overlap shorter than half a step does not read as two notes at once.
+GRID_STEPS_PER_QUARTER = 4
+# Patterns (riffs, broken chords) show within a few hundred notes; longer lines are only read that far for them.
+_PATTERN_NOTES = 1024
 
 _MELODY_NAME = re.compile(
     r"melod|vocal|voice|vox|lead|solo|sing|sänger|canto|cantus|chant|voz|voix|stimme|tune|theme|tema|"
@@ -108,6 +113,11 @@ class TrackChoice:
     taken: tuple[int, ...]
     verdicts: tuple[TrackVerdict, ...]
 
+    @property
+    def had_choice(self) -> bool:
+        """Whether the score held more than one pitched track with notes."""
+        return sum(v.key not in ("drum track", "no notes") for v in self.verdicts) > 1
+
     def summary(self) -> str:
         """One line naming the taken tracks and why, e.g. ``2 'Vocal' (melody name, monophonic, stepwise)``."""
         parts = [f"{v.index} {v.name!r} ({v.reason})" for v in self.verdicts if v.taken]
@@ -123,87 +133,122 @@ def track_features(score: Score) -> dict[int, dict[str, float]]:
     Returns:
         track index → feature name → value (the names of `_WEIGHTS`; most are shares in [0, 1]).
     """
-    pitched = [i for i, t in enumerate(score.tracks) if t.notes and not t.is_drum]
-    end = max(1, int(np.ceil(score.end_quarters * GRID_STEPS_PER_QUARTER)) + 1)
-    # Per track and step: the highest and lowest sounding pitch (-1 / 128 where silent) and how many notes sound.
-    top = np.full((len(pitched), end), -1, np.int16)
-    bottom = np.full((len(pitched), end), 128, np.int16)
-    count = np.zeros((len(pitched), end), np.int16)
-    classes = np.zeros((len(pitched), 12, end), np.bool_)  # which pitch classes sound, per track and step
-    onsets: list[np.ndarray] = []
-    onset_classes: list[np.ndarray] = []
-    for row, i in enumerate(pitched):
-        notes = score.tracks[i].notes
-        starts = np.array([round(n.start_quarters * GRID_STEPS_PER_QUARTER) for n in notes], np.int64)
-        ends = np.maximum(np.array([round(n.end_quarters * GRID_STEPS_PER_QUARTER) for n in notes]), starts + 1)
-        pitches = np.array([n.pitch for n in notes], np.int16)
-        delta = np.zeros(end + 1, np.int32)
-        np.add.at(delta, starts, 1)
-        np.add.at(delta, ends, -1)
-        count[row] = np.cumsum(delta)[:end]
-        for s, e, p in zip(starts.tolist(), ends.tolist(), pitches.tolist()):
-            np.maximum(top[row, s:e], p, out=top[row, s:e])
-            np.minimum(bottom[row, s:e], p, out=bottom[row, s:e])
-            classes[row, p % 12, s:e] = True
-        onsets.append(starts)
-        onset_classes.append(pitches % 12)
-    sounding = count > 0
-    others_top = _max_of_others(top)
-    others_bottom = -_max_of_others(-bottom)
+    pitched = [i for i, t in enumerate(score.tracks) if not t.is_drum and _note_count(t)]
+    notes = [_note_arrays(score.tracks[i]) for i in pitched]
+    grid = _Grid(notes)
+    others_top = _max_of_others(grid.top)
+    others_bottom = -_max_of_others(-grid.bottom)
+    sounding = grid.count > 0
     piece_steps = max(1, int(sounding.any(axis=0).sum()))
-    class_counts = classes.sum(axis=0, dtype=np.int16)  # (12, steps): how many tracks sound each pitch class
+    class_counts = grid.classes.sum(axis=0, dtype=np.int16)  # (12, steps): how many tracks sound each class
     features: dict[int, dict[str, float]] = {}
     for row, i in enumerate(pitched):
-        track = score.tracks[i]
-        f = _line_features(track, onsets[row])
+        track, onsets, pitches = score.tracks[i], grid.onsets[row], notes[row][0]
+        f = _line_features(pitches, grid.fine_onsets[row])
         mine = sounding[row]
         busy = mine & (others_top[row] >= 0)
-        f["sounding_polyphony"] = float((count[row] >= 2).sum() / max(1, mine.sum()))
-        f["on_top"] = float((top[row][busy] >= others_top[row][busy]).mean()) if busy.any() else 1.0
-        f["at_bottom"] = float((bottom[row][busy] <= others_bottom[row][busy]).mean()) if busy.any() else 0.0
-        share = mine.sum() / piece_steps
-        f["sparse"] = float(max(0.0, 0.25 - share) / 0.25)
+        f["sounding_polyphony"] = float((grid.count[row] >= 2).sum() / max(1, mine.sum()))
+        f["on_top"] = float((grid.top[row][busy] >= others_top[row][busy]).mean()) if busy.any() else 1.0
+        f["at_bottom"] = float((grid.bottom[row][busy] <= others_bottom[row][busy]).mean()) if busy.any() else 0.0
+        f["sparse"] = float(max(0.0, 0.25 - mine.sum() / piece_steps) / 0.25)
         # An accompaniment line plays the harmony the other tracks sound; a tune adds passing and neighbour notes.
-        at = np.minimum(onsets[row], end - 1)
-        heard = class_counts[onset_classes[row], at] - classes[row, onset_classes[row], at]
+        at, pcs = onsets, pitches % 12
+        heard = class_counts[pcs, at] - grid.classes[row, pcs, at]
         with_others = others_top[row][at] >= 0
         consonant = float((heard[with_others] > 0).mean()) if with_others.any() else 0.0
         f["chord_tones"] = max(0.0, consonant - 0.8) / 0.2
-        f["slow"] = float(len(np.unique(onsets[row])) / max(1, mine.sum()) * GRID_STEPS_PER_QUARTER < 0.5)
+        f["slow"] = float(grid.onset_count[row] / max(1, mine.sum()) * GRID_STEPS_PER_QUARTER < 0.5)
         f.update(_name_features(track.name))
         f.update(_program_features(track.program))
         features[i] = f
-    _add_rest_filling(features, pitched, onsets, sounding)
-    lines = [len(np.unique(onsets[r])) for r, i in enumerate(pitched) if features[i]["chord_onsets"] < 0.2]
+    _add_rest_filling(features, pitched, grid, sounding)
+    lines = [grid.onset_count[r] for r, i in enumerate(pitched) if features[i]["chord_onsets"] < 0.2]
     for r, i in enumerate(pitched):
-        features[i]["busiest_line"] = min(1.0, len(np.unique(onsets[r])) / max([1, *lines]))
+        features[i]["busiest_line"] = min(1.0, grid.onset_count[r] / max([1, *lines]))
     return features
+
+
+def _note_count(track: Track) -> int:
+    arrays = getattr(track, "arrays", None)  # a reader that keeps notes as arrays spares making Note objects
+    return len(arrays.pitches) if arrays is not None else len(track.notes)
+
+
+def _note_arrays(track: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pitches int64, starts float64, ends float64), each (notes,), in quarter notes, sorted by start."""
+    arrays = getattr(track, "arrays", None)
+    if arrays is not None:
+        return np.asarray(arrays.pitches, np.int64), np.asarray(arrays.start_quarters), np.asarray(arrays.end_quarters)
+    n = len(track.notes)
+    return (
+        np.fromiter((x.pitch for x in track.notes), np.int64, n),
+        np.fromiter((x.start_quarters for x in track.notes), np.float64, n),
+        np.fromiter((x.end_quarters for x in track.notes), np.float64, n),
+    )
+
+
+class _Grid:
+    """The pitched tracks on the feature grid: per track and step the highest and lowest sounding pitch (-1 and
+    128 where silent), how many notes sound, which pitch classes sound; and each track's onset steps."""
+
+    def __init__(self, notes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
+        tracks = len(notes)
+        last = max((float(e.max()) for _, _, e in notes if e.size), default=0.0)
+        self.end = end = int(np.ceil(last * GRID_STEPS_PER_QUARTER)) + 2  # steps, past the last note's end
+        self.top = np.full((tracks, end), -1, np.int16)
+        self.bottom = np.full((tracks, end), 128, np.int16)
+        self.count = np.zeros((tracks, end), np.int16)
+        self.classes = np.zeros((tracks, 12, end), np.bool_)
+        self.onsets: list[np.ndarray] = []  # per track and note, the coarse step it starts in
+        self.fine_onsets: list[np.ndarray] = []  # per track and note, its onset on the fine onset grid
+        self.onset_count: list[int] = []  # per track, distinct fine onsets
+        for row, (pitches, start_quarters, end_quarters) in enumerate(notes):
+            # Step k sounds a note that covers its middle, (k + 0.5) / GRID; every note keeps at least its first.
+            starts = np.ceil(start_quarters * GRID_STEPS_PER_QUARTER - 0.5).astype(np.int64).clip(0, end - 2)
+            ends = np.maximum(np.ceil(end_quarters * GRID_STEPS_PER_QUARTER - 0.5).astype(np.int64), starts + 1)
+            lengths = ends - starts
+            # Every (note, step) the note sounds in, as flat arrays: one numpy pass instead of a loop per note.
+            steps = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+            sounding = np.repeat(pitches, lengths).astype(np.int16)
+            np.maximum.at(self.top[row], steps, sounding)
+            np.minimum.at(self.bottom[row], steps, sounding)
+            self.count[row] = np.bincount(steps, minlength=end)[:end]
+            self.classes[row, sounding % 12, steps] = True
+            self.onsets.append(starts)
+            fine = np.rint(start_quarters * ONSET_STEPS_PER_QUARTER).astype(np.int64)
+            self.fine_onsets.append(fine)
+            self.onset_count.append(int(np.count_nonzero(np.diff(fine)) + 1) if fine.size else 0)
 
 
 def _max_of_others(values: np.ndarray) -> np.ndarray:
     """Per row, the elementwise max over the other rows (-1 where there is no other row)."""
     if values.shape[0] < 2:
         return np.full_like(values, -1)
-    order = np.sort(values, axis=0)
-    first, second = order[-1], order[-2]
-    # A row holding the maximum sees the second largest; the others see the maximum.
-    return np.where(values == first, second, first)
+    # The row holding each column's maximum sees the second largest; the others see the maximum.
+    holder = values.argmax(axis=0)
+    columns = np.arange(values.shape[1])
+    first = values[holder, columns]
+    rest = values.copy()
+    rest[holder, columns] = np.iinfo(values.dtype).min
+    out = np.broadcast_to(first, values.shape).copy()
+    out[holder, columns] = rest.max(axis=0)
+    return out
 
 
-def _line_features(track: Track, onset_steps: np.ndarray) -> dict[str, float]:
-    """Features of the track's top line: chord strikes, stepwise motion, repeats and rhythm variety."""
+def _line_features(pitches: np.ndarray, onset_steps: np.ndarray) -> dict[str, float]:
+    """Features of a track's top line (`pitches` and `onset_steps`, one per note, sorted by onset): chord
+    strikes, stepwise motion, repeats, patterns and rhythm variety."""
     steps, first = np.unique(onset_steps, return_index=True)
     per_onset = np.diff(np.append(first, onset_steps.size))
     chord_onsets = float((per_onset >= 2).mean()) if steps.size else 0.0
     # The highest note struck at each onset step (notes are sorted by start; take the max per group).
-    pitches = np.array([n.pitch for n in track.notes])
     line = np.maximum.reduceat(pitches, first) if steps.size else pitches
     moves = np.abs(np.diff(line))
     stepwise = float(((moves >= 1) & (moves <= 2)).sum() / max(1, (moves > 0).sum())) if moves.size else 0.0
     repeated = float((moves == 0).mean()) if moves.size else 1.0
     # A riff or broken chord repeats a short pattern, often moved to each chord's root: equal pitches or equal
     # moves at a lag of 2-8 notes.
-    periodic = max(_best_repeat(line), _best_repeat(np.diff(line)))
+    head = line[:_PATTERN_NOTES]
+    periodic = max(_best_repeat(head), _best_repeat(np.diff(head)))
     gaps = np.diff(steps)
     if gaps.size:
         _, counts = np.unique(gaps, return_counts=True)
@@ -217,13 +262,14 @@ def _line_features(track: Track, onset_steps: np.ndarray) -> dict[str, float]:
         "repeated": max(0.0, repeated - 0.4) / 0.6,
         "rhythm_variety": min(entropy, 2.0) / 2.0,
         "periodic": max(0.0, periodic - 0.5) / 0.5,
-        "contour_periodic": max(0.0, _best_repeat(np.sign(np.diff(line))) - 0.7) / 0.3,
+        "contour_periodic": max(0.0, _best_repeat(np.sign(np.diff(head))) - 0.7) / 0.3,
     }
 
 
 def _best_repeat(seq: np.ndarray) -> float:
     """The largest share of elements equal to the one 2-8 places earlier (0 for short sequences)."""
-    return max((float((seq[k:] == seq[:-k]).mean()) for k in range(2, 9) if seq.size > 2 * k), default=0.0)
+    lags = [k for k in range(2, 9) if seq.size > 2 * k]
+    return max((np.count_nonzero(seq[k:] == seq[:-k]) / (seq.size - k) for k in lags), default=0.0)
 
 
 def _name_features(name: str) -> dict[str, float]:
@@ -245,16 +291,16 @@ def _program_features(program: int) -> dict[str, float]:
     }
 
 
-def _add_rest_filling(features, pitched: list[int], onsets: list[np.ndarray], sounding: np.ndarray) -> None:
+def _add_rest_filling(features, pitched: list[int], grid: _Grid, sounding: np.ndarray) -> None:
     """Marks tracks whose onsets mostly fall where a busier (more onsets), mostly monophonic track is silent."""
     lines = [r for r, i in enumerate(pitched) if features[i]["chord_onsets"] < 0.2]
     for r in range(len(pitched)):
         i = pitched[r]
         features[i]["fills_rests"] = 0.0
         for other in lines:
-            if other == r or onsets[other].size <= onsets[r].size:
+            if other == r or grid.onset_count[other] <= grid.onset_count[r]:
                 continue
-            silent_there = ~sounding[other][np.clip(onsets[r], 0, sounding.shape[1] - 1)]
+            silent_there = ~sounding[other][grid.onsets[r]]
             features[i]["fills_rests"] = max(features[i]["fills_rests"], float(silent_there.mean() > 0.5))
     for i in pitched:
         features[i].setdefault("fills_rests", 0.0)
@@ -291,7 +337,7 @@ def choose_melody_tracks(score: Score, selection: str | int = "auto") -> TrackCh
     for i, t in enumerate(score.tracks):
         if t.is_drum:
             verdicts[i] = TrackVerdict(i, t.name, False, "left out: drum track", "drum track")
-        elif not t.notes:
+        elif not _note_count(t):
             verdicts[i] = TrackVerdict(i, t.name, False, "left out: no notes", "no notes")
         else:
             pitched.append(i)
@@ -311,12 +357,12 @@ def choose_melody_tracks(score: Score, selection: str | int = "auto") -> TrackCh
 
 
 def _check_selected(score: Score, wanted: list[int], problem: str) -> None:
-    usable = [i for i in wanted if score.tracks[i].notes and not score.tracks[i].is_drum]
+    usable = [i for i in wanted if _note_count(score.tracks[i]) and not score.tracks[i].is_drum]
     if usable:
         return
     if not problem:
         problem = f"track {wanted[0]} is a drum track or empty"
-    listing = ", ".join(f"{i} {t.name!r}" for i, t in enumerate(score.tracks) if t.notes and not t.is_drum)
+    listing = ", ".join(f"{i} {t.name!r}" for i, t in enumerate(score.tracks) if _note_count(t) and not t.is_drum)
     raise NoMelodyError(score.source, f"{problem}; pitched tracks: {listing or 'none'}")
 
 
@@ -357,16 +403,9 @@ def _auto(score: Score, verdicts: dict, pitched: list[int]) -> TrackChoice:
 
 def _overlap(a: Track, b: Track) -> float:
     """The share of `a`'s sounding time during which `b` sounds too (on the feature grid)."""
-    end = int(np.ceil(max(n.end_quarters for t in (a, b) for n in t.notes) * GRID_STEPS_PER_QUARTER)) + 1
-
-    def sounding(track: Track) -> np.ndarray:
-        delta = np.zeros(end + 1, np.int32)
-        np.add.at(delta, [round(n.start_quarters * GRID_STEPS_PER_QUARTER) for n in track.notes], 1)
-        np.add.at(delta, [round(n.end_quarters * GRID_STEPS_PER_QUARTER) for n in track.notes], -1)
-        return np.cumsum(delta)[:end] > 0
-
-    in_a = sounding(a)
-    return float((in_a & sounding(b)).sum() / max(1, in_a.sum()))
+    grid = _Grid([_note_arrays(a), _note_arrays(b)])
+    in_a = grid.count[0] > 0
+    return float((in_a & (grid.count[1] > 0)).sum() / max(1, in_a.sum()))
 
 
 def _for_reasons(f: dict[str, float]) -> str:
