@@ -188,6 +188,12 @@ def _listing(score: Score) -> list[str]:
     return [f"N {t.name!r}" for t in score.tracks if not t.is_drum]
 
 
+def test_configs_saved_before_melody_tracks_load_with_auto():
+    old = {"polyphony": "highest", "gap_bars": 1.0, "min_bars": 7.0, "min_unique_pitches": 5, "max_steps": 2048}
+    assert ExtractionConfig.from_dict(old).melody_tracks == "auto"
+    assert ExtractionConfig.from_dict(ExtractionConfig(melody_tracks=3).to_dict()).melody_tracks == 3
+
+
 def test_old_reports_without_track_keys_still_load():
     old = {"root": "x", "files_found": 3, "files_read": 3, "pitch_range": [60, 72]}
     report = PrepareReport.from_dict(old)
