@@ -146,6 +146,7 @@ def _process_file(job: tuple[str, str, dict, dict]) -> FileResult:
                     m.program,
                     relative,
                     m.start_step,
+                    m.chords,
                 )
             )
     except (MidiReadError, NoMelodyError) as err:

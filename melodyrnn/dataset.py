@@ -12,13 +12,14 @@ import json
 import os
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from melodyrnn.archives import check_members
+from melodyrnn.chords import arrays_to_chords, chord_arrays_problem, chords_to_arrays
 from melodyrnn.collection import (
     VALIDATION_FRACTION,
     FileResult,
@@ -98,6 +99,9 @@ class PreparedData:
         qpm, numerator, denominator, velocity, program, start_step: per-melody metadata arrays.
         config, extraction: how the melodies were made.
         report: what `prepare` read and dropped.
+        chord_offsets, chord_steps, chord_ids, chord_labels: every melody's chords (`chords.chords_to_arrays`):
+            melody i's are ``chord_steps[chord_offsets[i]:chord_offsets[i + 1]]`` with labels
+            ``chord_labels[chord_ids[...]]``. A cache written before chords were stored loads with none.
     """
 
     tokens: np.ndarray
@@ -115,6 +119,14 @@ class PreparedData:
     extraction: ExtractionConfig
     report: PrepareReport
     validation_fraction: float = VALIDATION_FRACTION
+    chord_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    chord_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    chord_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    chord_labels: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.chord_offsets.size == 0:  # no chord arrays given (an older cache): no melody has chords
+            self.chord_offsets = np.zeros(self.offsets.size, np.int64)
 
     @property
     def num_melodies(self) -> int:
@@ -155,6 +167,7 @@ class PreparedData:
             program=int(self.program[i]),
             source=str(self.files[self.file_ids[i]]),
             start_step=int(self.start_step[i]),
+            chords=arrays_to_chords(self.chord_offsets, self.chord_steps, self.chord_ids, self.chord_labels, i),
         )
 
     def melodies(self, split: Split = "all") -> list[Melody]:
@@ -196,6 +209,7 @@ class PreparedData:
         files: list[str] = []
         token_chunks: list[np.ndarray] = []
         meta: list[tuple] = []
+        chords: list[tuple] = []
         usable = [r for r in results if not r.error_type]
         held_out_files = validation_files(
             {r.path: sum(len(m) for m in r.melodies) for r in usable}, validation_fraction
@@ -207,9 +221,11 @@ class PreparedData:
             for m in r.melodies:
                 token_chunks.append(melody_to_tokens(m, config).astype(np.int16))
                 meta.append((file_id, held_out, m.qpm, *m.time_signature, m.velocity, m.program, m.start_step))
+                chords.append(m.chords)
         lengths = np.array([len(t) for t in token_chunks], dtype=np.int64)
         tokens = np.concatenate(token_chunks) if token_chunks else np.zeros(0, np.int16)
         columns = list(zip(*meta)) if meta else [()] * 8
+        chord_offsets, chord_steps, chord_ids, chord_labels = chords_to_arrays(chords)
         data = cls(
             tokens=tokens,
             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
@@ -226,6 +242,10 @@ class PreparedData:
             extraction=extraction,
             report=report,
             validation_fraction=validation_fraction,
+            chord_offsets=chord_offsets,
+            chord_steps=chord_steps,
+            chord_ids=chord_ids,
+            chord_labels=tuple(chord_labels),
         )
         report.melodies_kept = data.num_melodies
         report.melodies_validation = int(data.is_validation.sum())
@@ -236,18 +256,10 @@ class PreparedData:
         return data
 
     _ARRAYS = (
-        "tokens",
-        "offsets",
-        "files",
-        "file_ids",
-        "is_validation",
-        "qpm",
-        "numerator",
-        "denominator",
-        "velocity",
-        "program",
-        "start_step",
-    )
+        "tokens", "offsets", "files", "file_ids", "is_validation", "qpm", "numerator", "denominator", "velocity",
+        "program", "start_step",
+    )  # fmt: skip
+    _CHORD_ARRAYS = ("chord_offsets", "chord_steps", "chord_ids")  # absent from caches written before chords
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the cache (`.npz`, no pickled objects) and a `.report.json` beside it."""
@@ -259,12 +271,13 @@ class PreparedData:
             "extraction": self.extraction.to_dict(),
             "validation_fraction": self.validation_fraction,
             "report": self.report.to_dict(),
+            "chord_labels": list(self.chord_labels),
         }
         report = path.with_name(path.stem + ".report.json")
         for target in (path, report):  # both checked before either is written
             check_writable_file(target, "output")
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: getattr(self, k) for k in self._ARRAYS}
+        arrays = {k: getattr(self, k) for k in self._ARRAYS + self._CHORD_ARRAYS}
         # atomic: a crash or a full disk never leaves half a cache, an empty report or a temporary file behind
         atomic_write(path, lambda f: np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays))
         atomic_write_text(report, json.dumps(self.report.to_dict(), indent=2) + "\n")
@@ -290,7 +303,7 @@ class PreparedData:
                     raise DataError(f"`{path}` is not a melodyrnn prepared-data cache")
                 if meta.get("version") != CACHE_VERSION:
                     raise DataError(f"`{path}` has cache version {meta.get('version')}, expected {CACHE_VERSION}")
-                arrays = {k: npz[k] for k in cls._ARRAYS}
+                arrays = {k: npz[k] for k in cls._ARRAYS + cls._CHORD_ARRAYS if k in npz.files or k in cls._ARRAYS}
         except DataError:
             raise
         except Exception as err:  # zipfile, KeyError, ValueError, OSError...
@@ -302,6 +315,7 @@ class PreparedData:
                 extraction=ExtractionConfig.from_dict(meta["extraction"]),
                 report=PrepareReport.from_dict(meta["report"]),
                 validation_fraction=float(meta["validation_fraction"]),
+                chord_labels=tuple(meta.get("chord_labels", [])),
             )
         except (KeyError, TypeError, ValueError) as err:  # MelodyRNNError included: a hand-edited config
             raise DataError(f"`{path}` has bad metadata: {type(err).__name__}: {err}") from err
@@ -331,7 +345,8 @@ class PreparedData:
             for n, d in set(zip(self.numerator.tolist(), self.denominator.tolist()))
         ):
             return "it holds unusable time signatures"
-        return None
+        labels = self.chord_labels
+        return chord_arrays_problem(self.chord_offsets, self.chord_steps, self.chord_ids, labels, self.lengths)
 
     def dataset(
         self,

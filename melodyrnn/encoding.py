@@ -15,9 +15,10 @@ from typing import Literal
 
 import numpy as np
 
+from melodyrnn.chords import QUALITY_TONES, canonical_label, parse_label, transpose_label
 from melodyrnn.configs import Config, check, is_int
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
-from melodyrnn.midi_io import MIN_QPM, Note, Score, notes_to_score, score_to_midi
+from melodyrnn.midi_io import MIN_QPM, Note, Score, Track, notes_to_score, score_to_midi
 from melodyrnn.theory import check_time_signature, is_usable_time_signature, steps_per_bar
 
 #: Event values in `Melody.events`; values >= 0 are NOTE_ON(pitch).
@@ -80,6 +81,9 @@ class Melody:
         program: General MIDI program (0-127) when written back.
         source: where the melody came from (a path, "generated", ...).
         start_step: the step in the source where this melody begins.
+        chords: ``(step, label)`` chord changes, Harte labels (``C:maj``, ``G:7/3``, ``N``) stored as
+            `melodyrnn.chords.canonical_label` writes them, steps rising inside the melody; a chord lasts until
+            the next change or the end. Empty when the source had no accompaniment or chord symbols.
     """
 
     events: np.ndarray
@@ -90,6 +94,7 @@ class Melody:
     program: int = 0
     source: str = ""
     start_step: int = 0
+    chords: tuple[tuple[int, str], ...] = ()
 
     def __post_init__(self):
         events = np.asarray(self.events)
@@ -110,6 +115,13 @@ class Melody:
         )
         check(1 <= self.velocity <= 127, f"`velocity` must be in [1, 127], got {self.velocity!r}")
         check(0 <= self.program <= 127, f"`program` must be in [0, 127], got {self.program!r}")
+        chords = tuple((int(step), canonical_label(label)) for step, label in self.chords)
+        steps = [step for step, _ in chords]
+        check(
+            not steps or (0 <= steps[0] and steps[-1] < max(len(events), 1) and all(np.diff(steps) > 0)),
+            f"`chords` steps must rise from >= 0 and lie inside the melody's {len(events)} steps, got {steps[:8]}",
+        )
+        object.__setattr__(self, "chords", chords)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Melody):
@@ -121,6 +133,7 @@ class Melody:
             and self.time_signatures == other.time_signatures
             and self.velocity == other.velocity
             and self.program == other.program
+            and self.chords == other.chords
         )
 
     def __len__(self) -> int:
@@ -130,7 +143,9 @@ class Melody:
         lo, hi = self.pitch_range or (None, None)
         return (
             f"Melody({len(self)} steps, {len(self.notes())} notes, pitches {lo}-{hi}, "
-            f"{self.qpm:g} qpm, {self.time_signature[0]}/{self.time_signature[1]}, source={self.source!r})"
+            f"{self.qpm:g} qpm, {self.time_signature[0]}/{self.time_signature[1]}, "
+            + (f"{len(self.chords)} chords, " if self.chords else "")
+            + f"source={self.source!r})"
         )
 
     @property
@@ -184,6 +199,7 @@ class Melody:
     ) -> Melody:
         """Returns the melody moved by `semitones`.
 
+        The chords move with the notes (by `semitones`; a folded note's octave does not change its chord).
         Rule for notes that leave ``[min_pitch, max_pitch]``: "raise" raises `OutOfRangeError`; "fold"
         moves each such note by whole octaves back into the range (the range must span an octave).
 
@@ -210,7 +226,8 @@ class Melody:
             moved = np.where(notes & low, moved + 12 * np.ceil((min_pitch - moved) / 12).astype(np.int32), moved)
             high = moved > max_pitch
             moved = np.where(notes & high, moved - 12 * np.ceil((moved - max_pitch) / 12).astype(np.int32), moved)
-        return replace(self, events=moved.astype(np.int16))
+        chords = tuple((step, transpose_label(label, semitones)) for step, label in self.chords)
+        return replace(self, events=moved.astype(np.int16), chords=chords)
 
     @classmethod
     def from_notes(
@@ -257,8 +274,13 @@ def melody_to_score(
     time_signature: tuple[int, int] | None = None,
     program: int | None = None,
     velocity: int | None = None,
+    chords: bool | int = False,
 ) -> Score:
-    """The melody as a one-track `Score`; any argument given replaces the melody's own value."""
+    """The melody as a `Score`; any argument given replaces the melody's own value.
+
+    With `chords` (True for piano, or a General MIDI program) the melody's chords follow as a second track of
+    block chords — a bass note in octave 2 and the chord's tones from its root in octave 3 — on its own channel.
+    """
     spq = melody.steps_per_quarter
     vel = int(velocity if velocity is not None else melody.velocity)
     check(1 <= vel <= 127, f"`velocity` must be in [1, 127], got {vel}")
@@ -266,6 +288,15 @@ def melody_to_score(
     check(0 <= prog <= 127, f"`program` must be in [0, 127], got {prog}")
     notes = [Note(p, vel, s / spq, e / spq) for p, s, e in melody.notes()]
     score = notes_to_score(notes, program=prog, name=os.path.basename(melody.source) or "melody")
+    if chords is not False and chords is not None:
+        chord_program = 0 if chords is True else chords
+        check(
+            is_int(chord_program) and 0 <= chord_program <= 127,
+            f"`chords` must be True, False or a program in [0, 127], got {chords!r}",
+        )
+        score.tracks.append(
+            Track(_chord_notes(melody, max(1, vel * 3 // 4)), program=int(chord_program), name="chords")
+        )
     if qpm is not None:
         check(MIN_QPM <= qpm <= 60_000_000, f"`qpm` must be in [{MIN_QPM:.2f}, 60000000] (what MIDI holds), got {qpm}")
         score.tempos = [(0.0, float(qpm))]
@@ -279,13 +310,28 @@ def melody_to_score(
     return score
 
 
+def _chord_notes(melody: Melody, velocity: int) -> list[Note]:
+    """The melody's chords as block-chord notes, each held until the next change or the melody's end."""
+    spq, notes = melody.steps_per_quarter, []
+    ends = [step for step, _ in melody.chords[1:]] + [len(melody)]
+    for (start, label), end in zip(melody.chords, ends):
+        chord = parse_label(label)
+        if chord is None:
+            continue
+        bass = 36 + (chord.root + chord.bass) % 12
+        tones = [48 + chord.root + interval for interval in QUALITY_TONES[chord.quality]]
+        notes += [Note(p, velocity, start / spq, end / spq) for p in sorted({bass, *tones})]
+    return sorted(notes, key=lambda n: (n.start_quarters, n.pitch))
+
+
 def melody_to_midi(melody: Melody, path: str | os.PathLike | None = None, **overrides) -> bytes:
     """Writes a melody as MIDI bytes, and to `path` when given.
 
     Args:
         melody: what to write.
         path: optional file to write.
-        **overrides: ``qpm``, ``time_signature``, ``program``, ``velocity`` replace the melody's own.
+        **overrides: ``qpm``, ``time_signature``, ``program``, ``velocity`` replace the melody's own; ``chords``
+            (True or a program) adds the chords as a second track (see `melody_to_score`).
 
     Returns:
         The MIDI file's bytes.
@@ -322,7 +368,8 @@ def melody_to_tokens(melody: Melody, config: EncodingConfig = EncodingConfig()) 
 def tokens_to_melody(
     tokens: Sequence[int] | np.ndarray, config: EncodingConfig = EncodingConfig(), **metadata
 ) -> Melody:
-    """Decodes token ids into a melody; `metadata` fills `Melody`'s other fields.
+    """Decodes token ids into a melody; `metadata` fills `Melody`'s other fields (``chords`` included: tokens
+    hold events only).
 
     Raises:
         MelodyRNNError: an id lies outside [0, vocab_size).

@@ -17,6 +17,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from melodyrnn.chords import ChordLabelError, canonical_label, score_to_chords, slice_changes
 from melodyrnn.configs import Config, check, is_int
 from melodyrnn.encoding import NO_EVENT, NOTE_OFF, EncodingConfig, Melody
 from melodyrnn.errors import NoMelodyError
@@ -40,6 +41,9 @@ class ExtractionConfig(Config):
         melody_tracks: which tracks melodies come from: "auto" (the track or tracks that carry the lead line,
             see `melodyrnn.tracks`; a file with one pitched track keeps it), "all" (every non-drum track), a
             track name (case-insensitive) or an index into `Score.tracks`.
+        chords: "auto" gives each melody its chords (`Melody.chords`): the score's chord symbols when it has
+            them (MusicXML, ABC), else the chords the tracks not taken as melody play (`score_to_chords`; none
+            when every pitched track is taken, as "all" does); "none" skips them.
     """
 
     polyphony: Literal["highest", "drop"] = "highest"
@@ -48,6 +52,7 @@ class ExtractionConfig(Config):
     min_unique_pitches: int = 5
     max_steps: int = 2048
     melody_tracks: str | int = "auto"
+    chords: Literal["auto", "none"] = "auto"
 
     what = "extraction config"
 
@@ -65,6 +70,7 @@ class ExtractionConfig(Config):
             or (is_int(self.melody_tracks) and self.melody_tracks >= 0),
             f"`melody_tracks` must be 'auto', 'all', a track name or a track index >= 0, got {self.melody_tracks!r}",
         )
+        check(self.chords in ("auto", "none"), f"`chords` must be 'auto' or 'none', got {self.chords!r}")
 
 
 def _bar_starts(time_signatures: Sequence[tuple[int, int, int]], steps_per_quarter: int, end_step: int) -> np.ndarray:
@@ -192,6 +198,7 @@ def score_to_melodies(
     melodies: list[Melody] = []
     bars = np.zeros(0, np.int64)
     choice = choice if choice is not None else choose_melody_tracks(score, extraction.melody_tracks)
+    chords = _chord_changes(score, choice.taken, spq, stats) if extraction.chords == "auto" else ()
     for index, track in enumerate(score.tracks):
         if track.is_drum:
             stats["skip_drum_track"] += 1
@@ -217,16 +224,30 @@ def score_to_melodies(
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             segment = line.part(slice(lo, hi))
             melody = _segment_to_melody(
-                segment, track.program, score.source, tempo_map, meter_map, bars, config, extraction, stats
+                segment, track.program, score.source, tempo_map, meter_map, bars, config, extraction, stats, chords
             )
             if melody is not None:
                 melodies.append(melody)
     return melodies
 
 
+def _chord_changes(score: Score, taken: Sequence[int], spq: int, stats: Counter) -> tuple[tuple[int, str], ...]:
+    """The score's ``(step, label)`` chord changes: its chord symbols if it has any, else the chords its tracks
+    other than `taken` play. A symbol that is no Harte label is dropped and counted (the chord before it goes on)."""
+    by_step: dict[int, str] = {}
+    for quarters, label in score.chord_symbols or score_to_chords(score, exclude=taken):
+        try:
+            by_step[int(round(quarters * spq))] = canonical_label(label)  # later symbols at the same step win
+        except ChordLabelError:
+            stats["chord_symbol_unreadable"] += 1
+    changes = sorted(by_step.items())
+    return tuple(c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1])
+
+
 def _segment_to_melody(
-    segment: _Line, program, source, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats
-) -> Melody | None:
+    segment: _Line, program, source, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats,
+    chords: Sequence[tuple[int, str]] = (),
+) -> Melody | None:  # fmt: skip
     spq = config.steps_per_quarter
     last_end = int(segment.ends[-1])
     start = int(bars[np.searchsorted(bars, segment.starts[0], side="right") - 1])
@@ -270,6 +291,7 @@ def _segment_to_melody(
         program=program,
         source=source,
         start_step=start,
+        chords=slice_changes(chords, start, end),  # re-based: step 0 is the melody's first step
     )
 
 

@@ -1,0 +1,340 @@
+"""Chords as Harte labels (``C:maj``, ``A:min7``, ``G:7/3``, ``N``) and chord recognition from a score's accompaniment.
+
+Start at `score_to_chords` (the notes of a `Score`'s accompaniment tracks → ``(quarters, label)`` changes), or
+`parse_label` / `format_label` / `transpose_label` for one label. `VOCABULARY` lists the qualities recognition
+chooses from; `parse_label` also reads mir_eval's other shorthands (``maj6``, ``9``, ...). The last part packs
+per-melody chords into flat int arrays, so a cache stores them without pickle.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from melodyrnn.errors import ChordLabelError
+from melodyrnn.midi_io import Score
+
+#: The label for "no chord": nothing plays.
+NO_CHORD = "N"
+#: Pitch classes of each quality, in semitones above the root (mir_eval's shorthands).
+QUALITY_TONES: dict[str, tuple[int, ...]] = {
+    "maj": (0, 4, 7), "min": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10),
+    "dim": (0, 3, 6), "dim7": (0, 3, 6, 9), "hdim7": (0, 3, 6, 10), "aug": (0, 4, 8), "sus2": (0, 2, 7),
+    "sus4": (0, 5, 7), "minmaj7": (0, 3, 7, 11), "maj6": (0, 4, 7, 9), "min6": (0, 3, 7, 9),
+    "9": (0, 2, 4, 7, 10), "maj9": (0, 2, 4, 7, 11), "min9": (0, 2, 3, 7, 10), "11": (0, 2, 4, 5, 7, 10),
+    "13": (0, 2, 4, 7, 9, 10), "5": (0, 7), "1": (0,),
+}  # fmt: skip
+#: The qualities `score_to_chords` recognizes (with "N" where nothing plays), most common first.
+VOCABULARY = ("maj", "min", "7", "maj7", "min7", "dim", "dim7", "hdim7", "aug", "sus2", "sus4")
+#: How roots are spelled when a label is written (a parsed ``Db`` is written ``C#``).
+ROOT_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+_NATURALS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_DEGREE_SEMITONES = {1: 0, 2: 2, 3: 4, 4: 5, 5: 7, 6: 9, 7: 11, 8: 0, 9: 2, 10: 4, 11: 5, 12: 7, 13: 9}
+# How a bass interval above the root is written after the slash; an augmented chord's fifth is "#5".
+_BASS_DEGREES = ("1", "b2", "2", "b3", "3", "4", "b5", "5", "b6", "6", "b7", "7")
+_LABEL = re.compile(r"^([A-G])([#b]*)(?::([A-Za-z0-9]*))?(?:/([#b]*)(\d{1,2}))?$")
+
+
+class Chord(NamedTuple):
+    """One parsed chord: root pitch class (0 = C), quality (a key of `QUALITY_TONES`), bass in semitones above
+    the root (0 = root position)."""
+
+    root: int
+    quality: str
+    bass: int = 0
+
+    @property
+    def pitch_classes(self) -> tuple[int, ...]:
+        """The chord's pitch classes, root first."""
+        return tuple((self.root + i) % 12 for i in QUALITY_TONES[self.quality])
+
+
+def parse_label(label: str) -> Chord | None:
+    """Reads a Harte label as mir_eval does: ``C:maj``, ``Bb:min7``, ``G:7/3``, ``C`` (= ``C:maj``); None for ``N``.
+
+    Raises:
+        ChordLabelError: not a label, or a quality outside `QUALITY_TONES` (extensions in parentheses included).
+    """
+    if not isinstance(label, str):
+        raise ChordLabelError(f"a chord label must be a string, got {type(label).__name__}")
+    if label == NO_CHORD:
+        return None
+    match = _LABEL.match(label)
+    if not match:
+        raise ChordLabelError(
+            f"bad chord label {label!r}: expected Harte syntax like 'C:maj', 'A:min7', 'G:7/3' or 'N'"
+        )
+    letter, accidentals, quality, bass_accidentals, degree = match.groups()
+    quality = "maj" if quality is None else quality
+    if quality not in QUALITY_TONES:
+        raise ChordLabelError(f"bad chord label {label!r}: unknown quality {quality!r}; known: {sorted(QUALITY_TONES)}")
+    root = (_NATURALS[letter] + accidentals.count("#") - accidentals.count("b")) % 12
+    bass = 0
+    if degree is not None:
+        if not 1 <= int(degree) <= 13:
+            raise ChordLabelError(f"bad chord label {label!r}: the bass degree must be 1-13, got {degree}")
+        shift = bass_accidentals.count("#") - bass_accidentals.count("b")
+        bass = (_DEGREE_SEMITONES[int(degree)] + shift) % 12
+    return Chord(root, quality, bass)
+
+
+def format_label(chord: Chord | None) -> str:
+    """Writes a chord as a Harte label (the inverse of `parse_label`, spelling roots as `ROOT_NAMES`)."""
+    if chord is None:
+        return NO_CHORD
+    text = f"{ROOT_NAMES[chord.root % 12]}:{chord.quality}"
+    if chord.bass % 12:
+        bass = chord.bass % 12
+        text += "/" + ("#5" if bass == 8 and chord.quality == "aug" else _BASS_DEGREES[bass])
+    return text
+
+
+def canonical_label(label: str) -> str:
+    """`label` as `format_label` writes it (``Db:maj`` → ``C#:maj``, ``C`` → ``C:maj``). Raises `ChordLabelError`."""
+    return format_label(parse_label(label))
+
+
+def transpose_label(label: str, semitones: int) -> str:
+    """`label` moved by `semitones` (``N`` stays ``N``). Raises `ChordLabelError` for a bad label."""
+    chord = parse_label(label)
+    return NO_CHORD if chord is None else format_label(chord._replace(root=(chord.root + int(semitones)) % 12))
+
+
+def slice_changes(changes: Sequence[tuple], start: float, end: float) -> tuple:
+    """The ``(position, label)`` changes in force over [start, end), re-based so `start` is 0.
+
+    The change in force at `start` (if any) moves to 0; later ones keep their distance from `start`.
+    """
+    positions = [c[0] for c in changes]
+    first = int(np.searchsorted(positions, start, side="right")) - 1
+    later = [(p - start, label) for p, label in changes[first + 1 :] if p < end]
+    return (((0, changes[first][1]),) if first >= 0 else ()) + tuple(later)
+
+
+# --------------------------------------------------------------------------------------------------
+# Recognition
+
+#: Samples per quarter note at which the accompaniment's sounding notes are read (sixteenths).
+SAMPLES_PER_QUARTER = 4
+#: How much the lowest sounding note counts beside the others: a little, since a walking bass's passing tones
+#: must not decide the chord (inversions are read from the bass alone, see `_with_bass`).
+BASS_WEIGHT = 0.25
+#: What changing chord costs in the smoothing, in units of one frame's match (a cosine, at most 1): a passing
+#: note that makes another chord fit a little better for one beat does not pay it.
+SWITCH_PENALTY = 0.25
+#: A head start for the chord whose root is the bass, in proportion to how long it is: it tells apart chords of the
+#: same tones (C:sus2 / G:sus4, the rotations of dim7 and aug) and settles a 6th against a relative minor 7th.
+ROOT_BONUS = 0.0
+# Triads are far more common than the others: a small head start settles near ties (a triad plus a passing 7th).
+_PRIOR = {"maj": 0.04, "min": 0.04}
+_CHUNK_SAMPLES = 8192  # samples read at once: bounds memory on hour-long files
+
+
+def _frame_starts(time_signatures: Sequence[tuple[float, int, int]], end_quarters: float) -> np.ndarray:
+    """Frame boundaries in quarter notes, float64, from 0 to past `end_quarters`: one frame per beat (compound
+    meters beat in dotted quarters), beats shorter than a quarter grouped so a frame lasts about one quarter."""
+    parts = []
+    for i, (start, numerator, denominator) in enumerate(time_signatures):
+        seg_end = min(time_signatures[i + 1][0] if i + 1 < len(time_signatures) else math.inf, end_quarters)
+        if seg_end <= start:
+            continue
+        beat = 1.5 if denominator == 8 and numerator % 3 == 0 else 4.0 / denominator
+        beat *= math.ceil(0.75 / beat) if beat < 0.75 else 1
+        parts.append(start + np.arange(math.ceil((seg_end - start) / beat - 1e-9)) * beat)
+    starts = np.concatenate(parts) if parts else np.zeros(1)
+    return np.append(starts, max(end_quarters, starts[-1] + 1e-6))
+
+
+def _sample_profiles(pitches, starts, ends, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample: which pitch classes sound (float32 0/1, shape (samples, 12)) and the lowest one (one-hot,
+    shape (samples, 12), all zero where nothing sounds). Sample k sits at (k + 0.5) / SAMPLES_PER_QUARTER."""
+    chroma = np.zeros((num_samples, 12), np.float32)
+    bass = np.zeros((num_samples, 12), np.float32)
+    first = np.ceil(starts * SAMPLES_PER_QUARTER - 0.5).astype(np.int64)
+    last = np.ceil(ends * SAMPLES_PER_QUARTER - 0.5).astype(np.int64)  # exclusive
+    order = np.argsort(first, kind="stable")
+    first, last, pitches = first[order], last[order], pitches[order]
+    open_until = np.maximum.accumulate(last) if last.size else last
+    for lo in range(0, num_samples, _CHUNK_SAMPLES):
+        hi = min(lo + _CHUNK_SAMPLES, num_samples)
+        # notes sorted by first sample; those still sounding at lo start at or after the first whose run reaches lo
+        a = int(np.searchsorted(open_until, lo, side="right"))
+        b = int(np.searchsorted(first, hi, side="left"))
+        f = np.clip(first[a:b] - lo, 0, hi - lo)
+        e = np.clip(last[a:b] - lo, 0, hi - lo)
+        keep = e > f
+        counts = np.zeros((hi - lo + 1, 128), np.int32)
+        np.add.at(counts, (f[keep], pitches[a:b][keep]), 1)
+        np.add.at(counts, (e[keep], pitches[a:b][keep]), -1)
+        sounding = np.cumsum(counts, axis=0)[:-1] > 0
+        folded = np.zeros((hi - lo, 132), bool)
+        folded[:, :128] = sounding
+        chroma[lo:hi] = folded.reshape(hi - lo, 11, 12).any(axis=1)
+        any_sounding = sounding.any(axis=1)
+        lowest = np.argmax(sounding, axis=1)
+        rows = np.flatnonzero(any_sounding)
+        bass[lo + rows, lowest[rows] % 12] = 1.0
+    return chroma, bass
+
+
+def _templates() -> tuple[np.ndarray, list[Chord]]:
+    """Unit-length pitch-class templates, float32 shape (chords, 12), and the chord each stands for."""
+    chords = [Chord(root, quality) for quality in VOCABULARY for root in range(12)]
+    table = np.zeros((len(chords), 12), np.float32)
+    for i, chord in enumerate(chords):
+        table[i, list(chord.pitch_classes)] = 1.0
+    return table / np.linalg.norm(table, axis=1, keepdims=True), chords
+
+
+def _viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
+    """The state path maximising the summed scores minus `penalty` per change; int64 shape (frames,).
+
+    Args:
+        scores: float shape (frames, states).
+    """
+    frames, states = scores.shape
+    back = np.zeros((frames, states), np.int32)
+    total = scores[0].astype(np.float64)
+    for t in range(1, frames):
+        best = int(np.argmax(total))
+        switch = total[best] - penalty
+        stay = total >= switch
+        back[t] = np.where(stay, np.arange(states), best)
+        total = np.where(stay, total, switch) + scores[t]
+    path = np.zeros(frames, np.int64)
+    path[-1] = int(np.argmax(total))
+    for t in range(frames - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def score_to_chords(score: Score, exclude: Sequence[int] = ()) -> tuple[tuple[float, str], ...]:
+    """Reads the chords the accompaniment of `score` plays: every non-drum track not in `exclude`, together.
+
+    Per beat (see `_frame_starts`), the pitch classes sounding (weighted by how long they sound) plus the lowest
+    sounding note (weighted by `BASS_WEIGHT`) are matched against `VOCABULARY`'s templates by cosine; a Viterbi
+    pass with `SWITCH_PENALTY` per change smooths the sequence, so a passing note does not flip the chord. Where
+    nothing sounds the chord is ``N``; a beat with a single pitch class tells no chord, so the one before goes
+    on. A chord whose bass is mostly another of its tones is an inversion (``C:maj/3``).
+
+    Args:
+        score: the score; positions in quarter notes.
+        exclude: indices into `score.tracks` to leave out (the melody).
+
+    Returns:
+        ``(start_quarters, label)`` per chord change, the first at 0.0, ending with ``N`` where the accompaniment
+        stops; empty when no accompaniment track has notes or no beat sounds two pitch classes (never a guessed
+        progression).
+    """
+    skip = set(exclude)
+    parts = [t.arrays for i, t in enumerate(score.tracks) if i not in skip and not t.is_drum and t.num_notes]
+    if not parts:
+        return ()
+    pitches = np.concatenate([p.pitches for p in parts]).astype(np.int64)
+    starts = np.concatenate([p.start_quarters for p in parts])
+    ends = np.concatenate([p.end_quarters for p in parts])
+    end_quarters = float(ends.max())
+    bounds = _frame_starts(score.time_signatures, end_quarters)
+    num_samples = max(1, math.ceil(bounds[-1] * SAMPLES_PER_QUARTER))
+    chroma, bass = _sample_profiles(pitches, starts, ends, num_samples)
+    # frame f holds the samples whose centre lies in [bounds[f], bounds[f + 1])
+    cuts = np.clip(np.ceil(bounds * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)
+    cumulative = np.concatenate([np.zeros((1, 24), np.float64), np.cumsum(np.hstack([chroma, bass]), axis=0)])
+    frames = cumulative[cuts[1:]] - cumulative[cuts[:-1]]
+    frame_chroma, frame_bass = frames[:, :12], frames[:, 12:]
+    profile = frame_chroma + BASS_WEIGHT * frame_bass
+    norms = np.linalg.norm(profile, axis=1, keepdims=True)
+    silent = norms[:, 0] < 1e-9
+    # One pitch class (a bass line, a held note) fits every chord that holds it: no evidence, the chord goes on.
+    evidence = (frame_chroma > 0).sum(axis=1) >= 2
+    if not evidence.any():
+        return ()
+    table, chords = _templates()
+    scores = (profile / np.maximum(norms, 1e-9)) @ table.T + np.array([_PRIOR.get(c.quality, 0.0) for c in chords])
+    bass_share = frame_bass / np.maximum(frame_bass.sum(axis=1, keepdims=True), 1e-9)
+    scores += ROOT_BONUS * bass_share[:, [c.root for c in chords]]
+    scores = np.where(evidence[:, None], scores, np.where(silent, -1.0, 0.0)[:, None])
+    # State len(chords) is N: certain where nothing sounds, never chosen where chords can be told apart, and by
+    # a hair before the first evidence (so a piece opening on a lone bass line does not open on a guess).
+    no_chord = np.where(silent, 1.0, np.where(evidence, -1.0, 1e-3))
+    scores = np.hstack([scores, no_chord[:, None]])
+    path = _viterbi(scores, SWITCH_PENALTY)
+    changes: list[tuple[float, str]] = []
+    run_starts = np.flatnonzero(np.diff(path, prepend=-1))
+    for lo, hi in zip(run_starts.tolist(), [*run_starts[1:].tolist(), path.size]):
+        state = int(path[lo])
+        label = NO_CHORD if state == len(chords) else format_label(_with_bass(chords[state], frame_bass[lo:hi]))
+        changes.append((float(bounds[lo]) if changes else 0.0, label))
+    if changes[-1][1] != NO_CHORD:
+        changes.append((end_quarters, NO_CHORD))
+    return tuple(changes)
+
+
+def _with_bass(chord: Chord, frame_bass: np.ndarray) -> Chord:
+    """`chord` as an inversion when more than half its bass time is on one of its tones other than the root."""
+    weight = frame_bass.sum(axis=0)
+    low = int(np.argmax(weight))
+    if low != chord.root and low in chord.pitch_classes and weight[low] > 0.5 * weight.sum():
+        return chord._replace(bass=(low - chord.root) % 12)
+    return chord
+
+
+# --------------------------------------------------------------------------------------------------
+# Flat arrays, for caches
+
+
+def chords_to_arrays(
+    per_melody: Sequence[Sequence[tuple[int, str]]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Packs each melody's ``(step, label)`` chords into flat arrays (no pickle needed).
+
+    Returns:
+        ``(offsets, steps, ids, labels)``: int64 offsets of shape (melodies + 1,) — melody i's chords are
+        entries ``offsets[i]:offsets[i + 1]`` — int32 steps and int32 ids of shape (chords,), and the distinct
+        labels the ids index, sorted.
+    """
+    labels = sorted({label for chords in per_melody for _, label in chords})
+    index = {label: i for i, label in enumerate(labels)}
+    flat = [(step, index[label]) for chords in per_melody for step, label in chords]
+    offsets = np.concatenate([[0], np.cumsum([len(chords) for chords in per_melody])]).astype(np.int64)
+    steps = np.array([s for s, _ in flat], dtype=np.int32)
+    ids = np.array([i for _, i in flat], dtype=np.int32)
+    return offsets, steps, ids, labels
+
+
+def arrays_to_chords(offsets, steps, ids, labels: Sequence[str], i: int) -> tuple[tuple[int, str], ...]:
+    """Melody `i`'s chords from `chords_to_arrays`' arrays."""
+    lo, hi = int(offsets[i]), int(offsets[i + 1])
+    return tuple((int(s), labels[int(k)]) for s, k in zip(steps[lo:hi].tolist(), ids[lo:hi].tolist()))
+
+
+def chord_arrays_problem(offsets, steps, ids, labels: Sequence[str], lengths: np.ndarray) -> str | None:
+    """What makes chord arrays unusable beside melodies of `lengths` steps (int, shape (melodies,)), or None."""
+    if any(np.asarray(a).ndim != 1 for a in (offsets, steps, ids)):
+        return "chord arrays must be one-dimensional"
+    if not all(np.issubdtype(np.asarray(a).dtype, np.integer) for a in (offsets, steps, ids)):
+        return "chord arrays must be integers"
+    if offsets.size != lengths.size + 1 or offsets[0] != 0 or offsets[-1] != steps.size or steps.size != ids.size:
+        return "its chord offsets do not match its melodies or chords"
+    if np.any(np.diff(offsets) < 0):
+        return "its chord offsets decrease"
+    if ids.size and (ids.min() < 0 or ids.max() >= len(labels)):
+        return "chord ids point past its chord labels"
+    try:
+        for label in labels:
+            parse_label(label)
+    except ChordLabelError as err:
+        return str(err)
+    if steps.size:
+        owner = np.repeat(np.arange(lengths.size), np.diff(offsets))
+        first = np.zeros(steps.size, bool)
+        first[offsets[:-1][np.diff(offsets) > 0]] = True
+        rises = np.diff(steps.astype(np.int64), prepend=-1) > 0
+        if steps.min() < 0 or np.any(steps >= np.maximum(lengths[owner], 1)) or not np.all(rises | first):
+            return "chord steps must rise within each melody and lie inside it"
+    return None
