@@ -229,3 +229,17 @@ def test_two_named_lead_tracks_that_take_turns_are_both_taken():
     score = read_midi(data)
     score.tracks[0].name, score.tracks[1].name, score.tracks[2].name = "Vocal 1", "Vocal 2", "Keys"
     assert choose_melody_tracks(read_midi(score_to_midi(score))).taken == (0, 1)
+
+
+def test_train_melody_tracks_needs_a_folder_and_a_new_run(tmp_path, capsys):
+    from melodyrnn.cli import main
+
+    (tmp_path / "songs").mkdir()
+    (tmp_path / "songs" / "song.mid").write_bytes(_arranged("band", "honest").midi)
+    cache = tmp_path / "data.npz"
+    prepare(tmp_path / "songs", cache, workers=1, progress=False)
+    run = str(tmp_path / "run")
+    assert main(["train", str(cache), "-o", run, "--melody-tracks", "all"]) == 2
+    assert "--melody-tracks applies to a folder of MIDI files" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "songs"), "-o", run, "--resume", "--melody-tracks", "0"]) == 2
+    assert "--melody-tracks cannot change the data of a resumed run" in capsys.readouterr().err
