@@ -129,7 +129,7 @@ BASS_WEIGHT = 0.25
 SWITCH_PENALTY = 0.25
 #: A head start for the chord whose root is the bass, in proportion to how long it is: it tells apart chords of the
 #: same tones (C:sus2 / G:sus4, the rotations of dim7 and aug) and settles a 6th against a relative minor 7th.
-ROOT_BONUS = 0.0
+ROOT_BONUS = 0.02
 # Triads are far more common than the others: a small head start settles near ties (a triad plus a passing 7th).
 _PRIOR = {"maj": 0.04, "min": 0.04}
 _CHUNK_SAMPLES = 8192  # samples read at once: bounds memory on hour-long files

@@ -198,3 +198,71 @@ def test_with_bars_refuses_bars_longer_than_allowed():
         data.dataset(32, 8, split="all", with_bars=True, max_steps_per_bar=12)
     with pytest.raises(DataError, match=r"`seq_len` must be at least the longest bar \(16 steps\).*got 10"):
         data.dataset(10, 8, split="all", with_bars=True)
+
+
+def _data_with_chords():
+    import melodyrnn
+
+    melodies = []
+    for i in range(6):
+        notes = [(p + i, int(s * 4), int(e * 4)) for p, s, e in scale_notes(8)]
+        chords = ((0, "C:maj"), (32, "G:7/3"), (64, "N")) if i % 2 else ()
+        melodies.append(melodyrnn.Melody.from_notes(notes, num_steps=128, source=f"f{i}.mid", chords=chords))
+    return melodies, PreparedData.from_melodies(melodies, validation_fraction=0.3)
+
+
+def test_chords_are_stored_beside_the_events_without_pickle(tmp_path):
+    melodies, data = _data_with_chords()
+    data.save(tmp_path / "c.npz")
+    loaded = PreparedData.load(tmp_path / "c.npz")
+    assert loaded.melodies() == data.melodies() == sorted(melodies, key=lambda m: m.source)
+    assert loaded.melody(1).chords == ((0, "C:maj"), (32, "G:7/3"), (64, "N")) and loaded.melody(0).chords == ()
+    assert loaded.chord_labels == ("C:maj", "G:7/3", "N")
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
+        assert npz["chord_offsets"].tolist() == [0, 0, 3, 3, 6, 6, 9] and npz["chord_steps"].dtype == np.int32
+
+
+def test_a_cache_written_before_chords_loads_without_chords(tmp_path):
+    _, data = _data_with_chords()
+    path = tmp_path / "old.npz"
+    data.save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        contents = {k: npz[k] for k in npz.files if not k.startswith("chord_")}
+    meta = json.loads(str(contents["meta"]))
+    del meta["chord_labels"]
+    contents["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **contents)  # what a cache from before chords holds
+    old = PreparedData.load(path)
+    assert old.num_melodies == data.num_melodies and all(m.chords == () for m in old.melodies())
+    assert np.array_equal(old.tokens, data.tokens)
+
+
+def test_hand_edited_chord_arrays_raise_data_error(tmp_path):
+    cases = {
+        "steps_past_end": ({"chord_steps": np.full(9, 500, np.int32)}, "chord steps must rise"),
+        "ids_past_labels": ({"chord_ids": np.full(9, 7, np.int32)}, "chord ids point past"),
+        "short_offsets": ({"chord_offsets": np.array([0, 9], np.int64)}, "chord offsets do not match"),
+        "float_steps": ({"chord_steps": np.zeros(9, np.float32)}, "chord arrays must be integers"),
+    }
+    for name, (arrays, match) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        _data_with_chords()[1].save(path)
+        with np.load(path, allow_pickle=False) as npz:
+            contents = {k: npz[k] for k in npz.files}
+        np.savez(path, **{**contents, **arrays})
+        with pytest.raises(DataError, match=match):
+            PreparedData.load(path)
+    bad_label = _edited_cache_labels(tmp_path, ["C:maj", "G:7/3", "Q:maj"])
+    with pytest.raises(DataError, match="bad chord label 'Q:maj'"):
+        PreparedData.load(bad_label)
+
+
+def _edited_cache_labels(tmp_path, labels):
+    path = tmp_path / "labels.npz"
+    _data_with_chords()[1].save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        contents = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(contents["meta"]))
+    meta["chord_labels"] = labels
+    np.savez(path, **{**contents, "meta": np.array(json.dumps(meta))})
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mido
 import numpy as np
 import pytest
 
@@ -17,6 +18,8 @@ from melodyrnn import (
     tokens_to_melody,
 )
 from melodyrnn.encoding import NO_EVENT, NOTE_OFF
+from melodyrnn.errors import ChordLabelError
+from melodyrnn.midi_io import read_midi
 
 LOOSE = ExtractionConfig(min_bars=0, min_unique_pitches=0)
 
@@ -140,3 +143,62 @@ def test_overrides_when_writing():
     assert pm.get_tempo_changes()[1][0] == pytest.approx(150, abs=1e-3)
     with pytest.raises(MelodyRNNError, match="qpm"):
         melody_to_midi(m, qpm=0)
+
+
+def _melody_with_chords() -> Melody:
+    notes = [(72 + (i * 5) % 12, 4 * i, 4 * i + 3) for i in range(32)]
+    chords = (
+        (0, "C:maj"), (16, "A:min7"), (32, "F:maj/3"), (48, "G:7"), (64, "N"), (80, "D:min"), (96, "G:sus4"),
+        (104, "B:dim7"), (112, "C:maj"),
+    )  # fmt: skip
+    return Melody.from_notes(notes, num_steps=128, chords=chords, source="tune.mid")
+
+
+def test_melody_chords_are_checked_compared_and_shown():
+    m = Melody(np.array([60, NO_EVENT, 62, NO_EVENT] * 8), chords=((0, "Db:maj"), (16, "G:7/3")))
+    assert m.chords == ((0, "C#:maj"), (16, "G:7/3"))  # stored as written back
+    assert m != Melody(m.events) and m == Melody(m.events, chords=((0, "C#:maj"), (16, "G:7/3")))
+    assert "2 chords" in repr(m) and "chords" not in repr(Melody(m.events))
+    with pytest.raises(ChordLabelError, match="'C:major'"):
+        Melody(m.events, chords=((0, "C:major"),))
+    with pytest.raises(MelodyRNNError, match="`chords` steps must rise"):
+        Melody(m.events, chords=((4, "C:maj"), (4, "G:maj")))
+    with pytest.raises(MelodyRNNError, match="inside the melody's 32 steps"):
+        Melody(m.events, chords=((40, "C:maj"),))
+
+
+def test_transposition_moves_the_chords_with_the_notes():
+    m = Melody(np.array([60, NO_EVENT, 64, 67] * 4), chords=((0, "C:maj"), (8, "G:7/3"), (12, "N")))
+    up = m.transpose(3)
+    assert up.chords == ((0, "Eb:maj"), (8, "Bb:7/3"), (12, "N"))
+    assert up.transpose(-3) == m
+    folded = m.transpose(5, min_pitch=60, max_pitch=71, on_out_of_range="fold")
+    assert folded.chords == ((0, "F:maj"), (8, "C:7/3"), (12, "N"))
+
+
+def test_tokens_hold_events_only_and_leave_chords_alone():
+    m = _melody_with_chords()
+    ids = melody_to_tokens(m)
+    assert np.array_equal(ids, melody_to_tokens(Melody(m.events)))
+    assert tokens_to_melody(ids).chords == ()
+    assert tokens_to_melody(ids, chords=m.chords) == Melody(m.events, chords=m.chords)
+
+
+def test_the_chord_track_written_by_melody_to_midi_reads_back_as_the_same_chords(tmp_path):
+    m = _melody_with_chords()
+    data = melody_to_midi(m, tmp_path / "song.mid", chords=True)
+    assert (tmp_path / "song.mid").read_bytes() == data
+    score = read_midi(data)
+    assert [(t.name, t.program) for t in score.tracks] == [("tune.mid", 0), ("chords", 0)]
+    channels = [
+        {msg.channel for msg in track if msg.type == "note_on"}
+        for track in mido.MidiFile(tmp_path / "song.mid").tracks[1:]
+    ]
+    assert channels == [{0}, {1}]  # its own channel
+    (back,) = midi_to_melodies(data, extraction=LOOSE)
+    assert np.array_equal(back.events, m.events)
+    assert back.chords == m.chords
+    assert read_midi(melody_to_midi(m, chords=48)).tracks[1].program == 48
+    assert len(read_midi(melody_to_midi(m)).tracks) == 1
+    with pytest.raises(MelodyRNNError, match="`chords` must be True, False or a program in \\[0, 127\\], got 200"):
+        melody_to_midi(m, chords=200)

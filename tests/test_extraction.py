@@ -121,3 +121,42 @@ def test_bar_lines_are_laid_once_per_track_however_many_silences_split_it(monkey
     melodies = midi_to_melodies(midi_bytes([note_track(sparse)]), extraction=LOOSE)
     assert len(melodies) == 300 and len(calls) == 1
     assert [m.start_step for m in melodies[:3]] == [0, 32, 64]  # each on its bar line (8 quarters = 32 steps)
+
+
+def _block_chords(roots_and_thirds, bars_from=0):
+    """One block chord a bar (root in the bass, then root-third-fifth around middle C), from bar `bars_from`."""
+    notes = []
+    for k, (root, third) in enumerate(roots_and_thirds):
+        start = (bars_from + k) * 4.0
+        notes += [(p, start, start + 4.0) for p in (36 + root, 48 + root, 48 + root + third, 55 + root)]
+    return notes
+
+
+def test_each_melody_gets_the_chords_of_its_own_bars_rebased_to_its_start():
+    # Two 8-bar tunes two bars apart over a chord track that changes every bar (C, F, G, A minor...).
+    first = scale_notes(8, 72)
+    second = [(p, s + 40, e + 40) for p, s, e in scale_notes(8, 72)]
+    progression = [(0, 4), (5, 4), (7, 4), (9, 3)] * 5
+    data = midi_bytes([note_track(first + second), note_track(_block_chords(progression), channel=1, program=24)])
+    a, b = midi_to_melodies(data, extraction=LOOSE)
+    names = {0: "C:maj", 5: "F:maj", 7: "G:maj", 9: "A:min"}
+    assert a.chords == tuple((16 * k, names[root]) for k, (root, _) in enumerate(progression[:8]))
+    assert b.start_step == 160 and b.chords[0] == (0, "G:maj")  # bar 10 plays the G chord
+    assert b.chords == tuple((16 * k, names[root]) for k, (root, _) in enumerate(progression[10:18]))
+    assert all(not m.chords for m in midi_to_melodies(data, extraction=ExtractionConfig(chords="none")))
+    # "all" takes every pitched track as a melody: nothing is left to accompany them.
+    assert all(not m.chords for m in midi_to_melodies(data, extraction=ExtractionConfig(melody_tracks="all")))
+    with pytest.raises(ValueError, match="`chords` must be 'auto' or 'none', got 'guess'"):
+        ExtractionConfig(chords="guess")
+
+
+def test_chord_symbols_of_a_score_come_before_reading_the_accompaniment():
+    data = midi_bytes([note_track(scale_notes(8, 72)), note_track(_block_chords([(0, 4)] * 8), channel=1)])
+    score = read_midi(data)
+    score.chord_symbols = ((0.0, "D:min7"), (8.0, "G:7"), (8.0, "Db:maj"), (16.0, "no chord at all"), (20.0, "N"))
+    stats = Counter()
+    (m,) = score_to_melodies(score, extraction=LOOSE, stats=stats)
+    assert m.chords == ((0, "D:min7"), (32, "C#:maj"), (80, "N"))  # later symbols at one step win
+    assert stats["chord_symbol_unreadable"] == 1
+    (plain,) = score_to_melodies(read_midi(data), extraction=LOOSE)
+    assert plain.chords == ((0, "C:maj"),)
