@@ -25,8 +25,8 @@ from piano_roll import piano_roll  # noqa: E402
 from scratch import Scratch, sweep  # noqa: E402
 from training_job import APP_MODEL_CONFIG, APP_TRAIN_CONFIG, TrainingJob  # noqa: E402
 from uploads import (  # noqa: E402
+    COLLECTION_SUFFIXES,
     MAX_BUNDLE_MB,
-    MIDI_SUFFIXES,
     max_upload_bytes,
     save_bundle_upload,
     save_training_uploads,
@@ -39,9 +39,11 @@ from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
 from melodyrnn.dataset import prepare  # noqa: E402
 from melodyrnn.encoding import melody_to_midi  # noqa: E402
 from melodyrnn.errors import MelodyRNNError  # noqa: E402
+from melodyrnn.extraction import score_file_to_melodies  # noqa: E402
 from melodyrnn.run_folder import BEST, LATEST  # noqa: E402
-from melodyrnn.sample_config import SampleConfig, primer_to_melody  # noqa: E402
+from melodyrnn.sample_config import PRIMER_EXTRACTION, SampleConfig, primer_to_melody  # noqa: E402
 from melodyrnn.sampling import Sampler  # noqa: E402
+from melodyrnn.scores import SCORE_SUFFIXES  # noqa: E402
 from melodyrnn.theory import KEY_TONIC_NAMES, SCALES  # noqa: E402
 
 # General MIDI programs a melody sounds good on (the number is what goes into the MIDI file).
@@ -226,8 +228,8 @@ def settings_form() -> dict | None:
             help="Note names, one beat each, that open every melody.",
         )
         primer_file = c2.file_uploader(
-            "…or a primer MIDI file",
-            type=[s.lstrip(".") for s in MIDI_SUFFIXES],
+            "…or a primer file (MIDI, MusicXML or ABC)",
+            type=[s.lstrip(".") for s in COLLECTION_SUFFIXES],
             max_upload_size=max(1, max_upload_bytes() >> 20),
             key="primer_file",
             help="Its first melody opens every melody.",
@@ -251,13 +253,19 @@ def settings_form() -> dict | None:
     }
 
 
-def read_primer(settings: dict):
-    """The primer to pass on: the MIDI file's bytes, the typed names, or None. Raises on an oversized file."""
+def read_primer(settings: dict, encoding):
+    """The primer to pass on: the MIDI file's bytes, a score's first melody on `encoding`'s grid, the typed names,
+    or None. Raises on an oversized or unreadable file."""
     upload = settings["primer_file"]
     if upload is not None:
         problem = too_large(upload.size, max_upload_bytes())
         if problem:
             raise MelodyRNNError(f"the primer file `{upload.name}` is {problem}")
+        suffix = Path(upload.name).suffix.lower()
+        if suffix in SCORE_SUFFIXES:
+            data, name = upload.getvalue(), upload.name
+            melody = score_file_to_melodies(data, encoding, PRIMER_EXTRACTION, suffix=suffix, name=name)[0]
+            return melody, f"file {name}"
         return upload.getvalue(), f"file {upload.name}"
     if settings["primer_text"]:
         return settings["primer_text"], settings["primer_text"]
@@ -278,7 +286,7 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
     """One click: generate, write MIDI, render audio, keep the take in the session."""
     started = time.perf_counter()
     try:
-        primer, primer_label = read_primer(settings)
+        primer, primer_label = read_primer(settings, sampler.encoding)
         primer_melody = primer_to_melody(primer, sampler.encoding)
         melodies = sampler.generate(
             settings["num_melodies"],
@@ -425,7 +433,7 @@ def train_tab() -> None:
     )
     # No `type=` filter: a stray file is listed with its reason below rather than refused without one.
     files = st.file_uploader(
-        "MIDI files (.mid, .midi, .kar) or a zip of them",
+        "MIDI files (.mid, .midi, .kar), scores (.musicxml, .xml, .mxl, .abc) or a zip of them",
         accept_multiple_files=True,
         max_upload_size=max(1, max_upload_bytes() >> 20),
         key="train_files",
@@ -482,7 +490,7 @@ def prepare_uploads(files) -> None:
     saved = save_training_uploads([(f.name, f.getvalue()) for f in files], folder / "midi")
     state: dict[str, Any] = {"rejected": saved.rejected, "cache": None, "report": None}
     if not saved.saved:
-        state["error"] = "No MIDI files to prepare: upload .mid/.midi/.kar files or a zip that holds some."
+        state["error"] = "No MIDI files to prepare: upload MIDI files, scores (MusicXML, ABC) or a zip that holds some."
     else:
         try:
             with st.spinner(f"Reading {len(saved.saved)} MIDI files…"):

@@ -1,4 +1,4 @@
-"""Checks and saves the app's uploads: size limits, MIDI files and zips of them, bundles.
+"""Checks and saves the app's uploads: size limits, MIDI and score files (MusicXML, ABC) and zips of them, bundles.
 
 The library reads and validates the files themselves (`prepare`, `load`, `primer_to_melody`); this module only
 decides what may be written to the session's scratch folder, so a huge upload or a hostile zip (paths that climb
@@ -14,10 +14,12 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from melodyrnn.collection import MIDI_SUFFIXES
+from melodyrnn.collection import COLLECTION_SUFFIXES
 
 #: Default limit for one uploaded file (and for everything extracted from one zip), in megabytes.
 DEFAULT_MAX_UPLOAD_MB = 32.0
+#: The suffixes the training upload takes (beside zips), as a person reads them.
+ACCEPTED = ", ".join(COLLECTION_SUFFIXES)
 #: Limit for an uploaded model bundle, in megabytes (Streamlit's own default upload limit is the same).
 MAX_BUNDLE_MB = 200.0
 
@@ -69,8 +71,8 @@ class SavedUploads:
     """What `save_training_uploads` wrote and what it refused.
 
     Attributes:
-        folder: where the MIDI files were written.
-        saved: the uploaded names of the MIDI files written (zip members as ``zip/member``).
+        folder: where the MIDI and score files were written.
+        saved: the uploaded names of the files written (zip members as ``zip/member``).
         rejected: ``(name, reason)`` for every upload or zip member that was refused.
     """
 
@@ -83,7 +85,8 @@ class SavedUploads:
 def save_training_uploads(
     files: list[tuple[str, bytes]], folder: str | os.PathLike, limit: int | None = None
 ) -> SavedUploads:
-    """Writes uploaded MIDI files, and the MIDI files inside uploaded zips, into `folder` for `prepare`.
+    """Writes uploaded MIDI and score files (MusicXML, ABC), and those inside uploaded zips, into `folder` for
+    `prepare` (which reads them and reports the bad ones).
 
     Args:
         files: ``(file name, content)`` per upload.
@@ -103,13 +106,13 @@ def save_training_uploads(
             out.rejected.append((name, f"the file is {problem}"))
             continue
         suffix = Path(name).suffix.lower()
-        if suffix in MIDI_SUFFIXES:
+        if suffix in COLLECTION_SUFFIXES:
             (folder / _safe_name(name, folder, out.taken)).write_bytes(data)
             out.saved.append(name)
         elif suffix == ".zip":
             _save_zip(name, data, folder, limit, out)
         else:
-            out.rejected.append((name, "not a MIDI file (.mid, .midi, .kar) or a zip of them"))
+            out.rejected.append((name, f"not a MIDI file or a score ({ACCEPTED}), or a zip of them"))
     return out
 
 
@@ -122,14 +125,16 @@ def _save_zip(name: str, data: bytes, folder: Path, limit: int, out: SavedUpload
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as err:
         out.rejected.append((name, f"not a readable zip file ({err})"))
         return
-    midi = [m for m in members if Path(m.filename).suffix.lower() in MIDI_SUFFIXES]
+    midi = [m for m in members if Path(m.filename).suffix.lower() in COLLECTION_SUFFIXES]
     others = len(members) - len(midi)
     if not midi:
-        what = "is empty" if not members else f"holds no MIDI files (.mid, .midi, .kar) among its {len(members)} files"
+        what = (
+            "is empty" if not members else f"holds no MIDI files or scores ({ACCEPTED}) among its {len(members)} files"
+        )
         out.rejected.append((name, f"the zip {what}"))
         return
     if others:
-        out.rejected.append((name, f"{others} file(s) in the zip are not MIDI files and were left out"))
+        out.rejected.append((name, f"{others} file(s) in the zip are not MIDI files or scores and were left out"))
     total = 0
     with archive:
         for member in midi:

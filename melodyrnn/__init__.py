@@ -11,10 +11,12 @@ from melodyrnn.errors import (
     DataError,
     MelodyRNNError,
     MidiReadError,
+    MissingExtraError,
     NoMelodyError,
     OutOfRangeError,
+    ScoreReadError,
 )
-from melodyrnn.extraction import ExtractionConfig, midi_to_melodies, score_to_melodies
+from melodyrnn.extraction import ExtractionConfig, midi_to_melodies, score_file_to_melodies, score_to_melodies
 from melodyrnn.midi_io import MidiRepairWarning, Score, read_midi, score_to_midi
 from melodyrnn.sample_config import SampleConfig, primer_to_melody
 from melodyrnn.theory import key_pitch_classes, note_name_to_pitch, parse_key, pitch_to_note_name
@@ -61,11 +63,13 @@ __all__ = [
     "MelodyRNNError",
     "MidiReadError",
     "MidiRepairWarning",
+    "MissingExtraError",
     "NoMelodyError",
     "OutOfRangeError",
     "PrepareReport",
     "SampleConfig",
     "Score",
+    "ScoreReadError",
     "melody_to_midi",
     "melody_to_tokens",
     "midi_to_melodies",
@@ -75,6 +79,7 @@ __all__ = [
     "pitch_to_note_name",
     "primer_to_melody",
     "read_midi",
+    "score_file_to_melodies",
     "score_to_melodies",
     "score_to_midi",
     "tokens_to_melody",

@@ -20,12 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from melodyrnn.encoding import EncodingConfig, Melody
-from melodyrnn.errors import DataError, MidiReadError, NoMelodyError
+from melodyrnn.errors import DataError, MidiReadError, MissingExtraError, NoMelodyError, ScoreReadError
 from melodyrnn.extraction import ExtractionConfig, score_to_melodies
-from melodyrnn.midi_io import read_midi
+from melodyrnn.midi_io import Score, read_midi
+from melodyrnn.scores import SCORE_SUFFIXES, read_scores
 from melodyrnn.tracks import choose_melody_tracks
 
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+#: Every suffix a collection is read from: MIDI, and MusicXML and ABC (read with the `scores` extra).
+COLLECTION_SUFFIXES = MIDI_SUFFIXES + SCORE_SUFFIXES
+_UNREADABLE = {"MidiReadError": MidiReadError, "ScoreReadError": ScoreReadError}
 _LEFT_OUT = "left_out_track: "  # the prefix of `score_to_melodies`' counts of tracks not taken
 #: Share of files (by a hash of their relative path) held out for validation unless a caller says otherwise.
 VALIDATION_FRACTION = 0.1
@@ -38,8 +42,8 @@ MIN_VALIDATION_STEPS = 3_000
 MAX_VALIDATION_SHARE = 0.25
 
 
-def find_midi_files(root: str | os.PathLike) -> list[Path]:
-    """Every MIDI file under `root`, recursively (.mid, .midi, .kar in any letter case), sorted.
+def find_midi_files(root: str | os.PathLike, suffixes: tuple[str, ...] = COLLECTION_SUFFIXES) -> list[Path]:
+    """Every MIDI or score file under `root`, recursively (`suffixes` in any letter case), sorted.
 
     Raises:
         DataError: `root` is not a directory.
@@ -47,7 +51,7 @@ def find_midi_files(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"`{root}` is not a directory of MIDI files")
-    found = [p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()]
+    found = [p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file()]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -117,18 +121,18 @@ def _process_file(job: tuple[str, str, dict, dict]) -> FileResult:
     path, relative, config_dict, extraction_dict = job
     result = FileResult(relative)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            score = read_midi(path, name=relative)
-        result.repairs = [re.sub(r"\d+", "N", r) for r in score.repairs]
+        scores, skipped = _read_file(path, relative)
+        result.repairs = [re.sub(r"\d+", "N", r) for r in skipped + [r for s in scores for r in s.repairs]]
         config = EncodingConfig.from_dict(config_dict)
         extraction = ExtractionConfig.from_dict(extraction_dict)
-        choice = choose_melody_tracks(score, extraction.melody_tracks)
-        if choice.had_choice:
-            result.melody_tracks = choice.summary()
-        melodies = score_to_melodies(score, config, extraction, result.stats, choice)
+        melodies: list[Melody] = []
+        for score in scores:  # one, but an ABC tune book holds many tunes
+            choice = choose_melody_tracks(score, extraction.melody_tracks)
+            if choice.had_choice and not result.melody_tracks:
+                result.melody_tracks = choice.summary()
+            melodies += score_to_melodies(score, config, extraction, result.stats, choice)
         if not melodies:
-            has_notes = [t for t in score.tracks if t.notes]
+            has_notes = [t for score in scores for t in score.tracks if t.notes]
             if not has_notes:
                 raise NoMelodyError(relative, "the file has no notes")
             if all(t.is_drum for t in has_notes):
@@ -149,11 +153,24 @@ def _process_file(job: tuple[str, str, dict, dict]) -> FileResult:
                     m.chords,
                 )
             )
-    except (MidiReadError, NoMelodyError) as err:
+    except (MidiReadError, ScoreReadError, NoMelodyError) as err:
         result.error_type, result.reason = type(err).__name__, err.reason
+    except MissingExtraError as err:  # a score file, and music21 is not installed: the MIDI files still count
+        result.error_type, result.reason = "ScoreReadError", str(err)
     except Exception as err:  # a bug triggered by a strange file must not stop a whole import
         result.error_type, result.reason = "MidiReadError", f"unexpected {type(err).__name__}: {err}"
     return result
+
+
+def _read_file(path: str, relative: str) -> tuple[list[Score], list[str]]:
+    """The scores of one file (one, or one per tune of an ABC tune book) and a note per tune that was skipped;
+    the reader is chosen by suffix."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if Path(path).suffix.lower() not in SCORE_SUFFIXES:
+            return [read_midi(path, name=relative)], []
+        book = read_scores(path, name=relative)
+    return book.scores, [f"skipped tune {tune[len(relative) :].strip()}: {reason}" for tune, reason in book.skipped]
 
 
 def read_collection(
@@ -168,7 +185,8 @@ def read_collection(
     """Reads every MIDI file under `root` and extracts its melodies, in worker processes.
 
     Args:
-        root: folder searched recursively for .mid/.midi/.kar files.
+        root: folder searched recursively for MIDI (.mid, .midi, .kar) and score (.musicxml, .xml, .mxl, .abc) files;
+            each tune of an ABC tune book gives melodies of that file (the split stays by file).
         config: the vocabulary and grid.
         extraction: melody extraction policies and filters.
         workers: worker processes; None uses every core, 1 works in this process.
@@ -187,7 +205,7 @@ def read_collection(
     root = Path(root)
     paths = find_midi_files(root)
     if not paths:
-        raise DataError(f"no MIDI files (.mid, .midi, .kar) under `{root}`")
+        raise DataError(f"no MIDI files (.mid, .midi, .kar) or scores (.musicxml, .xml, .mxl, .abc) under `{root}`")
     jobs = [(str(p), p.relative_to(root).as_posix(), config.to_dict(), extraction.to_dict()) for p in paths]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
 
@@ -205,7 +223,7 @@ def read_collection(
         for result in _run_jobs(jobs, workers):
             bar.update(1)
             if strict and result.error_type:
-                error = MidiReadError if result.error_type == "MidiReadError" else NoMelodyError
+                error = _UNREADABLE.get(result.error_type, NoMelodyError)
                 raise error(result.path, result.reason)
             results.append(result)
     finally:
@@ -272,7 +290,7 @@ class PrepareReport:
             if r.melody_tracks:
                 report.melody_tracks[r.path] = r.melody_tracks
             repairs.update(r.repairs)
-            if r.error_type == "MidiReadError":
+            if r.error_type in _UNREADABLE:
                 skipped[f"unreadable: {_reason_key(r.reason)}"] += 1
                 worst.append({"path": r.path, "reason": r.reason})
                 continue

@@ -22,6 +22,7 @@ from melodyrnn.configs import Config, check, is_int
 from melodyrnn.encoding import NO_EVENT, NOTE_OFF, EncodingConfig, Melody
 from melodyrnn.errors import NoMelodyError
 from melodyrnn.midi_io import Score, Track, read_midi
+from melodyrnn.scores import read_scores
 from melodyrnn.theory import steps_per_bar
 from melodyrnn.tracks import TrackChoice, choose_melody_tracks
 
@@ -331,4 +332,44 @@ def midi_to_melodies(
             raise NoMelodyError(score.source, "the file has only drum tracks")
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k.startswith("drop"))
         raise NoMelodyError(score.source, f"no melody passed the filters ({reasons})")
+    return melodies
+
+
+def score_file_to_melodies(
+    source: str | os.PathLike | bytes,
+    config: EncodingConfig = EncodingConfig(),
+    extraction: ExtractionConfig = ExtractionConfig(),
+    stats: Counter | None = None,
+    *,
+    suffix: str | None = None,
+    name: str | None = None,
+) -> list[Melody]:
+    """Reads a MusicXML (.musicxml, .xml, .mxl) or ABC (.abc) file and extracts the melodies of every piece or
+    tune in it (`melodyrnn.scores.read_scores`), as `midi_to_melodies` does for MIDI.
+
+    Args:
+        source: a path, or the file's bytes (then `suffix`, e.g. ".abc", says the format).
+        config, extraction: as `score_to_melodies`; each piece's parts go through the same track choice.
+        stats: as `score_to_melodies`, plus ``skip_unreadable_tune`` for the tunes of a tune book that
+            cannot be read (the others still give their melodies).
+        suffix: the format when `source` is bytes (or to override a path's suffix).
+        name: what errors and `Melody.source` call the file; None: the path, or "<bytes>".
+
+    Returns:
+        The melodies, in file order (tune by tune, then track and time).
+
+    Raises:
+        ScoreReadError: the file, or every tune in it, cannot be read.
+        MissingExtraError: music21 is not installed (``pip install "melodyrnn[scores]"``).
+        NoMelodyError: no melody passes the filters.
+    """
+    stats = stats if stats is not None else Counter()
+    book = read_scores(source, suffix=suffix, name=name)
+    if book.skipped:
+        stats["skip_unreadable_tune"] += len(book.skipped)
+    melodies = [m for score in book.scores for m in score_to_melodies(score, config, extraction, stats)]
+    if not melodies:
+        where = name or ("<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source))
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k.startswith("drop"))
+        raise NoMelodyError(where, f"no melody passed the filters ({reasons})")
     return melodies

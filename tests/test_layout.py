@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melodyrnn"
 
 # The data path, lowest first: a module may import only modules before it (README.md, "Layout").
 ORDER = [
-    "errors", "configs", "theory", "files", "archives", "midi_score", "midi_scan", "midi_io", "chords", "tracks",
+    "errors", "configs", "theory", "files", "archives", "midi_score", "midi_scan", "midi_io",
+    "score_walk", "scores", "chords", "tracks",
     "encoding", "extraction", "collection", "dataset", "cells", "fused_tf", "layers", "attention", "lookback", "model",
     "bundle",
     "evaluation", "ngram", "baselines", "metrics", "distribute", "run_folder", "planning", "training", "sample_config",
