@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from melodyrnn import NoMelodyError, ScoreReadError, score_file_to_melodies
+from melodyrnn import ExtractionConfig, NoMelodyError, ScoreReadError, score_file_to_melodies
 from melodyrnn.scores import chord_symbol_to_harte, read_scores, with_default_length
 
 # A reel with a pickup, a repeat and quoted chords (one a slash chord): 4 bars played twice.
@@ -312,3 +312,17 @@ def test_prepare_without_music21_still_reads_the_midi_files(tmp_path):
         'tune.abc 0 ScoreReadError reading MusicXML and ABC needs music21: pip install "melodyrnn[scores]"',
         "tune.mid 1 None ",
     ]
+
+
+def test_quoted_chords_and_harmony_elements_become_the_melodys_chords():
+    (reel,) = score_file_to_melodies(REEL.encode(), suffix=".abc")
+    once = ["D:maj", "A:7", "G:maj", "D:maj/3", "E:min", "A:7", "D:maj"]
+    # Steps from the melody's first step (the pickup's bar); the repeat's first D continues the last one.
+    assert reel.chords == tuple(zip([16, 24, 32, 40, 48, 56, 64], once)) + tuple(
+        zip([86, 94, 102, 110, 118, 126], once[1:])
+    )
+    # A two-part score goes through the melody-track choice: the flute's line, not the violin's chords.
+    loose = ExtractionConfig(min_bars=1, min_unique_pitches=1)
+    (flute,) = score_file_to_melodies(MUSICXML.encode(), extraction=loose, suffix=".xml")
+    assert flute.program == 73 and flute.events[8] == 67
+    assert flute.chords == ((12, "C:maj"), (24, "G:7/3"), (32, "A:min7"), (36, "C:maj"), (48, "G:7/3"), (56, "A:min7"))
