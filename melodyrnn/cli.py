@@ -28,10 +28,10 @@ def _add_prepare(sub) -> None:
     p = sub.add_parser(
         "prepare",
         help="turn a folder of MIDI files into a training cache",
-        description="Walk DIR for .mid/.midi/.kar files, extract monophonic melodies, encode them "
-        "and write a cache (.npz) plus a report (.report.json).",
+        description="Walk DIR for .mid/.midi/.kar files (and .musicxml/.xml/.mxl/.abc scores, with the scores "
+        "extra), extract monophonic melodies, encode them and write a cache (.npz) plus a report (.report.json).",
     )
-    p.add_argument("dir", help="folder searched recursively for MIDI files")
+    p.add_argument("dir", help="folder searched recursively for MIDI files and scores")
     p.add_argument("-o", "--output", default="data.npz", help="cache file to write (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--strict", action="store_true", help="stop at the first file that cannot be used")

@@ -192,6 +192,13 @@ def test_repeats_that_do_not_line_up_are_kept_as_written_with_a_note():
     assert [t.num_notes for t in score.tracks] == [5, 3]
 
 
+def test_a_repeat_played_absurdly_often_is_kept_as_written():
+    hostile = MUSICXML.replace('<repeat direction="backward"/>', '<repeat direction="backward" times="100000"/>')
+    (score,) = read_scores(hostile.encode(), suffix=".musicxml").scores
+    assert score.repairs == ["repeats kept in written order: one is played 100000 times (at most 16)"]
+    assert [t.num_notes for t in score.tracks] == [5, 3]
+
+
 @pytest.mark.parametrize(
     ("data", "suffix", "reason"),
     [
