@@ -51,6 +51,9 @@ SWEEP = {
     "no_warmup": {"warmup_updates": 0},
     "freeze_2": {"freeze": 2},
     "no_transpose": {"transpose": 0},
+    "updates_50": {"updates": 50},
+    "updates_300": {"updates": 300},
+    "lr_3e-3_updates_50": {"learning_rate": 3e-3, "updates": 50},
 }
 
 
@@ -112,17 +115,20 @@ def main() -> None:
     parser.add_argument("--ways", nargs="+", default=["today_defaults", "from_bundled_today", "new_defaults"])
     parser.add_argument("--max-minutes", type=float, default=4.0)
     parser.add_argument("--sweep", action="store_true", help="compare fine-tuning settings instead")
+    parser.add_argument("--settings", nargs="+", default=list(SWEEP), help="which settings --sweep compares")
     parser.add_argument("--work", default=str(HERE / ".data" / "runs"))
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     work = Path(args.work)
     name = "bench_small_data_sweep.json" if args.sweep else "bench_small_data.json"
     out = Path(args.out or HERE / "results" / name)
+    # a later run adds to (or replaces) the entries it measures, keeping the others
+    previous = json.loads(out.read_text()).get("styles", {}) if out.is_file() else {}
     results: dict = {
         "what": __doc__.split("\n\n")[0],
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
         "max_minutes_per_run": args.max_minutes,
-        "styles": {},
+        "styles": previous,
     }
     for style in args.styles:
         files = build_style(style, HERE / ".data")
@@ -135,11 +141,12 @@ def main() -> None:
             folder = _collection(pool[:size], work / style / f"files_{size}")
             data = prepare(folder, None, workers=1, progress=False)
             print(f"{style} {size} files: {data.num_melodies} melodies, {int(data.lengths.sum())} steps", flush=True)
-            entry = {"files": size, "melodies": data.num_melodies, "steps": int(data.lengths.sum())}
+            entry = style_result["sizes"].get(str(size), {})
+            entry.update(files=size, melodies=data.num_melodies, steps=int(data.lengths.sum()))
             entry.update(_baselines(data, held_out))
             cap = {"max_minutes": args.max_minutes}
             if args.sweep:
-                for name, change in SWEEP.items():
+                for name, change in ((n, SWEEP[n]) for n in args.settings):
                     config = {**SWEEP_BASE, **change, **cap}
                     entry[name] = _run(name, data, work / "run", held_out, train_config=config,
                                        from_bundle=DEFAULT_BUNDLE_PATH)  # fmt: skip
