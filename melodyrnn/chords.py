@@ -127,12 +127,17 @@ BASS_WEIGHT = 0.25
 #: What changing chord costs in the smoothing, in units of one frame's match (a cosine, at most 1): a passing
 #: note that makes another chord fit a little better for one beat does not pay it.
 SWITCH_PENALTY = 0.25
+#: How the frame's match mixes the shape of its profile (cosine to the template: every tone of the chord present,
+#: in balance) with how much of it the chord explains (weight on chord tones minus weight off them, over the total):
+#: the second adds up over the beats of an arpeggio, where each beat holds only two of the chord's tones.
+SHAPE_WEIGHT = 0.5
 #: A head start for the chord whose root is the bass, in proportion to how long it is: it tells apart chords of the
 #: same tones (C:sus2 / G:sus4, the rotations of dim7 and aug) and settles a 6th against a relative minor 7th.
 ROOT_BONUS = 0.02
 # Triads are far more common than the others: a small head start settles near ties (a triad plus a passing 7th).
 _PRIOR = {"maj": 0.04, "min": 0.04}
-_CHUNK_SAMPLES = 8192  # samples read at once: bounds memory on hour-long files
+_CHUNK_SAMPLES = 8192  # samples the dense sweep reads at once: bounds memory on hour-long files
+_MAX_PAIRS = 4_000_000  # (note, sample) pairs above which the dense sweep is cheaper
 
 
 def _frame_starts(time_signatures: Sequence[tuple[float, int, int]], end_quarters: float) -> np.ndarray:
@@ -153,10 +158,27 @@ def _frame_starts(time_signatures: Sequence[tuple[float, int, int]], end_quarter
 def _sample_profiles(pitches, starts, ends, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Per sample: which pitch classes sound (float32 0/1, shape (samples, 12)) and the lowest one (one-hot,
     shape (samples, 12), all zero where nothing sounds). Sample k sits at (k + 0.5) / SAMPLES_PER_QUARTER."""
+    first = np.clip(np.ceil(starts * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)
+    last = np.clip(np.ceil(ends * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)  # exclusive
+    lengths = np.maximum(last - first, 0)
+    if lengths.sum() > _MAX_PAIRS:  # long notes by the thousand: a dense sweep bounds the work by the samples
+        return _dense_profiles(pitches, first, last, num_samples)
+    note = np.repeat(np.arange(pitches.size), lengths)
+    sample = first[note] + np.arange(note.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    chroma = np.zeros((num_samples, 12), np.float32)
+    chroma[sample, pitches[note] % 12] = 1.0
+    lowest = np.full(num_samples, 128, np.int64)
+    np.minimum.at(lowest, sample, pitches[note])
+    bass = np.zeros((num_samples, 12), np.float32)
+    rows = np.flatnonzero(lowest < 128)
+    bass[rows, lowest[rows] % 12] = 1.0
+    return chroma, bass
+
+
+def _dense_profiles(pitches, first, last, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_sample_profiles` by a sweep over (samples, 128) in chunks, for notes given as sample ranges."""
     chroma = np.zeros((num_samples, 12), np.float32)
     bass = np.zeros((num_samples, 12), np.float32)
-    first = np.ceil(starts * SAMPLES_PER_QUARTER - 0.5).astype(np.int64)
-    last = np.ceil(ends * SAMPLES_PER_QUARTER - 0.5).astype(np.int64)  # exclusive
     order = np.argsort(first, kind="stable")
     first, last, pitches = first[order], last[order], pitches[order]
     open_until = np.maximum.accumulate(last) if last.size else last
@@ -175,10 +197,8 @@ def _sample_profiles(pitches, starts, ends, num_samples: int) -> tuple[np.ndarra
         folded = np.zeros((hi - lo, 132), bool)
         folded[:, :128] = sounding
         chroma[lo:hi] = folded.reshape(hi - lo, 11, 12).any(axis=1)
-        any_sounding = sounding.any(axis=1)
-        lowest = np.argmax(sounding, axis=1)
-        rows = np.flatnonzero(any_sounding)
-        bass[lo + rows, lowest[rows] % 12] = 1.0
+        rows = np.flatnonzero(sounding.any(axis=1))
+        bass[lo + rows, np.argmax(sounding[rows], axis=1) % 12] = 1.0
     return chroma, bass
 
 
@@ -191,25 +211,31 @@ def _templates() -> tuple[np.ndarray, list[Chord]]:
     return table / np.linalg.norm(table, axis=1, keepdims=True), chords
 
 
+_TABLE, _CHORDS = _templates()
+_TEMPLATE_NORMS = np.sqrt((_TABLE > 0).sum(axis=1))  # shape (chords,): sqrt of each chord's size
+_ROOTS = np.array([c.root for c in _CHORDS])
+_PRIORS = np.array([_PRIOR.get(c.quality, 0.0) for c in _CHORDS])
+
+
 def _viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
     """The state path maximising the summed scores minus `penalty` per change; int64 shape (frames,).
 
     Args:
         scores: float shape (frames, states).
     """
-    frames, states = scores.shape
-    back = np.zeros((frames, states), np.int32)
+    best = np.zeros(len(scores), np.int64)
+    stay = np.zeros(scores.shape, bool)
     total = scores[0].astype(np.float64)
-    for t in range(1, frames):
-        best = int(np.argmax(total))
-        switch = total[best] - penalty
-        stay = total >= switch
-        back[t] = np.where(stay, np.arange(states), best)
-        total = np.where(stay, total, switch) + scores[t]
-    path = np.zeros(frames, np.int64)
-    path[-1] = int(np.argmax(total))
-    for t in range(frames - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
+    for t in range(1, len(scores)):
+        best[t] = b = int(total.argmax())
+        switch = total[b] - penalty
+        stay[t] = total >= switch
+        np.maximum(total, switch, out=total)
+        total += scores[t]
+    path = np.zeros(len(scores), np.int64)
+    path[-1] = int(total.argmax())
+    for t in range(len(scores) - 1, 0, -1):
+        path[t - 1] = path[t] if stay[t, path[t]] else best[t]
     return path
 
 
@@ -217,10 +243,13 @@ def score_to_chords(score: Score, exclude: Sequence[int] = ()) -> tuple[tuple[fl
     """Reads the chords the accompaniment of `score` plays: every non-drum track not in `exclude`, together.
 
     Per beat (see `_frame_starts`), the pitch classes sounding (weighted by how long they sound) plus the lowest
-    sounding note (weighted by `BASS_WEIGHT`) are matched against `VOCABULARY`'s templates by cosine; a Viterbi
-    pass with `SWITCH_PENALTY` per change smooths the sequence, so a passing note does not flip the chord. Where
-    nothing sounds the chord is ``N``; a beat with a single pitch class tells no chord, so the one before goes
-    on. A chord whose bass is mostly another of its tones is an inversion (``C:maj/3``).
+    sounding note (weighted by `BASS_WEIGHT`) are matched against `VOCABULARY`'s templates: a mix
+    (`SHAPE_WEIGHT`) of the cosine to the template and the share of the weight the chord explains, with a small
+    head start for triads and for the chord whose root is the bass (`ROOT_BONUS`). A Viterbi pass with
+    `SWITCH_PENALTY` per change smooths the sequence, so a passing note does not flip the chord and the beats of
+    an arpeggio add up. Where nothing sounds the chord is ``N``; a beat with a single pitch class only rules
+    chords out, so the chord before goes on. A chord whose bass is mostly another of its tones is an inversion
+    (``C:maj/3``).
 
     Args:
         score: the score; positions in quarter notes.
@@ -246,33 +275,56 @@ def score_to_chords(score: Score, exclude: Sequence[int] = ()) -> tuple[tuple[fl
     cuts = np.clip(np.ceil(bounds * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)
     cumulative = np.concatenate([np.zeros((1, 24), np.float64), np.cumsum(np.hstack([chroma, bass]), axis=0)])
     frames = cumulative[cuts[1:]] - cumulative[cuts[:-1]]
-    frame_chroma, frame_bass = frames[:, :12], frames[:, 12:]
+    # Beats that repeat the beat before (a chord struck on every beat) are scored once, weighted by their count:
+    # a best path never changes chord inside such a run.
+    new_run = np.ones(len(frames), bool)
+    new_run[1:] = np.any(frames[1:] != frames[:-1], axis=1)
+    firsts = np.flatnonzero(new_run)
+    counts = np.diff(np.append(firsts, len(frames)))[:, None]
+    scores = _frame_scores(frames[firsts, :12], frames[firsts, 12:])
+    if scores is None:
+        return ()
+    path = _viterbi(scores * counts, SWITCH_PENALTY)
+    changes: list[tuple[float, str]] = []
+    bass = frames[firsts, 12:] * counts
+    run_starts = np.flatnonzero(np.diff(path, prepend=-1))
+    for lo, hi in zip(run_starts.tolist(), [*run_starts[1:].tolist(), path.size]):
+        state = int(path[lo])
+        label = NO_CHORD if state == len(_CHORDS) else format_label(_with_bass(_CHORDS[state], bass[lo:hi]))
+        changes.append((float(bounds[firsts[lo]]) if changes else 0.0, label))
+    if changes[-1][1] != NO_CHORD:
+        changes.append((end_quarters, NO_CHORD))
+    return tuple(changes)
+
+
+def _frame_scores(frame_chroma: np.ndarray, frame_bass: np.ndarray) -> np.ndarray | None:
+    """How well each chord, and N (the last column), fits each frame: float64 (frames, chords + 1); None when no
+    frame sounds two pitch classes.
+
+    Args:
+        frame_chroma: how long each pitch class sounds in each frame, in samples, shape (frames, 12).
+        frame_bass: how long each pitch class is the lowest sounding, in samples, shape (frames, 12).
+    """
     profile = frame_chroma + BASS_WEIGHT * frame_bass
     norms = np.linalg.norm(profile, axis=1, keepdims=True)
     silent = norms[:, 0] < 1e-9
     # One pitch class (a bass line, a held note) fits every chord that holds it: no evidence, the chord goes on.
     evidence = (frame_chroma > 0).sum(axis=1) >= 2
     if not evidence.any():
-        return ()
-    table, chords = _templates()
-    scores = (profile / np.maximum(norms, 1e-9)) @ table.T + np.array([_PRIOR.get(c.quality, 0.0) for c in chords])
+        return None
+    cosine = (profile / np.maximum(norms, 1e-9)) @ _TABLE.T
+    total = np.maximum(profile.sum(axis=1, keepdims=True), 1e-9)
+    on_chord = cosine * norms * _TEMPLATE_NORMS  # = profile @ membership: the weight on each chord's tones
+    scores = SHAPE_WEIGHT * cosine + (1.0 - SHAPE_WEIGHT) * (2.0 * on_chord - total) / total + _PRIORS
     bass_share = frame_bass / np.maximum(frame_bass.sum(axis=1, keepdims=True), 1e-9)
-    scores += ROOT_BONUS * bass_share[:, [c.root for c in chords]]
-    scores = np.where(evidence[:, None], scores, np.where(silent, -1.0, 0.0)[:, None])
-    # State len(chords) is N: certain where nothing sounds, never chosen where chords can be told apart, and by
-    # a hair before the first evidence (so a piece opening on a lone bass line does not open on a guess).
+    scores += ROOT_BONUS * bass_share[:, _ROOTS]
+    # A lone pitch class only says which chords it rules out: relative to the best, it never opens a chord.
+    scores = np.where(evidence[:, None], scores, scores - scores.max(axis=1, keepdims=True))
+    scores = np.where(silent[:, None], -1.0, scores)
+    # N is certain where nothing sounds, never chosen where chords can be told apart, and by a hair before the
+    # first evidence (so a piece opening on a lone bass line does not open on a guess).
     no_chord = np.where(silent, 1.0, np.where(evidence, -1.0, 1e-3))
-    scores = np.hstack([scores, no_chord[:, None]])
-    path = _viterbi(scores, SWITCH_PENALTY)
-    changes: list[tuple[float, str]] = []
-    run_starts = np.flatnonzero(np.diff(path, prepend=-1))
-    for lo, hi in zip(run_starts.tolist(), [*run_starts[1:].tolist(), path.size]):
-        state = int(path[lo])
-        label = NO_CHORD if state == len(chords) else format_label(_with_bass(chords[state], frame_bass[lo:hi]))
-        changes.append((float(bounds[lo]) if changes else 0.0, label))
-    if changes[-1][1] != NO_CHORD:
-        changes.append((end_quarters, NO_CHORD))
-    return tuple(changes)
+    return np.hstack([scores, no_chord[:, None]])
 
 
 def _with_bass(chord: Chord, frame_bass: np.ndarray) -> Chord:

@@ -183,3 +183,15 @@ def test_chord_arrays_round_trip_and_report_what_is_wrong():
     assert "point past" in chord_arrays_problem(offsets, steps, ids + 5, labels, lengths)
     assert "bad chord label 'Z'" in chord_arrays_problem(offsets, steps, ids, ["C:maj", "G:7", "Z"], lengths)
     assert "offsets do not match" in chord_arrays_problem(offsets[:-1], steps, ids, labels, lengths)
+
+
+def test_an_arpeggio_two_tones_a_beat_adds_up_to_its_chords():
+    # A monophonic broken chord in eighths (the bass, then the chord's tones up from the root and down again): no
+    # beat holds a whole chord.
+    notes = []
+    for bar, (root, quality) in enumerate(PROGRESSION):
+        tones = [48 + root + i for i in QUALITY_TONES[quality]]
+        cycle = [36 + root, *tones, *tones[-2:0:-1]]
+        notes += [(cycle[k % len(cycle)], bar * 4.0 + k / 2, bar * 4.0 + (k + 1) / 2) for k in range(8)]
+    changes = score_to_chords(_melody_and(notes, program=46), exclude=[0])
+    assert changes == (*EXPECTED[:-1], (32.0, "N"))  # the last eighth ends on the bar line
