@@ -43,6 +43,7 @@ _LAZY = {
     "TrainResult": "melodyrnn.training",
     "evaluate": "melodyrnn.evaluation",
     "score_melody": "melodyrnn.evaluation",
+    "originality": "melodyrnn.originality",
 }
 
 
