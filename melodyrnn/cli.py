@@ -50,6 +50,13 @@ def _add_prepare(sub) -> None:
     p.add_argument("--min-unique-pitches", type=int, default=ext.min_unique_pitches)
     p.add_argument("--max-steps", type=int, default=ext.max_steps)
     p.add_argument("--melody-tracks", type=_melody_tracks, default=ext.melody_tracks, help=_MELODY_TRACKS_HELP)
+    p.add_argument(
+        "--chords",
+        choices=["auto", "none"],
+        default=ext.chords,
+        help="auto: each melody keeps its chords (chord symbols, or what the other tracks play); none: skip them "
+        "(default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_prepare)
@@ -62,7 +69,13 @@ def _run_prepare(args) -> int:
 
     config = EncodingConfig(args.steps_per_quarter, args.min_pitch, args.max_pitch)
     extraction = ExtractionConfig(
-        args.polyphony, args.gap_bars, args.min_bars, args.min_unique_pitches, args.max_steps, args.melody_tracks
+        args.polyphony,
+        args.gap_bars,
+        args.min_bars,
+        args.min_unique_pitches,
+        args.max_steps,
+        args.melody_tracks,
+        chords=args.chords,
     )
     data = prepare(
         args.dir,

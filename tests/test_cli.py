@@ -79,6 +79,22 @@ def test_prepare_json_report_and_options(tmp_path, capsys):
     assert report["files_skipped"] == {"unreadable: the file is truncated or corrupt": 1}
 
 
+def test_prepare_keeps_the_chords_the_other_track_plays_unless_told_not_to(tmp_path, capsys):
+    root = tmp_path / "songs"
+    root.mkdir()
+    chords = [(p, float(k), k + 1.0) for k in range(32) for p in (48, 52, 55)]  # C major on every beat
+    for i in range(3):
+        tracks = [note_track(scale_notes(8, 72 + i)), note_track(chords, channel=1, program=24)]
+        (root / f"s{i}.mid").write_bytes(midi_bytes(tracks))
+    for flags, expected in (([], ((0, "C:maj"),)), (["--chords", "none"], ())):
+        out = tmp_path / f"d{len(flags)}.npz"
+        assert main(["prepare", str(root), "-o", str(out), "--workers", "1", "--no-progress", *flags]) == 0
+        data = PreparedData.load(out)
+        assert data.num_melodies == 3 and all(m.chords == expected for m in data.melodies())
+        assert data.extraction.chords == ("none" if flags else "auto")
+    capsys.readouterr()
+
+
 def test_strict_exits_nonzero_with_one_line(tmp_path, capsys):
     code = main(
         [
