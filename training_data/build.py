@@ -28,6 +28,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing the package
 
 from melodyrnn.midi_io import Note, Score, Track, score_to_midi  # noqa: E402
+from melodyrnn.score_walk import (  # noqa: E402
+    pickup_origin,
+    realign_bars,
+    tempo_map,
+    tied_notes,
+    time_signature_map,
+    walk,
+)
 
 #: Output folder per source → music21 corpus folder (ABC files) or "chorales" (MusicXML, soprano part).
 SOURCES = {
@@ -87,72 +95,6 @@ def _choose_part(tune, prefer_soprano: bool):
     return next((p for p in parts if p.recurse().notes.first() is not None), parts[0])
 
 
-def _origin(part) -> tuple[float, float]:
-    """Where quarter 0 of the output lies in the part, and the pickup length.
-
-    A pickup (anacrusis) is shifted right by its missing length, so bar lines fall on whole bars. music21
-    sets `paddingLeft` on ABC and MusicXML pickups; a short first measure without it counts too.
-    """
-    measures = list(part.getElementsByClass("Measure"))
-    if not measures:
-        return 0.0, 0.0
-    first = measures[0]
-    pickup = float(first.paddingLeft or 0.0)
-    if pickup <= EPS and len(measures) > 1:
-        bar = float(first.barDuration.quarterLength)
-        length = float(first.duration.quarterLength)
-        if EPS < length < bar - EPS:
-            pickup = bar - length
-    return float(part.elementOffset(first)) - pickup, pickup
-
-
-def _is_power_of_two(n: int) -> bool:
-    return n >= 1 and (n & (n - 1)) == 0
-
-
-def _realign_bars(measures: list[tuple[float, float]], meters: list[tuple[float, int, int]]) -> int:
-    """Re-states the meter where a full measure starts off the bar grid; returns how many were added.
-
-    Folk-tune sections often end on a full bar and the next one opens with its own pickup, and some bars
-    in the sources are a note short or long; from there on the written bar lines no longer fall on the
-    grid of the meter. A time-signature event restarts the bar grid (in melodyrnn and pretty_midi alike),
-    so re-stating the current meter at such a bar puts bar lines back where the source has them.
-
-    Args:
-        measures: ``(start_quarters, length_quarters)`` of each measure after the first, in order.
-        meters: ``(quarters, numerator, denominator)``, sorted, the first at 0; extended in place.
-    """
-    added = 0
-    for start, length in measures:
-        i = max(k for k, m in enumerate(meters) if m[0] <= start + EPS)
-        since, numerator, denominator = meters[i]
-        bar = numerator * 4.0 / denominator
-        if abs(length - bar) > EPS:
-            continue  # a short or long bar (pickup, split bar, volta ending) is not evidence
-        phase = (start - since) / bar
-        if abs(phase - round(phase)) * bar > 1e-4:
-            meters.insert(i + 1, (round(start, 6), numerator, denominator))
-            added += 1
-    return added
-
-
-def _walk(container, base: float = 0.0):
-    """Yields ``(offset_quarters, element)`` for every non-stream element under `container`, in order.
-
-    Offsets are summed site by site (`elementOffset`) instead of read from `flatten()`: music21's ABC
-    reader puts one TimeSignature object into several measures, and a flattened stream then reports
-    all of its copies at the offset of the last one.
-    """
-    from music21 import stream
-
-    for element in container:
-        offset = base + float(container.elementOffset(element))
-        if isinstance(element, stream.Stream):
-            yield from _walk(element, offset)
-        else:
-            yield offset, element
-
-
 def tune_to_score(tune, *, prefer_soprano: bool, source: str, title: str):
     """One music21 tune → (melodyrnn `Score`, facts) or (None, skip reason).
 
@@ -161,43 +103,11 @@ def tune_to_score(tune, *, prefer_soprano: bool, source: str, title: str):
     merged, and overlaps are cut so that one note sounds at a time. Offsets are shifted so that a pickup
     ends on a bar line, and the meter is re-stated where the written bar lines leave its grid.
     """
-    from music21 import chord, harmony, meter, note, tempo
-
     part = _choose_part(tune, prefer_soprano)
-    origin, pickup = _origin(part)
-    walked = sorted(_walk(part, -origin), key=lambda item: item[0])  # stable: voices keep their order
-
-    # Notes. music21's stripTies() also merges ties between *different* pitches, which the ABC files use
-    # as slurs ("f-g"), so ties are merged here, pitch by pitch.
-    raw: list[list] = []
-    open_ties: dict[int, int] = {}  # pitch -> index in `raw` of the note whose tie is still open
+    origin, pickup = pickup_origin(part)
+    walked = sorted(walk(part, -origin), key=lambda item: item[0])  # stable: voices keep their order
     facts = collections.Counter()
-    for start, element in walked:
-        if not isinstance(element, (note.Note, chord.Chord)) or isinstance(element, harmony.Harmony):
-            continue  # rests, chord symbols, unpitched percussion, clefs, ...
-        length = float(element.quarterLength)
-        if element.duration.isGrace or length <= EPS:
-            facts["grace_notes_dropped"] += 1
-            continue
-        if isinstance(element, chord.Chord):
-            if not element.notes:
-                continue
-            top = max(element.notes, key=lambda n: n.pitch.ps)
-            pitch, tie = top.pitch, element.tie or top.tie
-            facts["chords_reduced"] += 1
-        else:
-            pitch, tie = element.pitch, element.tie
-        midi = int(round(pitch.ps))
-        end = start + length
-        index = open_ties.pop(midi, None)
-        if index is not None and abs(raw[index][2] - start) < EPS:
-            raw[index][2] = end
-            facts["ties_merged"] += 1
-        else:
-            raw.append([midi, start, end])
-            index = len(raw) - 1
-        if tie is not None and tie.type in ("start", "continue"):
-            open_ties[midi] = index
+    raw = tied_notes(walked, facts, top_of_chords=True)
 
     # One note at a time: at equal starts keep the highest, and cut a note where the next one starts.
     raw.sort(key=lambda n: (n[1], -n[0]))
@@ -220,37 +130,9 @@ def tune_to_score(tune, *, prefer_soprano: bool, source: str, title: str):
     if notes[0][1] < -EPS:
         return None, "notes_before_start"
 
-    # Meters, shifted like the notes. The first always sits at 0 (a pickup's meter is the tune's meter).
-    meters: dict[float, tuple[int, int]] = {}
-    for offset, ts in walked:
-        if not isinstance(ts, meter.TimeSignature):
-            continue
-        numerator, denominator = int(ts.numerator), int(ts.denominator)
-        if not (_is_power_of_two(denominator) and denominator <= 64 and 1 <= numerator <= 255):
-            facts["time_signatures_invalid"] += 1
-            continue
-        offset = max(0.0, round(offset, 6))
-        meters.setdefault(offset, (numerator, denominator))
-    meter_list = []
-    for offset in sorted(meters):
-        if meter_list and meter_list[-1][1:] == meters[offset]:
-            continue
-        meter_list.append((offset, *meters[offset]))
-    if not meter_list:
-        facts["no_time_signature"] += 1
-        meter_list = [(0.0, 4, 4)]
-    meter_list[0] = (0.0, *meter_list[0][1:])
-
-    # Tempo: only marks with an explicit number (a text-only "Allegro" gets an invented one in music21).
-    tempos: dict[float, float] = {}
-    for offset, mark in walked:
-        if not isinstance(mark, tempo.MetronomeMark) or mark.number is None or getattr(mark, "numberImplicit", False):
-            continue
-        qpm = mark.getQuarterBPM()
-        if qpm is None or not 20.0 <= qpm <= 400.0:
-            continue
-        tempos.setdefault(max(0.0, round(offset, 6)), round(float(qpm), 3))
-    tempo_list = [(offset, tempos[offset]) for offset in sorted(tempos)]
+    # Meters and tempo, shifted like the notes; tempo only from marks with an explicit number.
+    meter_list = time_signature_map(walked, facts)
+    tempo_list = tempo_map(walked)
     if tempo_list:
         facts["tunes_with_tempo"] += 1
         tempo_list[0] = (0.0, tempo_list[0][1])
@@ -263,7 +145,7 @@ def tune_to_score(tune, *, prefer_soprano: bool, source: str, title: str):
         (float(part.elementOffset(m)) - origin, float(m.duration.quarterLength))
         for m in part.getElementsByClass("Measure")
     ]
-    restated = _realign_bars(measures[1:], meter_list)
+    restated = realign_bars(measures[1:], meter_list)
     if restated:
         facts["tunes_with_realigned_bars"] += 1
         facts["meter_restatements"] += restated
