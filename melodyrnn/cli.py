@@ -187,14 +187,34 @@ def _add_generate(sub) -> None:
     p.add_argument("--program", type=int, help="General MIDI program 0-127")
     p.add_argument("--velocity", type=int)
     p.add_argument("--seed", type=int, default=None, help="for reproducible melodies (default: a fresh one, printed)")
+    p.add_argument(
+        "--check",
+        metavar="DATA",
+        default=None,
+        help="a prepared cache or MIDI folder (e.g. the training data): print each melody's longest run of notes "
+        "also found there, in any key",
+    )
     p.add_argument("-o", "--output", default="generated", help="folder for the MIDI files (default: %(default)s)")
+    p.add_argument(
+        "--format",
+        default="mid",
+        help="files per melody, comma-separated: mid, musicxml, abc (lead sheets) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--backing",
+        default="none",
+        choices=("none", "block", "arpeggio", "waltz"),
+        help="play the melodies' chords in the MIDI files: a second instrument and a bass line (default: none)",
+    )
     p.set_defaults(func=_run_generate)
 
 
 def _run_generate(args) -> int:
     import secrets
 
+    from melodyrnn.backing import has_chords
     from melodyrnn.metrics import estimate_key
+    from melodyrnn.notation import OUTPUT_FORMATS, parse_formats
     from melodyrnn.sampling import Sampler, write_melodies
     from melodyrnn.theory import pitch_to_note_name
 
@@ -203,13 +223,26 @@ def _run_generate(args) -> int:
         primer = [int(part) for part in primer.replace(",", " ").split()]
     seed = args.seed if args.seed is not None else secrets.randbits(31)
     options = {k: getattr(args, k) for k in _SAMPLE_FLAGS if getattr(args, k) is not None}
+    formats = parse_formats(args.format)  # a bad format fails before the model loads
+    reference = None
+    if args.check is not None:  # read before generating: a bad path fails before anything is written
+        from melodyrnn.originality import format_copy, load_collection, originality
+
+        reference = load_collection(args.check)
     melodies = Sampler(args.model).generate(args.num_melodies, steps=args.steps, primer=primer, seed=seed, **options)
-    for path, melody in zip(write_melodies(melodies, args.output), melodies):
+    if args.backing != "none" and not any(has_chords(m) for m in melodies):
+        print(f"backing: the melodies have no chords, so they are written without a {args.backing} backing")
+    written = write_melodies(melodies, args.output, format=formats, backing=args.backing, key=args.key)
+    also = f" (and {', '.join(OUTPUT_FORMATS[f] for f in formats[1:])})" if len(formats) > 1 else ""
+    for path, melody in zip(written, melodies):
         span = "-".join(map(pitch_to_note_name, melody.pitch_range)) if melody.pitch_range else "none"
         print(
-            f"{path}: {len(melody.notes())} notes, {melody.num_bars:g} bars, range {span}, "
+            f"{path}{also}: {len(melody.notes())} notes, {melody.num_bars:g} bars, range {span}, "
             f"key estimate {estimate_key(melody)[0]}"
         )
+    if reference is not None:
+        for path, copy in zip(written, originality(melodies, reference)):
+            print(f"{Path(path).name}: {format_copy(copy)}")
     print(f"seed {seed}")
     return 0
 

@@ -56,3 +56,7 @@ class DataError(MelodyRNNError):
 
 class ChordLabelError(MelodyRNNError):
     """A chord label is not Harte syntax (``C:maj``, ``A:min7``, ``G:7/3``, ``N``) or names an unknown quality."""
+
+
+class NotationError(MelodyRNNError):
+    """A melody cannot be written as notation (a value that needs tuplets), or a notation format is unknown."""

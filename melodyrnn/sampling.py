@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from melodyrnn.backing import check_backing, melody_to_midi_with_backing
 from melodyrnn.bundle import Bundle, load
 from melodyrnn.configs import config_from_dict
 from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loop
-from melodyrnn.encoding import NUM_SPECIAL, Melody, melody_to_midi, melody_to_tokens, tokens_to_melody
+from melodyrnn.encoding import NUM_SPECIAL, Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
+from melodyrnn.notation import parse_formats, write_melody
 from melodyrnn.sample_config import MAX_STEPS, MAX_WORK, SampleConfig, read_primer
 from melodyrnn.theory import check_steps_per_bar, key_pitch_classes, steps_per_bar
 
@@ -231,13 +233,34 @@ class Sampler:
 # Writing and the one-liner
 
 
-def write_melodies(melodies: Sequence[Melody], output: str | os.PathLike, prefix: str = "melody") -> list[Path]:
-    """Writes melodies as MIDI files and returns their paths.
+def write_melodies(
+    melodies: Sequence[Melody],
+    output: str | os.PathLike,
+    prefix: str = "melody",
+    *,
+    format: str | Sequence[str] = "mid",
+    backing: str = "none",
+    key: str | None = None,
+) -> list[Path]:
+    """Writes melodies as MIDI files (and MusicXML / ABC lead sheets) and returns their paths.
 
     Args:
         output: a folder (created if needed), which receives `{prefix}_001.mid`, ...; or a path ending in
             ".mid"/".midi", used as is for one melody and as `name_001.mid`, ... for several.
+        format: "mid", "musicxml", "abc" or several ("mid,musicxml,abc"; see `melodyrnn.notation.parse_formats`):
+            each melody gets one file per format, named alike but for the suffix.
+        backing: "none", "block", "arpeggio" or "waltz": the MIDI file plays the melody's chords on a second
+            instrument with a bass line (`melodyrnn.backing`); a melody without chords is written alone.
+        key: the lead sheets' key ("D minor"); None estimates each melody's.
+
+    Returns:
+        One path per melody: its file of the first format.
+
+    Raises:
+        NotationError: an unknown format or backing, or a melody whose values need tuplets.
     """
+    formats = parse_formats(format)
+    check_backing(backing)
     output = Path(output)
     if output.suffix.lower() in (".mid", ".midi"):
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -249,9 +272,19 @@ def write_melodies(melodies: Sequence[Melody], output: str | os.PathLike, prefix
     else:
         output.mkdir(parents=True, exist_ok=True)
         paths = [output / f"{prefix}_{i + 1:03d}.mid" for i in range(len(melodies))]
-    for melody, path in zip(melodies, paths):
-        melody_to_midi(melody, path)
-    return paths
+    firsts = []
+    for i, (melody, path) in enumerate(zip(melodies, paths)):
+        others = [f for f in formats if f != "mid"]
+        written = (
+            write_melody(melody, path.with_suffix(""), others, title=f"{prefix.title()} {i + 1}", key=key)
+            if others
+            else []
+        )
+        if "mid" in formats:
+            melody_to_midi_with_backing(melody, path, backing=backing)
+            written.insert(formats.index("mid"), path)
+        firsts.append(written[0])
+    return firsts
 
 
 _DEFAULT_SAMPLERS: dict[str, Sampler] = {}
@@ -262,6 +295,8 @@ def generate(
     *,
     output: str | os.PathLike | None = None,
     model: Bundle | str | os.PathLike | None = None,
+    format: str | Sequence[str] = "mid",
+    backing: str = "none",
     **kwargs,
 ) -> list[Melody]:
     """The one-liner: generate melodies with the default model (or `model`) and optionally write them.
@@ -269,6 +304,9 @@ def generate(
     Args:
         num_melodies: how many.
         output: if given, a folder or a ".mid" path the melodies are written to (see `write_melodies`).
+        format: the files written to `output`: "mid", "musicxml", "abc" or several ("mid,musicxml,abc").
+        backing: "none", "block", "arpeggio" or "waltz": the chords' backing in the MIDI files (see
+            `write_melodies`).
         model: a `Bundle` or bundle path; None uses the bundled default model (loaded once per process).
         **kwargs: `Sampler.generate`'s arguments (bars, primer, temperature, key, seed, ...).
 
@@ -285,7 +323,9 @@ def generate(
         if cache_key not in _DEFAULT_SAMPLERS:
             _DEFAULT_SAMPLERS[cache_key] = Sampler(model)
         sampler = _DEFAULT_SAMPLERS[cache_key]
+    parse_formats(format)  # a bad format or backing fails before the model runs
+    check_backing(backing)
     melodies = sampler.generate(num_melodies, **kwargs)
     if output is not None:
-        write_melodies(melodies, output)
+        write_melodies(melodies, output, format=format, backing=backing, key=kwargs.get("key"))
     return melodies

@@ -15,7 +15,8 @@ ORDER = [
     "score_walk", "scores", "chords", "tracks",
     "encoding", "extraction", "collection", "dataset", "cells", "fused_tf", "layers", "attention", "lookback", "model",
     "bundle",
-    "evaluation", "ngram", "baselines", "metrics", "distribute", "run_folder", "planning", "training", "sample_config",
+    "evaluation", "ngram", "baselines", "metrics", "lead_sheet", "backing", "notation",
+    "distribute", "run_folder", "planning", "training", "sample_config",
     "decoding", "sampling", "audio", "cli",
 ]  # fmt: skip
 # Where TensorFlow itself is used: fused loops, tf.data, compiled scoring and sampling, strategies and summaries.
