@@ -1,8 +1,10 @@
-"""MIDI in and out: the only module that touches mido (pretty_midi is used by `audio`).
+"""MIDI in and out: the only module that touches symusic and mido (pretty_midi is used by `audio`).
 
 Start at `read_midi` (a path or bytes → `Score`) and `score_to_midi` (a `Score` → bytes). A `Score` keeps
 note positions in quarter notes — what quantization needs, whatever the tempo — and carries the tempo
-and time-signature maps, so seconds are always derivable (`Score.quarters_to_seconds`).
+and time-signature maps, so seconds are always derivable (`Score.quarters_to_seconds`). Reading has two
+paths with one outcome: symusic's C++ parser, for files `midi_scan` vouches for event by event, and mido's
+message loop for the rest, which repairs or refuses them.
 """
 
 from __future__ import annotations
@@ -116,6 +118,9 @@ def read_midi(
     the end of their track), zero-length notes (dropped), note-offs without a note-on (ignored), a
     repeated note-on (closes the sounding note first), zero tempos (ignored). A type-2 file is read as if
     all its patterns started together. Everything else raises.
+
+    Files that need none of that (most) are parsed by symusic and their notes checked against a scan of
+    the raw bytes; the others go through mido's slower message loop. Both give the same `Score`.
 
     Args:
         source: a path, or the file's bytes.

@@ -108,17 +108,17 @@ def _find_events(
     followed from its first byte, 64 events per Python step.
     """
     sentinel = b.size - _PAD // 2
-    status_at = np.minimum(np.arange(b.size, dtype=np.int32) + v.length, sentinel)
+    status_at = np.minimum(np.arange(b.size, dtype=np.intp) + v.length, sentinel)
     status = b[status_at]
     one_data = (status < 0x80) | ((status & 0xE0) == 0xC0)  # running status is checked later, when it is known
-    nxt = status_at + np.where(one_data, np.int32(2), np.int32(3))
+    nxt = status_at + np.where(one_data, 2, 3)
     special = np.flatnonzero(status >= 0xF0)
     length_at = np.minimum(status_at[special] + np.where(status[special] == 0xFF, 2, 1), sentinel)
     payload_end = length_at + v.length[length_at] + v.value(length_at)
     system = (status[special] != 0xFF) & (status[special] != 0xF0) & (status[special] != 0xF7)
     nxt[special] = np.where(system, sentinel, np.minimum(payload_end, sentinel))
     nxt = np.minimum(nxt, sentinel)
-    ends = np.array([end for _, end in track_spans], dtype=np.int32)
+    ends = np.array([end for _, end in track_spans], dtype=np.intp)
     nxt[ends] = ends  # a track's end absorbs its chain, so a chain that runs past it is caught below
     nxt[sentinel:] = sentinel
     jumps = [nxt]
@@ -136,7 +136,7 @@ def _find_events(
             pos = following
     # Every event between two walked ones: each level of jumps doubles the positions known on the chains, and
     # interleaving each position with its jump keeps them in file order. Only a track's end repeats.
-    found = np.array(walked, dtype=np.int32)
+    found = np.array(walked, dtype=np.intp)
     for jump in reversed(jumps[:-1]):
         found = np.stack([found, jump[found]], axis=1).ravel()
     track = np.searchsorted(ends, found, side="left")
