@@ -12,7 +12,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -199,7 +199,6 @@ def score_to_melodies(
     melodies: list[Melody] = []
     bars = np.zeros(0, np.int64)
     choice = choice if choice is not None else choose_melody_tracks(score, extraction.melody_tracks)
-    chords = _chord_changes(score, choice.taken, spq, stats) if extraction.chords == "auto" else ()
     for index, track in enumerate(score.tracks):
         if track.is_drum:
             stats["skip_drum_track"] += 1
@@ -225,10 +224,14 @@ def score_to_melodies(
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             segment = line.part(slice(lo, hi))
             melody = _segment_to_melody(
-                segment, track.program, score.source, tempo_map, meter_map, bars, config, extraction, stats, chords
+                segment, track.program, score.source, tempo_map, meter_map, bars, config, extraction, stats
             )
             if melody is not None:
                 melodies.append(melody)
+    # Chords are read only for a score that gave melodies; each melody gets those of its own steps, re-based.
+    changes = _chord_changes(score, choice.taken, spq, stats) if melodies and extraction.chords == "auto" else ()
+    if changes:
+        melodies = [replace(m, chords=slice_changes(changes, m.start_step, m.start_step + len(m))) for m in melodies]
     return melodies
 
 
@@ -246,9 +249,8 @@ def _chord_changes(score: Score, taken: Sequence[int], spq: int, stats: Counter)
 
 
 def _segment_to_melody(
-    segment: _Line, program, source, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats,
-    chords: Sequence[tuple[int, str]] = (),
-) -> Melody | None:  # fmt: skip
+    segment: _Line, program, source, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats
+) -> Melody | None:
     spq = config.steps_per_quarter
     last_end = int(segment.ends[-1])
     start = int(bars[np.searchsorted(bars, segment.starts[0], side="right") - 1])
@@ -292,7 +294,6 @@ def _segment_to_melody(
         program=program,
         source=source,
         start_step=start,
-        chords=slice_changes(chords, start, end),  # re-based: step 0 is the melody's first step
     )
 
 
