@@ -333,3 +333,14 @@ def test_quoted_chords_and_harmony_elements_become_the_melodys_chords():
     (flute,) = score_file_to_melodies(MUSICXML.encode(), extraction=loose, suffix=".xml")
     assert flute.program == 73 and flute.events[8] == 67
     assert flute.chords == ((12, "C:maj"), (24, "G:7/3"), (32, "A:min7"), (36, "C:maj"), (48, "G:7/3"), (56, "A:min7"))
+
+
+@pytest.mark.parametrize("fmt", ["abc", "musicxml"])
+def test_a_melody_written_as_a_lead_sheet_reads_back_the_same(fmt):
+    from melodyrnn.notation import melody_to_abc, melody_to_musicxml
+
+    (melody,) = score_file_to_melodies(REEL.encode(), suffix=".abc")
+    text = melody_to_abc(melody) if fmt == "abc" else melody_to_musicxml(melody)
+    (back,) = score_file_to_melodies(text.encode(), suffix=f".{fmt}")
+    assert back.events.tolist() == melody.events.tolist()
+    assert (back.chords, back.time_signatures, back.tempos) == (melody.chords, melody.time_signatures, melody.tempos)
