@@ -147,3 +147,15 @@ def test_caps_refuse_the_same_way(monkeypatch):
     _assert_same(_raw(TUNE + TUNE + EOT))
     tempos = b"\x00\xff\x51\x03\x07\xa1\x20" * 2
     _assert_same(_raw(tempos + EOT, TUNE + EOT))
+
+
+def test_tracks_sharing_a_channel_and_files_without_tracks_read_the_same_and_fast():
+    for data in (
+        _raw(TUNE + EOT, TUNE + EOT, TUNE + EOT),  # one channel, three tracks
+        _raw(b"\x00\xc0\x05" + TUNE + EOT, TUNE + EOT),  # a program change holds in its own track only
+        _raw(b"\x00\x9f\x3c\x50\x60\x8f\x3c\x00\x00\xcf\x10" + EOT),  # channel 16; a program change after the notes
+        _raw(TUNE + EOT, TUNE + EOT, file_type=0),  # type 0 with two tracks
+        _raw(TUNE + EOT)[:10] + struct.pack(">H", 0) + _raw(TUNE + EOT)[12:],  # the header announces no track
+    ):
+        _assert_same(data)
+        assert _fast_path_taken(data)
