@@ -109,8 +109,10 @@ def read_scores(
         except Exception as err:  # music21 raises many types on odd input; one tune must not stop the rest
             out.skipped.append((tune_label, _describe(err)))
     if not out.scores:
-        tune, reason = out.skipped[0] if out.skipped else (label, "it holds no tune")
-        raise ScoreReadError(label, reason if len(pieces) == 1 else f"none of its {len(pieces)} tunes can be read")
+        reason = out.skipped[0][1] if out.skipped else "it holds no tune"
+        if len(pieces) > 1:
+            reason = f"none of its {len(pieces)} tunes can be read (the first: {reason})"
+        raise ScoreReadError(label, reason)
     return out
 
 
