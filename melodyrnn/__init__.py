@@ -4,10 +4,12 @@ The data path: `read_midi` → `score_to_melodies` → `melody_to_tokens` → `p
 and back with `tokens_to_melody` → `melody_to_midi`. See README.md for a first result in minutes.
 """
 
+from melodyrnn.chords import score_to_chords
 from melodyrnn.collection import PrepareReport
 from melodyrnn.encoding import EncodingConfig, Melody, melody_to_midi, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import (
     BundleError,
+    ChordLabelError,
     DataError,
     MelodyRNNError,
     MidiReadError,
@@ -57,6 +59,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BundleError",
+    "ChordLabelError",
     "DataError",
     "EncodingConfig",
     "ExtractionConfig",
@@ -80,6 +83,7 @@ __all__ = [
     "pitch_to_note_name",
     "primer_to_melody",
     "read_midi",
+    "score_to_chords",
     "score_file_to_melodies",
     "score_to_melodies",
     "score_to_midi",

@@ -50,33 +50,24 @@ def _add_prepare(sub) -> None:
     p.add_argument("--min-unique-pitches", type=int, default=ext.min_unique_pitches)
     p.add_argument("--max-steps", type=int, default=ext.max_steps)
     p.add_argument("--melody-tracks", type=_melody_tracks, default=ext.melody_tracks, help=_MELODY_TRACKS_HELP)
-    p.add_argument(
-        "--chords",
-        choices=["auto", "none"],
-        default=ext.chords,
-        help="auto: each melody keeps its chords (chord symbols, or what the other tracks play); none: skip them "
-        "(default: %(default)s)",
-    )
+    p.add_argument("--chords", choices=["auto", "none"], default=ext.chords, help="read each melody's chords or not")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_run_prepare)
 
 
 def _run_prepare(args) -> int:
+    from dataclasses import replace
+
     from melodyrnn.dataset import prepare
     from melodyrnn.encoding import EncodingConfig
     from melodyrnn.extraction import ExtractionConfig
 
     config = EncodingConfig(args.steps_per_quarter, args.min_pitch, args.max_pitch)
     extraction = ExtractionConfig(
-        args.polyphony,
-        args.gap_bars,
-        args.min_bars,
-        args.min_unique_pitches,
-        args.max_steps,
-        args.melody_tracks,
-        chords=args.chords,
+        args.polyphony, args.gap_bars, args.min_bars, args.min_unique_pitches, args.max_steps, args.melody_tracks
     )
+    extraction = replace(extraction, chords=args.chords)
     data = prepare(
         args.dir,
         args.output,
@@ -253,7 +244,7 @@ def _run_sample_metrics(args) -> int:
     Reads `args.samples` (a folder, searched recursively) and, if `args.reference` is set, a prepared cache
     (.npz from `prepare`) or a folder of MIDI files to compare with; `args.json` prints JSON.
     """
-    from melodyrnn.collection import find_midi_files
+    from melodyrnn.collection import MIDI_SUFFIXES, find_midi_files
     from melodyrnn.dataset import PreparedData
     from melodyrnn.errors import DataError
     from melodyrnn.extraction import midi_to_melodies
@@ -261,7 +252,7 @@ def _run_sample_metrics(args) -> int:
     from melodyrnn.sample_config import PRIMER_EXTRACTION
 
     def folder_melodies(folder):
-        files = find_midi_files(folder)
+        files = find_midi_files(folder, MIDI_SUFFIXES)  # not the MusicXML/ABC written beside them: same tunes
         melodies = []
         for path in files:
             try:
