@@ -51,6 +51,7 @@ SWEEP = {
     "no_warmup": {"warmup_updates": 0},
     "freeze_2": {"freeze": 2},
     "no_transpose": {"transpose": 0},
+    "cosine": {"schedule": "cosine"},
     "updates_50": {"updates": 50},
     "updates_300": {"updates": 300},
     "lr_3e-3_updates_50": {"learning_rate": 3e-3, "updates": 50},

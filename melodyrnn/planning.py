@@ -89,6 +89,8 @@ class TrainConfig(Config):
             (a few when fine-tuning, so the first steps of a fresh optimizer do not wreck what the bundle learnt).
         freeze: how many of the lowest layers keep their weights while fine-tuning, >= 0: 1 freezes the embedding,
             2 also the first recurrent layer, and so on.
+        schedule: the learning rate after warm-up: "constant", or "cosine" (down to a tenth of it at the run's
+            last planned update).
         clipnorm: clip each gradient to this norm (recurrent nets have exploding gradients), > 0, or None.
         patience: stop after this many epochs without a lower validation loss, >= 1; None never stops early;
             "auto" is 4 when the validation split holds enough steps to decide (`collection.MIN_VALIDATION_STEPS`)
@@ -116,6 +118,7 @@ class TrainConfig(Config):
     learning_rate: float | None = None
     warmup_updates: int | None = None
     freeze: int = 0
+    schedule: str = "constant"
     clipnorm: float | None = 1.0
     patience: int | str | None = "auto"
     transpose: int | None = None
@@ -147,6 +150,7 @@ class TrainConfig(Config):
             "an integer >= 0 or None",
         )
         check(is_int(self.freeze) and self.freeze >= 0, "freeze", "an integer >= 0")
+        check(self.schedule in ("constant", "cosine"), "schedule", "'constant' or 'cosine'")
         check(
             self.clipnorm is None or (is_real(self.clipnorm) and 0 < self.clipnorm < math.inf),
             "clipnorm",

@@ -10,6 +10,7 @@ the bundles' metadata, so the bundle is the checkpoint. The run folder's files a
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -229,18 +230,27 @@ def _resumed_model(latest: Path, model_config: ModelConfig | dict | None, config
     return model, bundle.encoding
 
 
-class _WarmUp(keras.callbacks.Callback):
-    """Raises the learning rate linearly from 0 over the optimizer's first `updates` updates (counted by the
-    optimizer itself, so a resumed run picks up where it was)."""
+class _Schedule(keras.callbacks.Callback):
+    """Sets the learning rate before every update from the optimizer's own update count (so a resumed run picks
+    up where it was): a linear rise from 0 over `warmup` updates, then constant or, with `cosine`, a half-cosine
+    down to a tenth of it at the run's last planned update."""
 
-    def __init__(self, learning_rate: float, updates: int):
+    def __init__(self, learning_rate: float, warmup: int, cosine: bool, total: int):
         super().__init__()
-        self.learning_rate, self.updates = learning_rate, updates
+        self.learning_rate, self.warmup, self.cosine, self.total = learning_rate, warmup, cosine, max(total, 1)
+
+    def rate(self, done: int) -> float:
+        if done < self.warmup:
+            return self.learning_rate * (done + 1) / self.warmup
+        if not self.cosine:
+            return self.learning_rate
+        progress = min(1.0, (done - self.warmup) / max(self.total - self.warmup, 1))
+        return self.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
     def on_train_batch_begin(self, batch, logs=None):
         done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        if done <= self.updates:
-            self.model.optimizer.learning_rate.assign(self.learning_rate * min(1.0, (done + 1) / self.updates))
+        if self.cosine or done <= self.warmup:
+            self.model.optimizer.learning_rate.assign(self.rate(done))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -390,8 +400,9 @@ def train(
             session_start=session_start,
             start_may_be_best=start.fine_tune,
         )
-        warmup = [_WarmUp(plan.learning_rate, plan.warmup_updates)] if plan.warmup_updates else []
-        callbacks = [*warmup, run_callback, *(callbacks or [])]
+        cosine = config.schedule == "cosine"
+        schedule = [_Schedule(plan.learning_rate, plan.warmup_updates, cosine, plan.updates)]
+        callbacks = [*(schedule if plan.warmup_updates or cosine else []), run_callback, *(callbacks or [])]
         _fit(model, strategy, dataset, config.strategy, plan, initial_epoch, callbacks, progress)
         return _result(run_dir, state, run_callback.stopped, session_start, strategy, model)
     except BaseException:

@@ -191,3 +191,13 @@ def test_frozen_layers_keep_their_weights(small, tmp_path, freeze):
             for a, b in zip(before.get_layer(layer).get_weights(), after.get_layer(layer).get_weights())
         )
         assert same == frozen, layer
+
+
+def test_a_cosine_schedule_falls_to_a_tenth_at_the_last_update(small, tiny_bundle, tmp_path):
+    rates = _LearningRates()
+    config = {**FAST, "updates": 30, "warmup_updates": 5, "learning_rate": 0.01, "schedule": "cosine"}
+    train(small, tmp_path / "run", train_config=config, from_bundle=tiny_bundle, callbacks=[rates], progress=False)
+    assert rates.rates[:5] == pytest.approx([0.002 * (i + 1) for i in range(5)], rel=1e-5)
+    after = rates.rates[5:]
+    assert after[0] == pytest.approx(0.01) and all(a >= b for a, b in zip(after, after[1:]))
+    assert after[-1] == pytest.approx(0.001, rel=0.05)
