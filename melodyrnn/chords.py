@@ -223,7 +223,7 @@ def _viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
     Args:
         scores: float shape (frames, states).
     """
-    best = np.zeros(len(scores), np.int64)
+    best = [0] * len(scores)
     stay = np.zeros(scores.shape, bool)
     total = scores[0].astype(np.float64)
     for t in range(1, len(scores)):
@@ -232,11 +232,12 @@ def _viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
         stay[t] = total >= switch
         np.maximum(total, switch, out=total)
         total += scores[t]
-    path = np.zeros(len(scores), np.int64)
-    path[-1] = int(total.argmax())
-    for t in range(len(scores) - 1, 0, -1):
-        path[t - 1] = path[t] if stay[t, path[t]] else best[t]
-    return path
+    state = int(total.argmax())
+    path = [state]
+    for t in range(len(scores) - 1, 0, -1):  # plain ints: indexing with numpy scalars costs more than the step
+        state = state if stay[t, state] else best[t]
+        path.append(state)
+    return np.array(path[::-1], dtype=np.int64)
 
 
 def score_to_chords(score: Score, exclude: Sequence[int] = ()) -> tuple[tuple[float, str], ...]:
