@@ -115,6 +115,20 @@ def measure_arrangements(count: int) -> tuple[dict, list[float]]:
     return {way: {k: _pool(v) for k, v in by_key.items()} for way, by_key in groups.items()}, timings
 
 
+def song_milliseconds(count: int = 12) -> float:
+    """Median time of one `score_to_chords` call on 3-5 minute song arrangements (tracks read back from MIDI)."""
+    songs = build_arrangements(
+        melody_files(ROOT / "training_data" / "midi"), count, seed=REPORT_SEEDS[0], target_seconds=180
+    )
+    timings = []
+    for a in songs:
+        score = read_midi(a.midi)
+        began = time.perf_counter()
+        score_to_chords(score, exclude=[a.melody_track])
+        timings.append(time.perf_counter() - began)
+    return round(1000 * float(np.median(timings)), 2)
+
+
 def _harte(symbol) -> str | None:
     quality = _KINDS.get(symbol.chordKind)
     if quality is None:
@@ -191,6 +205,7 @@ def main() -> None:
             "count": len(timings),
             "seeds": list(REPORT_SEEDS),
             "milliseconds_per_piece": round(1000 * float(np.median(timings)), 2),
+            "milliseconds_per_3_to_5_minute_song": song_milliseconds(),
             **arrangements,
         },
         "music21": measure_music21(),
