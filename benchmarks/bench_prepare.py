@@ -8,8 +8,9 @@ bytes: symusic alone, mido alone, and `read_midi` (symusic checked by `midi_scan
 
 Variants alternate within one run (the machine is shared and noisy); the best of the repeats is kept beside
 the median. CPU seconds (`time.process_time`) are reported for the one-process measurements, which a busy
-machine disturbs less than wall time. Prints JSON and writes it to --out. `--profile` prints cProfile's top
-functions for `prepare` of the songs with one worker.
+machine disturbs less than wall time; the load averages at the start and the end say how busy it was.
+Prints JSON and writes it to --out. `--profile` prints cProfile's top functions for `prepare` of the songs
+with one worker.
 
     python benchmarks/bench_prepare.py [--songs 200] [--repeats 3] [--profile]
                                        [--out benchmarks/results/bench_prepare.json]
@@ -139,6 +140,7 @@ def main() -> None:
     warnings.simplefilter("ignore")  # repairs are counted in the reports; one warning per file is noise here
 
     result: dict = {"benchmark": "prepare", "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    result["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]  # other work on a shared machine
     root = Path(args.root)
     both = [("workers=1", 1, "auto"), ("workers=2", 2, "auto")]
     result["training_data"] = {"root": repo_relative(root), **end_to_end(root, args.repeats, both)}
@@ -152,6 +154,7 @@ def main() -> None:
         result["songs"]["one_process_all_tracks"] = stages(songs, 1, "all")["stages"]
         if args.profile:
             print(profile_prepare(songs))
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(result, indent=2)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
