@@ -7,13 +7,10 @@ Run it with `streamlit run app/streamlit_app.py`. UI only: each action is one ca
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import tempfile
 import time
-import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this file
 
+from notation_view import BACKINGS, build_items, show_melody, show_score, take_zip  # noqa: E402
 from piano_roll import piano_roll  # noqa: E402
 from scratch import Scratch, sweep  # noqa: E402
 from training_job import APP_MODEL_CONFIG, APP_TRAIN_CONFIG, TrainingJob  # noqa: E402
@@ -33,11 +31,9 @@ from uploads import (  # noqa: E402
     too_large,
 )
 
-from melodyrnn.audio import Rendered, render_midi, wav_to_ogg  # noqa: E402
 from melodyrnn.baselines import format_baselines  # noqa: E402
 from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
 from melodyrnn.dataset import prepare  # noqa: E402
-from melodyrnn.encoding import melody_to_midi  # noqa: E402
 from melodyrnn.errors import MelodyRNNError  # noqa: E402
 from melodyrnn.extraction import score_file_to_melodies  # noqa: E402
 from melodyrnn.run_folder import BEST, LATEST  # noqa: E402
@@ -216,10 +212,11 @@ def settings_form() -> dict | None:
         top_k = c2.number_input("Top-k (0 = off)", 0, 130, SAMPLE_DEFAULTS.top_k, key="top_k")
         top_p = c3.slider("Top-p", 0.05, 1.0, SAMPLE_DEFAULTS.top_p, 0.05, key="top_p", help="1 keeps every event.")
         seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help="The same seed gives the same melodies.")
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3, c4 = st.columns(4)
         tonic = c1.selectbox("Key", ["Any", *KEY_TONIC_NAMES], key="tonic")
         scale = c2.selectbox("Scale", list(SCALES), key="scale", help="Used when a key is chosen.")
         instrument = c3.selectbox("Instrument", list(INSTRUMENTS), key="instrument")
+        backing = c4.selectbox("Backing", BACKINGS, key="backing", help="Plays a melody's chords, when it has some.")
         c1, c2 = st.columns(2)
         primer_text = c1.text_input(
             "Primer notes",
@@ -248,6 +245,7 @@ def settings_form() -> dict | None:
         "seed": int(seed),
         "key": None if tonic == "Any" else f"{tonic} {scale}",
         "instrument": instrument,
+        "backing": backing,
         "primer_text": primer_text.strip(),
         "primer_file": primer_file,
     }
@@ -270,16 +268,6 @@ def read_primer(settings: dict, encoding):
     if settings["primer_text"]:
         return settings["primer_text"], settings["primer_text"]
     return None, None
-
-
-def render_for_page(midi: bytes) -> tuple[Rendered, bytes, str]:
-    """The rendering (its WAV is the download) and what the page's player streams: Ogg Vorbis, about ten times
-    smaller than the WAV, so a page of takes stays quick; the WAV itself when `soundfile` is missing."""
-    rendered = render_midi(midi)
-    try:
-        return rendered, wav_to_ogg(rendered.wav), "audio/ogg"
-    except MelodyRNNError:
-        return rendered, rendered.wav, "audio/wav"
 
 
 def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
@@ -308,29 +296,7 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
     st.session_state.take_counter += 1
     take_id = st.session_state.take_counter
     primer_steps = len(primer_melody) if primer_melody is not None else 0
-    midis = [melody_to_midi(melody) for melody in melodies]
-    # FluidSynth and the Vorbis encoder run outside the GIL: one thread per core brings the audio sooner.
-    with ThreadPoolExecutor(max_workers=min(len(midis), os.cpu_count() or 1)) as pool:
-        renders = list(pool.map(render_for_page, midis))
-    items: list[dict[str, Any]] = []
-    for i, (melody, midi, (rendered, player, player_format)) in enumerate(zip(melodies, midis, renders), 1):
-        items.append(
-            {
-                "name": f"take{take_id:02d}_melody{i:02d}",
-                "melody": melody,
-                "midi": midi,
-                "wav": rendered.wav,
-                "player": player,
-                "player_format": player_format,
-                "backend": rendered.backend,
-                "seconds": rendered.duration_seconds,
-                "primer_steps": primer_steps,
-            }
-        )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for item in items:
-            archive.writestr(f"{item['name']}.mid", item["midi"])
+    items = build_items(melodies, take_id, primer_steps, settings["backing"], settings["key"])
     shown = {k: v for k, v in settings.items() if k not in ("primer_file", "primer_text")}
     shown["primer"] = primer_label
     st.session_state.takes.append(
@@ -339,7 +305,7 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
             "model": model_label,
             "settings": shown,
             "melodies": items,
-            "zip": buffer.getvalue(),
+            "zip": take_zip(items),
             "generate_seconds": generated - started,
             "render_seconds": time.perf_counter() - generated,
         }
@@ -354,7 +320,7 @@ def show_take(take: dict) -> None:
         st.caption(
             f"temperature {s['temperature']:g}, top-k {s['top_k'] or 'off'}, top-p {s['top_p']:g}, "
             f"key {s['key'] or 'any'}, {s['qpm']:g} qpm, {s['time_signature']}, {s['instrument']}, "
-            f"seed {s['seed']}{primer} · generated in {take['generate_seconds']:.2f} s, audio "
+            f"{s['backing']} backing, seed {s['seed']}{primer} · generated in {take['generate_seconds']:.2f} s, audio "
             f"({take['melodies'][0]['backend']}) in {take['render_seconds']:.2f} s"
         )
         st.download_button(
@@ -369,33 +335,14 @@ def show_take(take: dict) -> None:
         for item in take["melodies"]:
             left, right = st.columns([2, 3], vertical_alignment="center")
             with left:
-                st.markdown(f"`{item['name']}` · {item['seconds']:.1f} s")
-                st.audio(item["player"], format=item["player_format"])
-                b1, b2 = st.columns(2)
-                b1.download_button(
-                    "MIDI",
-                    item["midi"],
-                    f"{item['name']}.mid",
-                    "audio/midi",
-                    key=f"mid_{item['name']}",
-                    on_click="ignore",
-                    icon=":material/download:",
-                )
-                b2.download_button(
-                    "WAV",
-                    item["wav"],
-                    f"{item['name']}.wav",
-                    "audio/wav",
-                    key=f"wav_{item['name']}",
-                    on_click="ignore",
-                    icon=":material/download:",
-                )
+                show_melody(item)
             with right:
                 st.plotly_chart(
                     piano_roll(item["melody"], item["primer_steps"]),
                     key=f"roll_{item['name']}",
                     config={"displayModeBar": False},
                 )
+            show_score(item)
 
 
 def generate_tab() -> None:

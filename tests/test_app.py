@@ -86,11 +86,19 @@ def test_default_generation_gives_playable_visible_downloadable_melodies(app):
         assert item["player_format"] == "audio/ogg" and item["player"][:4] == b"OggS"
         assert len(item["player"]) * 5 < len(item["wav"])
     with zipfile.ZipFile(io.BytesIO(take["zip"])) as archive:
-        assert sorted(archive.namelist()) == [f"{i['name']}.mid" for i in take["melodies"]]
-        assert archive.read(archive.namelist()[0]) == take["melodies"][0]["midi"]
+        suffixes = ("mid", "wav", "musicxml", "abc")
+        assert sorted(archive.namelist()) == sorted(f"{i['name']}.{x}" for i in take["melodies"] for x in suffixes)
+        first = take["melodies"][0]
+        assert archive.read(f"{first['name']}.mid") == first["midi"]
+        assert archive.read(f"{first['name']}.musicxml").decode() == first["musicxml"]
     assert len(app.get("audio")) == 4 and len(app.get("plotly_chart")) == 4
     labels = [b.label for b in app.download_button]
-    assert labels.count("MIDI") == 4 and labels.count("WAV") == 4 and "Download all as .zip" in labels
+    assert all(labels.count(label) == 4 for label in ("MIDI", "WAV", "MusicXML", "ABC"))
+    assert "Download all as .zip" in labels
+    # each melody's engraved score, as an SVG in the page
+    scores = [m.value for m in app.markdown if "melody-score" in m.value]
+    assert len(scores) == 4 and all("<svg" in score for score in scores)
+    assert all(i["abc"].startswith("X:1\nT:" + i["name"]) for i in take["melodies"])
 
 
 def test_every_control_reaches_the_melodies(app):
@@ -349,3 +357,14 @@ def test_train_in_the_page_stop_it_and_generate_with_the_new_model(app):
     generate(app)
     assert not errors(app)
     assert app.session_state.takes[-1]["model"] == label and len(app.session_state.takes[-1]["melodies"]) == 2
+
+
+def test_backing_is_offered_and_melodies_without_chords_say_so(app):
+    app.number_input(key="num_melodies").set_value(1)
+    app.number_input(key="bars").set_value(2)
+    app.selectbox(key="backing").set_value("waltz")
+    generate(app)
+    (item,) = app.session_state.takes[0]["melodies"]
+    assert item["backed"] is None and len(mido.MidiFile(file=io.BytesIO(item["midi"])).tracks) == 2  # maps + melody
+    assert "No backing: this melody has no chords." in [c.value for c in app.caption]
+    assert len(app.get("audio")) == 1

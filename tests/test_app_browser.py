@@ -1,8 +1,9 @@
 """The app in a real browser: `streamlit run` on 127.0.0.1, driven by Playwright with the system's Chromium.
 
 Needs Debian's `chromium` at /usr/bin/chromium (`.ci/run` installs it; never `playwright install`). Types a
-primer, clicks Generate, waits for the audio players and piano rolls, downloads a MIDI file and parses it, and saves a
-screenshot in the test's temporary folder. The time from click to playable audio is printed, not asserted.
+primer, clicks Generate, waits for the audio players, piano rolls and engraved scores (SVG), downloads a MIDI file, a
+MusicXML and an ABC file and parses them, and saves a screenshot in the test's temporary folder. The time from click
+to playable audio is printed, not asserted.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import urllib.request
 from pathlib import Path
 
 import mido
+import music21
 import pytest
 from playwright.sync_api import sync_playwright
 
 from melodyrnn.bundle import save_bundle
+from melodyrnn.midi_io import read_midi
 from melodyrnn.model import ModelConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,6 +162,27 @@ def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
             assert saved.suffix == ".mid"
             midi = mido.MidiFile(saved)
             assert sum(1 for m in midi if m.type == "note_on" and m.velocity > 0) > 0
+
+            # each melody's engraved score is an SVG in the page; its MusicXML and ABC download and parse
+            assert _count_when_at_least(page, ".melody-score:has(svg)", 4) == 4
+            assert page.locator(".melody-score svg").first.bounding_box()["height"] > 50
+            page.locator(".melody-score").first.screenshot(path=str(tmp_path / "score.png"))
+            for label, suffix in (("MusicXML", ".musicxml"), ("ABC", ".abc")):
+                with page.expect_download(timeout=60_000) as download_info:
+                    page.locator("[data-testid='stDownloadButton'] button", has_text=label).first.click()
+                saved = tmp_path / download_info.value.suggested_filename
+                download_info.value.save_as(saved)
+                assert saved.suffix == suffix
+                if (
+                    suffix == ".abc"
+                ):  # abc2midi reads every octave (music21 fails below C0, where an untrained model goes)
+                    midi_path = tmp_path / "abc.mid"
+                    subprocess.run(["abc2midi", str(saved), "-o", str(midi_path)], check=True, capture_output=True)
+                    track = max(read_midi(midi_path).tracks, key=lambda t: t.num_notes)
+                    opening = [n.pitch for n in track.notes[:4]]
+                else:
+                    opening = [p.midi for p in music21.converter.parse(str(saved)).flatten().pitches[:4]]
+                assert opening == [62, 65, 69, 74]  # the primer, D4 F4 A4 D5
 
             page.get_by_role("tab", name="Train").click()  # the uploader states the limit the app enforces
             uploader = page.locator("[data-testid='stFileUploader']", has_text="or a zip of them")
