@@ -105,6 +105,51 @@ def transpose_label(label: str, semitones: int) -> str:
     return NO_CHORD if chord is None else format_label(chord._replace(root=(chord.root + int(semitones)) % 12))
 
 
+#: Chord suffixes as musicians write them → Harte qualities (`chord_name_to_label`).
+_SUFFIXES = {
+    "": "maj", "M": "maj", "maj": "maj", "m": "min", "min": "min", "-": "min", "7": "7", "dom7": "7",
+    "maj7": "maj7", "M7": "maj7", "Δ": "maj7", "Δ7": "maj7", "ma7": "maj7", "m7": "min7", "min7": "min7",
+    "-7": "min7", "dim": "dim", "°": "dim", "o": "dim", "dim7": "dim7", "°7": "dim7", "o7": "dim7",
+    "m7b5": "hdim7", "min7b5": "hdim7", "ø": "hdim7", "ø7": "hdim7", "aug": "aug", "+": "aug", "sus2": "sus2",
+    "sus4": "sus4", "sus": "sus4", "mMaj7": "minmaj7", "mM7": "minmaj7", "m(maj7)": "minmaj7", "minmaj7": "minmaj7",
+    "6": "maj6", "m6": "min6", "9": "9", "maj9": "maj9", "M9": "maj9", "m9": "min9", "11": "11", "13": "13",
+    "5": "5",
+}  # fmt: skip
+_NAME = re.compile(r"^([A-G])([#b♯♭]?)(.*?)(?:/([A-G])([#b♯♭]?))?$")
+_NO_CHORD_NAMES = ("N", "N.C.", "NC", "N.C")
+
+
+def chord_name_to_label(name: str) -> str:
+    """A chord as musicians write it (``Am``, ``F#m7``, ``Bb7``, ``Cmaj7``, ``Gsus4``, ``Bdim``, ``C/E``, ``N.C.``)
+    or a Harte label (``A:min``) → its canonical Harte label (``A:min``, ``C:maj/3``, ``N``).
+
+    Raises:
+        ChordLabelError: neither a chord name nor a Harte label; the message names it.
+    """
+    if not isinstance(name, str):
+        raise ChordLabelError(f"a chord must be a string, got {type(name).__name__}")
+    text = name.strip()
+    if text in _NO_CHORD_NAMES:
+        return NO_CHORD
+    if ":" in text:
+        return canonical_label(text)
+    match = _NAME.match(text)
+    quality = _SUFFIXES.get(match.group(3)) if match else None
+    if match is None or quality is None:
+        raise ChordLabelError(
+            f"bad chord {name!r}: expected a chord name like 'Am', 'F#m7', 'Bb7', 'Cmaj7', 'Gsus4', 'Bdim', 'C/E' "
+            "or a Harte label like 'A:min7'"
+        )
+    letter, accidental, _, bass_letter, bass_accidental = match.groups()
+
+    def pitch_class(letter: str, accidental: str) -> int:
+        return (_NATURALS[letter] + {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(accidental or "", 0)) % 12
+
+    root = pitch_class(letter, accidental)
+    bass = (pitch_class(bass_letter, bass_accidental) - root) % 12 if bass_letter else 0
+    return format_label(Chord(root, quality, bass))
+
+
 def slice_changes(changes: Sequence[tuple], start: float, end: float) -> tuple:
     """The ``(position, label)`` changes in force over [start, end), re-based so `start` is 0.
 

@@ -131,6 +131,7 @@ _SAMPLE_FLAGS = (
     "time_signature",
     "program",
     "velocity",
+    "chords",
 )
 
 
@@ -175,6 +176,11 @@ def _add_generate(sub) -> None:
     p.add_argument("--max-repeats", type=int, help="most immediate repeats of one pitch")
     p.add_argument("--qpm", type=float, help="tempo (default: the primer's, else 120)")
     p.add_argument("--time-signature", help="e.g. 3/4 (default: the primer's, else 4/4)")
+    p.add_argument(
+        "--chords",
+        help="a chord progression: 'Am F C G' (a chord a bar, repeated), 'Am F | C G' (bars split), 'Am:2 F:2' "
+        "(beats); chord-aware models follow it, and the files carry it",
+    )
     p.add_argument("--program", type=int, help="General MIDI program 0-127")
     p.add_argument("--velocity", type=int)
     p.add_argument("--seed", type=int, default=None, help="for reproducible melodies (default: a fresh one, printed)")

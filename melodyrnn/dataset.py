@@ -27,6 +27,7 @@ from melodyrnn.collection import (
     read_collection,
     validation_files,
 )
+from melodyrnn.conditioning import prepared_conditions, transpose_conditions
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import DataError
 from melodyrnn.extraction import ExtractionConfig
@@ -361,6 +362,7 @@ class PreparedData:
         drop_remainder: bool = False,
         with_bars: bool = False,
         max_steps_per_bar: int | None = None,
+        with_conditions: bool = False,
     ):
         """A `tf.data.Dataset` of ``(inputs, targets, weights)`` windows for next-event training.
 
@@ -385,6 +387,8 @@ class PreparedData:
             with_bars: start windows on bar lines and yield ``inputs`` as a dict (see Returns).
             max_steps_per_bar: with `with_bars`, the longest bar allowed (the model's `max_steps_per_bar`);
                 None checks nothing.
+            with_conditions: ``inputs`` is a dict with "conditions", int32 (batch, seq_len, NUM_FIELDS), those of
+                the step each input predicts (`conditioning.prepared_conditions`), chords transposed with the notes.
 
         Returns:
             A dataset of int32 ``inputs`` and ``targets`` of shape (batch, seq_len) and float32
@@ -410,7 +414,8 @@ class PreparedData:
         if shuffle:
             ds = ds.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
-        window = _window_maker(tf.constant(padded), seq_len, transpose, self.config.vocab_size, with_bars)
+        conditions = tf.constant(prepared_conditions(self, seq_len + 1)) if with_conditions else None
+        window = _window_maker(tf.constant(padded), seq_len, transpose, self.config.vocab_size, with_bars, conditions)
         ds = ds.map(window, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
@@ -452,11 +457,7 @@ class PreparedData:
             starts += [begin + s for s in local]
             valid += [min(seq_len + 1, length - s) for s in local]
             window_bars += [0 if bars is None else int(bars[i])] * len(local)
-        return (
-            np.array(starts, dtype=np.int64),
-            np.array(valid, dtype=np.int32),
-            np.array(window_bars, dtype=np.int32),
-        )
+        return np.array(starts, np.int64), np.array(valid, np.int32), np.array(window_bars, np.int32)
 
     def _window_pitch_bounds(self, padded, starts, valid, seq_len) -> tuple[np.ndarray, np.ndarray]:
         """Lowest and highest NOTE_ON id per window (vocab-1 and NUM_SPECIAL when it has none)."""
@@ -469,11 +470,12 @@ class PreparedData:
         return lo.astype(np.int32), hi.astype(np.int32)
 
 
-def _window_maker(tokens_t, seq_len: int, transpose: int, vocab: int, with_bars: bool) -> Callable:
+def _window_maker(tokens_t, seq_len: int, transpose: int, vocab: int, with_bars: bool, conditions_t=None) -> Callable:
     """The tf.data map function that cuts one ``(inputs, targets, weights)`` window out of `tokens_t`.
 
     It maps ``((start, n_valid, lo, hi, bar), rnd)``: the window's start in `tokens_t`, how many of its
     ``seq_len + 1`` ids are real, its lowest and highest note id, its melody's steps per bar and a random int64.
+    `conditions_t`, if given, holds every step's conditions, aligned with `tokens_t`.
     """
     import tensorflow as tf
 
@@ -482,6 +484,7 @@ def _window_maker(tokens_t, seq_len: int, transpose: int, vocab: int, with_bars:
         w = tokens_t[start : start + seq_len + 1]
         # Past a short melody's end the slice runs into the next melody: blank it out.
         w = tf.where(tf.range(seq_len + 1) < n_valid, w, 0)
+        shift = 0
         if transpose > 0:
             # Shift limits keep the lowest and highest note of the window inside the vocabulary.
             low = tf.maximum(-transpose, NUM_SPECIAL - lo)
@@ -489,6 +492,9 @@ def _window_maker(tokens_t, seq_len: int, transpose: int, vocab: int, with_bars:
             shift = low + tf.cast(rnd % tf.cast(high - low + 1, tf.int64), tf.int32)
             w = tf.where(w >= NUM_SPECIAL, w + shift, w)
         weights = tf.cast(tf.range(seq_len) < n_valid - 1, tf.float32)
-        return ({"ids": w[:-1], "bar": bar} if with_bars else w[:-1]), w[1:], weights
+        inputs = {"ids": w[:-1], "bar": bar} if with_bars else {"ids": w[:-1]}
+        if conditions_t is not None:  # those of the step each input predicts
+            inputs["conditions"] = transpose_conditions(conditions_t[start + 1 : start + seq_len + 1], shift)
+        return (inputs if len(inputs) > 1 else w[:-1]), w[1:], weights
 
     return window

@@ -3,8 +3,10 @@
 Each loop builder returns a function of one dict of tensors `c` for `tf.function(jit_compile=True)`: it feeds the
 primer through `model.step` (teacher forcing), then draws the remaining steps, carrying the model's state and
 batched over melodies. `c` holds "primer" (int32 `(num_steps,)`), "primer_length", "allowed" (float32 `(vocab,)`:
-0 or -inf), "temperature", "top_k", "top_p", "log_penalty", "max_repeats" (`NO_CAP` for none), "seed" and
-"steps_per_bar". Start at `sample_loop`; `Sampler._run` builds and caches them.
+0 or -inf), "temperature", "top_k", "top_p", "log_penalty", "max_repeats" (`NO_CAP` for none), "seed",
+"steps_per_bar" and "conditions" (int32 `(num_steps, NUM_FIELDS)`: every step's meter and chord conditions, fed
+to a conditioned model at the step it predicts, indexed by the loop counter; other models ignore them).
+Start at `sample_loop`; `Sampler._run` builds and caches them.
 """
 
 from __future__ import annotations
@@ -81,12 +83,19 @@ class Controls:
 def _first_tokens(model, controls: Controls, batch: int, c):
     """With no primer, step 0 is a NOTE_ON drawn (under every control) from the model's prediction after one
     NO_EVENT input on a throwaway state; the real state then starts at step 0, so bar positions line up."""
-    logits, _ = model.step(tf.fill([batch], NO_EVENT_ID), model.initial_state(batch, c["steps_per_bar"]))
+    state = model.initial_state(batch, c["steps_per_bar"])
+    logits, _ = model.step(tf.fill([batch], NO_EVENT_ID), state, _conditions_at(c, 0, batch))
     notes_only = tf.concat([tf.fill([NUM_SPECIAL], -math.inf), tf.zeros([controls.vocab_size - NUM_SPECIAL])], 0)
     no_note = tf.fill([batch], -1)
     return controls.choose(
         controls.constrain(logits + notes_only[None], no_note, tf.zeros([batch], tf.int32), c), c, tf.constant(0)
     )
+
+
+def _conditions_at(c, t, batch: int):
+    """int32 `(batch, NUM_FIELDS)`: the conditions of step `t`, the one the model predicts, for every row."""
+    row = c["conditions"][t]
+    return tf.broadcast_to(row[None], [batch, tf.shape(row)[0]])
 
 
 def sample_loop(model, controls: Controls, batch: int, num_steps: int, has_primer: bool):
@@ -100,7 +109,7 @@ def sample_loop(model, controls: Controls, batch: int, num_steps: int, has_prime
         tokens = tf.TensorArray(tf.int32, size=num_steps).write(0, first)
 
         def body(t, ids, state, last_id, runs, tokens):
-            logits, state = model.step(ids, state)
+            logits, state = model.step(ids, state, _conditions_at(c, t, batch))
             drawn = controls.choose(controls.constrain(logits, last_id, runs, c), c, t)
             # teacher forcing through the primer: its steps are fed, never drawn
             ids = tf.where(t < c["primer_length"], tf.fill([batch], primer[t]), drawn)
@@ -136,7 +145,7 @@ def beam_loop(
         row_offsets = tf.repeat(tf.range(n) * b, b)
 
         def body(t, ids, state, last_id, runs, history, scores):
-            logits, state = model.step(ids, state)
+            logits, state = model.step(ids, state, _conditions_at(c, t, rows))
             constrained = controls.constrain(logits, last_id, runs, c)
             log_probs = tf.nn.log_softmax(constrained, axis=-1)
             if controls.greedy:
@@ -173,7 +182,7 @@ def beam_loop(
 # The dtype of each entry of the loops' tensor dict `c`.
 _DTYPES = {"primer": tf.int32, "primer_length": tf.int32, "allowed": tf.float32, "temperature": tf.float32,
            "top_k": tf.int32, "top_p": tf.float32, "log_penalty": tf.float32, "max_repeats": tf.int32,
-           "seed": tf.int32, "steps_per_bar": tf.int32}  # fmt: skip
+           "seed": tf.int32, "steps_per_bar": tf.int32, "conditions": tf.int32}  # fmt: skip
 
 
 def run_loop(cache: dict, key: tuple, build: Callable[[], Callable], values: dict, jit_compile: bool) -> np.ndarray:

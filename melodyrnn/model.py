@@ -13,13 +13,14 @@ from typing import Any, ClassVar
 import keras
 from keras import ops
 
+from melodyrnn import conditioning as cond
 from melodyrnn import layers as rnn_layers
 from melodyrnn.attention import CausalSelfAttention
 from melodyrnn.configs import Config, config_from_dict, is_int, is_real
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.lookback import LookbackEmbedding
 
-__all__ = ["ModelConfig", "MelodyModel", "build_model"]
+__all__ = ["ConditionEmbedding", "ModelConfig", "MelodyModel", "build_model"]
 
 _PACKAGE = "melodyrnn"  # bundles store the registered name "melodyrnn>MelodyModel": never change it
 _CELLS = {"lstm": rnn_layers.LSTM, "gru": rnn_layers.GRU, "rnn": rnn_layers.SimpleRNN}
@@ -60,6 +61,11 @@ class ModelConfig(Config):
             folk collections hold 9/4 and 12/4 tunes); it sizes the history the sampler carries and the bits of
             the position counter, so it is part of the network's shape. At least `steps_per_bar`.
         vocab_size: number of token ids; take it from `EncodingConfig.vocab_size`.
+        condition_meter: the model also reads, at every step, where the step it predicts falls in the bar, its
+            metrical level and the meter (`melodyrnn.conditioning`); pass `{"ids": ..., "conditions": ...}`.
+        condition_chords: the model also reads the chord sounding at the step it predicts (root, quality, its
+            tones) and the steps to the next chord change; "no chord" has its own id, so it generates without.
+        condition_dim: width of each conditioning embedding.
 
     Raises:
         MelodyRNNError: a field out of range or of the wrong type.
@@ -82,6 +88,9 @@ class ModelConfig(Config):
     steps_per_bar: int = 16
     max_steps_per_bar: int = 64
     vocab_size: int = 130
+    condition_meter: bool = False
+    condition_chords: bool = False
+    condition_dim: int = 16
 
     what: ClassVar[str] = "model config"
     #: Upper bounds on the network's shape: far above any melody model worth training on one machine, and low
@@ -94,6 +103,7 @@ class ModelConfig(Config):
         "attention_key_dim": 1024,
         "attention_window": 8192,
         "vocab_size": 4096,
+        "condition_dim": 1024,
     }
 
     def __post_init__(self):
@@ -108,7 +118,7 @@ class ModelConfig(Config):
             )
 
         check(self.cell in _CELLS, "cell", f"one of {sorted(_CELLS)}")
-        for name in ("num_layers", "units", "embedding_dim", "attention_heads", "attention_window"):
+        for name in ("num_layers", "units", "embedding_dim", "attention_heads", "attention_window", "condition_dim"):
             bounded(name)
         bounded("attention_key_dim", optional=True)
         check(is_real(self.dropout) and 0 <= self.dropout < 1, "dropout", "a float in [0, 1)")
@@ -119,6 +129,8 @@ class ModelConfig(Config):
             "attention_relative_bias",
             "attention_previous_key",
             "lookback",
+            "condition_meter",
+            "condition_chords",
         ):
             check(isinstance(getattr(self, name), bool), name, "True or False")
         if self.attention and self.attention_key_dim is None and self.units < self.attention_heads:
@@ -143,6 +155,11 @@ class ModelConfig(Config):
         )
 
     @property
+    def conditioned(self) -> bool:
+        """Whether the model reads conditions (meter or chords) beside the ids."""
+        return self.condition_meter or self.condition_chords
+
+    @property
     def key_dim(self) -> int:
         """Width per attention head, `attention_key_dim` or `units // attention_heads`."""
         return self.attention_key_dim or max(1, self.units // self.attention_heads)
@@ -165,6 +182,84 @@ class ModelConfig(Config):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Conditions
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConditionEmbedding(keras.layers.Layer):
+    """Per-step conditions (`melodyrnn.conditioning.step_conditions`'s ids) → features added to the event's.
+
+    With `meter`: the embeddings of the position in the bar, the metrical level and the meter, summed
+    (`output_dim` features). With `chords`: the embeddings of the chord's root, its quality and the distance to
+    the next change, summed, then the chord's 12 pitch classes as 0/1 (`output_dim + 12` features), so a chord
+    seen in one key tells the model about the others. Chord id 0 (no chord) has a root and quality row of its own.
+
+    Args:
+        output_dim: width of each embedding.
+        meter, chords: which conditions to read (at least one).
+
+    Call args:
+        conditions: int `(..., NUM_FIELDS)`.
+
+    Returns:
+        float `(..., features)`.
+    """
+
+    def __init__(self, output_dim: int = 16, meter: bool = True, chords: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if not (meter or chords):
+            raise MelodyRNNError("`ConditionEmbedding` needs `meter` or `chords`")
+        self.output_dim, self.meter, self.chords = int(output_dim), bool(meter), bool(chords)
+        sizes: dict[str, int] = {}
+        if self.meter:
+            sizes.update(position=cond.MAX_POSITION, level=cond.NUM_LEVELS, meter=cond.NUM_METERS)
+        if self.chords:
+            sizes.update(root=13, quality=len(cond.QUALITIES) + 1, change=cond.MAX_CHANGE + 1)
+        self.tables = {k: keras.layers.Embedding(n, self.output_dim, name=k) for k, n in sizes.items()}
+
+    @property
+    def features(self) -> int:
+        return self.output_dim * (self.meter + self.chords) + 12 * self.chords
+
+    def build(self, input_shape=None):
+        for table in self.tables.values():
+            table.build((None,))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.features,)
+
+    def call(self, conditions):
+        c = ops.cast(conditions, "int32")
+        t = self.tables
+        parts = []
+        if self.meter:
+            position, level, meter = (c[..., i] for i in (cond.POSITION, cond.LEVEL, cond.METER))
+            parts.append(t["position"](position) + t["level"](level) + t["meter"](meter))
+        if self.chords:
+            chord = c[..., cond.CHORD]
+            known = ops.minimum(chord, 1)  # 0 for no chord: root and quality row 0
+            root, quality = known * ((chord - 1) % 12 + 1), known * ((chord - 1) // 12 + 1)
+            parts.append(t["root"](root) + t["quality"](quality) + t["change"](c[..., cond.CHANGE]))
+            tones = ops.convert_to_tensor(cond.chord_tone_table(), dtype=self.compute_dtype)
+            parts.append(ops.take(tones, chord, axis=0))
+        return ops.concatenate(parts, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "output_dim": self.output_dim, "meter": self.meter, "chords": self.chords}
+
+
+def _default_conditions(steps_per_bar: int, step):
+    """int32 `(..., NUM_FIELDS)` for a model given no conditions: step(s) `step` of 4/4 bars of `steps_per_bar`
+    steps, counted from the first input, with no chords."""
+    position = step % steps_per_bar
+    levels = ops.convert_to_tensor(cond.four_four_levels(steps_per_bar), "int32")
+    fields = [ops.minimum(position, cond.MAX_POSITION - 1), ops.take(levels, position, axis=0)]
+    fields += [ops.ones_like(position), ops.zeros_like(position), ops.full_like(position, cond.MAX_CHANGE)]
+    return ops.stack(fields, axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # The model
 
 
@@ -174,7 +269,10 @@ class MelodyModel(keras.Model):
 
     Inputs are int ids `(batch, steps)`, or a dict `{"ids": int (batch, steps), "bar": int (batch,)}` that gives
     each row its steps per bar (rows must start on a bar line). Only the lookback embedding reads "bar"; plain
-    ids mean `config.steps_per_bar`, counted from the first id.
+    ids mean `config.steps_per_bar`, counted from the first id. A conditioned model (`condition_meter`,
+    `condition_chords`) also reads `"conditions"`, int `(batch, steps, NUM_FIELDS)`: at position t those of step
+    t + 1, the step it predicts (`melodyrnn.conditioning.step_conditions(...)[1:]`); without them it assumes 4/4
+    bars of `steps_per_bar` steps from the first id and no chords.
 
     Embedding (or `LookbackEmbedding`) → recurrent layers (each followed by dropout, and optionally a residual
     and a layer norm) with an optional `CausalSelfAttention` block after the first → Dense logits. The model
@@ -199,6 +297,11 @@ class MelodyModel(keras.Model):
             )
         else:
             self.embedding = keras.layers.Embedding(c.vocab_size, c.embedding_dim, name="embedding")
+        self.conditions = (
+            ConditionEmbedding(c.condition_dim, c.condition_meter, c.condition_chords, name="conditions")
+            if c.conditioned
+            else None
+        )
         cell = _CELLS[c.cell]
         self.recurrent = [cell(c.units, return_sequences=True, name=f"{c.cell}_{i}") for i in range(c.num_layers)]
         self.dropouts = [keras.layers.Dropout(c.dropout, name=f"dropout_{i}") for i in range(c.num_layers)]
@@ -224,11 +327,14 @@ class MelodyModel(keras.Model):
 
     def _input_features(self) -> int:
         c = self.config
-        return self.embedding.features if c.lookback else c.embedding_dim
+        events = self.embedding.features if c.lookback else c.embedding_dim
+        return events + (self.conditions.features if self.conditions is not None else 0)
 
     def build(self, input_shape=None):
         c = self.config
         self.embedding.build((None, None))
+        if self.conditions is not None:
+            self.conditions.build()
         features = self._input_features()
         for i, rnn in enumerate(self.recurrent):
             rnn.build((None, None, features))
@@ -248,12 +354,21 @@ class MelodyModel(keras.Model):
             outputs = self.norms[i](outputs)
         return outputs
 
+    def _with_conditions(self, x, conditions, step):
+        if self.conditions is None:
+            return x
+        if conditions is None:
+            conditions = _default_conditions(self.config.steps_per_bar, step)
+            conditions = ops.broadcast_to(conditions, tuple(ops.shape(x)[:-1]) + (cond.NUM_FIELDS,))
+        return ops.concatenate([x, ops.cast(self.conditions(conditions), x.dtype)], axis=-1)
+
     def call(self, inputs, training=None):
-        bar = None
+        bar = conditions = None
         if isinstance(inputs, dict):
-            inputs, bar = inputs["ids"], inputs.get("bar")
+            inputs, bar, conditions = inputs["ids"], inputs.get("bar"), inputs.get("conditions")
         ids = ops.cast(inputs, "int32")
         x = self.embedding(ids, bar) if self.config.lookback else self.embedding(ids)
+        x = self._with_conditions(x, conditions, ops.arange(1, ops.shape(ids)[1] + 1, dtype="int32")[None])
         for i, rnn in enumerate(self.recurrent):
             x = self._after_recurrent(i, x, rnn(x, training=training), training)
             if i == 0 and self.attention is not None:
@@ -270,7 +385,8 @@ class MelodyModel(keras.Model):
 
         Keys: `"rnn"`, a list (one per recurrent layer) of lists of float `(batch, units)` tensors; with
         attention `"attention"`, its key/value cache (see `CausalSelfAttention.initial_cache`); with lookback
-        `"lookback"`, the recent ids and the bar length (see `LookbackEmbedding.initial_history`). Every leaf has a
+        `"lookback"`, the recent ids and the bar length (see `LookbackEmbedding.initial_history`); conditioned,
+        `"step"`, int32 `(batch,)` inputs seen (for steps given no conditions). Every leaf has a
         leading batch axis, so beam search can reorder a state with one gather per leaf.
 
         Args:
@@ -288,14 +404,18 @@ class MelodyModel(keras.Model):
             state["attention"] = self.attention.initial_cache(batch_size)
         if self.config.lookback:
             state["lookback"] = self.embedding.initial_history(batch_size, steps_per_bar)
+        if self.conditions is not None:
+            state["step"] = ops.zeros((batch_size,), "int32")
         return state
 
-    def step(self, token_ids, state: dict):
+    def step(self, token_ids, state: dict, conditions=None):
         """One step: the logits for the next event, equal to that position of the full-sequence call.
 
         Args:
             token_ids: int `(batch,)`, this step's ids.
             state: from `initial_state` or the previous step.
+            conditions: a conditioned model's int `(batch, NUM_FIELDS)`, those of the step predicted; None assumes
+                4/4 and no chords, as `call` does. Other models ignore it.
 
         Returns:
             `(logits, new_state)`: logits float `(batch, vocab_size)`, new_state like `state`.
@@ -308,6 +428,9 @@ class MelodyModel(keras.Model):
             x, new_state["lookback"] = self.embedding.step(ids, state["lookback"])
         else:
             x = self.embedding(ids)
+        if self.conditions is not None:
+            x = self._with_conditions(x, conditions, state["step"] + 1)
+            new_state["step"] = state["step"] + 1
         new_state["rnn"] = []
         for i, rnn in enumerate(self.recurrent):
             outputs, states = rnn.step(x, state["rnn"][i])

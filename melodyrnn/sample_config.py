@@ -7,6 +7,7 @@ the app's form and `import melodyrnn` can use them without loading TensorFlow (s
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import re
@@ -16,6 +17,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from melodyrnn.chords import chord_name_to_label
+from melodyrnn.conditioning import beat_quarters
 from melodyrnn.configs import Config, is_int, is_real
 from melodyrnn.encoding import EncodingConfig, Melody
 from melodyrnn.errors import MelodyRNNError
@@ -23,7 +26,17 @@ from melodyrnn.extraction import ExtractionConfig, midi_to_melodies
 from melodyrnn.midi_io import MIN_QPM
 from melodyrnn.theory import check_time_signature, key_pitch_classes, note_name_to_pitch
 
-__all__ = ["MAX_ROWS", "MAX_STEPS", "MAX_WORK", "PRIMER_EXTRACTION", "SampleConfig", "primer_to_melody", "read_primer"]
+__all__ = [
+    "MAX_ROWS",
+    "MAX_STEPS",
+    "MAX_WORK",
+    "PRIMER_EXTRACTION",
+    "SampleConfig",
+    "parse_progression",
+    "primer_to_melody",
+    "progression_to_chords",
+    "read_primer",
+]
 
 #: A primer read from MIDI goes through the training extraction, with the length and variety filters off
 #: (a primer may be one bar of one note).
@@ -62,6 +75,10 @@ class SampleConfig(Config):
         qpm, time_signature, program, velocity: written to the MIDI; None keeps the primer's (or 120 qpm, 4/4,
             program 0, velocity 100 without a primer). `time_signature` also sets the bar length for `bars`.
         seed: makes the melodies reproducible; None draws a fresh one.
+        chords: a chord progression the melodies are written over (see `parse_progression`): "Am F C G" (a
+            chord a bar, repeated to the length asked for), "Am F | C G" (bars split), "Am:2 F:2" (beats), or
+            ``(beat, chord)`` pairs (not repeated). A chord-aware model follows it; any model's melodies carry it
+            in `Melody.chords`. A primer keeps its own chords where it has any.
 
     Raises:
         MelodyRNNError: any field out of range, e.g. "`temperature` must be >= 0, got -1".
@@ -85,6 +102,7 @@ class SampleConfig(Config):
     program: int | None = None
     velocity: int | None = None
     seed: int | None = None
+    chords: str | tuple[tuple[float, str], ...] | None = None
 
     what: ClassVar[str] = "sample config"
     #: Length of a melody when neither `bars` nor `num_steps` is given.
@@ -149,6 +167,12 @@ class SampleConfig(Config):
             "an integer in [1, 127] or None",
         )
         check(self.seed is None or (is_int(self.seed) and self.seed >= 0), "seed", "an integer >= 0 or None")
+        if self.chords is not None:
+            if not isinstance(self.chords, str):  # pairs, also as JSON's lists: a hashable tuple of tuples
+                check(isinstance(self.chords, (list, tuple)), "chords", "a progression string or (beat, chord) pairs")
+                pairs = [tuple(p) if isinstance(p, (list, tuple)) else (p,) for p in self.chords]
+                object.__setattr__(self, "chords", tuple(pairs))
+            parse_progression(self.chords, self.time_signature or (4, 4))  # raises on a bad chord or layout
 
     @property
     def greedy(self) -> bool:
@@ -157,6 +181,84 @@ class SampleConfig(Config):
     @property
     def uses_beam_search(self) -> bool:
         return self.beam_size > 1 or self.branch_factor > 1
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Chord progressions
+
+_DURATION = re.compile(r"^(.+):(\d+(?:\.\d*)?)$")
+
+
+def parse_progression(chords, time_signature: tuple[int, int] = (4, 4)) -> tuple[tuple[tuple[float, str], ...], float]:
+    """Reads a chord progression into beats of `time_signature` (compound meters beat in dotted quarters).
+
+    Args:
+        chords: a string of chords as musicians write them or Harte labels (`chord_name_to_label`), separated
+            by spaces: each lasts one bar ("Am F C G"), or the beats after a colon ("Am:2 F:2"; the last
+            ":number" is always beats, so write Harte's ``G:7`` as ``G7``); "|" splits bars, whose chords without
+            beats share what the others leave ("Am F | C G" = two chords a bar); or ``(beat, chord)`` pairs, beats
+            from 0, rising.
+
+    Returns:
+        ``(changes, cycle_beats)``: ``(beat, Harte label)`` changes, and the beats after which a string repeats
+        (0 for pairs, which do not).
+
+    Raises:
+        ChordLabelError: a bad chord, named.
+        MelodyRNNError: a bad layout (no chords, a bar overfull, beats not rising).
+    """
+    numerator, denominator = time_signature
+    bar = numerator * 4 / denominator / beat_quarters(numerator, denominator)  # beats per bar
+    if isinstance(chords, str):
+        changes, beat = [], 0.0
+        bars = [b for b in chords.split("|")] if "|" in chords else chords.split()
+        for group in (b.split() for b in bars):
+            if not group:
+                continue
+            timed = [_DURATION.match(t) for t in group]
+            given = sum(float(m.group(2)) for m in timed if m)
+            free = sum(m is None for m in timed)
+            share = bar if "|" not in chords else (bar - given) / free if free else 0.0
+            if "|" in chords and (given > bar + 1e-9 or (free and share <= 0)):
+                raise MelodyRNNError(f"`chords`: the bar {' '.join(group)!r} holds more than its {bar:g} beats")
+            start = beat
+            for token, m in zip(group, timed):
+                length = float(m.group(2)) if m else share
+                if length <= 0:
+                    raise MelodyRNNError(f"`chords`: {token!r} must last more than 0 beats")
+                changes.append((beat, chord_name_to_label(m.group(1) if m else token)))
+                beat += length
+            beat = max(beat, start + bar) if "|" in chords else beat
+        if not changes:
+            raise MelodyRNNError(f"`chords` must name at least one chord, got {chords!r}")
+        return tuple(changes), beat
+    pairs: list[tuple[float, str]] = []
+    for pair in chords:
+        if len(pair) != 2 or not is_real(pair[0]) or pair[0] < 0 or (pairs and pair[0] <= pairs[-1][0]):
+            raise MelodyRNNError(f"`chords` pairs must be (beat, chord) with beats >= 0 and rising, got {pair!r}")
+        pairs.append((float(pair[0]), chord_name_to_label(pair[1])))
+    if not pairs:
+        raise MelodyRNNError("`chords` must name at least one chord, got no pairs")
+    return tuple(pairs), 0.0
+
+
+def progression_to_chords(
+    chords, time_signature: tuple[int, int], steps_per_quarter: int, num_steps: int
+) -> tuple[tuple[int, str], ...]:
+    """A progression (`parse_progression`) as a melody's ``(step, Harte label)`` chords over `num_steps` steps:
+    a string repeats to the end; a chord restated without a change is dropped. Raises as `parse_progression`."""
+    changes, cycle = parse_progression(chords, time_signature)
+    step_beats = beat_quarters(*time_signature) * steps_per_quarter
+    out: list[tuple[int, str]] = []
+    for k in range(max(1, math.ceil(num_steps / (cycle * step_beats))) if cycle else 1):
+        for beat, label in changes:
+            step = int(round((k * cycle + beat) * step_beats))
+            if step >= num_steps or (out and out[-1][1] == label):
+                continue
+            if out and out[-1][0] == step:  # shorter than a step: the later chord wins
+                out.pop()
+            out.append((step, label))
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------------------------------------------

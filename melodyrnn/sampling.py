@@ -19,12 +19,13 @@ import numpy as np
 
 from melodyrnn.backing import check_backing, melody_to_midi_with_backing
 from melodyrnn.bundle import Bundle, load
+from melodyrnn.conditioning import step_conditions
 from melodyrnn.configs import config_from_dict
 from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loop
 from melodyrnn.encoding import NUM_SPECIAL, Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
 from melodyrnn.notation import parse_formats, write_melody
-from melodyrnn.sample_config import MAX_STEPS, MAX_WORK, SampleConfig, read_primer
+from melodyrnn.sample_config import MAX_STEPS, MAX_WORK, SampleConfig, progression_to_chords, read_primer
 from melodyrnn.theory import check_steps_per_bar, key_pitch_classes, steps_per_bar
 
 __all__ = ["Sampler", "generate", "write_melodies"]
@@ -81,19 +82,24 @@ class Sampler:
             steps: `SampleConfig.num_steps`.
             **options: any other `SampleConfig` field (`bars`, `temperature`, `top_k`, `top_p`, `key`,
                 `min_pitch`, `max_pitch`, `repetition_penalty`, `max_repeats`, `beam_size`, `branch_factor`,
-                `qpm`, `time_signature`, `program`, `velocity`, `seed`), with its defaults there; `top_k` or
-                `top_p` None means off.
+                `qpm`, `time_signature`, `program`, `velocity`, `seed`, `chords`), with its defaults there; `top_k`
+                or `top_p` None means off. A meter-aware model (`ModelConfig.condition_meter`) writes rhythm in
+                `time_signature` (or the primer's); a chord-aware one follows `chords` ("Am F C G", "Am F | C G",
+                "Am:2 F:2" or ``(beat, chord)`` pairs: `melodyrnn.sample_config.parse_progression`), and without
+                them generates over "no chord". A model without chord conditioning ignores `chords` for its notes,
+                but its melodies still carry them, so backing tracks and lead sheets can play and print them.
 
         Returns:
             `num_melodies` `Melody` objects, each `bars`/`steps` long (primer included), ready for
-            `melody_to_midi`.
+            `melody_to_midi`; their `chords` are the primer's own over its steps, then the progression asked for.
 
         Raises:
             MelodyRNNError: an unknown option or an invalid value (see `SampleConfig`), a primer longer than the
                 requested length, a primer pitch outside the model's vocabulary, a key/range that leaves no
-                pitch to play, or (a lookback model) a time signature whose bar is not a whole number of steps
-                up to the model's `max_steps_per_bar`. A lookback model counts bars of `time_signature` or of the
-                primer's own (a Melody or MIDI file); with neither, its `config.steps_per_bar`.
+                pitch to play, a bad chord (`ChordLabelError`, named) or progression, or (a lookback model) a
+                time signature whose bar is not a whole number of steps up to the model's `max_steps_per_bar`.
+                A lookback model counts bars of `time_signature` or of the primer's own (a Melody or MIDI file);
+                with neither, its `config.steps_per_bar`.
         """
         for off in ("top_k", "top_p"):
             if off in options and options[off] is None:
@@ -132,6 +138,7 @@ class Sampler:
                 raise OutOfRangeError(f"`primer`: {err}") from err
             primer_length = tokens.size
             primer_tokens[:primer_length] = tokens
+        chords = self._chords(config, metadata["time_signatures"][0][1:], primer_melody, num_steps)
         seed = config.seed if config.seed is not None else secrets.randbits(31)
         tensors = {
             "primer": primer_tokens,
@@ -144,9 +151,11 @@ class Sampler:
             "max_repeats": NO_CAP if config.max_repeats is None else config.max_repeats,
             "seed": seed % (1 << 31),
             "steps_per_bar": bar,
+            # every step's meter and chords, computed once here: the compiled loop indexes them by step
+            "conditions": step_conditions(num_steps, enc.steps_per_quarter, metadata["time_signatures"], chords),
         }
         ids = self._run(config, num_steps, primer_length > 0, tensors)
-        return [tokens_to_melody(row, enc, source="generated", **metadata) for row in ids]
+        return [tokens_to_melody(row, enc, source="generated", chords=chords, **metadata) for row in ids]
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
@@ -160,6 +169,19 @@ class Sampler:
         program = config.program if config.program is not None else (primer.program if primer is not None else 0)
         velocity = config.velocity if config.velocity is not None else (primer.velocity if primer is not None else 100)
         return {"tempos": tempos, "time_signatures": time_signatures, "program": program, "velocity": velocity}
+
+    def _chords(self, config: SampleConfig, meter, primer: Melody | None, num_steps: int) -> tuple:
+        """The melodies' ``(step, label)`` chords: the primer's own over its steps (where it has any), then the
+        progression asked for, laid from step 0 and restated where the primer ends."""
+        spq = self.encoding.steps_per_quarter
+        asked = progression_to_chords(config.chords, meter, spq, num_steps) if config.chords is not None else ()
+        if primer is None or not primer.chords:
+            return asked
+        end = len(primer)
+        later = [(s, label) for s, label in asked if s > end]
+        at_end = [label for s, label in asked if s <= end][-1:]  # the asked chord in force where the primer ends
+        tail = [(end, at_end[0])] if at_end and end < num_steps and at_end[0] != primer.chords[-1][1] else []
+        return tuple(primer.chords) + tuple(tail) + tuple(later)
 
     def _num_steps(self, config: SampleConfig, steps_per_bar: float, primer: Melody | None) -> int:
         if config.num_steps is not None:

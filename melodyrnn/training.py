@@ -171,6 +171,7 @@ def _training_windows(data: PreparedData, config: TrainConfig, plan: Plan, model
             seed=config.seed + initial_epoch,
             drop_remainder=drop_remainder,
             with_bars=model.config.lookback,
+            with_conditions=model.config.conditioned,  # meter- or chord-aware models read each step's
             max_steps_per_bar=model.config.max_steps_per_bar,
         )
 

@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melodyrnn"
 ORDER = [
     "errors", "configs", "theory", "files", "archives", "midi_score", "midi_scan", "midi_io",
     "score_walk", "scores", "chords", "tracks",
-    "encoding", "extraction", "collection", "dataset", "cells", "fused_tf", "layers", "attention", "lookback", "model",
-    "bundle",
+    "encoding", "extraction", "collection", "conditioning", "dataset", "cells", "fused_tf", "layers", "attention",
+    "lookback", "model", "bundle",
     "evaluation", "ngram", "baselines", "metrics", "lead_sheet", "backing", "notation",
     "distribute", "run_folder", "planning", "training", "sample_config",
     "decoding", "sampling", "audio", "cli",
