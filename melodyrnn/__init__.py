@@ -46,6 +46,10 @@ _LAZY = {
     "evaluate": "melodyrnn.evaluation",
     "score_melody": "melodyrnn.evaluation",
     "originality": "melodyrnn.originality",
+    "harmonize": "melodyrnn.harmonize",
+    "Harmonizer": "melodyrnn.harmonize",
+    "load_harmonizer": "melodyrnn.harmonize",
+    "train_harmonizer": "melodyrnn.harmonizer_training",
 }
 
 

@@ -39,6 +39,9 @@ __all__ = [
     "BUNDLE_FORMAT",
     "BUNDLE_VERSION",
     "DEFAULT_BUNDLE_PATH",
+    "MELODY_TASK",
+    "save_task_bundle",
+    "load_task_bundle",
 ]
 
 BUNDLE_FORMAT = "melodyrnn-bundle"
@@ -53,6 +56,8 @@ _MAX_MEMBER_BYTES = 1 << 30
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 # Older Keras releases let a crafted model file run code even in safe mode (published advisories through 3.13).
 _SAFE_KERAS = (3, 14)
+#: The `task` a melody model's bundle.json names; bundles written before tasks existed are melody models too.
+MELODY_TASK = "melody"
 
 
 def _keras_version() -> tuple[int, ...]:
@@ -157,6 +162,7 @@ def save_bundle(
     header = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
+        "task": MELODY_TASK,
         "model_config": config.to_dict(),
         "encoding_config": encoding.to_dict(),
         "metadata": metadata,
@@ -291,6 +297,56 @@ def read_bundle_encoding(path: str | os.PathLike) -> EncodingConfig | None:
         return None
 
 
+def _check_task(path: Path, header: dict, task: str) -> None:
+    """Raises `BundleError` when the bundle's `task` is not `task` (a harmonizer passed as a melody model...)."""
+    found = header.get("task", MELODY_TASK)
+    if found != task:
+        uses = {MELODY_TASK: "melodyrnn.load / generate", "harmonize": "melodyrnn.harmonize"}
+        raise BundleError(
+            f"{path} holds a {found!r} model, not a {task!r} model: use it with {uses.get(found, 'its own task')}"
+        )
+
+
+def _load_keras_model(path: Path, model_bytes: bytes, compile: bool, declared: int):
+    """The checked model.keras of a bundle, loaded in safe mode; `declared`: the least bytes its weights must take.
+
+    Raises:
+        BundleError: as `load_bundle`.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(model_bytes)) as inner:
+            problem = check_members(inner, _MAX_MEMBER_BYTES, _MAX_MEMBER_BYTES)
+            if problem:
+                raise BundleError(f"{path} is refused: in {_MODEL_MEMBER}, {problem}")
+            weight_bytes = sum(i.file_size for i in inner.infolist() if i.filename.endswith(".h5"))
+            keras_config = json.loads(inner.read("config.json").decode("utf-8"))
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, EOFError) as err:
+        raise BundleError(f"{path} is corrupt: {_MODEL_MEMBER} is not a Keras model file ({err})") from err
+    if weight_bytes < declared:
+        # checked before Keras builds anything: a small file must not make us allocate a huge network
+        raise BundleError(
+            f"{path} is corrupt: its config declares a network of at least {declared:,} bytes of weights, but it holds "
+            f"{weight_bytes:,}"
+        )
+    unsafe = _unsafe_objects(keras_config, [])
+    if unsafe:
+        raise BundleError(
+            f"{path} is refused: it holds objects that are not melodyrnn's or Keras's own "
+            f"({', '.join(sorted(set(unsafe)))}), which could run arbitrary code"
+        )
+
+    with tempfile.TemporaryDirectory() as scratch:
+        keras_path = Path(scratch) / _MODEL_MEMBER
+        keras_path.write_bytes(model_bytes)
+        try:
+            model = keras.saving.load_model(keras_path, compile=compile, safe_mode=True)
+        except Exception as err:  # Keras raises many types for bad files; all mean "this bundle is unusable"
+            if "safe_mode" in str(err) or "unsafe" in str(err).lower():
+                raise BundleError(f"{path} is refused: Keras safe mode would not load it ({err})") from err
+            raise BundleError(f"{path} is corrupt: its model could not be loaded ({err})") from err
+    return model
+
+
 def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
     """Loads a bundle written by `save_bundle`, in Keras safe mode, on whatever device TensorFlow uses.
 
@@ -314,6 +370,7 @@ def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
             f"refuses code in model files; this is Keras {keras.__version__} (pip install -U keras)"
         )
     header, model_bytes = _read_members(path)
+    _check_task(path, header, MELODY_TASK)
     try:
         model_config = ModelConfig.from_dict(header.get("model_config"))
         encoding = EncodingConfig.from_dict(header.get("encoding_config"))
@@ -321,38 +378,7 @@ def load_bundle(path: str | os.PathLike, *, compile: bool = True) -> Bundle:
         raise BundleError(f"{path} is corrupt: bad configs in {_JSON_MEMBER} ({err})") from err
     metadata = header.get("metadata") or {}
 
-    try:
-        with zipfile.ZipFile(io.BytesIO(model_bytes)) as inner:
-            problem = check_members(inner, _MAX_MEMBER_BYTES, _MAX_MEMBER_BYTES)
-            if problem:
-                raise BundleError(f"{path} is refused: in {_MODEL_MEMBER}, {problem}")
-            weight_bytes = sum(i.file_size for i in inner.infolist() if i.filename.endswith(".h5"))
-            keras_config = json.loads(inner.read("config.json").decode("utf-8"))
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, EOFError) as err:
-        raise BundleError(f"{path} is corrupt: {_MODEL_MEMBER} is not a Keras model file ({err})") from err
-    declared = _weight_bytes_lower_bound(model_config)
-    if weight_bytes < declared:
-        # checked before Keras builds anything: a small file must not make us allocate a huge network
-        raise BundleError(
-            f"{path} is corrupt: its config declares a network of at least {declared:,} bytes of weights, but it holds "
-            f"{weight_bytes:,}"
-        )
-    unsafe = _unsafe_objects(keras_config, [])
-    if unsafe:
-        raise BundleError(
-            f"{path} is refused: it holds objects that are not melodyrnn's or Keras's own "
-            f"({', '.join(sorted(set(unsafe)))}), which could run arbitrary code"
-        )
-
-    with tempfile.TemporaryDirectory() as scratch:
-        keras_path = Path(scratch) / _MODEL_MEMBER
-        keras_path.write_bytes(model_bytes)
-        try:
-            model = keras.saving.load_model(keras_path, compile=compile, safe_mode=True)
-        except Exception as err:  # Keras raises many types for bad files; all mean "this bundle is unusable"
-            if "safe_mode" in str(err) or "unsafe" in str(err).lower():
-                raise BundleError(f"{path} is refused: Keras safe mode would not load it ({err})") from err
-            raise BundleError(f"{path} is corrupt: its model could not be loaded ({err})") from err
+    model = _load_keras_model(path, model_bytes, compile, _weight_bytes_lower_bound(model_config))
     if not isinstance(model, MelodyModel):
         raise BundleError(f"{path} is not a melodyrnn bundle: its model is a {type(model).__name__}, not a MelodyModel")
     if model.config != model_config:
@@ -393,3 +419,75 @@ def load(path: str | os.PathLike | None = None, *, compile: bool = True) -> Bund
             )
         path = DEFAULT_BUNDLE_PATH
     return load_bundle(path, compile=compile)
+
+
+def save_task_bundle(
+    path: str | os.PathLike, model: keras.Model, task: str, config: dict, metadata: dict | None
+) -> Path:
+    """Writes a model of another task than melody generation (the harmonizer) as one bundle file, atomically.
+
+    Like `save_bundle`'s file, with `task` in bundle.json, so each loader refuses the other's models, and the
+    task's own JSON-ready `config` (its sizes and vocabulary) instead of the melody model's configs.
+
+    Args:
+        path: the file to write.
+        model: the Keras model (melodyrnn's and Keras's own layers only, so it loads in safe mode).
+        task: what it does, e.g. "harmonize"; not `MELODY_TASK`.
+        config: the task's settings; metadata: JSON-ready training metadata (`created`, `versions` added).
+
+    Raises:
+        MelodyRNNError: `task` is the melody task, or `config`/`metadata` are not JSON-ready.
+    """
+    if not isinstance(task, str) or task == MELODY_TASK:
+        raise MelodyRNNError(f"`task` must name a task other than {MELODY_TASK!r} (use save_bundle), got {task!r}")
+    metadata = dict(metadata or {})
+    metadata.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    metadata["versions"] = _library_versions()
+    path = Path(path)
+    (path.parent if str(path.parent) else Path(".")).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        keras_path = Path(scratch) / _MODEL_MEMBER
+        model.save(keras_path)
+        model_bytes = keras_path.read_bytes()
+    header = {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_VERSION,
+        "task": task,
+        "task_config": config,
+        "metadata": metadata,
+        "files": {_MODEL_MEMBER: {"bytes": len(model_bytes), "sha256": hashlib.sha256(model_bytes).hexdigest()}},
+    }
+    try:
+        header_text = json.dumps(header, indent=2, default=_json_default, allow_nan=True)
+    except (TypeError, ValueError) as err:
+        raise MelodyRNNError(f"`config` and `metadata` must be JSON-ready: {err}") from err
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w") as zf:
+            zf.writestr(_JSON_MEMBER, header_text, compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(_MODEL_MEMBER, model_bytes, compress_type=zipfile.ZIP_STORED)
+
+    atomic_write(path, write)
+    return path
+
+
+def load_task_bundle(path: str | os.PathLike, task: str) -> tuple[keras.Model, dict, dict]:
+    """Loads a bundle written by `save_task_bundle` in Keras safe mode (uncompiled), after the same checks as
+    `load_bundle`.
+
+    Returns:
+        `(model, config, metadata)`.
+
+    Raises:
+        BundleError: as `load_bundle`, and when the bundle holds a model of another task (a melody model).
+    """
+    path = Path(path)
+    if _keras_version() < _SAFE_KERAS:
+        raise BundleError(f"loading bundles needs Keras >= {'.'.join(map(str, _SAFE_KERAS))}, got {keras.__version__}")
+    header, model_bytes = _read_members(path)
+    _check_task(path, header, task)
+    config = header.get("task_config")
+    if not isinstance(config, dict):
+        raise BundleError(f"{path} is corrupt: its {_JSON_MEMBER} has no `task_config` map")
+    model = _load_keras_model(path, model_bytes, False, 0)
+    return model, config, header.get("metadata") or {}

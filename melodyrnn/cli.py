@@ -16,6 +16,7 @@ from pathlib import Path
 # output; failures still reach the user as Python exceptions. Set before anything imports TensorFlow.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from melodyrnn.cli_harmonize import add_harmonize, add_task_flag, run_train_harmonizer  # noqa: E402
 from melodyrnn.errors import MelodyRNNError  # noqa: E402
 
 
@@ -323,6 +324,7 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--melody-tracks", type=_melody_tracks, default=None, help=_MELODY_TRACKS_HELP.replace("%(default)s", "auto")
     )
+    add_task_flag(p)
     p.set_defaults(func=_run_train)
 
 
@@ -384,6 +386,8 @@ def _add_model_flags(p) -> None:
 
 
 def _run_train(args) -> int:
+    if args.task == "harmonize":
+        return run_train_harmonizer(args)
     from melodyrnn.training import train
 
     model_keys = (
@@ -495,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     _add_generate(sub)
     _add_train(sub)
+    add_harmonize(sub)
     _add_evaluate(sub)
     return parser
 

@@ -281,6 +281,7 @@ def train(
     from_scratch: bool = False,
     callbacks: list | None = None,
     progress: bool = True,
+    task: str = "melody",
 ) -> TrainResult:
     """Trains a melody model and keeps its run folder up to date after every epoch.
 
@@ -315,6 +316,9 @@ def train(
         from_scratch: train a new model even where fine-tuning the bundled model would be chosen.
         callbacks: extra Keras callbacks; they see the validation metrics in `logs`.
         progress: show Keras's progress bar (one line per epoch when stdout is not a terminal).
+        task: "melody", or "harmonize" to train a harmonizer instead (`harmonizer_training.train_harmonizer`:
+            `model_config` and `train_config` are then dicts of its arguments, such as ``{"units": 64}`` and
+            ``{"updates": 600}``, and it returns the `Harmonizer`).
 
     Returns:
         A `TrainResult`; `.summary()` is the table `melodyrnn train` prints.
@@ -332,6 +336,8 @@ def train(
         >>> result = train("run/data.npz", "run", train_config={"epochs": 80}, resume=True)
         >>> print(result.summary())
     """
+    if task != "melody":
+        return _train_other_task(task, data, run_dir, model_config, train_config, resume or from_bundle, progress)
     session_start = time.perf_counter()
     run_dir = Path(run_dir)
     if from_bundle is not None and model_config is not None:
@@ -410,6 +416,19 @@ def train(
         if created and not (run_dir / LATEST).exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # a run that never saved an epoch leaves no folder behind
         raise
+
+
+def _train_other_task(task, data, run_dir, model_config, train_config, continued, progress):
+    """`train(task="harmonize")`: the harmonizer's own training, with its arguments from the two config dicts."""
+    if task != "harmonize":
+        raise MelodyRNNError(f"`task` must be 'melody' or 'harmonize', got {task!r}")
+    if continued:
+        raise MelodyRNNError("a harmonizer run cannot `resume` or start `from_bundle`: it trains a new model")
+    if not all(isinstance(c, (dict, type(None))) for c in (model_config, train_config)):
+        raise MelodyRNNError("with task='harmonize', `model_config` and `train_config` must be dicts or None")
+    from melodyrnn.harmonizer_training import train_harmonizer
+
+    return train_harmonizer(data, run_dir, progress=progress, **(model_config or {}), **(train_config or {}))
 
 
 def _fit(model, strategy, dataset, name: str, plan: Plan, initial_epoch: int, callbacks: list, progress: bool) -> None:

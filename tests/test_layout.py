@@ -14,10 +14,10 @@ ORDER = [
     "errors", "configs", "theory", "files", "archives", "midi_score", "midi_scan", "midi_io",
     "score_walk", "scores", "chords", "tracks",
     "encoding", "extraction", "collection", "conditioning", "dataset", "cells", "fused_tf", "layers", "attention",
-    "lookback", "model", "bundle",
+    "lookback", "model", "bundle", "harmonize", "harmonizer_training",
     "evaluation", "ngram", "baselines", "metrics", "lead_sheet", "backing", "notation",
     "distribute", "run_folder", "planning", "training", "sample_config",
-    "decoding", "sampling", "audio", "cli",
+    "decoding", "sampling", "audio", "cli_harmonize", "cli",
 ]  # fmt: skip
 # Where TensorFlow itself is used: fused loops, tf.data, compiled scoring and sampling, strategies and summaries.
 TENSORFLOW_USERS = {
