@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from melodyrnn.chords import parse_label
+from melodyrnn.conditioning import LEVEL, step_conditions
 from melodyrnn.encoding import Melody
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.theory import KEY_TONIC_NAMES, PITCH_CLASS_NAMES, key_pitch_classes, pitch_to_note_name
@@ -27,6 +29,9 @@ __all__ = [
     "longest_repeated_motif",
     "musical_metrics",
     "format_metrics",
+    "onset_profile",
+    "js_divergence_bits",
+    "strong_beat_chord_tone_share",
 ]
 
 # Krumhansl–Kessler key profiles (probe-tone ratings), tonic first.
@@ -47,6 +52,58 @@ def _as_list(melodies: Melody | Iterable[Melody]) -> list[Melody]:
 def _normalized(counts: np.ndarray) -> np.ndarray:
     total = counts.sum()
     return counts / total if total > 0 else counts.astype(np.float64)
+
+
+def onset_profile(melodies: Melody | Iterable[Melody], time_signature: tuple[int, int]) -> np.ndarray:
+    """Where notes start in the bar: float64 `(steps_per_bar,)`, the share of note onsets at each step of a bar of
+    `time_signature`, over the melodies whose opening meter it is (others are skipped; zeros if none)."""
+    melodies = [m for m in _as_list(melodies) if m.time_signature == tuple(time_signature)]
+    bar = max(1, round(melodies[0].steps_per_bar)) if melodies else 1
+    counts = np.zeros(bar)
+    for m in melodies:
+        onsets = np.array([start for _, start, _ in m.notes()], dtype=np.int64)
+        counts += np.bincount(onsets % bar, minlength=bar)
+    return _normalized(counts)
+
+
+def js_divergence_bits(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence of two histograms of the same shape, in bits (0 = same, 1 = disjoint)."""
+    p, q = _normalized(np.asarray(p, np.float64)), _normalized(np.asarray(q, np.float64))
+    if p.shape != q.shape:
+        raise MelodyRNNError(f"histograms must have the same shape, got {p.shape} and {q.shape}")
+    mid = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / mid[nz])))
+
+    return (kl(p) + kl(q)) / 2
+
+
+def strong_beat_chord_tone_share(melodies: Melody | Iterable[Melody]) -> float | None:
+    """The share of notes sounding on strong beats (the downbeat and every beat of the meter, see
+    `melodyrnn.conditioning`) that are tones of the chord sounding there; steps with no chord (N) or no note do
+    not count. None when no such step exists (melodies without chords)."""
+    hits = total = 0
+    for m in _as_list(melodies):
+        if not m.chords:
+            continue
+        sounding = np.full(len(m), -1)
+        for pitch, start, end in m.notes():
+            sounding[start:end] = pitch % 12
+        conditions = step_conditions(len(m), m.steps_per_quarter, m.time_signatures, ())
+        strong = np.flatnonzero((conditions[:, LEVEL] <= 2) & (sounding >= 0))
+        changes = [step for step, _ in m.chords]
+        for step in strong:
+            chord = (
+                parse_label(m.chords[int(np.searchsorted(changes, step, side="right")) - 1][1])
+                if step >= changes[0]
+                else None
+            )
+            if chord is not None:
+                total += 1
+                hits += int(sounding[step]) in chord.pitch_classes
+    return hits / total if total else None
 
 
 def pitch_class_histogram(melodies: Melody | Iterable[Melody]) -> np.ndarray:

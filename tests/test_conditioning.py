@@ -31,6 +31,7 @@ from melodyrnn.conditioning import (
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import ChordLabelError, MelodyRNNError
+from melodyrnn.metrics import js_divergence_bits, onset_profile, strong_beat_chord_tone_share
 from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.sample_config import SampleConfig, parse_progression, progression_to_chords
 from melodyrnn.sampling import Sampler
@@ -327,3 +328,24 @@ def test_generate_and_the_cli_take_chords(tmp_path, capsys):
     assert main(["generate", "--model", str(path), "--chords", "Am Xm7", "-o", str(out)]) != 0
     err = capsys.readouterr().err
     assert "Xm7" in err and len(err.strip().splitlines()) == 1
+
+
+# -- metrics -------------------------------------------------------------------------------------------------
+
+
+def test_onset_profile_chord_tone_share_and_js_divergence():
+    waltz = Melody.from_notes(
+        [(60, 0, 4), (62, 4, 8), (64, 8, 12), (65, 12, 16), (67, 16, 20)],
+        num_steps=24,
+        time_signatures=((0, 3, 4),),
+        chords=((0, "C:maj"), (12, "F:maj")),
+    )
+    profile = onset_profile([waltz, Melody.from_notes([(60, 1, 2)], num_steps=8)], (3, 4))  # the 4/4 one is skipped
+    assert profile.tolist() == [0.4, 0, 0, 0, 0.4, 0, 0, 0, 0.2, 0, 0, 0]
+    # beats at steps 0-16: C under C, D under C, E under C, F under F, G under F (step 20 is silent)
+    assert strong_beat_chord_tone_share(waltz) == pytest.approx(3 / 5)
+    assert strong_beat_chord_tone_share(Melody.from_notes([(60, 0, 4)], num_steps=8)) is None
+    assert js_divergence_bits([1, 0], [0, 1]) == pytest.approx(1.0)
+    assert js_divergence_bits([2, 2], [1, 1]) == 0.0
+    with pytest.raises(MelodyRNNError, match="same shape"):
+        js_divergence_bits([1, 0], [1, 0, 0])
