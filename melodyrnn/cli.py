@@ -17,6 +17,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from melodyrnn.cli_harmonize import add_harmonize, add_task_flag, run_train_harmonizer  # noqa: E402
+from melodyrnn.cli_infill import add_infill  # noqa: E402
 from melodyrnn.errors import MelodyRNNError  # noqa: E402
 
 
@@ -498,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(sub)
     _add_info(sub)
     _add_generate(sub)
+    add_infill(sub)
     _add_train(sub)
     add_harmonize(sub)
     _add_evaluate(sub)

@@ -60,3 +60,7 @@ class ChordLabelError(MelodyRNNError):
 
 class NotationError(MelodyRNNError):
     """A melody cannot be written as notation (a value that needs tuplets), or a notation format is unknown."""
+
+
+class InfillError(MelodyRNNError):
+    """The bars asked for cannot be rewritten: a gap outside the melody or empty, or bar lines off the grid."""

@@ -1,0 +1,129 @@
+"""Infill with the bundled model: gap NLL per step with both sides vs the prefix alone, the join, and speed.
+
+On held-out melodies (training_data/'s validation split, and music21's Essen folk songs, which the model never
+saw; Essen is used to measure only) cropped to 16 bars of 16 steps, a gap of 1, 2 or 4 bars starting at bar 6 is
+scored by `score_infill` (both sides; the suffix evidence a Monte Carlo estimate) and by its left-to-right part
+alone. The join: log p(first step after the gap | new gap) and of the whole suffix, for versions resampled from
+K candidates (K = 1 is plain continuation). Speed: 4 versions of a 4-bar gap after warm-up, per K.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from repo_paths import repo_relative  # noqa: E402
+from small_collections import build_style  # noqa: E402
+
+from melodyrnn.dataset import prepare  # noqa: E402
+from melodyrnn.encoding import melody_to_tokens  # noqa: E402
+from melodyrnn.evaluation import score_token_lists  # noqa: E402
+from melodyrnn.extraction import midi_to_melodies  # noqa: E402
+from melodyrnn.infill import bar_lines, infill, score_infill  # noqa: E402
+from melodyrnn.sampling import Sampler  # noqa: E402
+
+BARS, BAR_STEPS, GAP_START = 16, 16, 6
+
+
+def _cropped(melodies, limit):
+    """Melodies with 16-step bars (4/4, 2/2) and at least 16 bars, cut to their first 16 bars."""
+    out = []
+    for m in melodies:
+        if m.steps_per_bar == BAR_STEPS and len(bar_lines(m)) > BARS and len(m.time_signatures) == 1:
+            cut = BARS * BAR_STEPS
+            out.append(replace(m, events=m.events[:cut], chords=tuple(c for c in m.chords if c[0] < cut)))
+        if len(out) == limit:
+            break
+    return out
+
+
+def _gap_scores(sampler, melodies, gap_bars, samples, seed):
+    both, left, errors, steps = 0.0, 0.0, [], 0
+    for i, m in enumerate(melodies):
+        score = score_infill(m, GAP_START, GAP_START + gap_bars, sampler, samples, seed=seed + i)
+        both, left, steps = both - score.total, left - score.prefix_only, steps + len(score.per_step)
+        errors.append(score.standard_error)
+    return {
+        "nll_per_step_both_sides": both / steps,
+        "nll_per_step_prefix_only": left / steps,
+        "reduction": 1 - both / left,
+        "median_standard_error_nats_per_gap": statistics.median(errors),
+    }
+
+
+def _join(sampler, melodies, gap_bars, candidates, seed):
+    """Mean log p(first step after the gap) and log p(suffix) per step for versions infilled with K candidates."""
+    first, suffix, suffix_steps = [], 0.0, 0
+    end = (GAP_START + gap_bars) * BAR_STEPS
+    versions = []
+    for i, m in enumerate(melodies):
+        versions += infill(m, GAP_START, GAP_START + gap_bars, 2, sampler, candidates=candidates, seed=seed + i)
+    tokens = [melody_to_tokens(v, sampler.encoding) for v in versions]
+    for (ll, _), t in zip(score_token_lists(sampler.model, tokens), tokens):
+        first.append(ll[end - 1])
+        suffix += ll[end - 1 :].sum()
+        suffix_steps += len(t) - end
+    return {"first_step_log_likelihood": float(np.mean(first)), "suffix_nll_per_step": -suffix / suffix_steps}
+
+
+def _timing(sampler, melody, candidates, repeats=3):
+    infill(melody, GAP_START, GAP_START + 4, 4, sampler, candidates=candidates, seed=0)  # warm-up: compile
+    times = []
+    for r in range(repeats):
+        start = time.perf_counter()
+        infill(melody, GAP_START, GAP_START + 4, 4, sampler, candidates=candidates, seed=r + 1)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--melodies", type=int, default=24, help="per collection")
+    parser.add_argument("--samples", type=int, default=32, help="Monte Carlo gaps for score_infill")
+    parser.add_argument("--data", default=str(HERE.parent / "training_data"))
+    parser.add_argument("--essen", default=str(HERE / ".data"))
+    parser.add_argument("--out", default=str(HERE / "results" / "bench_infill.json"))
+    args = parser.parse_args()
+
+    sampler = Sampler()
+    data = prepare(Path(args.data), None, progress=False)
+    collections = {"training_data_validation": _cropped(data.melodies("validation"), args.melodies)}
+    essen = []
+    for path in build_style("essen", Path(args.essen)):
+        try:
+            essen += midi_to_melodies(path)
+        except ValueError:
+            continue
+    collections["essen"] = _cropped(essen, args.melodies)
+    result = {"what": __doc__.splitlines()[0], "data": repo_relative(args.data), "samples": args.samples}
+    for name, melodies in collections.items():
+        entry: dict = {"melodies": len(melodies), "gaps": {}}
+        for gap_bars in (1, 2, 4):
+            entry["gaps"][f"{gap_bars}_bars"] = _gap_scores(sampler, melodies, gap_bars, args.samples, seed=7)
+            print(name, gap_bars, entry["gaps"][f"{gap_bars}_bars"], flush=True)
+        entry["join_2_bar_gap_by_candidates"] = {
+            str(k): _join(sampler, melodies[:12], 2, k, seed=11) for k in (1, 4, 8, 16, 64)
+        }
+        print(name, entry["join_2_bar_gap_by_candidates"], flush=True)
+        result[name] = entry
+    melody = collections["training_data_validation"][0]
+    result["seconds_4_versions_4_bar_gap_by_candidates"] = {
+        str(k): _timing(sampler, melody, k) for k in (1, 4, 8, 16, 32)
+    }
+    print(result["seconds_4_versions_4_bar_gap_by_candidates"])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

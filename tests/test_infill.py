@@ -1,0 +1,218 @@
+"""Tests for melodyrnn.infill: kept bars come back bit for bit, gaps are checked, the gap's score equals slow
+references, and infill works from the command line and as variations."""
+
+from __future__ import annotations
+
+import keras
+import mido
+import numpy as np
+import pytest
+from conftest import midi_bytes, note_track, scale_notes
+
+import melodyrnn
+from melodyrnn.bundle import load_bundle, save_bundle
+from melodyrnn.cli import main
+from melodyrnn.encoding import Melody, melody_to_tokens
+from melodyrnn.errors import InfillError, MelodyRNNError
+from melodyrnn.extraction import midi_to_melodies
+from melodyrnn.infill import bar_lines, infill, score_infill, variation_gaps, vary
+from melodyrnn.model import ModelConfig, build_model
+from melodyrnn.sample_config import PRIMER_EXTRACTION
+from melodyrnn.sampling import Sampler
+
+# attention_window=6 is shorter than the melodies, so the sliding window is exercised
+CONFIG = ModelConfig(units=12, num_layers=2, embedding_dim=8, attention_heads=2, attention_window=6, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    keras.utils.set_random_seed(3)
+    path = tmp_path_factory.mktemp("bundle") / "m.melodyrnn"
+    save_bundle(path, build_model(CONFIG))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sampler(bundle_path):
+    return Sampler(load_bundle(bundle_path, compile=False))
+
+
+def song(bars=6) -> Melody:
+    """A 3/4 melody with everything infill must keep: tempo and meter changes, chords, program, velocity."""
+    notes = [(60 + (k * 5) % 12, 4 * k, 4 * k + 3) for k in range(3 * bars)]
+    return Melody.from_notes(
+        notes,
+        num_steps=12 * bars,
+        tempos=((0, 90.0), (24, 100.0)),
+        time_signatures=((0, 3, 4),),
+        chords=tuple(c for c in ((0, "C:maj"), (12, "G:7"), (36, "A:min")) if c[0] < 12 * bars),
+        program=40,
+        velocity=77,
+        source="song.mid",
+    )
+
+
+def assert_kept(version: Melody, melody: Melody, start: int, end: int) -> None:
+    assert len(version) == len(melody)
+    assert np.array_equal(version.events[:start], melody.events[:start])
+    assert np.array_equal(version.events[end:], melody.events[end:])
+    assert version.events.dtype == melody.events.dtype
+    for field in ("tempos", "time_signatures", "chords", "program", "velocity", "steps_per_quarter", "source"):
+        assert getattr(version, field) == getattr(melody, field), field
+
+
+SETTINGS = [
+    {},
+    {"temperature": 0},
+    {"temperature": 1.5, "top_k": 3},
+    {"top_p": 0.8, "key": "F major"},
+    {"repetition_penalty": 2.0, "max_repeats": 0, "min_pitch": 55, "max_pitch": 75},
+]
+
+
+@pytest.mark.parametrize("options", SETTINGS)
+@pytest.mark.parametrize("gap", [(0, 2), (2, 4), (4, 6), (0, 6)])
+def test_bars_outside_the_gap_come_back_bit_for_bit(sampler, options, gap):
+    melody = song()
+    start, end = bar_lines(melody)[list(gap)]
+    versions = infill(melody, *gap, n=3, model=sampler, candidates=4, seed=5, **options)
+    assert len(versions) == 3
+    for version in versions:
+        assert_kept(version, melody, start, end)
+        if "key" in options:  # the key reaches the gap's new notes
+            new = version.events[start:end]
+            assert set(new[new >= 0] % 12) <= set(melodyrnn.key_pitch_classes("F major"))
+
+
+def test_same_seed_same_versions_and_greedy_versions_agree(sampler):
+    melody = song()
+    first = infill(melody, 2, 4, n=2, model=sampler, candidates=8, seed=11)
+    again = infill(melody, 2, 4, n=2, model=sampler, candidates=8, seed=11)
+    assert first == again
+    greedy = infill(melody, 2, 4, n=2, model=sampler, temperature=0)
+    assert greedy[0] == greedy[1]
+
+
+def test_the_package_level_call_and_a_bundle_path(bundle_path):
+    melody = song(4)
+    (version,) = melodyrnn.infill(melody, 1, 2, model=bundle_path, seed=1)
+    assert_kept(version, melody, 12, 24)
+    total, per_step = melodyrnn.score_infill(melody, 1, 2, model=bundle_path, samples=4, seed=1)
+    assert per_step.shape == (12,) and np.isfinite(total)
+
+
+def test_gap_bounds_and_bad_requests_raise_clear_errors(sampler):
+    melody = song(4)
+    with pytest.raises(InfillError, match="start_bar < end_bar"):
+        infill(melody, 2, 2, model=sampler)
+    with pytest.raises(InfillError, match="start_bar < end_bar"):
+        infill(melody, -1, 2, model=sampler)
+    with pytest.raises(InfillError, match="at most the melody's 4 bars"):
+        infill(melody, 2, 5, model=sampler)
+    with pytest.raises(InfillError, match="integer bar number"):
+        infill(melody, 1.5, 3, model=sampler)
+    with pytest.raises(InfillError, match="empty"):
+        infill(Melody(events=np.zeros(0, np.int16)), 0, 1, model=sampler)
+    off_grid = Melody.from_notes([(60, 0, 3), (62, 3, 9)], steps_per_quarter=3, time_signatures=((0, 3, 8),))
+    with pytest.raises(InfillError, match="whole steps"):
+        infill(off_grid, 0, 1, model=sampler)
+    with pytest.raises(MelodyRNNError, match="`n` must be an integer"):
+        infill(melody, 1, 2, n=0, model=sampler)
+    with pytest.raises(MelodyRNNError, match="`candidates` must be an integer"):
+        infill(melody, 1, 2, candidates=0, model=sampler)
+    with pytest.raises(MelodyRNNError, match="remove bars, qpm"):
+        infill(melody, 1, 2, model=sampler, qpm=100, bars=3)
+    with pytest.raises(MelodyRNNError, match="temperature"):
+        infill(melody, 1, 2, model=sampler, temperature=-1)
+    rest_first = Melody(events=np.array([-1] + [-2] * 11 + [60] + [-2] * 11, np.int16), time_signatures=((0, 3, 4),))
+    with pytest.raises(InfillError, match="no note"):
+        infill(rest_first, 1, 2, model=sampler)
+    with pytest.raises(MelodyRNNError, match="`melody` must be a Melody"):
+        infill([60, 62], 0, 1, model=sampler)
+
+
+def test_bar_lines_follow_meter_changes():
+    melody = Melody(events=np.full(40, -2, np.int16), time_signatures=((0, 4, 4), (16, 3, 4), (29, 2, 4)))
+    assert bar_lines(melody).tolist() == [0, 16, 28, 29, 37, 40]
+
+
+def step_by_step(model, tokens, start, end):
+    """log p(token t | tokens before t) for t in [start, end), one model.step at a time (the slow reference)."""
+    state = model.initial_state(1)
+    out = []
+    for t in range(end - 1):
+        logits, state = model.step(tokens[t : t + 1], state)
+        if t + 1 >= start:
+            out.append(float(keras.ops.convert_to_numpy(keras.ops.log_softmax(logits[0]))[tokens[t + 1]]))
+    return np.array(out)
+
+
+def full_call(model, tokens):
+    logits = np.asarray(model(tokens[None, :-1]), np.float64)[0]
+    top = logits.max(-1, keepdims=True)
+    log_probs = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+    return log_probs[np.arange(len(tokens) - 1), tokens[1:]]
+
+
+def test_score_without_a_suffix_equals_a_full_call_on_prefix_and_gap(sampler):
+    melody = song(4)
+    total, per_step = score_infill(melody, 2, 4, model=sampler)
+    reference = full_call(sampler.model, melody_to_tokens(melody))[24 - 1 :]
+    np.testing.assert_allclose(per_step, reference, atol=1e-4)
+    assert total == pytest.approx(reference.sum(), abs=1e-3)
+
+
+def test_score_with_a_suffix_adds_the_suffix_terms_to_the_step_by_step_part(sampler):
+    melody = song(5)
+    tokens = melody_to_tokens(melody)
+    score = score_infill(melody, 1, 3, model=sampler, samples=32, seed=2)
+    total, per_step = score
+    np.testing.assert_allclose(per_step, step_by_step(sampler.model, tokens, 12, 36), atol=1e-4)
+    assert score.suffix_given_gap == pytest.approx(full_call(sampler.model, tokens)[35:].sum(), abs=1e-3)
+    assert total == pytest.approx(score.prefix_only + score.suffix_given_gap - score.suffix_evidence)
+    assert 0 < score.standard_error < 1 and score.samples == 32
+    # a gap at the start: its first step has no context and is not scored
+    _, first = score_infill(melody, 0, 1, model=sampler, samples=4, seed=2)
+    assert first.shape == (11,)
+
+
+def test_vary_rewrites_every_other_bar_or_each_phrases_second_half(sampler):
+    melody = song(8)
+    lines = bar_lines(melody)
+    assert variation_gaps(8, 2) == [(1, 2), (3, 4), (5, 6), (7, 8)]
+    assert variation_gaps(10, "second_half", 4) == [(2, 4), (6, 8)]
+    assert variation_gaps(6, "second_half", 8) == [(4, 6)]
+    (varied,) = vary(melody, 2, model=sampler, candidates=2, seed=1)
+    for bar in (0, 2, 4, 6):
+        assert np.array_equal(varied.events[lines[bar] : lines[bar + 1]], melody.events[lines[bar] : lines[bar + 1]])
+    assert not np.array_equal(varied.events, melody.events)
+    versions = vary(melody, "second_half", n=2, model=sampler, phrase_bars=4, candidates=2, seed=1)
+    for version in versions:
+        assert np.array_equal(version.events[: lines[2]], melody.events[: lines[2]])
+        assert np.array_equal(version.events[lines[4] : lines[6]], melody.events[lines[4] : lines[6]])
+    with pytest.raises(MelodyRNNError, match="`every` must be"):
+        vary(melody, 1, model=sampler)
+    with pytest.raises(MelodyRNNError, match="`phrase_bars` must be 4 or 8"):
+        vary(melody, "second_half", model=sampler, phrase_bars=5)
+    with pytest.raises(InfillError, match="no bar to rewrite"):
+        vary(song(1), 2, model=sampler)
+
+
+def test_cli_infill_writes_versions_that_keep_the_other_bars(bundle_path, tmp_path, capsys):
+    conductor = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100), time=0)]
+    source = tmp_path / "in.mid"
+    source.write_bytes(midi_bytes([conductor, note_track(scale_notes(6))]))
+    code = main(["infill", str(source), "--bars", "2-4", "-n", "2", "-o", str(tmp_path / "out"),
+                 "--model", str(bundle_path), "--seed", "4", "--candidates", "3"])  # fmt: skip
+    assert code == 0
+    written = sorted((tmp_path / "out").glob("*.mid"))
+    assert [p.name for p in written] == ["infill_001.mid", "infill_002.mid"]
+    (original,) = midi_to_melodies(source.read_bytes(), extraction=PRIMER_EXTRACTION)
+    for path in written:  # a new gap may rest a whole bar, which splits the read-back melody: check bars 0-1
+        version = midi_to_melodies(path.read_bytes(), extraction=PRIMER_EXTRACTION)[0]
+        assert np.array_equal(version.events[:32], original.events[:32])
+    assert "seed 4" in capsys.readouterr().out
+    assert main(["infill", str(source), "--bars", "4", "--model", str(bundle_path)]) == 2
+    assert "--bars" in capsys.readouterr().err
+    assert main(["infill", str(source), "--bars", "5-9", "--model", str(bundle_path)]) == 2
+    assert "at most the melody's 6 bars" in capsys.readouterr().err
