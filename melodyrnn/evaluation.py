@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from melodyrnn.conditioning import NUM_FIELDS
 from melodyrnn.dataset import PreparedData, Split, prepare
 from melodyrnn.encoding import NO_EVENT_ID, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import DataError, MelodyRNNError
@@ -46,23 +47,29 @@ _MAX_EXP = math.log(sys.float_info.max)
 _SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _scorer(model, lookback: bool):
-    """A compiled `(inputs, bars, targets) → (log_likelihood, predicted)` for `model`, traced once per model;
-    `bars` (steps per bar, `(batch,)`) reaches the model only when it has lookback."""
-    fn = _SCORERS.get(model)
+def _scorer(model, lookback: bool, conditioned: bool = False):
+    """A compiled `(inputs, bars, targets, conditions) → (log_likelihood, predicted)` for `model`, traced once per
+    model; `bars` (steps per bar, `(batch,)`) reaches the model only when it has lookback, `conditions`
+    (`(batch, steps, NUM_FIELDS)`) only when it is conditioned."""
+    fn = _SCORERS.setdefault(model, {}).get(conditioned)
     if fn is None:
         import tensorflow as tf
 
         spec = tf.TensorSpec([None, None], tf.int32)
 
-        @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32), spec])
-        def fn(inputs, bars, targets):
-            logits = tf.cast(model({"ids": inputs, "bar": bars} if lookback else inputs, training=False), tf.float32)
+        @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32), spec, tf.TensorSpec([None] * 3, tf.int32)])
+        def fn(inputs, bars, targets, conditions):
+            feed = {"ids": inputs}
+            if lookback:
+                feed["bar"] = bars
+            if conditioned:
+                feed["conditions"] = conditions
+            logits = tf.cast(model(feed if len(feed) > 1 else inputs, training=False), tf.float32)
             log_probs = tf.nn.log_softmax(logits, axis=-1)
             log_likelihood = tf.gather(log_probs, targets, batch_dims=2)
             return log_likelihood, tf.argmax(logits, axis=-1, output_type=tf.int32)
 
-        _SCORERS[model] = fn
+        _SCORERS[model][conditioned] = fn
     return fn
 
 
@@ -82,7 +89,12 @@ def _batches(lengths: np.ndarray, batch_tokens: int, heads: int) -> list[tuple[n
 
 
 def score_token_lists(
-    model, token_lists: Sequence[np.ndarray], *, steps_per_bar=None, batch_tokens: int = DEFAULT_BATCH_TOKENS
+    model,
+    token_lists: Sequence[np.ndarray],
+    *,
+    steps_per_bar=None,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    conditions: Sequence[np.ndarray] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Scores every melody from its first step: the log-likelihood of each next id given all ids before it.
 
@@ -96,6 +108,9 @@ def score_token_lists(
         steps_per_bar: for a lookback model, each melody's bar length in steps (melodies start on a bar line):
             None (`config.steps_per_bar` for all), an int, or one int per melody. Other models ignore it.
         batch_tokens: padded tokens per batch (memory vs. speed).
+        conditions: for a meter- or chord-aware model, one int array `(steps, NUM_FIELDS)` per melody, the
+            conditions of each of its steps (`melodyrnn.conditioning.step_conditions`); None lets the model assume
+            4/4 and no chords. Other models ignore it.
 
     Returns:
         One `(log_likelihood, predicted)` pair per melody, in order: float64 `(steps - 1,)` natural-log
@@ -119,7 +134,7 @@ def score_token_lists(
     if scorable.size == 0:
         return results
     # Any Keras model may be scored: only a MelodyModel's config says it has lookback or attention.
-    lookback, heads = False, 0
+    lookback, heads, conditioned = False, 0, bool(getattr(config, "conditioned", False))
     bars = np.zeros(len(token_lists), np.int32)
     if config is not None:
         lookback = bool(getattr(config, "lookback", False))
@@ -128,13 +143,18 @@ def score_token_lists(
             bars = check_steps_per_bar(np.broadcast_to(per_melody, (len(token_lists),)), config.max_steps_per_bar)
         if getattr(config, "attention", False):
             heads = config.attention_heads
-    fn = _scorer(model, lookback)
+    conditioned = conditioned and conditions is not None
+    fn = _scorer(model, lookback, conditioned)
     for rows, padded in _batches(lengths[scorable], batch_tokens, heads):
         members = scorable[rows]
         ids = np.zeros((len(members), padded + 1), np.int32)
         for r, m in enumerate(members):
             ids[r, : lengths[m]] = token_lists[m]
-        log_likelihood, predicted = fn(ids[:, :-1], bars[members], ids[:, 1:])
+        cond = np.zeros((len(members), padded if conditioned else 0, NUM_FIELDS), np.int32)
+        if conditioned and conditions is not None:
+            for r, m in enumerate(members):  # those of the step each input predicts
+                cond[r, : lengths[m] - 1] = np.asarray(conditions[m])[1 : lengths[m]]
+        log_likelihood, predicted = fn(ids[:, :-1], bars[members], ids[:, 1:], cond)
         log_likelihood, predicted = np.asarray(log_likelihood, np.float64), np.asarray(predicted)
         for r, m in enumerate(members):
             n = lengths[m] - 1

@@ -235,9 +235,10 @@ def open_run_folder(run_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _validation_columns(model, val_tokens: list, val_bars: list) -> dict:
+def _validation_columns(model, val_tokens: list, val_bars: list, val_conditions: list | None = None) -> dict:
     # The validation melodies scored whole, as `melodyrnn evaluate` scores them: the val_* columns of a row.
-    metrics = summarize(val_tokens, score_token_lists(model, val_tokens, steps_per_bar=val_bars))
+    scores = score_token_lists(model, val_tokens, steps_per_bar=val_bars, conditions=val_conditions)
+    metrics = summarize(val_tokens, scores)
     return {
         "val_loss": metrics["nll_per_step"],
         "val_perplexity": metrics["perplexity"],
@@ -271,10 +272,12 @@ class RunCallback(keras.callbacks.Callback):
         is_chief: bool,
         session_start: float,
         start_may_be_best: bool = False,
+        val_conditions: list | None = None,
     ):
         super().__init__()
         self.run_dir, self.encoding, self.train_config = run_dir, encoding, train_config
         self.val_tokens, self.val_bars, self.state, self.base_metadata = val_tokens, val_bars, state, base_metadata
+        self.val_conditions = val_conditions  # each validation melody's meter and chords, for conditioned models
         self.is_chief, self.session_start, self.start_may_be_best = is_chief, session_start, start_may_be_best
         self.stopped = "completed"
         self._partial = False
@@ -289,7 +292,7 @@ class RunCallback(keras.callbacks.Callback):
 
     def _score_start(self) -> None:
         start = time.perf_counter()
-        row: dict = {"epoch": 0, **_validation_columns(self.model, self.val_tokens, self.val_bars)}
+        row: dict = {"epoch": 0, **_validation_columns(self.model, self.val_tokens, self.val_bars, self.val_conditions)}
         row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row["seconds"] = time.perf_counter() - start
         self.state["history"].append(row)
@@ -314,7 +317,7 @@ class RunCallback(keras.callbacks.Callback):
         loss = float(logs.get("loss", float("nan")))
         row.update(loss=loss, perplexity=math.exp(min(loss, 50.0)), accuracy=float(logs.get("accuracy", "nan")))
         if self.val_tokens:
-            row.update(_validation_columns(self.model, self.val_tokens, self.val_bars))
+            row.update(_validation_columns(self.model, self.val_tokens, self.val_bars, self.val_conditions))
         row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row["seconds"] = time.perf_counter() - self._epoch_start
         if self._partial:

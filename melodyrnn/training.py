@@ -24,6 +24,7 @@ import keras
 from melodyrnn import distribute
 from melodyrnn.baselines import format_baselines, score_baselines
 from melodyrnn.bundle import load_bundle
+from melodyrnn.conditioning import prepared_conditions
 from melodyrnn.dataset import PreparedData, prepare
 from melodyrnn.errors import DataError, MelodyRNNError
 from melodyrnn.model import ModelConfig, build_model
@@ -158,6 +159,12 @@ def _validation_melodies(data: PreparedData) -> tuple[list, list]:
     # The melodies each epoch is scored on, whole, and their bar lengths.
     indices = [i for i in data.indices("validation") if data.lengths[i] >= 2]
     return [data.melody_tokens(i) for i in indices], data.steps_per_bar[indices].tolist()
+
+
+def _validation_conditions(data: PreparedData) -> list:
+    # each validation melody's meter and chords, in `_validation_melodies`' order (for conditioned models)
+    every, offsets = prepared_conditions(data), data.offsets
+    return [every[offsets[i] : offsets[i + 1]] for i in data.indices("validation") if data.lengths[i] >= 2]
 
 
 def _training_windows(data: PreparedData, config: TrainConfig, plan: Plan, model, initial_epoch: int):
@@ -406,6 +413,7 @@ def train(
             is_chief=is_chief,
             session_start=session_start,
             start_may_be_best=start.fine_tune,
+            val_conditions=_validation_conditions(data) if model.config.conditioned and val_tokens else None,
         )
         cosine = config.schedule == "cosine"
         schedule = [_Schedule(plan.learning_rate, plan.warmup_updates, cosine, plan.updates)]

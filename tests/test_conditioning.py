@@ -31,6 +31,7 @@ from melodyrnn.conditioning import (
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import ChordLabelError, MelodyRNNError
+from melodyrnn.evaluation import score_token_lists
 from melodyrnn.metrics import js_divergence_bits, onset_profile, strong_beat_chord_tone_share
 from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.sample_config import SampleConfig, parse_progression, progression_to_chords
@@ -349,3 +350,18 @@ def test_onset_profile_chord_tone_share_and_js_divergence():
     assert js_divergence_bits([2, 2], [1, 1]) == 0.0
     with pytest.raises(MelodyRNNError, match="same shape"):
         js_divergence_bits([1, 0], [1, 0, 0])
+
+
+def test_scoring_reads_each_melodys_conditions():
+    model = _conditioned_model()
+    melodies = _melodies_with_chords(3)[1:]  # one in 3/4, one in 4/4
+    tokens = [melody_to_tokens(m, ENC) for m in melodies]
+    conditions = [step_conditions(len(m), 4, m.time_signatures, m.chords) for m in melodies]
+    scored = score_token_lists(model, tokens, conditions=conditions)
+    for ids, cond, (log_likelihood, _) in zip(tokens, conditions, scored):
+        logits = np.asarray(model({"ids": ids[None, :-1], "conditions": cond[None, 1:]}), np.float64)[0]
+        log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        log_probs -= logits.max(-1, keepdims=True)
+        np.testing.assert_allclose(log_likelihood, log_probs[np.arange(ids.size - 1), ids[1:]], atol=1e-4)
+    assumed = score_token_lists(model, tokens)  # 4/4 and no chords
+    assert np.abs(assumed[1][0] - scored[1][0]).max() > 1e-3

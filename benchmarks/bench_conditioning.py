@@ -1,0 +1,106 @@
+"""Does a model follow the meter and the chords asked for? Onset profiles by position in the bar and chord tones
+on strong beats, for the bundled model (or `--model`) against the data's own tunes.
+
+    python benchmarks/bench_conditioning.py [--model BUNDLE] [--melodies 100] [--bars 16] [--data training_data]
+
+For 4/4, 3/4, 6/8 and 2/4: `--melodies` melodies generated with `time_signature` set (default settings otherwise),
+their onset profile (`melodyrnn.metrics.onset_profile`) and its Jensen-Shannon divergence in bits from the profile
+of the data's tunes in that meter; also the 6/8-vs-3/4 divergence of the generated profiles (a model that ignores
+the meter gives the same notes for both, so 0). Then, over given progressions (C G Am F and D G A7 D, in 4/4 and
+3/4), the share of notes sounding on strong beats that are chord tones, with the chords given and without (the
+same melodies scored against the progression), and the data's own where its melodies have chords.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from repo_paths import repo_relative
+
+from melodyrnn.dataset import PreparedData, prepare
+from melodyrnn.encoding import Melody
+from melodyrnn.metrics import js_divergence_bits, onset_profile, strong_beat_chord_tone_share
+from melodyrnn.sample_config import progression_to_chords
+from melodyrnn.sampling import Sampler
+
+HERE = Path(__file__).resolve().parent
+METERS = ((4, 4), (3, 4), (6, 8), (2, 4))
+PROGRESSIONS = ("C G Am F", "D G A7 D")
+
+
+def _with_chords(melodies: list[Melody], chords: str) -> list[Melody]:
+    """The melodies scored against `chords`, as if it had been asked for (for a model that was given none)."""
+    out = []
+    for m in melodies:
+        labels = progression_to_chords(chords, m.time_signature, m.steps_per_quarter, len(m))
+        out.append(replace(m, chords=labels))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="bundle (default: the bundled model)")
+    parser.add_argument("--melodies", type=int, default=100)
+    parser.add_argument("--bars", type=int, default=16)
+    parser.add_argument("--data", default="training_data/midi")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(HERE / "results" / "bench_conditioning.json"))
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    data_path = Path(args.data)
+    data = PreparedData.load(data_path) if data_path.is_file() else prepare(data_path, None, progress=False)
+    tunes = data.melodies("all")
+    sampler = Sampler(args.model)
+    config = sampler.model.config
+    result: dict = {
+        "model": repo_relative(args.model) if args.model else "bundled default",
+        "condition_meter": bool(getattr(config, "condition_meter", False)),
+        "condition_chords": bool(getattr(config, "condition_chords", False)),
+        "melodies": args.melodies,
+        "bars": args.bars,
+        "data": repo_relative(data_path),
+        "meters": {},
+        "chord_tones": {},
+    }
+    generated = {}
+    for meter in METERS:
+        melodies = sampler.generate(args.melodies, bars=args.bars, time_signature=meter, seed=args.seed)
+        generated[meter] = onset_profile(melodies, meter)
+        reference = onset_profile(tunes, meter)
+        in_meter = sum(m.time_signature == meter for m in tunes)
+        result["meters"][f"{meter[0]}/{meter[1]}"] = {
+            "data_tunes": in_meter,
+            "js_bits_vs_data": js_divergence_bits(generated[meter], reference) if in_meter else None,
+            "generated_profile": np.round(generated[meter], 4).tolist(),
+            "data_profile": np.round(reference, 4).tolist(),
+        }
+        print(meter, result["meters"][f"{meter[0]}/{meter[1]}"]["js_bits_vs_data"], flush=True)
+    result["js_bits_6_8_vs_3_4_generated"] = js_divergence_bits(generated[(6, 8)], generated[(3, 4)])
+    for chords in PROGRESSIONS:
+        for meter in ((4, 4), (3, 4)):
+            given = sampler.generate(args.melodies, bars=args.bars, time_signature=meter, chords=chords, seed=1)
+            free = sampler.generate(args.melodies, bars=args.bars, time_signature=meter, seed=2)
+            result["chord_tones"][f"{chords} in {meter[0]}/{meter[1]}"] = {
+                "chords_given": strong_beat_chord_tone_share(given),
+                "chords_not_given": strong_beat_chord_tone_share(_with_chords(free, chords)),
+            }
+            print(chords, meter, result["chord_tones"][f"{chords} in {meter[0]}/{meter[1]}"], flush=True)
+    result["chord_tones_data"] = strong_beat_chord_tone_share(tunes)
+    result["data_melodies_with_chords"] = sum(bool(m.chords) for m in tunes)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["machine"] = {"python": platform.python_version(), "processor": platform.processor() or platform.machine()}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {repo_relative(out)}")
+
+
+if __name__ == "__main__":
+    main()
