@@ -8,7 +8,7 @@ weighted by duration, against the chords read from the lower voices (full labels
 benchmarks/results/bench_harmonizer.json; with --ship, copies the bidirectional model to
 melodyrnn/pretrained/harmonizer.melodyrnn when it beats the other two on majmin.
 
-Usage: ``python benchmarks/bench_harmonizer.py [--updates 600] [--ship]`` (several minutes on 2 CPU cores).
+Usage: ``python benchmarks/bench_harmonizer.py [--updates 1000] [--ship]`` (about ten minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def key_baseline(train, test) -> tuple[list, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=600)
+    parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--units", type=int, default=64, help="bidirectional units per direction")
     parser.add_argument("--forward-units", type=int, default=91, help="forward-only units (about as many weights)")
     parser.add_argument("--limit", type=int, default=None, help="only the first LIMIT chorales")
