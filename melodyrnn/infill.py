@@ -19,6 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from melodyrnn.bundle import Bundle
+from melodyrnn.conditioning import beat_quarters
 from melodyrnn.encoding import Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import InfillError, MelodyRNNError
 from melodyrnn.evaluation import score_token_lists
@@ -130,6 +131,10 @@ def _draw_gaps(sampler: Sampler, melody: Melody, start: int, end: int, rows: int
         if not (melody.events[:start] >= 0).any():
             raise InfillError("the bars before the gap hold no note: start the gap at bar 0 or keep a note before it")
         primer = replace(melody, events=melody.events[:start], chords=tuple(c for c in melody.chords if c[0] < start))
+    if getattr(sampler.model.config, "condition_chords", False) and melody.chords and "chords" not in options:
+        # A chord-aware model follows the melody's own chords over the gap (a primer carries only its own steps').
+        step_beats = beat_quarters(*melody.time_signature) * melody.steps_per_quarter
+        options["chords"] = tuple((step / step_beats, label) for step, label in melody.chords if step < end)
     drawn = sampler.generate(rows, primer=primer, steps=end, **options)
     return np.stack([melody_to_tokens(m, sampler.encoding)[start:end] for m in drawn]).astype(np.int32)
 

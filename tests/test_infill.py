@@ -216,3 +216,14 @@ def test_cli_infill_writes_versions_that_keep_the_other_bars(bundle_path, tmp_pa
     assert "--bars" in capsys.readouterr().err
     assert main(["infill", str(source), "--bars", "5-9", "--model", str(bundle_path)]) == 2
     assert "at most the melody's 6 bars" in capsys.readouterr().err
+
+
+def test_a_chord_aware_model_fills_the_gap_over_the_melodys_own_chords(tmp_path):
+    keras.utils.set_random_seed(4)
+    config = ModelConfig(units=8, num_layers=1, embedding_dim=8, attention=False, condition_chords=True)
+    chord_sampler = Sampler(load_bundle(save_bundle(tmp_path / "c.melodyrnn", build_model(config)), compile=False))
+    melody = song(6)
+    for gap in ((0, 2), (2, 4), (4, 6)):
+        start, end = bar_lines(melody)[list(gap)]
+        for version in infill(melody, *gap, n=2, model=chord_sampler, candidates=3, seed=1):
+            assert_kept(version, melody, start, end)
