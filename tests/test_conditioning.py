@@ -365,3 +365,15 @@ def test_scoring_reads_each_melodys_conditions():
         np.testing.assert_allclose(log_likelihood, log_probs[np.arange(ids.size - 1), ids[1:]], atol=1e-4)
     assumed = score_token_lists(model, tokens)  # 4/4 and no chords
     assert np.abs(assumed[1][0] - scored[1][0]).max() > 1e-3
+
+
+def test_beam_search_feeds_the_conditions_too(tmp_path):
+    """Greedy beam search with one beam is greedy decoding: the same melodies as the sampling loop's."""
+    model = _conditioned_model()
+    sampler = Sampler(melodyrnn.load_bundle(save_bundle(tmp_path / "c.melodyrnn", model, encoding=ENC)))
+    options = dict(bars=2, temperature=0, chords="Dm G7 | C", time_signature=(6, 8), seed=0)
+    greedy = sampler.generate(2, **options)
+    beam = sampler.generate(2, branch_factor=2, **options)  # one beam: the best of two branches is the argmax
+    assert all(np.array_equal(a.events, b.events) for a, b in zip(greedy, beam))
+    # 6/8: a bar of two dotted-quarter beats, 6 steps each
+    assert beam[0].chords == greedy[0].chords == ((0, "D:min"), (6, "G:7"), (12, "C:maj"))
