@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from melodyrnn.bundle import Bundle
-from melodyrnn.conditioning import beat_quarters
+from melodyrnn.conditioning import beat_quarters, step_conditions
 from melodyrnn.encoding import Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import InfillError, MelodyRNNError
 from melodyrnn.evaluation import score_token_lists
@@ -150,9 +150,15 @@ def _suffix_log_likelihoods(sampler: Sampler, tokens: np.ndarray, gaps: np.ndarr
         list(rows),
         steps_per_bar=max(1, round(melody.steps_per_bar)),
         batch_tokens=max(len(rows) * padded, 1),
+        conditions=[_conditions(melody)] * len(rows),
     )
     # Score i is the likelihood of step i + 1: the suffix's steps end.. are scores end - 1..
     return np.array([float(ll[end - 1 :].sum()) for ll, _ in scores])
+
+
+def _conditions(melody: Melody) -> np.ndarray:
+    """int `(steps, fields)`: the melody's meter and chords at every step, for a meter- or chord-aware model."""
+    return step_conditions(len(melody), melody.steps_per_quarter, melody.time_signatures, melody.chords)
 
 
 def _splice(melody: Melody, start: int, gap_tokens: np.ndarray, sampler: Sampler) -> Melody:
@@ -291,7 +297,9 @@ def score_infill(
     bar = max(1, round(melody.steps_per_bar))
     if len(tokens) < 2:
         return InfillScore(np.zeros(0))
-    ((log_likelihood, _),) = score_token_lists(sampler.model, [tokens], steps_per_bar=bar)
+    ((log_likelihood, _),) = score_token_lists(
+        sampler.model, [tokens], steps_per_bar=bar, conditions=[_conditions(melody)]
+    )
     per_step = log_likelihood[max(start, 1) - 1 : end - 1]
     if end == len(tokens):
         return InfillScore(per_step)

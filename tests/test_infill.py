@@ -12,8 +12,10 @@ from conftest import midi_bytes, note_track, scale_notes
 import melodyrnn
 from melodyrnn.bundle import load_bundle, save_bundle
 from melodyrnn.cli import main
+from melodyrnn.conditioning import step_conditions
 from melodyrnn.encoding import Melody, melody_to_tokens
 from melodyrnn.errors import InfillError, MelodyRNNError
+from melodyrnn.evaluation import score_token_lists
 from melodyrnn.extraction import midi_to_melodies
 from melodyrnn.infill import bar_lines, infill, score_infill, variation_gaps, vary
 from melodyrnn.model import ModelConfig, build_model
@@ -227,3 +229,11 @@ def test_a_chord_aware_model_fills_the_gap_over_the_melodys_own_chords(tmp_path)
         start, end = bar_lines(melody)[list(gap)]
         for version in infill(melody, *gap, n=2, model=chord_sampler, candidates=3, seed=1):
             assert_kept(version, melody, start, end)
+    # the gap is scored with the melody's own meter and chords, as validation scores such a model
+    tokens = melody_to_tokens(melody)
+    conditions = step_conditions(len(melody), 4, melody.time_signatures, melody.chords)
+    ((with_chords, _),) = score_token_lists(chord_sampler.model, [tokens], conditions=[conditions])
+    ((without, _),) = score_token_lists(chord_sampler.model, [tokens])
+    _, per_step = score_infill(melody, 4, 6, model=chord_sampler)
+    np.testing.assert_allclose(per_step, with_chords[47:], atol=1e-5)
+    assert not np.allclose(per_step, without[47:], atol=1e-5)
