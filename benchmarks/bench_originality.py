@@ -4,7 +4,7 @@
 
 Generates `--melodies` melodies with the bundled default model at `SampleConfig`'s defaults (16 bars, as the app
 writes them), then finds each one's longest run of notes that also occurs in a training melody, in any key
-(`melodyrnn.originality`). Reports the share with at least 4 bars copied (target < 1%), the distribution of the
+(`melodyrnn.copies.originality`). Reports the share with at least 4 bars copied (target < 1%), the distribution of the
 longest copied run in bars and in notes, the worst cases, and the time the check took. The same check on held-out
 melodies of the data (its validation split against its training split) shows what real tunes share by chance.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from repo_paths import repo_relative
 
+from melodyrnn.copies import originality
 from melodyrnn.dataset import PreparedData, prepare
-from melodyrnn.originality import originality
 from melodyrnn.sampling import Sampler
 
 HERE = Path(__file__).resolve().parent

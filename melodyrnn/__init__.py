@@ -46,14 +46,14 @@ _LAZY = {
     "TrainResult": "melodyrnn.training",
     "evaluate": "melodyrnn.evaluation",
     "score_melody": "melodyrnn.evaluation",
-    "originality": "melodyrnn.originality",
-    "infill": "melodyrnn.infill",
-    "score_infill": "melodyrnn.infill",
-    "vary": "melodyrnn.infill",
+    "originality": "melodyrnn.copies",
     "harmonize": "melodyrnn.harmonize",
     "Harmonizer": "melodyrnn.harmonize",
     "load_harmonizer": "melodyrnn.harmonize",
     "train_harmonizer": "melodyrnn.harmonizer_training",
+    "infill": "melodyrnn.infill",
+    "score_infill": "melodyrnn.infill",
+    "vary": "melodyrnn.infill",
 }
 
 

@@ -15,9 +15,9 @@ ORDER = [
     "score_walk", "scores", "chords", "tracks",
     "encoding", "extraction", "collection", "conditioning", "dataset", "cells", "fused_tf", "layers", "attention",
     "lookback", "model", "bundle", "harmonize", "harmonizer_training",
-    "evaluation", "ngram", "baselines", "metrics", "lead_sheet", "backing", "notation",
+    "evaluation", "ngram", "baselines", "metrics", "copies", "lead_sheet", "backing", "notation",
     "distribute", "run_folder", "planning", "training", "sample_config",
-    "decoding", "sampling", "infill", "audio", "cli_harmonize", "cli_infill", "cli",
+    "decoding", "sampling", "infill", "audio", "cli_harmonize", "cli_infill", "cli_train", "cli",
 ]  # fmt: skip
 # Where TensorFlow itself is used: fused loops, tf.data, compiled scoring and sampling, strategies and summaries.
 TENSORFLOW_USERS = {

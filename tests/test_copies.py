@@ -10,9 +10,9 @@ from test_cli import bundle_path  # noqa: F401  (a tiny trained bundle, shared w
 
 import melodyrnn
 from melodyrnn.cli import main
+from melodyrnn.copies import format_copy, load_collection, originality
 from melodyrnn.dataset import PreparedData
 from melodyrnn.errors import DataError
-from melodyrnn.originality import format_copy, load_collection, originality
 
 
 def tune(seed: int, notes: int = 64, source: str = "") -> melodyrnn.Melody:
@@ -99,3 +99,9 @@ def test_cli_generate_check_prints_each_melodys_longest_copy(bundle_path, tmp_pa
     assert len(lines) == 2 and all(line.startswith("melody_") for line in lines)
     assert main([*args, "--check", str(tmp_path / "missing")]) == 2
     assert "neither a prepared cache nor a folder" in capsys.readouterr().err
+
+
+def test_the_package_function_survives_importing_its_module():
+    import melodyrnn.copies  # noqa: F401  (a submodule named like the function would shadow it here)
+
+    assert callable(melodyrnn.originality) and melodyrnn.originality is melodyrnn.copies.originality
