@@ -130,6 +130,20 @@ def _add_model_flags(p) -> None:
         default=None,
         help="MelodyRNN's lookback features (events one and two bars back)",
     )
+    model.add_argument(
+        "--condition-meter",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the model reads where each step falls in the bar, and the meter (and follows --time-signature)",
+    )
+    model.add_argument(
+        "--condition-chords",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the model reads the chord at each step and how far the next change is (and follows --chords)",
+    )
 
 
 def _run_train(args) -> int:
@@ -151,6 +165,8 @@ def _run_train(args) -> int:
         "layer_norm",
         "residual",
         "lookback",
+        "condition_meter",
+        "condition_chords",
     )
     model_config = {k: getattr(args, k) for k in model_keys if getattr(args, k) is not None}
     train_keys = (

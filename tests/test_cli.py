@@ -232,6 +232,11 @@ def test_cli_model_flags_reach_the_bundle(tmp_path, cache, capsys):
     assert (config.attention_heads, config.attention_window) == (3, 8)
     assert (config.attention_relative_bias, config.attention_previous_key) == (False, False)
     assert config.layer_norm and config.residual and config.lookback and config.units == 12
+    conditioned = tmp_path / "conditioned"
+    flags = ["--epochs", "1", "--condition-meter", "--condition-chords"]
+    assert main(["train", str(cache), "-o", str(conditioned), *TINY_FLAGS, *flags]) == 0
+    config = load_bundle(conditioned / "latest.melodyrnn", compile=False).model_config
+    assert config.condition_meter and config.condition_chords
 
 
 def test_cli_train_says_where_it_starts_and_why(tmp_path, cache, capsys):
