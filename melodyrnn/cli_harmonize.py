@@ -30,13 +30,26 @@ def add_harmonize(sub) -> None:
     p.add_argument("--vocabulary", default=None, help="only these qualities, e.g. maj,min (of maj,min,7,min7,dim)")
     p.add_argument("--per", choices=["beat", "half_bar"], default="beat", help="one chord per (default: %(default)s)")
     p.add_argument("--seed", type=int, default=None, help="seed of the draws with --temperature > 0")
+    p.add_argument(
+        "--format",
+        default="mid",
+        help="files per melody, comma-separated: mid, musicxml, abc (lead sheets with chords) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--backing",
+        default="chords",
+        choices=("chords", "block", "arpeggio", "waltz"),
+        help="how the MIDI file plays the chords: a block-chord track, or a backing with a bass line (default: chords)",
+    )
     p.set_defaults(func=run_harmonize)
 
 
 def run_harmonize(args) -> int:
     from melodyrnn.encoding import melody_to_midi
     from melodyrnn.harmonize import harmonize
+    from melodyrnn.notation import parse_formats, write_melody
 
+    formats = parse_formats(args.format)  # a bad format fails before the model loads
     melodies = harmonize(
         args.input,
         args.model,
@@ -52,7 +65,14 @@ def run_harmonize(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, melody in enumerate(melodies, 1):
         path = out if len(melodies) == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
-        melody_to_midi(melody, path, chords=True)
+        backing = "none" if args.backing == "chords" else args.backing
+        others = [f for f in formats if f != "mid"]
+        if others:
+            write_melody(melody, path.with_suffix(""), others, backing=backing, title=path.stem, key=args.key)
+        if "mid" in formats and backing == "none":
+            melody_to_midi(melody, path, chords=True)
+        elif "mid" in formats:
+            write_melody(melody, path.with_suffix(""), ["mid"], backing=backing)
         changes = " ".join(label for _, label in melody.chords[:8])
         print(f"{path}: {len(melody.chords)} chord changes: {changes}{' ...' if len(melody.chords) > 8 else ''}")
     return 0

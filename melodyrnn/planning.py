@@ -44,12 +44,15 @@ __all__ = [
 #: came out better fine-tuned; the bundled model itself learnt from ~940,000 steps, and a collection that large
 #: gives a model trained from scratch as much to learn from as the bundled model had.
 FINE_TUNE_MAX_STEPS = 500_000
-#: No automatic run makes fewer optimizer updates than this, however few its training windows: a handful of
-#: tunes is repeated (freshly transposed each pass) rather than ending after a few batches.
+#: No automatic run makes fewer optimizer updates than this, however few its training windows (except a
+#: fine-tuned run whose validation cannot decide: FALLBACK_UPDATES): a handful of tunes is repeated (freshly
+#: transposed each pass) rather than ending after a few batches.
 MIN_UPDATES = 200
 #: Updates between two validations (an "epoch" of the run's log) when one pass over the data is shorter.
 MIN_ROUND_UPDATES = 25
-#: Updates of a fine-tuned run whose validation split is too small to stop on (below MIN_VALIDATION_STEPS).
+#: Updates of a fine-tuned run whose validation split is too small to stop on (below MIN_VALIDATION_STEPS). On ten
+#: Essen songs 50, 150 and 300 updates kept the same best round (the round after 50 updates) and beat the untouched
+#: bundled model on held-out songs (0.327 against 0.347 nats/step); 150 leaves room for data that learns slower.
 FALLBACK_UPDATES = 150
 #: Passes over the data an automatic run may make when validation decides (early stopping usually ends it).
 MAX_PASSES = 50

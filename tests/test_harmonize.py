@@ -31,6 +31,7 @@ from melodyrnn.harmonize import (
     transpose_features,
 )
 from melodyrnn.harmonizer_training import train_harmonizer
+from melodyrnn.midi_io import read_midi
 
 PROGRESSION = [("C:maj", (60, 64, 67)), ("A:min", (57, 60, 64)), ("F:maj", (65, 69, 72)), ("G:7", (67, 71, 74))]
 
@@ -147,6 +148,23 @@ def test_cli_writes_the_melody_with_a_chord_track(trained, tmp_path, capsys):
     back = midi_to_melodies(out)
     assert len(back) == 1 and back[0].chords  # the chord track reads back as chords
     assert np.array_equal(back[0].events[: len(chorale_like(4))], chorale_like(4).events)
+
+
+def test_cli_writes_lead_sheets_and_a_backing(trained, tmp_path, capsys):
+    from music21 import converter, harmony
+
+    _, path = trained
+    midi = tmp_path / "tune.mid"
+    melody_to_midi(chorale_like(4), midi)
+    out = tmp_path / "out" / "sheet.mid"
+    args = ["harmonize", str(midi), "-o", str(out), "--model", str(path), "--format", "mid,musicxml,abc"]
+    assert main([*args, "--backing", "waltz"]) == 0
+    done = melodyrnn.harmonize(midi, path)[0]
+    symbols = list(converter.parse(out.with_suffix(".musicxml")).recurse().getElementsByClass(harmony.ChordSymbol))
+    assert len(symbols) == len(done.chords)  # one chord symbol per change, as harmonized
+    assert out.with_suffix(".abc").read_text().startswith("X:")
+    assert len(read_midi(out).tracks) == 3  # melody, the waltz's chords and its bass line
+    assert main([*args[:-2], "--format", "pdf"]) == 2
 
 
 def test_cli_bad_input_is_one_line(trained, tmp_path, capsys):
