@@ -118,7 +118,8 @@ def test_one_process_is_always_chief_and_needs_no_tf_config(monkeypatch):
 def test_two_workers_train_one_run_then_resume_it(cache, data, tmp_path):
     steps = int(data.dataset(16, 4, drop_remainder=True).cardinality())  # global batches of one epoch
     run_dir, elsewhere = tmp_path / "run", tmp_path / "worker1"
-    flags = ["--strategy", "multiworker", "--epochs", "2", *TINY_FLAGS]
+    # an epoch of one pass (without it a small run's rounds are at least planning.MIN_ROUND_UPDATES updates)
+    flags = ["--strategy", "multiworker", "--epochs", "2", "--steps-per-epoch", str(steps), *TINY_FLAGS]
     codes, texts = _train_on_local_cluster(
         [[str(cache), "-o", str(run_dir), *flags], [str(cache), "-o", str(elsewhere / "run"), *flags]], tmp_path
     )
