@@ -39,10 +39,11 @@ __all__ = [
     "plan_run",
 ]
 
-#: Collections with fewer training steps than this fine-tune the bundled model when their encoding fits it. The
-#: largest collections measured (300 files, up to ~250,000 steps, in a style far from the bundled model's) still
-#: came out better fine-tuned; the bundled model itself learnt from ~940,000 steps, and a collection that large
-#: gives a model trained from scratch as much to learn from as the bundled model had.
+#: Collections with fewer training steps than this fine-tune the bundled model when their encoding fits it. Measured
+#: (benchmarks/bench_small_data.py, 10-300 files of two styles the bundled model never saw): fine-tuning beat a model
+#: trained from scratch at every size, by 0.13-0.3 nats/step; at the largest (316,824 steps of Palestrina) the model
+#: from scratch (0.382) had not yet reached even the untouched bundled model (0.362). The line sits between that and
+#: the ~940,000 steps the bundled model itself learnt from, past which a new model has as much to learn from.
 FINE_TUNE_MAX_STEPS = 500_000
 #: No automatic run makes fewer optimizer updates than this, however few its training windows (except a
 #: fine-tuned run whose validation cannot decide: FALLBACK_UPDATES): a handful of tunes is repeated (freshly
