@@ -149,12 +149,20 @@ def save_bundle(
         raise MelodyRNNError(
             f"`encoding` must have vocab_size={config.vocab_size} (the model's), got {encoding.vocab_size}"
         )
+    header = {"task": MELODY_TASK, "model_config": config.to_dict(), "encoding_config": encoding.to_dict()}
+    what = "`metadata` must be JSON-ready (numbers, strings, lists, dicts)"
+    return _write_bundle(path, model, header, metadata, what)
+
+
+def _write_bundle(path, model: keras.Model, fields: dict, metadata: dict | None, what: str) -> Path:
+    """The one writer of bundle files: `fields` (task and configs) and `metadata` (with `created` and `versions`
+    added) in bundle.json beside the model's `model.keras`, atomically. `what` opens the error for JSON that is not
+    ready."""
     metadata = dict(metadata or {})
     metadata.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     metadata["versions"] = _library_versions()
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
+    (path.parent if str(path.parent) else Path(".")).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         keras_path = Path(scratch) / _MODEL_MEMBER
         model.save(keras_path)
@@ -162,16 +170,14 @@ def save_bundle(
     header = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_VERSION,
-        "task": MELODY_TASK,
-        "model_config": config.to_dict(),
-        "encoding_config": encoding.to_dict(),
+        **fields,
         "metadata": metadata,
         "files": {_MODEL_MEMBER: {"bytes": len(model_bytes), "sha256": hashlib.sha256(model_bytes).hexdigest()}},
     }
     try:
         header_text = json.dumps(header, indent=2, default=_json_default, allow_nan=True)
     except (TypeError, ValueError) as err:
-        raise MelodyRNNError(f"`metadata` must be JSON-ready (numbers, strings, lists, dicts): {err}") from err
+        raise MelodyRNNError(f"{what}: {err}") from err
 
     def write(f) -> None:
         with zipfile.ZipFile(f, "w") as zf:
@@ -440,35 +446,8 @@ def save_task_bundle(
     """
     if not isinstance(task, str) or task == MELODY_TASK:
         raise MelodyRNNError(f"`task` must name a task other than {MELODY_TASK!r} (use save_bundle), got {task!r}")
-    metadata = dict(metadata or {})
-    metadata.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    metadata["versions"] = _library_versions()
-    path = Path(path)
-    (path.parent if str(path.parent) else Path(".")).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        keras_path = Path(scratch) / _MODEL_MEMBER
-        model.save(keras_path)
-        model_bytes = keras_path.read_bytes()
-    header = {
-        "format": BUNDLE_FORMAT,
-        "format_version": BUNDLE_VERSION,
-        "task": task,
-        "task_config": config,
-        "metadata": metadata,
-        "files": {_MODEL_MEMBER: {"bytes": len(model_bytes), "sha256": hashlib.sha256(model_bytes).hexdigest()}},
-    }
-    try:
-        header_text = json.dumps(header, indent=2, default=_json_default, allow_nan=True)
-    except (TypeError, ValueError) as err:
-        raise MelodyRNNError(f"`config` and `metadata` must be JSON-ready: {err}") from err
-
-    def write(f) -> None:
-        with zipfile.ZipFile(f, "w") as zf:
-            zf.writestr(_JSON_MEMBER, header_text, compress_type=zipfile.ZIP_DEFLATED)
-            zf.writestr(_MODEL_MEMBER, model_bytes, compress_type=zipfile.ZIP_STORED)
-
-    atomic_write(path, write)
-    return path
+    return _write_bundle(path, model, {"task": task, "task_config": config}, metadata,
+                         "`config` and `metadata` must be JSON-ready")  # fmt: skip
 
 
 def load_task_bundle(path: str | os.PathLike, task: str) -> tuple[keras.Model, dict, dict]:

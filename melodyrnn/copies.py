@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from melodyrnn.dataset import PreparedData, prepare
+from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import Melody
 from melodyrnn.errors import DataError
+from melodyrnn.evaluation import open_data
 
 __all__ = ["Copy", "originality", "load_collection", "format_copy"]
 
@@ -140,13 +140,7 @@ def load_collection(data) -> list[Melody]:
         DataError: none of those, a path that is neither, or a folder without melodies.
     """
     if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if path.is_dir():
-            data = prepare(path, None, validation_fraction=0.0, progress=False)
-        elif path.is_file():
-            data = PreparedData.load(path)
-        else:
-            raise DataError(f"`{path}` is neither a prepared cache nor a folder of MIDI files")
+        data = open_data(data)
     if isinstance(data, PreparedData):
         return data.melodies("all")
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):

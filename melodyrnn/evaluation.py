@@ -220,6 +220,20 @@ def _as_bundle(bundle):
     raise MelodyRNNError(f"`bundle` must be a Bundle or the path of a bundle file, got {type(bundle).__name__}")
 
 
+def open_data(path: str | os.PathLike, encoding: EncodingConfig = EncodingConfig()) -> PreparedData:
+    """A prepared cache (`.npz`), or a folder of MIDI files prepared in memory in `encoding` (no validation split).
+
+    Raises:
+        DataError: `path` is neither, or the cache or folder is unusable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return prepare(path, None, config=encoding, validation_fraction=0.0, progress=False)
+    if path.is_file():
+        return PreparedData.load(path)
+    raise DataError(f"`{path}` is neither a prepared cache nor a folder of MIDI files")
+
+
 def load_eval_melodies(
     data, encoding: EncodingConfig, split: Split = "validation"
 ) -> tuple[list[np.ndarray], list[int | None]]:
@@ -245,13 +259,8 @@ def load_eval_melodies(
         bars = [max(1, round(m.steps_per_bar)) if isinstance(m, Melody) else None for m in data]
     else:
         if isinstance(data, (str, os.PathLike)):
-            path = Path(data)
-            if path.is_dir():
-                data, split = prepare(path, None, config=encoding, validation_fraction=0.0, progress=False), "all"
-            elif path.is_file():
-                data = PreparedData.load(path)
-            else:
-                raise DataError(f"`{path}` is neither a prepared cache nor a folder of MIDI files")
+            split = "all" if Path(data).is_dir() else split
+            data = open_data(data, encoding)
         if not isinstance(data, PreparedData):
             raise DataError(
                 f"`data` must be prepared data, a cache path, a MIDI folder or a list of melodies, "
