@@ -77,3 +77,30 @@ def messy_folder(tmp_path) -> Path:
     (root / "notes.txt").write_text("not a MIDI file and not named like one")
     (root / "cover.jpg").write_bytes(b"\xff\xd8\xff")
     return root
+
+
+# -- the app's tests (test_app.py, test_app_scores.py) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """An untrained one-layer model: enough to exercise every path of the app in seconds."""
+    from melodyrnn.bundle import save_bundle  # here: most tests never load Keras
+    from melodyrnn.model import ModelConfig, build_model
+
+    path = tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn"
+    save_bundle(path, build_model(ModelConfig(units=16, num_layers=1, attention_window=64)))
+    return path
+
+
+@pytest.fixture
+def app(tiny_bundle, monkeypatch, tmp_path):
+    """The app on `tiny_bundle` with its own scratch folder, run once (`streamlit.testing.v1.AppTest`)."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MELODYRNN_MODEL", str(tiny_bundle))
+    monkeypatch.setenv("MELODYRNN_APP_SCRATCH", str(tmp_path / "scratch"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at

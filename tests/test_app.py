@@ -16,31 +16,11 @@ import pytest
 from conftest import midi_bytes, note_track, scale_notes
 from streamlit.testing.v1 import AppTest
 
-from melodyrnn.bundle import save_bundle
 from melodyrnn.encoding import NO_EVENT
-from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.sample_config import primer_to_melody
 from melodyrnn.theory import key_pitch_classes
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> Path:
-    """An untrained one-layer model: enough to exercise every path of the app in seconds."""
-    path = tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn"
-    save_bundle(path, build_model(ModelConfig(units=16, num_layers=1, attention_window=64)))
-    return path
-
-
-@pytest.fixture
-def app(tiny_bundle, monkeypatch, tmp_path) -> AppTest:
-    monkeypatch.setenv("MELODYRNN_MODEL", str(tiny_bundle))
-    monkeypatch.setenv("MELODYRNN_APP_SCRATCH", str(tmp_path / "scratch"))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def errors(at: AppTest) -> str:

@@ -3,33 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-from streamlit.testing.v1 import AppTest
 from test_scores import BAD_TUNE, JIG, MUSICXML, REEL
-
-from melodyrnn.bundle import save_bundle
-from melodyrnn.model import ModelConfig, build_model
-
-APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn"
-    save_bundle(path, build_model(ModelConfig(units=16, num_layers=1, attention_window=64)))
-    return path
-
-
-@pytest.fixture
-def app(tiny_bundle, monkeypatch, tmp_path) -> AppTest:
-    monkeypatch.setenv("MELODYRNN_MODEL", str(tiny_bundle))
-    monkeypatch.setenv("MELODYRNN_APP_SCRATCH", str(tmp_path / "scratch"))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def test_training_upload_takes_abc_and_musicxml_and_reports_bad_ones(app):
