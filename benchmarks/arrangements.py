@@ -271,11 +271,11 @@ def _line_part(role: str, bars, chords, melody: Sequence[Note], rng: np.random.G
         tones = [(root + i) % 12 for i in _TRIAD[quality]]
         if role == "walking_bass":
             next_root = chords[k + 1][0] if k + 1 < len(chords) else root
-            low = 36 + (root - 4) % 12
+            low = 40 + (root - 4) % 12  # the root, in E2-Eb3
             beats = np.arange(start, end - 1e-9, beat)
             line = [low] + [_scale_step(low, j, tonic) for j in range(1, len(beats))]
             if len(beats) > 1:
-                line[-1] = 36 + (next_root - 4) % 12 - 1  # a chromatic approach to the next root
+                line[-1] = 40 + (next_root - 4) % 12 - 1  # a chromatic approach to the next root
             notes += [n for b, p in zip(beats, line) for n in _span(b, min(b + beat, end), [p], velocity + 10)]
         elif role == "riff":
             base = pitch - ((pitch - root) % 12)

@@ -96,7 +96,19 @@ def format_label(chord: Chord | None) -> str:
 
 def canonical_label(label: str) -> str:
     """`label` as `format_label` writes it (``Db:maj`` → ``C#:maj``, ``C`` → ``C:maj``). Raises `ChordLabelError`."""
-    return format_label(parse_label(label))
+    if isinstance(label, str):
+        known = _CANONICAL.get(label)
+        if known is not None:
+            return known
+    canonical = format_label(parse_label(label))
+    if len(_CANONICAL) < _CANONICAL_CACHE:  # songs repeat a handful of labels thousands of times
+        _CANONICAL[label] = canonical
+    return canonical
+
+
+# Labels already read, for `canonical_label`: bounded, so a stream of odd labels cannot grow it without end.
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_CACHE = 4096
 
 
 def transpose_label(label: str, semitones: int) -> str:
@@ -260,6 +272,9 @@ _TABLE, _CHORDS = _templates()
 _TEMPLATE_NORMS = np.sqrt((_TABLE > 0).sum(axis=1))  # shape (chords,): sqrt of each chord's size
 _ROOTS = np.array([c.root for c in _CHORDS])
 _PRIORS = np.array([_PRIOR.get(c.quality, 0.0) for c in _CHORDS])
+_MEMBERS = _TABLE > 0  # bool (chords, 12): the chord's pitch classes
+# Every recognizable chord's label, per bass interval above the root (only the chord's own tones are used).
+_LABELS = [[format_label(c._replace(bass=b)) for b in range(12)] for c in _CHORDS]
 
 
 def _viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
@@ -331,13 +346,11 @@ def score_to_chords(score: Score, exclude: Sequence[int] = ()) -> tuple[tuple[fl
     if scores is None:
         return ()
     path = _viterbi(scores * counts, SWITCH_PENALTY)
-    changes: list[tuple[float, str]] = []
-    bass = frames[firsts, 12:] * counts
     run_starts = np.flatnonzero(np.diff(path, prepend=-1))
-    for lo, hi in zip(run_starts.tolist(), [*run_starts[1:].tolist(), path.size]):
-        state = int(path[lo])
-        label = NO_CHORD if state == len(_CHORDS) else format_label(_with_bass(_CHORDS[state], bass[lo:hi]))
-        changes.append((float(bounds[firsts[lo]]) if changes else 0.0, label))
+    labels = _run_labels(path[run_starts], np.add.reduceat(frames[firsts, 12:] * counts, run_starts, axis=0))
+    positions = bounds[firsts[run_starts]].tolist()
+    positions[0] = 0.0
+    changes = list(zip(positions, labels))
     if changes[-1][1] != NO_CHORD:
         changes.append((end_quarters, NO_CHORD))
     return tuple(changes)
@@ -373,13 +386,17 @@ def _frame_scores(frame_chroma: np.ndarray, frame_bass: np.ndarray) -> np.ndarra
     return np.hstack([scores, no_chord[:, None]])
 
 
-def _with_bass(chord: Chord, frame_bass: np.ndarray) -> Chord:
-    """`chord` as an inversion when more than half its bass time is on one of its tones other than the root."""
-    weight = frame_bass.sum(axis=0)
-    low = int(np.argmax(weight))
-    if low != chord.root and low in chord.pitch_classes and weight[low] > 0.5 * weight.sum():
-        return chord._replace(bass=(low - chord.root) % 12)
-    return chord
+def _run_labels(states: np.ndarray, run_bass: np.ndarray) -> list[str]:
+    """The label of each run of one chord: int `states` (runs,) index `_CHORDS` (its length is N), `run_bass`
+    (runs, 12) how long each pitch class is the lowest in the run. A chord whose bass time is more than half on
+    one of its tones other than the root is that inversion (``C:maj/3``)."""
+    chord = np.minimum(states, len(_CHORDS) - 1)  # N's row is never read
+    low = run_bass.argmax(axis=1)
+    roots = _ROOTS[chord]
+    rows = np.arange(states.size)
+    inverted = (low != roots) & _MEMBERS[chord, low] & (run_bass[rows, low] > 0.5 * run_bass.sum(axis=1))
+    bass = np.where(inverted, (low - roots) % 12, 0)
+    return [NO_CHORD if s == len(_CHORDS) else _LABELS[s][b] for s, b in zip(states.tolist(), bass.tolist())]
 
 
 # --------------------------------------------------------------------------------------------------
