@@ -16,6 +16,8 @@ import sys
 import warnings
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,9 +238,21 @@ def _run_jobs(jobs: list, workers: int) -> Iterator[FileResult]:
     if workers == 1:
         yield from map(_process_file, jobs)
         return
-    # spawn, not fork: the parent may hold TensorFlow's threads, which do not survive a fork.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap_unordered(_process_file, jobs, chunksize=max(1, min(32, len(jobs) // (8 * workers))))
+    # spawn, not fork: the parent may hold TensorFlow's threads, which do not survive a fork. An executor, not a
+    # Pool: a worker that dies while starting (a script calling `prepare` at import time, without a main guard,
+    # is re-run by every spawned worker, which may not start processes) breaks it, where a Pool restarts the
+    # workers for ever and never returns.
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield from executor.map(_process_file, jobs, chunksize=max(1, min(32, len(jobs) // (8 * workers))))
+    except BrokenProcessPool as error:
+        raise DataError(
+            f"prepare's {workers} worker processes stopped before finishing. If you called prepare(workers={workers}) "
+            "from a script, put the call under `if __name__ == '__main__':` (each worker re-runs the script), or "
+            "use workers=1"
+        ) from error
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass

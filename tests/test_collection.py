@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +69,24 @@ def test_two_workers_give_the_same_cache_as_one(messy_folder, tmp_path):
     b = prepare(messy_folder, workers=2, progress=False)
     assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.files, b.files)
     assert a.report == b.report
+
+
+def test_workers_in_a_script_without_a_main_guard_give_a_clear_error_not_a_hang(messy_folder, tmp_path):
+    # Each spawned worker re-runs the calling script; one that calls prepare at import time cannot start its workers.
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        f"import melodyrnn.dataset\nmelodyrnn.dataset.prepare({str(messy_folder)!r}, workers=2, progress=False)\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "DataError" in run.stderr and "if __name__ == '__main__':" in run.stderr
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text(
+        "import melodyrnn.dataset\nif __name__ == '__main__':\n"
+        f"    print(melodyrnn.dataset.prepare({str(messy_folder)!r}, workers=2, progress=False).report.melodies_kept)\n"
+    )
+    run = subprocess.run([sys.executable, str(guarded)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "14", run.stderr[-2000:]
 
 
 def test_strict_stops_at_the_first_bad_file(messy_folder):
