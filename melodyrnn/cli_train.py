@@ -189,8 +189,10 @@ def _run_train(args) -> int:
     for key in ("patience", "max_minutes"):  # 0 switches them off
         if train_config.get(key) == 0:
             train_config[key] = None
-    if model_config and (args.resume or args.from_bundle):
-        flags = ", ".join("--" + k.replace("_", "-") for k in model_config)
+    # --from with only condition flags is a warm start (melodyrnn.warm_start): the bundle, reading them too
+    changed = set(model_config) - ({"condition_meter", "condition_chords"} if args.from_bundle else set())
+    if changed and (args.resume or args.from_bundle):
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(changed))
         raise MelodyRNNError(f"model flags ({flags}) cannot change the model of a resumed or fine-tuned run")
     if args.melody_tracks is not None and args.resume:
         raise MelodyRNNError("--melody-tracks cannot change the data of a resumed run")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from melodyrnn.conditioning import NUM_FIELDS
+from melodyrnn.conditioning import NUM_FIELDS, prepared_conditions, step_conditions
 from melodyrnn.dataset import PreparedData, Split, prepare
 from melodyrnn.encoding import NO_EVENT_ID, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import DataError, MelodyRNNError
@@ -297,9 +297,31 @@ def evaluate(bundle, data, split: Split = "validation", *, batch_tokens: int = D
         NLL 1.021 nats/step  perplexity 2.78  accuracy 0.723  event accuracy 0.512  (...)
     """
     bundle = _as_bundle(bundle)
+    if isinstance(data, (str, os.PathLike)):  # opened once, for the melodies and their conditions alike
+        split = "all" if Path(data).is_dir() else split
+        data = open_data(data, bundle.encoding)
     tokens, bars = load_eval_melodies(data, bundle.encoding, split)
     bars = [bundle.model_config.steps_per_bar if b is None else b for b in bars]
-    return summarize(tokens, score_token_lists(bundle.model, tokens, steps_per_bar=bars, batch_tokens=batch_tokens))
+    # a meter- or chord-aware model is scored with each melody's own meter and chords, as validation does
+    conditions = _eval_conditions(data, bundle.encoding, split) if bundle.model_config.conditioned else None
+    scores = score_token_lists(
+        bundle.model, tokens, steps_per_bar=bars, batch_tokens=batch_tokens, conditions=conditions
+    )
+    return summarize(tokens, scores)
+
+
+def _eval_conditions(data, encoding: EncodingConfig, split: Split) -> list[np.ndarray]:
+    """Each melody's `step_conditions` (its meter and chords), in `load_eval_melodies`' order; bare token arrays
+    get 4/4 and no chords."""
+    if isinstance(data, PreparedData):
+        every, indices = prepared_conditions(data), data.indices(split)
+        return [every[data.offsets[i] : data.offsets[i + 1]] for i in indices]
+    return [
+        step_conditions(len(m), m.steps_per_quarter, m.time_signatures, m.chords)
+        if isinstance(m, Melody)
+        else step_conditions(len(m), encoding.steps_per_quarter)
+        for m in data
+    ]
 
 
 def score_melody(bundle, melody, *, steps_per_bar: int | None = None) -> tuple[float, np.ndarray]:

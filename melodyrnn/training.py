@@ -40,6 +40,7 @@ from melodyrnn.run_folder import (
     open_run_folder,
 )
 from melodyrnn.theory import check_steps_per_bar
+from melodyrnn.warm_start import add_conditions
 
 __all__ = ["TrainConfig", "TrainResult", "train", "default_model_config"]
 
@@ -265,6 +266,10 @@ class _Schedule(keras.callbacks.Callback):
 # train()
 
 
+def _changes(model_config: ModelConfig | dict) -> dict:
+    return model_config.to_dict() if isinstance(model_config, ModelConfig) else dict(model_config)
+
+
 def _merge(config_cls, base, overrides):
     if overrides is None:
         return base
@@ -314,7 +319,9 @@ def train(
         run_dir: the run folder; created if needed. A folder that already holds a run needs `resume=True`.
         model_config: a `ModelConfig`, a dict of fields to change from `default_model_config(data)`, or None
             for `default_model_config(data)`. Its `vocab_size` is taken from the data. Giving one trains a new
-            model (from scratch); it cannot go with `from_bundle`, and must be None or unchanged with `resume`.
+            model (from scratch), must be None or unchanged with `resume`, and with `from_bundle` may only turn on
+            conditions (``{"condition_meter": True, "condition_chords": True}``): a warm start
+            (`melodyrnn.warm_start.add_conditions`), which starts out predicting exactly what the bundle did.
         train_config: a `TrainConfig`, or a dict of fields to change from the defaults (from the run's own
             config with `resume`), or None.
         resume: continue the run in `run_dir` from `latest.melodyrnn`: same model, optimizer state, epoch count,
@@ -336,7 +343,7 @@ def train(
         MelodyRNNError: bad configs, a run folder that already holds a run (without `resume`), `resume` with
             nothing to resume, `resume` together with `from_bundle`, or `strategy="multiworker"` without a usable
             TF_CONFIG or after TensorFlow already ran in this process, `from_bundle` with `from_scratch` or with
-            a `model_config`.
+            a `model_config` that changes more than the conditions.
 
     Example:
         >>> result = train("my_midis/", "run")                          # minutes on a laptop CPU
@@ -347,8 +354,6 @@ def train(
         return _train_other_task(task, data, run_dir, model_config, train_config, resume or from_bundle, progress)
     session_start = time.perf_counter()
     run_dir = Path(run_dir)
-    if from_bundle is not None and model_config is not None:
-        raise MelodyRNNError("a `model_config` cannot go with `from_bundle`: fine-tuning keeps the bundle's model")
     if resume and from_scratch:
         raise MelodyRNNError("`resume` and `from_scratch` exclude each other: resume continues this run")
     saved_state = check_run_folder(run_dir, resume, from_bundle)
@@ -369,7 +374,7 @@ def train(
         if saved_state:
             tuned = saved_state.get("fine_tuned_from")
             start = Start(Path(tuned) if tuned else None, str((saved_state.get("start") or {}).get("reason", "")))
-        elif model_config is not None and not from_scratch:
+        elif model_config is not None and from_bundle is None and not from_scratch:
             start = Start(None, "from scratch: a model config was given (a new model of that shape)")
         else:
             start = choose_start(data, from_bundle, from_scratch)
@@ -382,6 +387,8 @@ def train(
                 if start.bundle is not None:
                     bundle = load_bundle(start.bundle, compile=False)
                     model, encoding = bundle.model, bundle.encoding
+                    if model_config is not None:  # a warm start: the bundle's model, reading new conditions
+                        model = add_conditions(model, **_changes(model_config))
                 else:
                     model, encoding = _new_model(data, model_config)
                 _freeze(model, config.freeze)

@@ -194,6 +194,29 @@ def test_evaluate_gives_a_lookback_model_each_melodys_bar(tmp_path):
         score_melody(bundle, melody_to_tokens(mixed[0]), steps_per_bar=65)
 
 
+def test_evaluate_gives_a_conditioned_model_each_melodys_meter_and_chords(tmp_path):
+    from dataclasses import replace
+
+    from melodyrnn.conditioning import step_conditions
+
+    keras.utils.set_random_seed(7)
+    config = replace(CONFIG, condition_meter=True, condition_chords=True)
+    bundle = load_bundle(save_bundle(tmp_path / "conditioned.melodyrnn", build_model(config)), compile=False)
+    tunes = [replace(m, chords=((0, "C:maj"), (8, "A:min"))) for m in melodies()[:3]]
+    tunes[1] = replace(tunes[1], time_signatures=((0, 3, 4),))
+    data = PreparedData.from_melodies(tunes, validation_fraction=0.0)
+    conditions = [step_conditions(len(m), 4, m.time_signatures, m.chords) for m in tunes]
+    tokens = [melody_to_tokens(m) for m in tunes]
+    expected = summarize(tokens, score_token_lists(bundle.model, tokens, conditions=conditions))["nll_per_step"]
+    assert evaluate(bundle, data, split="all")["nll_per_step"] == pytest.approx(expected, abs=1e-6)
+    assert evaluate(bundle, tunes)["nll_per_step"] == pytest.approx(expected, abs=1e-6)
+    cache = tmp_path / "data.npz"
+    data.save(cache)
+    assert evaluate(bundle.path, cache, split="all")["nll_per_step"] == pytest.approx(expected, abs=1e-6)
+    # without them (bare ids: 4/4, no chords) the same model scores otherwise
+    assert evaluate(bundle, tokens)["nll_per_step"] != pytest.approx(expected, abs=1e-6)
+
+
 @pytest.mark.slow
 def test_the_shipped_default_model_beats_a_6_gram_on_the_held_out_tunes_as_its_card_says():
     # The bundled default model against the baseline the issue names, on training_data/'s own validation split

@@ -14,7 +14,7 @@ ORDER = [
     "errors", "configs", "theory", "files", "archives", "midi_score", "midi_scan", "midi_io",
     "score_walk", "scores", "chords", "tracks",
     "encoding", "extraction", "collection", "conditioning", "dataset", "cells", "fused_tf", "layers", "attention",
-    "lookback", "model", "bundle", "harmonize", "harmonizer_training",
+    "lookback", "model", "warm_start", "bundle", "harmonize", "harmonizer_training",
     "evaluation", "ngram", "baselines", "metrics", "copies", "lead_sheet", "backing", "notation",
     "distribute", "run_folder", "planning", "training", "sample_config",
     "decoding", "sampling", "infill", "audio", "cli_harmonize", "cli_infill", "cli_train", "cli",

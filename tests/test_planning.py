@@ -101,7 +101,7 @@ def test_a_model_config_means_a_new_model(small, tmp_path):
         "from": None,
         "reason": "from scratch: a model config was given (a new model of that shape)",
     }
-    with pytest.raises(MelodyRNNError, match="cannot go with `from_bundle`"):
+    with pytest.raises(MelodyRNNError, match="a warm start can only add conditions"):
         train(small, tmp_path / "run2", TINY_MODEL, from_bundle=DEFAULT_BUNDLE_PATH, progress=False)
 
 
