@@ -29,8 +29,8 @@ from melodyrnn.dataset import prepare  # noqa: E402
 from melodyrnn.encoding import melody_to_tokens  # noqa: E402
 from melodyrnn.evaluation import score_token_lists  # noqa: E402
 from melodyrnn.extraction import midi_to_melodies  # noqa: E402
-from melodyrnn.infill import bar_lines, infill, score_infill  # noqa: E402
-from melodyrnn.sampling import Sampler  # noqa: E402
+from melodyrnn.gaps import bar_lines  # noqa: E402
+from melodyrnn.sampling import Sampler, infill, score_infill  # noqa: E402
 
 BARS, BAR_STEPS, GAP_START = 16, 16, 6
 

@@ -51,9 +51,9 @@ _LAZY = {
     "Harmonizer": "melodyrnn.harmonize",
     "load_harmonizer": "melodyrnn.harmonize",
     "train_harmonizer": "melodyrnn.harmonizer_training",
-    "infill": "melodyrnn.infill",
-    "score_infill": "melodyrnn.infill",
-    "vary": "melodyrnn.infill",
+    "infill": "melodyrnn.sampling",
+    "score_infill": "melodyrnn.sampling",
+    "vary": "melodyrnn.sampling",
 }
 
 

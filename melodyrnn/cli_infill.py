@@ -1,4 +1,4 @@
-"""The command line's infill: `melodyrnn infill IN --bars 4-8 -n 4 -o OUT` (see `melodyrnn.infill`).
+"""The command line's infill: `melodyrnn infill IN --bars 4-8 -n 4 -o OUT` (see `Sampler.infill`).
 
 Parse and dispatch only; `melodyrnn.cli` adds it to its parser.
 """
@@ -38,7 +38,6 @@ def run_infill(args) -> int:
     import secrets
 
     from melodyrnn.extraction import midi_to_melodies
-    from melodyrnn.infill import infill
     from melodyrnn.notation import parse_formats
     from melodyrnn.sample_config import PRIMER_EXTRACTION
     from melodyrnn.sampling import Sampler, write_melodies
@@ -52,7 +51,7 @@ def run_infill(args) -> int:
     seed = args.seed if args.seed is not None else secrets.randbits(31)
     options = {k: getattr(args, k) for k in ("candidates", "temperature", "top_k", "top_p", "key")}
     options = {k: v for k, v in options.items() if v is not None}
-    versions = infill(melody, int(start), int(end), args.num_versions, sampler, seed=seed, **options)
+    versions = sampler.infill(melody, int(start), int(end), args.num_versions, seed=seed, **options)
     for path in write_melodies(versions, args.output, prefix="infill", format=formats, key=args.key):
         print(f"{path}: bars {int(start)}-{int(end)} rewritten, {len(melody)} steps")
     print(f"seed {seed}")

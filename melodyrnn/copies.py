@@ -5,6 +5,7 @@ Start at `originality(melodies, data)`: for each melody, the longest run of cons
 onset spacing also occur in one melody of `data` (so a copy in another key still counts), in notes and in bars,
 and where it comes from. Runs are found by hashing every window of the collection once per length tried and a
 binary search on the length, so checking against a collection of thousands of tunes takes well under a second.
+`CopyIndex(data)` hashes a collection once, for checking many batches against it (the app keeps one).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from melodyrnn.encoding import Melody
 from melodyrnn.errors import DataError
 from melodyrnn.evaluation import open_data
 
-__all__ = ["Copy", "originality", "load_collection", "format_copy"]
+__all__ = ["Copy", "CopyIndex", "originality", "load_collection", "format_copy"]
 
 # A random odd multiplier for the rolling hash (arithmetic wraps modulo 2**64); matches are verified exactly, so a
 # collision could only hide a copy, never invent one.
@@ -163,6 +164,29 @@ def _reference(melodies: Sequence[Melody]) -> tuple[list[np.ndarray], list[np.nd
     return pitches, strings, sources
 
 
+class CopyIndex:
+    """A collection ready to check melodies against: its notes read and hashed once, each run length's windows
+    hashed on first use and kept. `originality` takes it as `data`.
+
+    Args:
+        data: the collection, as `load_collection` takes it.
+
+    Attributes:
+        num_melodies: melodies in the collection.
+        steps_per_quarter: their grid (None for an empty collection).
+
+    Raises:
+        DataError: see `load_collection`.
+    """
+
+    def __init__(self, data):
+        melodies = load_collection(data)
+        self.num_melodies = len(melodies)
+        self.steps_per_quarter = melodies[0].steps_per_quarter if melodies else None
+        self.pitches, strings, self.sources = _reference(melodies)
+        self.index = _Index(strings)
+
+
 def originality(melodies: Melody | Iterable[Melody], data) -> list[Copy]:
     """For each melody, the longest run of its notes that also occurs in one melody of `data`, in any key.
 
@@ -172,8 +196,8 @@ def originality(melodies: Melody | Iterable[Melody], data) -> list[Copy]:
 
     Args:
         melodies: a `Melody` or several (e.g. what `generate` returned).
-        data: the collection, as `load_collection` takes it (load it once with `load_collection` to check many
-            batches against it).
+        data: the collection, as `load_collection` takes it, or a `CopyIndex` of it (to check many batches
+            against it, build that once).
 
     Returns:
         One `Copy` per melody, in order.
@@ -187,15 +211,13 @@ def originality(melodies: Melody | Iterable[Melody], data) -> list[Copy]:
         ...     print(format_copy(copy))
     """
     items = [melodies] if isinstance(melodies, Melody) else list(melodies)
-    reference = load_collection(data)
-    ref_pitches, strings, sources = _reference(reference)
-    grid = reference[0].steps_per_quarter if reference else None
+    reference = data if isinstance(data, CopyIndex) else CopyIndex(data)
+    grid = reference.steps_per_quarter
     if any(m.steps_per_quarter != grid for m in items if grid is not None):
         raise DataError(
             f"the melodies and the collection must share a grid: the collection has {grid} steps per quarter"
         )
-    index = _Index(strings)
-    return [_longest_copy(m, index, ref_pitches, sources) for m in items]
+    return [_longest_copy(m, reference.index, reference.pitches, reference.sources) for m in items]
 
 
 def _longest_copy(melody: Melody, index: _Index, ref_pitches: list[np.ndarray], sources: list[str]) -> Copy:

@@ -4,6 +4,8 @@ Start at `Sampler.generate`: it checks the request (`SampleConfig`, the primer: 
 it into tensors and runs ONE compiled loop from `melodyrnn.decoding`, batched over melodies. Controls act on the
 logits inside the loop, in this order: key/scale and pitch-range masks, repetition penalty and cap → temperature
 (0 = argmax, exactly) → top-k → top-p → a seeded draw. Beam search is a second compiled loop of the same shape.
+A `Sampler` also rewrites bars between kept ones (`infill`, `score_infill`, `vary`: `melodyrnn.gaps`); the
+one-liners `melodyrnn.infill(...)`, `score_infill(...)` and `vary(...)` load the model first.
 """
 
 from __future__ import annotations
@@ -24,19 +26,21 @@ from melodyrnn.configs import config_from_dict
 from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loop
 from melodyrnn.encoding import NUM_SPECIAL, Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
+from melodyrnn.gaps import DEFAULT_CANDIDATES, GapFilling, InfillScore
 from melodyrnn.notation import parse_formats, write_melody
 from melodyrnn.sample_config import MAX_STEPS, MAX_WORK, SampleConfig, progression_to_chords, read_primer
 from melodyrnn.theory import check_steps_per_bar, key_pitch_classes, steps_per_bar
 
-__all__ = ["Sampler", "generate", "write_melodies"]
+__all__ = ["Sampler", "generate", "infill", "score_infill", "vary", "write_melodies"]
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The sampler
 
 
-class Sampler:
-    """Generates melodies from a model bundle.
+class Sampler(GapFilling):
+    """Generates melodies from a model bundle, and new bars between kept ones (`infill`, `score_infill`, `vary`,
+    from `melodyrnn.gaps.GapFilling`).
 
     Args:
         bundle: a `Bundle`, a path to a bundle file, or None for the default model (`melodyrnn.load()`).
@@ -51,6 +55,7 @@ class Sampler:
         >>> melodies = sampler.generate(4, bars=16, temperature=0.9, top_p=0.95, key="D minor",
         ...                             primer="D4 F4 A4", qpm=110, program=73, seed=7)
         >>> melody_to_midi(melodies[0], "out.mid")
+        >>> versions = sampler.infill(melodies[0], 4, 8, n=4, temperature=0.9, seed=1)  # new bars 4-7
     """
 
     def __init__(self, bundle: Bundle | str | os.PathLike | None = None, *, jit_compile: bool = True):
@@ -312,11 +317,26 @@ def write_melodies(
 _DEFAULT_SAMPLERS: dict[str, Sampler] = {}
 
 
+def _sampler_for(model) -> Sampler:
+    """A `Sampler` for `model`: a Sampler, a Bundle, a bundle path, or None (the bundled model); a path is loaded
+    once per process."""
+    if isinstance(model, Sampler):
+        return model
+    if isinstance(model, Bundle):
+        return Sampler(model)
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise MelodyRNNError(f"`model` must be a Sampler, a Bundle, a bundle path or None, got {type(model).__name__}")
+    cache_key = os.fspath(model) if model is not None else ""
+    if cache_key not in _DEFAULT_SAMPLERS:
+        _DEFAULT_SAMPLERS[cache_key] = Sampler(model)
+    return _DEFAULT_SAMPLERS[cache_key]
+
+
 def generate(
     num_melodies: int = 1,
     *,
     output: str | os.PathLike | None = None,
-    model: Bundle | str | os.PathLike | None = None,
+    model: Sampler | Bundle | str | os.PathLike | None = None,
     format: str | Sequence[str] = "mid",
     backing: str = "none",
     **kwargs,
@@ -329,7 +349,8 @@ def generate(
         format: the files written to `output`: "mid", "musicxml", "abc" or several ("mid,musicxml,abc").
         backing: "none", "block", "arpeggio" or "waltz": the chords' backing in the MIDI files (see
             `write_melodies`).
-        model: a `Bundle` or bundle path; None uses the bundled default model (loaded once per process).
+        model: a `Sampler`, a `Bundle` or a bundle path; None uses the bundled default model (a path loads once
+            per process).
         **kwargs: `Sampler.generate`'s arguments (bars, primer, temperature, key, seed, ...).
 
     Returns:
@@ -338,16 +359,33 @@ def generate(
     Example:
         >>> melodyrnn.generate(4, bars=16, key="D minor", primer="D4 F4 A4", seed=7, output="out/")
     """
-    if isinstance(model, Bundle):
-        sampler = Sampler(model)
-    else:
-        cache_key = os.fspath(model) if model is not None else ""
-        if cache_key not in _DEFAULT_SAMPLERS:
-            _DEFAULT_SAMPLERS[cache_key] = Sampler(model)
-        sampler = _DEFAULT_SAMPLERS[cache_key]
+    sampler = _sampler_for(model)
     parse_formats(format)  # a bad format or backing fails before the model runs
     check_backing(backing)
     melodies = sampler.generate(num_melodies, **kwargs)
     if output is not None:
         write_melodies(melodies, output, format=format, backing=backing, key=kwargs.get("key"))
     return melodies
+
+
+def infill(
+    melody: Melody, start_bar: int, end_bar: int, n: int = 1, model=None, *, candidates=DEFAULT_CANDIDATES, **sampling
+) -> list[Melody]:
+    """`Sampler.infill` on `model` (a `Sampler`, a `Bundle`, a bundle path, or None for the bundled model).
+
+    Example:
+        >>> versions = melodyrnn.infill(melody, 4, 8, n=4, temperature=0.9, seed=1)  # bars 4-7 rewritten
+    """
+    return _sampler_for(model).infill(melody, start_bar, end_bar, n, candidates=candidates, **sampling)
+
+
+def score_infill(
+    melody: Melody, start_bar: int, end_bar: int, model=None, samples: int = DEFAULT_CANDIDATES, *, seed=None
+) -> InfillScore:
+    """`Sampler.score_infill` on `model` (a `Sampler`, a `Bundle`, a bundle path, or None for the bundled model)."""
+    return _sampler_for(model).score_infill(melody, start_bar, end_bar, samples, seed=seed)
+
+
+def vary(melody: Melody, every: int | str = 2, n: int = 1, model=None, **options) -> list[Melody]:
+    """`Sampler.vary` on `model` (a `Sampler`, a `Bundle`, a bundle path, or None for the bundled model)."""
+    return _sampler_for(model).vary(melody, every, n, **options)

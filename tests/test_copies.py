@@ -10,7 +10,7 @@ from test_cli import bundle_path  # noqa: F401  (a tiny trained bundle, shared w
 
 import melodyrnn
 from melodyrnn.cli import main
-from melodyrnn.copies import format_copy, load_collection, originality
+from melodyrnn.copies import CopyIndex, format_copy, load_collection, originality
 from melodyrnn.dataset import PreparedData
 from melodyrnn.errors import DataError
 
@@ -67,6 +67,14 @@ def test_many_melodies_at_once_in_order_and_edge_cases(collection):
     copies = originality([collection[5], empty, single], collection)
     assert [c.notes for c in copies] == [len(collection[5].notes()), 0, 1]
     assert copies[2].source is None and "no two notes in a row" in format_copy(copies[2])
+
+
+def test_an_index_built_once_answers_as_the_collection_does(collection):
+    index = CopyIndex(collection)
+    assert (index.num_melodies, index.steps_per_quarter) == (40, 4)
+    melodies = [collection[3], tune(2000), collection[30]]
+    for _ in range(2):  # the second pass reuses the windows hashed by the first
+        assert originality(melodies, index) == originality(melodies, collection)
 
 
 def test_the_collection_can_be_a_folder_a_cache_or_prepared_data(tmp_path):

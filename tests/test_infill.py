@@ -3,6 +3,8 @@ references, and infill works from the command line and as variations."""
 
 from __future__ import annotations
 
+import importlib
+
 import keras
 import mido
 import numpy as np
@@ -17,10 +19,10 @@ from melodyrnn.encoding import Melody, melody_to_tokens
 from melodyrnn.errors import InfillError, MelodyRNNError
 from melodyrnn.evaluation import score_token_lists
 from melodyrnn.extraction import midi_to_melodies
-from melodyrnn.infill import bar_lines, infill, score_infill, variation_gaps, vary
+from melodyrnn.gaps import bar_lines, variation_gaps
 from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.sample_config import PRIMER_EXTRACTION
-from melodyrnn.sampling import Sampler
+from melodyrnn.sampling import Sampler, infill, score_infill, vary
 
 # attention_window=6 is shorter than the melodies, so the sliding window is exercised
 CONFIG = ModelConfig(units=12, num_layers=2, embedding_dim=8, attention_heads=2, attention_window=6, dropout=0.0)
@@ -101,6 +103,25 @@ def test_the_package_level_call_and_a_bundle_path(bundle_path):
     assert_kept(version, melody, 12, 24)
     total, per_step = melodyrnn.score_infill(melody, 1, 2, model=bundle_path, samples=4, seed=1)
     assert per_step.shape == (12,) and np.isfinite(total)
+
+
+def test_a_loaded_sampler_infills_as_the_one_liner_does(sampler, bundle_path):
+    melody = song(5)
+    start, end = bar_lines(melody)[[1, 3]]
+    versions = sampler.infill(melody, 1, 3, n=2, candidates=4, seed=9, temperature=0.9)
+    for version in versions:
+        assert_kept(version, melody, start, end)
+    assert versions == melodyrnn.infill(melody, 1, 3, 2, model=sampler, candidates=4, seed=9, temperature=0.9)
+    # another sampler on the same file draws the same versions
+    assert versions == melodyrnn.infill(melody, 1, 3, 2, model=bundle_path, candidates=4, seed=9, temperature=0.9)
+    assert sampler.vary(melody, 2, candidates=2, seed=3) == vary(melody, 2, model=sampler, candidates=2, seed=3)
+    mine, theirs = sampler.score_infill(melody, 1, 3, 4, seed=2), score_infill(melody, 1, 3, sampler, 4, seed=2)
+    assert mine.total == theirs.total and np.array_equal(mine.per_step, theirs.per_step)
+    with pytest.raises(MelodyRNNError, match="`model` must be a Sampler, a Bundle"):
+        melodyrnn.infill(melody, 1, 3, model=42)
+    # the package's names are the functions, whatever was imported before
+    importlib.import_module("melodyrnn.gaps")
+    assert melodyrnn.infill is infill and callable(melodyrnn.score_infill) and callable(melodyrnn.vary)
 
 
 def test_gap_bounds_and_bad_requests_raise_clear_errors(sampler):

@@ -1,33 +1,32 @@
 """Infill and variation: new bars between the ones you keep, with the shipped causal model seeing the future.
 
-Start at `infill`. The model reads left to right, so the bars after the gap enter by importance resampling:
-p(gap | prefix, suffix) ∝ p(gap | prefix) · p(suffix | prefix, gap). For each version `candidates` gaps are drawn
-by the compiled sampler with the prefix as primer (every sampling control acts on the gap), the suffix is scored
-after each in one batched full-sequence call, and one gap is kept with probability ∝ that suffix likelihood.
-`score_infill` is the matching likelihood; `vary` rewrites every other bar or each phrase's second half.
+Start at `GapFilling.infill`, which `Sampler` inherits (`sampler.infill(melody, 4, 8)`; the one-liner
+`melodyrnn.infill(melody, 4, 8, model=...)` loads the model first). The model reads left to right, so the bars
+after the gap enter by importance resampling: p(gap | prefix, suffix) ∝ p(gap | prefix) · p(suffix | prefix, gap).
+For each version `candidates` gaps are drawn by the compiled sampler with the prefix as primer (every sampling
+control acts on the gap), the suffix is scored after each in one batched full-sequence call, and one gap is kept
+with probability ∝ that suffix likelihood. `score_infill` is the matching likelihood; `vary` rewrites every other
+bar or each phrase's second half. Everything here needs only a sampler's `model`, `encoding` and `generate`, so it
+sits below `melodyrnn.sampling`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import secrets
-import sys
-import types
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
-from melodyrnn.bundle import Bundle
 from melodyrnn.conditioning import beat_quarters, step_conditions
-from melodyrnn.encoding import Melody, melody_to_tokens, tokens_to_melody
+from melodyrnn.encoding import EncodingConfig, Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import InfillError, MelodyRNNError
 from melodyrnn.evaluation import score_token_lists
 from melodyrnn.sample_config import MAX_ROWS
-from melodyrnn.sampling import Sampler
 from melodyrnn.theory import steps_per_bar
 
-__all__ = ["DEFAULT_CANDIDATES", "InfillScore", "bar_lines", "infill", "score_infill", "vary"]
+__all__ = ["DEFAULT_CANDIDATES", "GapFilling", "InfillScore", "bar_lines", "variation_gaps"]
 
 #: Gaps drawn per version. Measured by benchmarks/bench_infill.py on held-out tunes: see README ("Infill").
 DEFAULT_CANDIDATES = 8
@@ -94,23 +93,6 @@ def _count(name: str, value, low: int = 1, high: int = MAX_ROWS) -> int:
     return int(value)
 
 
-_SAMPLERS: dict[str, Sampler] = {}
-
-
-def _sampler(model) -> Sampler:
-    """A `Sampler` for `model`: a Sampler, a Bundle, a bundle path, or None (the bundled model, loaded once)."""
-    if isinstance(model, Sampler):
-        return model
-    if isinstance(model, Bundle):
-        return Sampler(model)
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        raise MelodyRNNError(f"`model` must be a Sampler, a Bundle, a bundle path or None, got {type(model).__name__}")
-    key = os.fspath(model) if model is not None else ""
-    if key not in _SAMPLERS:
-        _SAMPLERS[key] = Sampler(model)
-    return _SAMPLERS[key]
-
-
 def _seed(seed) -> int:
     if seed is None:
         return secrets.randbits(31)
@@ -118,10 +100,10 @@ def _seed(seed) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Drawing and weighing gaps
+# Drawing and weighing gaps: `sampler` is anything with a sampler's `model`, `encoding` and `generate`
 
 
-def _draw_gaps(sampler: Sampler, melody: Melody, start: int, end: int, rows: int, options: dict) -> np.ndarray:
+def _draw_gaps(sampler: Any, melody: Melody, start: int, end: int, rows: int, options: dict) -> np.ndarray:
     """int32 `(rows, end - start)`: gaps drawn after the prefix `melody[:start]` under every sampling control."""
     options = dict(options)
     if start == 0:
@@ -139,7 +121,7 @@ def _draw_gaps(sampler: Sampler, melody: Melody, start: int, end: int, rows: int
     return np.stack([melody_to_tokens(m, sampler.encoding)[start:end] for m in drawn]).astype(np.int32)
 
 
-def _suffix_log_likelihoods(sampler: Sampler, tokens: np.ndarray, gaps: np.ndarray, start: int, melody: Melody):
+def _suffix_log_likelihoods(sampler: Any, tokens: np.ndarray, gaps: np.ndarray, start: int, melody: Melody):
     """float64 `(rows,)`: log p(tokens[end:] | tokens[:start], gap) for each row of `gaps`, in one batched call."""
     end = start + gaps.shape[1]
     rows = np.repeat(tokens[None, :], len(gaps), axis=0)
@@ -161,10 +143,10 @@ def _conditions(melody: Melody) -> np.ndarray:
     return step_conditions(len(melody), melody.steps_per_quarter, melody.time_signatures, melody.chords)
 
 
-def _splice(melody: Melody, start: int, gap_tokens: np.ndarray, sampler: Sampler) -> Melody:
+def _splice(melody: Melody, start: int, gap_tokens: np.ndarray, encoding: EncodingConfig) -> Melody:
     """The melody with steps `[start, start + len(gap))` replaced; every other field kept as it was."""
     events = melody.events.copy()
-    events[start : start + len(gap_tokens)] = tokens_to_melody(gap_tokens, sampler.encoding).events
+    events[start : start + len(gap_tokens)] = tokens_to_melody(gap_tokens, encoding).events
     return replace(melody, events=events)
 
 
@@ -184,61 +166,11 @@ def _infill_steps(sampler, melody, start, end, n, candidates, seed, options) -> 
         chosen = [r * per_version + rng.choice(per_version, p=w / w.sum()) for r, w in enumerate(weights)]
     else:  # nothing follows the gap: the sampler's own draws are already p(gap | prefix)
         chosen = [r * per_version for r in range(n)]
-    return [_splice(melody, start, gaps[i], sampler) for i in chosen]
+    return [_splice(melody, start, gaps[i], sampler.encoding) for i in chosen]
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The public calls
-
-
-def infill(
-    melody: Melody,
-    start_bar: int,
-    end_bar: int,
-    n: int = 1,
-    model=None,
-    *,
-    candidates: int = DEFAULT_CANDIDATES,
-    **sampling,
-) -> list[Melody]:
-    """New versions of bars `start_bar <= bar < end_bar`, every step outside them kept exactly.
-
-    The gap is drawn from p(gap | prefix, suffix) by importance resampling: `candidates` gaps per version come
-    from the model after the prefix, under all the sampling controls, and one is kept with probability
-    proportional to p(suffix | prefix, gap). With no suffix (a gap at the end) it is a plain continuation; with
-    no prefix (a gap at the start) the gap starts from the model's start state, as `generate` does.
-
-    Args:
-        melody: the `Melody` to rewrite; its events, tempos, time signatures, chords, program and velocity
-            outside the gap come back unchanged.
-        start_bar, end_bar: the gap, 0-based bars, end exclusive (see `bar_lines`).
-        n: versions to return (1 to 1,024).
-        model: a `Sampler`, a `Bundle`, a bundle path, or None for the bundled model.
-        candidates: gaps drawn per version (more: closer to p(gap | both sides), slower). Temperature 0 draws one.
-        **sampling: `Sampler.generate`'s controls for the gap: `temperature`, `top_k`, `top_p`, `key`,
-            `min_pitch`, `max_pitch`, `repetition_penalty`, `max_repeats`, `seed`, ...; not the length, primer,
-            tempo, meter, program or velocity, which are the melody's.
-
-    Returns:
-        `n` `Melody` objects as long as `melody`.
-
-    Raises:
-        InfillError: an empty melody, a gap outside it or with start_bar >= end_bar, bars that are not whole
-            steps, or no note before a gap that does not start at bar 0.
-        MelodyRNNError: a bad `n`, `candidates` or sampling option; a pitch outside the model's vocabulary.
-
-    Example:
-        >>> versions = melodyrnn.infill(melody, 4, 8, n=4, temperature=0.9, seed=1)
-    """
-    start, end = _gap_steps(melody, start_bar, end_bar)
-    n, candidates = _count("n", n), _count("candidates", candidates)
-    fixed = sorted(set(sampling) & set(_FIXED))
-    if fixed:
-        raise MelodyRNNError(f"infill keeps the melody's length and metadata: remove {', '.join(fixed)}")
-    seed = _seed(sampling.pop("seed", None))
-    sampler = _sampler(model)
-    melody_to_tokens(melody, sampler.encoding)  # a pitch outside the vocabulary fails before anything runs
-    return _infill_steps(sampler, melody, start, end, n, candidates, seed, sampling)
+# What a score and a variation are
 
 
 class InfillScore(tuple):
@@ -264,52 +196,6 @@ class InfillScore(tuple):
         self.suffix_given_gap, self.suffix_evidence = float(suffix_given_gap), float(suffix_evidence)
         self.standard_error, self.samples = float(standard_error), samples
         return self
-
-
-def score_infill(
-    melody: Melody, start_bar: int, end_bar: int, model=None, samples: int = DEFAULT_CANDIDATES, *, seed=None
-) -> InfillScore:
-    """The log-likelihood of the gap's steps given both sides, like `melodyrnn.score_melody`.
-
-    log p(gap | prefix, suffix) = log p(gap | prefix) + log p(suffix | prefix, gap) − log p(suffix | prefix).
-    The last term is estimated by Monte Carlo over `samples` gaps drawn after the prefix at temperature 1 with
-    no other control: the total is an estimate, with its standard error in `standard_error`. A gap starting at
-    step 0 has no context for that step, which is not scored (as in `score_melody`).
-
-    Args:
-        melody: a `Melody` in the model's pitch range.
-        start_bar, end_bar: the gap, 0-based bars, end exclusive.
-        model: a `Sampler`, a `Bundle`, a bundle path, or None for the bundled model.
-        samples: gaps drawn for the estimate (1 to 1,024).
-        seed: makes the estimate reproducible.
-
-    Returns:
-        An `InfillScore`, which unpacks as `(total, per_step)`: the total in nats and float64 `(gap steps,)`
-        left-to-right per-step log-likelihoods (their sum is `prefix_only`; see `InfillScore`).
-
-    Raises:
-        InfillError: see `infill`. MelodyRNNError: a bad `samples`, a pitch outside the model's vocabulary.
-    """
-    start, end = _gap_steps(melody, start_bar, end_bar)
-    samples = _count("samples", samples)
-    sampler = _sampler(model)
-    tokens = melody_to_tokens(melody, sampler.encoding)
-    bar = max(1, round(melody.steps_per_bar))
-    if len(tokens) < 2:
-        return InfillScore(np.zeros(0))
-    ((log_likelihood, _),) = score_token_lists(
-        sampler.model, [tokens], steps_per_bar=bar, conditions=[_conditions(melody)]
-    )
-    per_step = log_likelihood[max(start, 1) - 1 : end - 1]
-    if end == len(tokens):
-        return InfillScore(per_step)
-    gaps = _draw_gaps(sampler, melody, start, end, samples, {"seed": _seed(seed)})
-    suffix = _suffix_log_likelihoods(sampler, tokens, gaps, start, melody)
-    top = suffix.max()
-    ratios = np.exp(suffix - top)
-    evidence = top + math.log(ratios.mean())
-    error = float(ratios.std(ddof=1) / (math.sqrt(samples) * ratios.mean())) if samples > 1 else math.inf
-    return InfillScore(per_step, float(log_likelihood[end - 1 :].sum()), evidence, error, samples)
 
 
 def variation_gaps(num_bars: int, every: int | str = 2, phrase_bars: int = 4) -> list[tuple[int, int]]:
@@ -339,53 +225,147 @@ def variation_gaps(num_bars: int, every: int | str = 2, phrase_bars: int = 4) ->
     return gaps
 
 
-def vary(
-    melody: Melody,
-    every: int | str = 2,
-    n: int = 1,
-    model=None,
-    *,
-    phrase_bars: int = 4,
-    candidates: int = DEFAULT_CANDIDATES,
-    **sampling,
-) -> list[Melody]:
-    """Variations: rewrites every other bar (or every k-th), or the second half of each phrase, in one call.
+# ----------------------------------------------------------------------------------------------------------
+# The calls, as methods of a sampler
 
-    The gaps are filled one after another, left to right, each infill seeing the bars already rewritten before
-    it and the kept bars after it.
 
-    Args:
-        melody: the `Melody` to vary.
-        every: see `variation_gaps`: 2 (every other bar), k, or "second_half".
-        n: variations to return, each rewritten independently.
-        model, candidates, **sampling: as for `infill`.
-        phrase_bars: 4 or 8, for "second_half".
+class GapFilling:
+    """Infill, its score and variations for a loaded model: `melodyrnn.sampling.Sampler` inherits these.
 
-    Returns:
-        `n` `Melody` objects; the bars not rewritten are the melody's, exactly.
-
-    Raises:
-        InfillError, MelodyRNNError: see `infill` and `variation_gaps`.
+    A subclass provides `model` (a `MelodyModel`), `encoding` (its `EncodingConfig`) and `generate(num_melodies,
+    *, primer, steps, **options)` as `Sampler` has them; nothing else is assumed.
     """
-    gaps = variation_gaps(len(bar_lines(melody)) - 1, every, phrase_bars)
-    n = _count("n", n)
-    base = _seed(sampling.pop("seed", None))
-    out = []
-    for version in range(n):
-        varied = melody
-        for i, (start_bar, end_bar) in enumerate(gaps):
-            seed = (base * 1_000_003 + version * 10_007 + i) % (1 << 31)
-            (varied,) = infill(varied, start_bar, end_bar, 1, model, candidates=candidates, seed=seed, **sampling)
-        out.append(varied)
-    return out
 
+    model: Any
+    encoding: EncodingConfig
 
-class _CallableModule(types.ModuleType):
-    """Importing `melodyrnn.infill` makes the module an attribute of the package, hiding the lazily loaded
-    function of the same name: the module, called, is that function, so `melodyrnn.infill(...)` always works."""
+    def infill(
+        self,
+        melody: Melody,
+        start_bar: int,
+        end_bar: int,
+        n: int = 1,
+        *,
+        candidates: int = DEFAULT_CANDIDATES,
+        **sampling,
+    ) -> list[Melody]:
+        """New versions of bars `start_bar <= bar < end_bar`, every step outside them kept exactly.
 
-    def __call__(self, *args, **kwargs):
-        return infill(*args, **kwargs)
+        The gap is drawn from p(gap | prefix, suffix) by importance resampling: `candidates` gaps per version come
+        from the model after the prefix, under all the sampling controls, and one is kept with probability
+        proportional to p(suffix | prefix, gap). With no suffix (a gap at the end) it is a plain continuation;
+        with no prefix (a gap at the start) the gap starts from the model's start state, as `generate` does.
 
+        Args:
+            melody: the `Melody` to rewrite; its events, tempos, time signatures, chords, program and velocity
+                outside the gap come back unchanged.
+            start_bar, end_bar: the gap, 0-based bars, end exclusive (see `bar_lines`).
+            n: versions to return (1 to 1,024).
+            candidates: gaps drawn per version (more: closer to p(gap | both sides), slower). Temperature 0 draws
+                one.
+            **sampling: `generate`'s controls for the gap: `temperature`, `top_k`, `top_p`, `key`, `min_pitch`,
+                `max_pitch`, `repetition_penalty`, `max_repeats`, `seed`, ...; not the length, primer, tempo,
+                meter, program or velocity, which are the melody's.
 
-sys.modules[__name__].__class__ = _CallableModule
+        Returns:
+            `n` `Melody` objects as long as `melody`.
+
+        Raises:
+            InfillError: an empty melody, a gap outside it or with start_bar >= end_bar, bars that are not whole
+                steps, or no note before a gap that does not start at bar 0.
+            MelodyRNNError: a bad `n`, `candidates` or sampling option; a pitch outside the model's vocabulary.
+
+        Example:
+            >>> versions = sampler.infill(melody, 4, 8, n=4, temperature=0.9, seed=1)
+        """
+        start, end = _gap_steps(melody, start_bar, end_bar)
+        n, candidates = _count("n", n), _count("candidates", candidates)
+        fixed = sorted(set(sampling) & set(_FIXED))
+        if fixed:
+            raise MelodyRNNError(f"infill keeps the melody's length and metadata: remove {', '.join(fixed)}")
+        seed = _seed(sampling.pop("seed", None))
+        melody_to_tokens(melody, self.encoding)  # a pitch outside the vocabulary fails before anything runs
+        return _infill_steps(self, melody, start, end, n, candidates, seed, sampling)
+
+    def score_infill(
+        self, melody: Melody, start_bar: int, end_bar: int, samples: int = DEFAULT_CANDIDATES, *, seed=None
+    ) -> InfillScore:
+        """The log-likelihood of the gap's steps given both sides, like `melodyrnn.score_melody`.
+
+        log p(gap | prefix, suffix) = log p(gap | prefix) + log p(suffix | prefix, gap) − log p(suffix | prefix).
+        The last term is estimated by Monte Carlo over `samples` gaps drawn after the prefix at temperature 1 with
+        no other control: the total is an estimate, with its standard error in `standard_error`. A gap starting
+        at step 0 has no context for that step, which is not scored (as in `score_melody`).
+
+        Args:
+            melody: a `Melody` in the model's pitch range.
+            start_bar, end_bar: the gap, 0-based bars, end exclusive.
+            samples: gaps drawn for the estimate (1 to 1,024).
+            seed: makes the estimate reproducible.
+
+        Returns:
+            An `InfillScore`, which unpacks as `(total, per_step)`: the total in nats and float64 `(gap steps,)`
+            left-to-right per-step log-likelihoods (their sum is `prefix_only`; see `InfillScore`).
+
+        Raises:
+            InfillError: see `infill`. MelodyRNNError: a bad `samples`, a pitch outside the model's vocabulary.
+        """
+        start, end = _gap_steps(melody, start_bar, end_bar)
+        samples = _count("samples", samples)
+        tokens = melody_to_tokens(melody, self.encoding)
+        bar = max(1, round(melody.steps_per_bar))
+        if len(tokens) < 2:
+            return InfillScore(np.zeros(0))
+        ((log_likelihood, _),) = score_token_lists(
+            self.model, [tokens], steps_per_bar=bar, conditions=[_conditions(melody)]
+        )
+        per_step = log_likelihood[max(start, 1) - 1 : end - 1]
+        if end == len(tokens):
+            return InfillScore(per_step)
+        gaps = _draw_gaps(self, melody, start, end, samples, {"seed": _seed(seed)})
+        suffix = _suffix_log_likelihoods(self, tokens, gaps, start, melody)
+        top = suffix.max()
+        ratios = np.exp(suffix - top)
+        evidence = top + math.log(ratios.mean())
+        error = float(ratios.std(ddof=1) / (math.sqrt(samples) * ratios.mean())) if samples > 1 else math.inf
+        return InfillScore(per_step, float(log_likelihood[end - 1 :].sum()), evidence, error, samples)
+
+    def vary(
+        self,
+        melody: Melody,
+        every: int | str = 2,
+        n: int = 1,
+        *,
+        phrase_bars: int = 4,
+        candidates: int = DEFAULT_CANDIDATES,
+        **sampling,
+    ) -> list[Melody]:
+        """Variations: rewrites every other bar (or every k-th), or the second half of each phrase, in one call.
+
+        The gaps are filled one after another, left to right, each infill seeing the bars already rewritten
+        before it and the kept bars after it.
+
+        Args:
+            melody: the `Melody` to vary.
+            every: see `variation_gaps`: 2 (every other bar), k, or "second_half".
+            n: variations to return, each rewritten independently.
+            phrase_bars: 4 or 8, for "second_half".
+            candidates, **sampling: as for `infill`.
+
+        Returns:
+            `n` `Melody` objects; the bars not rewritten are the melody's, exactly.
+
+        Raises:
+            InfillError, MelodyRNNError: see `infill` and `variation_gaps`.
+        """
+        gaps = variation_gaps(len(bar_lines(melody)) - 1, every, phrase_bars)
+        n = _count("n", n)
+        base = _seed(sampling.pop("seed", None))
+        out = []
+        for version in range(n):
+            varied = melody
+            for i, (start_bar, end_bar) in enumerate(gaps):
+                seed = (base * 1_000_003 + version * 10_007 + i) % (1 << 31)
+                (varied,) = self.infill(varied, start_bar, end_bar, 1, candidates=candidates, seed=seed, **sampling)
+            out.append(varied)
+        return out
