@@ -1,10 +1,13 @@
-"""Infill with the bundled model: gap NLL per step with both sides vs the prefix alone, the join, and speed.
+"""Infill: the bundled melody model's resampling vs the trained infill model, gap NLL per step, the join and speed.
 
 On held-out melodies (training_data/'s validation split, and music21's Essen folk songs, which the model never
 saw; Essen is used to measure only) cropped to 16 bars of 16 steps, a gap of 1, 2 or 4 bars starting at bar 6 is
 scored by `score_infill` (both sides; the suffix evidence a Monte Carlo estimate) and by its left-to-right part
 alone. The join: log p(first step after the gap | new gap) and of the whole suffix, for versions resampled from
 K candidates (K = 1 is plain continuation). Speed: 4 versions of a 4-bar gap after warm-up, per K.
+The trained infill model (`--infill-model`, default the shipped one) is measured on the same gaps: its exact
+log p(gap | both sides) against the melody model's prefix-only score, the join of its versions scored by the
+melody model as above, and its time for 4 versions of a 4-bar gap.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from melodyrnn.encoding import melody_to_tokens  # noqa: E402
 from melodyrnn.evaluation import score_token_lists  # noqa: E402
 from melodyrnn.extraction import midi_to_melodies  # noqa: E402
 from melodyrnn.gaps import bar_lines  # noqa: E402
+from melodyrnn.infill_model import DEFAULT_INFILL_PATH, InfillModel  # noqa: E402
 from melodyrnn.sampling import Sampler, infill, score_infill  # noqa: E402
 
 BARS, BAR_STEPS, GAP_START = 16, 16, 6
@@ -61,12 +65,27 @@ def _gap_scores(sampler, melodies, gap_bars, samples, seed):
     }
 
 
-def _join(sampler, melodies, gap_bars, candidates, seed):
-    """Mean log p(first step after the gap) and log p(suffix) per step for versions infilled with K candidates."""
+def _model_gap_scores(filler, sampler, melodies, gap_bars):
+    """The infill model's exact gap NLL per step against the melody model's prefix-only one, on the same steps."""
+    both, left, steps = 0.0, 0.0, 0
+    for m in melodies:
+        score = filler.score_infill(m, GAP_START, GAP_START + gap_bars)
+        prefix = sampler.score_infill(m, GAP_START, GAP_START + gap_bars, 1, seed=0)
+        both, left, steps = both - score.total, left - prefix.prefix_only, steps + len(score.per_step)
+    return {"nll_per_step_both_sides": both / steps, "nll_per_step_prefix_only": left / steps,
+            "reduction": 1 - both / left}  # fmt: skip
+
+
+def _join(sampler, melodies, gap_bars, candidates, seed, filler=None):
+    """Mean log p(first step after the gap) and log p(suffix) per step, under the melody model, for versions
+    infilled with K candidates (or by the infill model `filler`)."""
     first, suffix, suffix_steps = [], 0.0, 0
     end = (GAP_START + gap_bars) * BAR_STEPS
     versions = []
     for i, m in enumerate(melodies):
+        if filler is not None:
+            versions += filler.infill(m, GAP_START, GAP_START + gap_bars, 2, seed=seed + i)
+            continue
         versions += infill(m, GAP_START, GAP_START + gap_bars, 2, sampler, candidates=candidates, seed=seed + i)
     tokens = [melody_to_tokens(v, sampler.encoding) for v in versions]
     for (ll, _), t in zip(score_token_lists(sampler.model, tokens), tokens):
@@ -77,6 +96,7 @@ def _join(sampler, melodies, gap_bars, candidates, seed):
 
 
 def _timing(sampler, melody, candidates, repeats=3):
+    """Best of `repeats` seconds for 4 versions of a 4-bar gap; `sampler` a melody model's or an `InfillModel`."""
     infill(melody, GAP_START, GAP_START + 4, 4, sampler, candidates=candidates, seed=0)  # warm-up: compile
     times = []
     for r in range(repeats):
@@ -93,9 +113,11 @@ def main() -> None:
     parser.add_argument("--data", default=str(HERE.parent / "training_data"))
     parser.add_argument("--essen", default=str(HERE / ".data"))
     parser.add_argument("--out", default=str(HERE / "results" / "bench_infill.json"))
+    parser.add_argument("--infill-model", default=str(DEFAULT_INFILL_PATH), help="the trained infill bundle")
     args = parser.parse_args()
 
     sampler = Sampler()
+    filler = InfillModel(args.infill_model)
     data = prepare(Path(args.data), None, progress=False)
     collections = {"training_data_validation": _cropped(data.melodies("validation"), args.melodies)}
     essen = []
@@ -105,22 +127,27 @@ def main() -> None:
         except ValueError:
             continue
     collections["essen"] = _cropped(essen, args.melodies)
-    result = {"what": __doc__.splitlines()[0], "data": repo_relative(args.data), "samples": args.samples}
+    trained = {k: filler.metadata.get(k) for k in ("updates", "val_gap_nll_per_step")}
+    result = {"what": __doc__.splitlines()[0], "data": repo_relative(args.data), "samples": args.samples,
+              "infill_model": repo_relative(args.infill_model), "infill_model_training": trained}  # fmt: skip
     for name, melodies in collections.items():
-        entry: dict = {"melodies": len(melodies), "gaps": {}}
+        entry: dict = {"melodies": len(melodies), "gaps": {}, "infill_model_gaps": {}}
         for gap_bars in (1, 2, 4):
             entry["gaps"][f"{gap_bars}_bars"] = _gap_scores(sampler, melodies, gap_bars, args.samples, seed=7)
-            print(name, gap_bars, entry["gaps"][f"{gap_bars}_bars"], flush=True)
+            entry["infill_model_gaps"][f"{gap_bars}_bars"] = _model_gap_scores(filler, sampler, melodies, gap_bars)
+            print(name, gap_bars, entry["gaps"][f"{gap_bars}_bars"], entry["infill_model_gaps"][f"{gap_bars}_bars"])
         entry["join_2_bar_gap_by_candidates"] = {
             str(k): _join(sampler, melodies[:12], 2, k, seed=11) for k in (1, 4, 8, 16, 64)
         }
-        print(name, entry["join_2_bar_gap_by_candidates"], flush=True)
+        entry["join_2_bar_gap_infill_model"] = _join(sampler, melodies[:12], 2, 1, seed=11, filler=filler)
+        print(name, entry["join_2_bar_gap_by_candidates"], entry["join_2_bar_gap_infill_model"], flush=True)
         result[name] = entry
     melody = collections["training_data_validation"][0]
     result["seconds_4_versions_4_bar_gap_by_candidates"] = {
         str(k): _timing(sampler, melody, k) for k in (1, 4, 8, 16, 32)
     }
-    print(result["seconds_4_versions_4_bar_gap_by_candidates"])
+    result["seconds_4_versions_4_bar_gap_infill_model"] = _timing(filler, melody, 1)
+    print(result["seconds_4_versions_4_bar_gap_by_candidates"], result["seconds_4_versions_4_bar_gap_infill_model"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -36,6 +36,7 @@ __all__ = [
     "load_bundle",
     "load",
     "read_bundle_metadata",
+    "read_bundle_task",
     "BUNDLE_FORMAT",
     "BUNDLE_VERSION",
     "DEFAULT_BUNDLE_PATH",
@@ -303,11 +304,23 @@ def read_bundle_encoding(path: str | os.PathLike) -> EncodingConfig | None:
         return None
 
 
+def read_bundle_task(path: str | os.PathLike) -> str | None:
+    """The task a bundle's model does ("melody", "harmonize", "infill"), from its bundle.json alone (quick, like
+    `read_bundle_metadata`), or None when `path` is not a readable bundle."""
+    try:
+        header, _ = _read_members(Path(path), with_model=False)
+    except BundleError:
+        return None
+    task = header.get("task", MELODY_TASK)
+    return task if isinstance(task, str) else None
+
+
 def _check_task(path: Path, header: dict, task: str) -> None:
     """Raises `BundleError` when the bundle's `task` is not `task` (a harmonizer passed as a melody model...)."""
     found = header.get("task", MELODY_TASK)
     if found != task:
-        uses = {MELODY_TASK: "melodyrnn.load / generate", "harmonize": "melodyrnn.harmonize"}
+        uses = {MELODY_TASK: "melodyrnn.load / generate", "harmonize": "melodyrnn.harmonize",
+                "infill": "melodyrnn.infill / score_infill / vary"}  # fmt: skip
         raise BundleError(
             f"{path} holds a {found!r} model, not a {task!r} model: use it with {uses.get(found, 'its own task')}"
         )

@@ -21,8 +21,8 @@ def add_infill(sub) -> None:
     p.add_argument("input", help="MIDI file (its first melody is used)")
     p.add_argument("--bars", required=True, help="the gap START-END, 0-based, end exclusive (e.g. 4-8)")
     p.add_argument("-n", "--num-versions", type=int, default=1, help="versions to write (default: %(default)s)")
-    p.add_argument("--candidates", type=int, help="gaps drawn per version (default: 8)")
-    p.add_argument("--model", default=None, help="bundle file (default: the model bundled with melodyrnn)")
+    p.add_argument("--candidates", type=int, help="a melody model's gaps drawn per version (default: 8)")
+    p.add_argument("--model", default=None, help="infill or melody bundle (default: the bundled infill model)")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
@@ -38,6 +38,7 @@ def run_infill(args) -> int:
     import secrets
 
     from melodyrnn.extraction import midi_to_melodies
+    from melodyrnn.infill_model import infill_model_for
     from melodyrnn.notation import parse_formats
     from melodyrnn.sample_config import PRIMER_EXTRACTION
     from melodyrnn.sampling import Sampler, write_melodies
@@ -46,7 +47,7 @@ def run_infill(args) -> int:
     if not (sep and start.strip().isdigit() and end.strip().isdigit()):
         raise MelodyRNNError(f"`--bars` must be START-END bar numbers such as 4-8, got {args.bars!r}")
     formats = parse_formats(args.format)
-    sampler = Sampler(args.model)
+    sampler = infill_model_for(args.model) or Sampler(args.model)  # an infill bundle, or a melody model's
     melody = midi_to_melodies(args.input, sampler.encoding, PRIMER_EXTRACTION)[0]  # the first, however short
     seed = args.seed if args.seed is not None else secrets.randbits(31)
     options = {k: getattr(args, k) for k in ("candidates", "temperature", "top_k", "top_p", "key")}

@@ -27,6 +27,7 @@ from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loo
 from melodyrnn.encoding import NUM_SPECIAL, Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
 from melodyrnn.gaps import DEFAULT_CANDIDATES, GapFilling, InfillScore
+from melodyrnn.infill_model import infill_model_for
 from melodyrnn.notation import parse_formats, write_melody
 from melodyrnn.sample_config import MAX_STEPS, MAX_WORK, SampleConfig, progression_to_chords, read_primer
 from melodyrnn.theory import check_steps_per_bar, key_pitch_classes, steps_per_bar
@@ -371,21 +372,29 @@ def generate(
 def infill(
     melody: Melody, start_bar: int, end_bar: int, n: int = 1, model=None, *, candidates=DEFAULT_CANDIDATES, **sampling
 ) -> list[Melody]:
-    """`Sampler.infill` on `model` (a `Sampler`, a `Bundle`, a bundle path, or None for the bundled model).
+    """`infill` on `model`: None (the shipped infill model, `melodyrnn.infill_model`; without one, the bundled
+    melody model), an infill bundle's path, or a melody model (a `Sampler`, a `Bundle`, a bundle path), whose gaps
+    are resampled by the suffix's likelihood (`Sampler.infill`).
 
     Example:
         >>> versions = melodyrnn.infill(melody, 4, 8, n=4, temperature=0.9, seed=1)  # bars 4-7 rewritten
     """
-    return _sampler_for(model).infill(melody, start_bar, end_bar, n, candidates=candidates, **sampling)
+    return _gap_filler(model).infill(melody, start_bar, end_bar, n, candidates=candidates, **sampling)
 
 
 def score_infill(
     melody: Melody, start_bar: int, end_bar: int, model=None, samples: int = DEFAULT_CANDIDATES, *, seed=None
 ) -> InfillScore:
-    """`Sampler.score_infill` on `model` (a `Sampler`, a `Bundle`, a bundle path, or None for the bundled model)."""
-    return _sampler_for(model).score_infill(melody, start_bar, end_bar, samples, seed=seed)
+    """`score_infill` on `model`, chosen as for `infill`: the infill model's score is exact, a melody model's an
+    estimate (`Sampler.score_infill`)."""
+    return _gap_filler(model).score_infill(melody, start_bar, end_bar, samples, seed=seed)
 
 
 def vary(melody: Melody, every: int | str = 2, n: int = 1, model=None, **options) -> list[Melody]:
-    """`Sampler.vary` on `model` (a `Sampler`, a `Bundle`, a bundle path, or None for the bundled model)."""
-    return _sampler_for(model).vary(melody, every, n, **options)
+    """`vary` on `model`, chosen as for `infill`."""
+    return _gap_filler(model).vary(melody, every, n, **options)
+
+
+def _gap_filler(model) -> GapFilling:
+    """The trained infill model `model` names (None: the shipped one, if any), else a melody model's `Sampler`."""
+    return infill_model_for(model) or _sampler_for(model)

@@ -1,0 +1,368 @@
+"""The trained infill model: a causal melody model that reads the bars AFTER the gap first.
+
+Start at `InfillModel` (`InfillModel().infill(melody, 4, 8)`; `melodyrnn.infill(...)` uses it when no model is
+given). Its sequences are laid out by `infill_sequence`: [suffix][SEP_g][prefix][gap], where SEP_g is one of
+`MAX_GAP_BARS` new tokens after the melody vocabulary that also says how many bars the gap has (so the model knows
+when it must join the suffix). The compiled sampler is primed with everything before the gap and draws exactly the
+gap's steps; `score_infill` is the exact log p(gap | both sides) from one full call. `warm_start` turns a melody
+model into one (every weight copied); `melodyrnn.infill_training` fine-tunes it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from keras import ops
+
+from melodyrnn.bundle import load_task_bundle, read_bundle_task, save_task_bundle
+from melodyrnn.conditioning import NUM_FIELDS
+from melodyrnn.configs import config_from_dict
+from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loop
+from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens
+from melodyrnn.errors import BundleError, MelodyRNNError
+from melodyrnn.gaps import (
+    _FIXED,
+    DEFAULT_CANDIDATES,
+    GapFilling,
+    InfillScore,
+    _count,
+    _gap_steps,
+    _seed,
+    _splice,
+    bar_lines,
+)
+from melodyrnn.model import MelodyModel, ModelConfig, build_model
+from melodyrnn.sample_config import SampleConfig
+from melodyrnn.theory import key_pitch_classes
+
+__all__ = [
+    "DEFAULT_INFILL_PATH",
+    "INFILL_TASK",
+    "MAX_GAP_BARS",
+    "InfillModel",
+    "infill_model_for",
+    "infill_sequence",
+    "load_infill",
+    "save_infill",
+    "separator_id",
+    "warm_start",
+]
+
+#: The `task` an infill bundle's bundle.json names.
+INFILL_TASK = "infill"
+#: The shipped infill model, when this install has one.
+DEFAULT_INFILL_PATH = Path(__file__).parent / "pretrained" / "infill.melodyrnn"
+#: Gap lengths the separator tokens tell apart; a longer gap reads as this many bars (the join may come early).
+MAX_GAP_BARS = 8
+#: Context the model reads: at most this many bars (and steps) before the gap, and after it.
+PREFIX_BARS, PREFIX_STEPS = 16, 320
+SUFFIX_BARS, SUFFIX_STEPS = 8, 160
+# The sampling loop compiles once per length; lengths rounded up to this many steps share one loop (the extra
+# steps after the gap are drawn and dropped).
+_LENGTH_QUANTUM = 32
+
+
+def separator_id(encoding: EncodingConfig, gap_bars: int) -> int:
+    """The token after the suffix that opens the prefix and says the gap has `gap_bars` bars (capped)."""
+    return encoding.vocab_size + min(max(int(gap_bars), 1), MAX_GAP_BARS) - 1
+
+
+def infill_sequence(tokens: np.ndarray, lines: np.ndarray, start_bar: int, end_bar: int, encoding: EncodingConfig):
+    """The infill model's sequence for the gap of bars `[start_bar, end_bar)` of a melody.
+
+    Args:
+        tokens: int `(steps,)`, the melody's ids.
+        lines: int `(bars + 1,)`, its bar lines (`melodyrnn.gaps.bar_lines`).
+        start_bar, end_bar: the gap, checked by the caller.
+        encoding: the melody model's encoding (the separators follow its vocabulary).
+
+    Returns:
+        `(sequence, gap_offset, prefix_offset)`: int32 `(suffix + 1 + prefix + gap,)` laid out as
+        [suffix][SEP_g][prefix][gap], where the suffix is at most `SUFFIX_BARS` bars (`SUFFIX_STEPS` steps) after
+        the gap and the prefix at most `PREFIX_BARS` bars (`PREFIX_STEPS` steps, cut at a bar line) before it;
+        the gap starts at `gap_offset` and the prefix at `prefix_offset`.
+    """
+    start, end = int(lines[start_bar]), int(lines[end_bar])
+    bars = len(lines) - 1
+    suffix_end = min(int(lines[min(bars, end_bar + SUFFIX_BARS)]), end + SUFFIX_STEPS)
+    first = max(0, start_bar - PREFIX_BARS)
+    while first < start_bar and start - int(lines[first]) > PREFIX_STEPS:
+        first += 1
+    prefix_start = int(lines[first]) if start - int(lines[first]) <= PREFIX_STEPS else start - PREFIX_STEPS
+    sep = np.array([separator_id(encoding, end_bar - start_bar)], np.int32)
+    suffix, prefix, gap = tokens[end:suffix_end], tokens[prefix_start:start], tokens[start:end]
+    sequence = np.concatenate([suffix, sep, prefix, gap]).astype(np.int32)
+    return sequence, len(suffix) + 1 + len(prefix), len(suffix) + 1
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The network: warm start, bundle
+
+
+def warm_start(model: MelodyModel, encoding: EncodingConfig, seed: int = 0) -> MelodyModel:
+    """An infill network made from a melody model: every weight copied, `MAX_GAP_BARS` separator tokens added.
+
+    The separators' embedding rows start at the mean of the note rows plus a little noise (distinct, so the
+    model can tell gap lengths apart); their logits start at zero weight and a bias of -10, as the model never
+    has to predict them (the sampler masks them anyway).
+
+    Args:
+        model: a built, unconditioned, non-lookback `MelodyModel` reading `encoding`.
+        encoding: its `EncodingConfig`.
+        seed: for the separators' noise.
+
+    Returns:
+        A built, uncompiled `MelodyModel` with `vocab_size = encoding.vocab_size + MAX_GAP_BARS`.
+
+    Raises:
+        MelodyRNNError: not a `MelodyModel`, another vocabulary, or a model that reads bar positions or
+            conditions (the infill layout reorders bars, so they would mislead it).
+    """
+    if not isinstance(model, MelodyModel):
+        raise MelodyRNNError(f"`model` must be a melodyrnn MelodyModel, got {type(model).__name__}")
+    config = model.config
+    if config.vocab_size != encoding.vocab_size:
+        raise MelodyRNNError(f"`encoding` must have the model's {config.vocab_size} events, got {encoding.vocab_size}")
+    if config.lookback or config.conditioned:
+        raise MelodyRNNError("an infill model must start from a model without lookback or conditions: its sequences "
+                             "put the bars after the gap first, so bar positions would mislead it")  # fmt: skip
+    new = build_model(ModelConfig.from_dict({**config.to_dict(), "vocab_size": config.vocab_size + MAX_GAP_BARS}))
+    old = {w.path.split("/", 1)[1]: np.asarray(w.numpy()) for w in model.weights}
+    rng = np.random.default_rng(seed)
+    for weight in new.weights:
+        value = old[weight.path.split("/", 1)[1]]
+        if weight.path.endswith("embedding/embeddings"):
+            notes = value[NUM_SPECIAL:]
+            extra = notes.mean(axis=0) + rng.normal(0, notes.std() / 4, (MAX_GAP_BARS, value.shape[1]))
+            value = np.concatenate([value, extra.astype(value.dtype)])
+        elif weight.path.endswith("logits/kernel"):
+            value = np.concatenate([value, np.zeros((value.shape[0], MAX_GAP_BARS), value.dtype)], axis=1)
+        elif weight.path.endswith("logits/bias"):
+            value = np.concatenate([value, np.full(MAX_GAP_BARS, -10.0, value.dtype)])
+        weight.assign(value)
+    return new
+
+
+def save_infill(path: str | os.PathLike, model: MelodyModel, encoding: EncodingConfig, metadata: dict | None) -> Path:
+    """Writes an infill model as one bundle whose bundle.json says `"task": "infill"`."""
+    config = {
+        "model_config": model.config.to_dict(),
+        "encoding_config": encoding.to_dict(),
+        "max_gap_bars": MAX_GAP_BARS,
+        "layout": "suffix, separator (gap bars), prefix, gap",
+    }
+    return save_task_bundle(path, model, INFILL_TASK, config, metadata)
+
+
+def load_infill(path: str | os.PathLike) -> tuple[MelodyModel, EncodingConfig, dict]:
+    """Loads an infill bundle (Keras safe mode, the checks of `load_task_bundle`).
+
+    Returns:
+        `(model, encoding, metadata)`.
+
+    Raises:
+        BundleError: a missing or unusable file, a bundle of another task (a melody model: "use it with..."), or
+            configs that disagree with the model.
+    """
+    model, config, metadata = load_task_bundle(path, INFILL_TASK)
+    try:
+        encoding = EncodingConfig.from_dict(config.get("encoding_config"))
+        model_config = ModelConfig.from_dict(config.get("model_config"))
+    except (MelodyRNNError, TypeError, ValueError) as err:
+        raise BundleError(f"{path} is corrupt: bad configs in its bundle.json ({err})") from err
+    if (
+        not isinstance(model, MelodyModel)
+        or model.config != model_config
+        or config.get("max_gap_bars") != MAX_GAP_BARS
+        or model_config.vocab_size != encoding.vocab_size + MAX_GAP_BARS
+    ):
+        raise BundleError(f"{path} is corrupt: its model does not match its infill config")
+    return model, encoding, metadata
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sampling and scoring
+
+
+def _allowed(config: SampleConfig, encoding: EncodingConfig, vocab_size: int) -> np.ndarray:
+    """float32 `(vocab_size,)`: 0 where an id may be drawn, -inf for the separators and notes the key or range
+    forbid."""
+    pitches = np.arange(encoding.min_pitch, encoding.max_pitch + 1)
+    ok = np.ones(pitches.size, bool)
+    if config.min_pitch is not None:
+        ok &= pitches >= config.min_pitch
+    if config.max_pitch is not None:
+        ok &= pitches <= config.max_pitch
+    if config.key is not None:
+        ok &= np.isin(pitches % 12, sorted(key_pitch_classes(config.key)))
+    if not ok.any():
+        raise MelodyRNNError(
+            f"no pitch of the model's range [{encoding.min_pitch}, {encoding.max_pitch}] satisfies key={config.key!r}, "
+            f"min_pitch={config.min_pitch!r}, max_pitch={config.max_pitch!r}"
+        )
+    allowed = np.full(vocab_size, -np.inf, np.float32)
+    allowed[:NUM_SPECIAL] = 0.0
+    allowed[NUM_SPECIAL : encoding.vocab_size] = np.where(ok, 0.0, -np.inf)
+    return allowed
+
+
+class InfillModel(GapFilling):
+    """Infill with a model trained for it: `infill`, `score_infill` and `vary`, like a `Sampler`'s.
+
+    Args:
+        path: an infill bundle (`"task": "infill"`), or None for the shipped one (`DEFAULT_INFILL_PATH`).
+        jit_compile: compile the sampling loop with XLA (falls back with a warning, as `Sampler` does).
+
+    Raises:
+        BundleError: no such bundle, or a bundle of another task (a melody model goes to `Sampler`).
+
+    Example:
+        >>> versions = InfillModel().infill(melody, 4, 8, n=4, temperature=0.9, seed=1)
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, jit_compile: bool = True):
+        if path is None and not DEFAULT_INFILL_PATH.is_file():
+            raise BundleError(f"no infill model is bundled with this install (expected {DEFAULT_INFILL_PATH})")
+        self.path = Path(path if path is not None else DEFAULT_INFILL_PATH)
+        self.model, self.encoding, self.metadata = load_infill(self.path)
+        self.jit_compile = jit_compile
+        self._compiled: dict[tuple, Any] = {}
+
+    def _sequence(self, melody: Melody, start_bar: int, end_bar: int):
+        tokens = melody_to_tokens(melody, self.encoding)  # a pitch outside the vocabulary fails here
+        return infill_sequence(tokens, bar_lines(melody), start_bar, end_bar, self.encoding)
+
+    def infill(
+        self,
+        melody: Melody,
+        start_bar: int,
+        end_bar: int,
+        n: int = 1,
+        *,
+        candidates: int = DEFAULT_CANDIDATES,
+        **sampling,
+    ) -> list[Melody]:
+        """New versions of bars `start_bar <= bar < end_bar`, drawn from the model given both sides.
+
+        The compiled sampler reads the bars after the gap, the separator and the bars before it, then draws the
+        gap's steps under every sampling control; every step outside the gap is the melody's, bit for bit.
+
+        Args:
+            melody, start_bar, end_bar, n: as `melodyrnn.gaps.GapFilling.infill`.
+            candidates: accepted for a melody model's calls and checked; the trained model needs no candidates.
+            **sampling: `temperature`, `top_k`, `top_p`, `key`, `min_pitch`, `max_pitch`, `repetition_penalty`,
+                `max_repeats`, `beam_size`, `branch_factor`, `seed`.
+
+        Returns:
+            `n` `Melody` objects as long as `melody`.
+
+        Raises:
+            InfillError, MelodyRNNError: as `GapFilling.infill`.
+        """
+        start, end = _gap_steps(melody, start_bar, end_bar)
+        n = _count("n", n)
+        _count("candidates", candidates)
+        fixed = sorted(set(sampling) & set(_FIXED))
+        if fixed:
+            raise MelodyRNNError(f"infill keeps the melody's length and metadata: remove {', '.join(fixed)}")
+        seed = _seed(sampling.pop("seed", None))
+        sequence, gap_offset, _ = self._sequence(melody, start_bar, end_bar)
+        steps = -(-len(sequence) // _LENGTH_QUANTUM) * _LENGTH_QUANTUM
+        options = {k: v for k, v in sampling.items() if v is not None or k not in ("top_k", "top_p")}
+        config = config_from_dict(SampleConfig, {"num_melodies": n, "num_steps": steps, **options, "seed": seed},
+                                  "sampling option")  # fmt: skip
+        primer = np.zeros(steps, np.int32)
+        primer[:gap_offset] = sequence[:gap_offset]
+        ids = self._run(config, steps, primer, gap_offset)
+        return [_splice(melody, start, row[gap_offset : gap_offset + end - start], self.encoding) for row in ids]
+
+    def _run(self, config: SampleConfig, steps: int, primer: np.ndarray, primer_length: int) -> np.ndarray:
+        vocab = self.model.config.vocab_size
+        controls = Controls(vocab, config.greedy, config.top_k > 0 or config.top_p < 1)
+        tensors = {
+            "primer": primer,
+            "primer_length": primer_length,
+            "allowed": _allowed(config, self.encoding, vocab),
+            "temperature": config.temperature or 1.0,
+            "top_k": config.top_k,
+            "top_p": config.top_p,
+            "log_penalty": np.log(config.repetition_penalty),
+            "max_repeats": NO_CAP if config.max_repeats is None else config.max_repeats,
+            "seed": config.seed,
+            "steps_per_bar": self.model.config.steps_per_bar,
+            "conditions": np.zeros((steps, NUM_FIELDS), np.int32),  # the model reads none
+        }
+        n, flags = config.num_melodies, (controls.greedy, controls.filtered)
+        if config.uses_beam_search:
+            b, f = config.beam_size, config.branch_factor
+            key: tuple = ("beam", n, b, f, steps, *flags)
+            build = lambda: beam_loop(self.model, controls, n, b, f, steps, True)  # noqa: E731
+        else:
+            key = ("sample", n, steps, *flags)
+            build = lambda: sample_loop(self.model, controls, n, steps, True)  # noqa: E731
+        return run_loop(self._compiled, key, build, tensors, self.jit_compile)
+
+    def score_infill(
+        self, melody: Melody, start_bar: int, end_bar: int, samples: int = DEFAULT_CANDIDATES, *, seed=None
+    ) -> InfillScore:
+        """The exact log-likelihood of the gap's steps given both sides, from one full call (no estimate).
+
+        Args:
+            melody, start_bar, end_bar: as `infill`.
+            samples, seed: accepted for a melody model's calls and checked; nothing is sampled.
+
+        Returns:
+            An `InfillScore` `(total, per_step)`: float64 `(gap steps,)` log p(step | suffix, prefix, gap steps
+            before it) in nats, over the melody's events (the separators excluded); its standard error is 0. Here
+            `per_step` already sees both sides, so `prefix_only` equals `total`.
+
+        Raises:
+            InfillError, MelodyRNNError: as `infill`.
+        """
+        start, end = _gap_steps(melody, start_bar, end_bar)
+        _count("samples", samples)
+        _seed(seed)
+        sequence, gap_offset, _ = self._sequence(melody, start_bar, end_bar)
+        log_probs = event_log_probs(self.model, sequence[None, :-1], self.encoding)[0]
+        targets = sequence[gap_offset:]
+        per_step = log_probs[np.arange(gap_offset - 1, len(sequence) - 1), targets].astype(np.float64)
+        assert per_step.size == end - start
+        return InfillScore(per_step)
+
+
+def event_log_probs(model: MelodyModel, inputs: np.ndarray, encoding: EncodingConfig) -> np.ndarray:
+    """float32 `(batch, steps, encoding.vocab_size)`: log-probabilities of the next event over the melody's events
+    (the separators masked out, as the sampler masks them), from one full call on int `(batch, steps)` inputs."""
+    logits = model(ops.convert_to_tensor(np.asarray(inputs, np.int32)), training=False)[..., : encoding.vocab_size]
+    return np.asarray(ops.log_softmax(logits, axis=-1))
+
+
+_LOADED: dict[str, InfillModel] = {}
+
+
+def infill_model_for(model: Any) -> InfillModel | None:
+    """The trained infill model that `model` names, or None when it names a melody model (or nothing is shipped).
+
+    Args:
+        model: an `InfillModel`; a bundle path (an infill bundle is loaded once per process, any other is left to
+            the melody path); None for the shipped infill model when this install has one; anything else (a
+            `Sampler`, a `Bundle`) is a melody model.
+
+    Returns:
+        An `InfillModel`, or None: infill then resamples the melody model's gaps (`melodyrnn.gaps`).
+    """
+    if isinstance(model, InfillModel):
+        return model
+    if model is None:
+        if not DEFAULT_INFILL_PATH.is_file():
+            return None
+        model = DEFAULT_INFILL_PATH
+    if not isinstance(model, (str, os.PathLike)) or read_bundle_task(model) != INFILL_TASK:
+        return None
+    key = os.fspath(model)
+    if key not in _LOADED:
+        _LOADED[key] = InfillModel(model)
+    return _LOADED[key]

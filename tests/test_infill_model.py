@@ -1,0 +1,304 @@
+"""Tests for melodyrnn.infill_model and melodyrnn.infill_training: the training layout and its loss mask, the warm
+start, kept bars bit for bit, the exact gap score against a slow reference, the bundle's task, routing of the
+one-liners and the CLI, and a tiny real training run."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import melodyrnn
+from melodyrnn.bundle import load, save_bundle
+from melodyrnn.cli import main
+from melodyrnn.dataset import PreparedData
+from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_midi, melody_to_tokens
+from melodyrnn.errors import BundleError, InfillError, MelodyRNNError
+from melodyrnn.gaps import bar_lines
+from melodyrnn.infill_model import (
+    MAX_GAP_BARS,
+    PREFIX_BARS,
+    SUFFIX_BARS,
+    InfillModel,
+    infill_model_for,
+    infill_sequence,
+    save_infill,
+    separator_id,
+    warm_start,
+)
+from melodyrnn.infill_training import InfillTrainConfig, infill_example, train_infill
+from melodyrnn.model import ModelConfig, build_model
+from melodyrnn.sampling import Sampler, infill, score_infill, vary
+
+ENC = EncodingConfig()
+# attention_window=6 is shorter than the sequences, so the sliding window is exercised
+CONFIG = ModelConfig(units=12, num_layers=2, embedding_dim=8, attention_heads=2, attention_window=6, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def base():
+    keras.utils.set_random_seed(5)
+    return build_model(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def paths(base, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("infill")
+    melody_path, infill_path = folder / "melody.melodyrnn", folder / "infill.melodyrnn"
+    save_bundle(melody_path, base)
+    model = warm_start(base, ENC, seed=1)
+    # move the separators and logits off their warm start, so the tests see a model that reads the suffix
+    rng = np.random.default_rng(0)
+    for w in model.weights:
+        w.assign(np.asarray(w.numpy()) + rng.normal(0, 0.05, tuple(w.shape)).astype("float32"))
+    save_infill(infill_path, model, ENC, {"note": "test"})
+    return melody_path, infill_path
+
+
+@pytest.fixture(scope="module")
+def filler(paths):
+    return InfillModel(paths[1])
+
+
+def song(bars=6) -> Melody:
+    """A 3/4 melody with everything infill must keep: tempo and meter changes, chords, program, velocity."""
+    notes = [(60 + (k * 5) % 12, 4 * k, 4 * k + 3) for k in range(3 * bars)]
+    return Melody.from_notes(
+        notes,
+        num_steps=12 * bars,
+        tempos=((0, 90.0), (24, 100.0)),
+        time_signatures=((0, 3, 4),),
+        chords=tuple(c for c in ((0, "C:maj"), (12, "G:7"), (36, "A:min")) if c[0] < 12 * bars),
+        program=40,
+        velocity=77,
+        source="song.mid",
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layout and examples
+
+
+def test_the_example_puts_the_suffix_first_and_weighs_only_prefix_and_gap():
+    tokens = np.arange(2, 2 + 96, dtype=np.int32)  # 6 bars of 16 steps, every step a different note
+    lines = np.arange(0, 97, 16)
+    inputs, targets, weights = infill_example(tokens, lines, 2, 4, ENC, prefix_weight=0.5)
+    sequence = np.concatenate([inputs, targets[-1:]])
+    suffix, prefix, gap = tokens[64:96], tokens[0:32], tokens[32:64]
+    assert np.array_equal(sequence, np.concatenate([suffix, [separator_id(ENC, 2)], prefix, gap]))
+    assert separator_id(ENC, 2) == ENC.vocab_size + 1
+    assert inputs.dtype == targets.dtype == np.int32 and weights.dtype == np.float32
+    assert len(inputs) == len(targets) == len(weights) == 96
+    # position i predicts sequence[i + 1]: nothing for the suffix and the separator, half for the prefix
+    assert np.all(weights[:32] == 0)
+    assert np.all(weights[32:64] == 0.5)
+    assert np.all(weights[64:] == 1)
+    assert np.array_equal(targets[weights == 1], gap)
+
+
+def test_transposition_moves_the_notes_not_the_separator_or_the_rests():
+    tokens = np.array([60, 0, 1, 62, 0, 64, 0, 1] * 4, np.int32)
+    lines = np.arange(0, 33, 8)
+    plain = np.concatenate(infill_example(tokens, lines, 1, 2, ENC)[:2])
+    moved = np.concatenate(infill_example(tokens, lines, 1, 2, ENC, shift=3)[:2])
+    notes = (plain >= NUM_SPECIAL) & (plain < ENC.vocab_size)
+    assert np.array_equal(moved[notes], plain[notes] + 3)
+    assert np.array_equal(moved[~notes], plain[~notes])
+
+
+def test_gaps_at_the_start_and_the_end_and_long_ones():
+    tokens = np.full(64, 60, np.int32)
+    lines = np.arange(0, 65, 16)
+    start, gap_offset, prefix_offset = infill_sequence(tokens, lines, 0, 1, ENC)
+    assert (gap_offset, prefix_offset) == (49, 49) and start[48] == separator_id(ENC, 1)
+    end, gap_offset, prefix_offset = infill_sequence(tokens, lines, 2, 4, ENC)
+    assert (prefix_offset, gap_offset) == (1, 33) and end[0] == separator_id(ENC, 2)
+    assert separator_id(ENC, 30) == separator_id(ENC, MAX_GAP_BARS) == ENC.vocab_size + MAX_GAP_BARS - 1
+
+
+def test_context_is_cut_at_bar_lines():
+    tokens = np.arange(40 * 12, dtype=np.int32) % 100 + 2  # 40 bars of 3/4
+    lines = np.arange(0, 40 * 12 + 1, 12)
+    sequence, gap_offset, prefix_offset = infill_sequence(tokens, lines, 20, 22, ENC)
+    assert prefix_offset - 1 == SUFFIX_BARS * 12  # the suffix: 8 bars after the gap
+    assert gap_offset - prefix_offset == PREFIX_BARS * 12  # the prefix: 16 bars before it
+    assert np.array_equal(sequence[prefix_offset:gap_offset], tokens[4 * 12 : 20 * 12])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Warm start and bundle
+
+
+def test_the_warm_start_predicts_melodies_as_the_melody_model_did(base):
+    model = warm_start(base, ENC)
+    ids = np.array([[60, 0, 0, 1, 62, 0, 64, 0, 1, 65]], np.int32)
+    old, new = np.asarray(base(ids)), np.asarray(model(ids))
+    assert model.config.vocab_size == ENC.vocab_size + MAX_GAP_BARS
+    assert np.array_equal(new[..., : ENC.vocab_size], old)
+    assert np.all(new[..., ENC.vocab_size :] == -10)
+
+
+def test_a_model_that_reads_bar_positions_is_refused():
+    with pytest.raises(MelodyRNNError, match="without lookback or conditions"):
+        warm_start(build_model(ModelConfig(units=8, embedding_dim=4, attention=False, condition_meter=True)), ENC)
+    with pytest.raises(MelodyRNNError, match="MelodyModel"):
+        warm_start("default.melodyrnn", ENC)
+
+
+def test_the_task_marker_keeps_infill_and_melody_models_apart(paths):
+    melody_path, infill_path = paths
+    with pytest.raises(BundleError, match="'infill' model, not a 'melody' model: use it with melodyrnn.infill"):
+        load(infill_path)
+    with pytest.raises(BundleError, match="'infill' model"):
+        Sampler(infill_path)
+    with pytest.raises(BundleError, match="'melody' model, not an? 'infill' model"):
+        InfillModel(melody_path)
+    assert infill_model_for(melody_path) is None and infill_model_for(Sampler(melody_path)) is None
+    assert isinstance(infill_model_for(infill_path), InfillModel)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Infill and its score
+
+
+def assert_kept(version: Melody, melody: Melody, start: int, end: int) -> None:
+    assert len(version) == len(melody)
+    assert np.array_equal(version.events[:start], melody.events[:start])
+    assert np.array_equal(version.events[end:], melody.events[end:])
+    assert version.events.dtype == melody.events.dtype
+    for field in ("tempos", "time_signatures", "chords", "program", "velocity", "steps_per_quarter", "source"):
+        assert getattr(version, field) == getattr(melody, field), field
+
+
+SETTINGS = [
+    {},
+    {"temperature": 0},
+    {"temperature": 1.5, "top_k": 3},
+    {"top_p": 0.8, "key": "F major"},
+    {"repetition_penalty": 2.0, "max_repeats": 0, "min_pitch": 55, "max_pitch": 75},
+    {"beam_size": 2},
+]
+
+
+@pytest.mark.parametrize("options", SETTINGS)
+@pytest.mark.parametrize("gap", [(0, 2), (2, 4), (4, 6), (0, 6)])
+def test_bars_outside_the_gap_come_back_bit_for_bit(filler, options, gap):
+    melody = song()
+    lines = bar_lines(melody)
+    start, end = int(lines[gap[0]]), int(lines[gap[1]])
+    versions = filler.infill(melody, *gap, 3, seed=4, **options)
+    assert len(versions) == 3
+    for version in versions:
+        assert_kept(version, melody, start, end)
+        pitches = version.events[start:end][version.events[start:end] >= 0]
+        if "key" in options:
+            assert set(pitches % 12) <= {5, 7, 9, 10, 0, 2, 4}
+        if "min_pitch" in options:
+            assert np.all((pitches >= 55) & (pitches <= 75))
+
+
+def test_same_seed_same_versions_and_temperature_zero_is_argmax(filler):
+    melody = song()
+    first, again = filler.infill(melody, 2, 4, 2, seed=9), filler.infill(melody, 2, 4, 2, seed=9)
+    assert all(np.array_equal(a.events, b.events) for a, b in zip(first, again))
+    greedy = filler.infill(melody, 2, 4, 1, temperature=0)[0]
+    sequence, gap_offset, _ = infill_sequence(melody_to_tokens(greedy, ENC), bar_lines(melody), 2, 4, ENC)
+    # each greedy gap step is the argmax of one full call over the finished sequence at the step before it
+    logits = np.asarray(filler.model(sequence[None, :-1]))[0, gap_offset - 1 :, : ENC.vocab_size]
+    assert np.array_equal(np.argmax(logits, axis=-1), sequence[gap_offset:])
+
+
+@pytest.mark.parametrize("gap", [(0, 1), (2, 4), (5, 6)])
+def test_the_score_is_exact_and_equals_a_step_by_step_reference(filler, gap):
+    melody = song()
+    score = filler.score_infill(melody, *gap)
+    sequence, gap_offset, _ = infill_sequence(melody_to_tokens(melody, ENC), bar_lines(melody), *gap, ENC)
+    model, state, reference = filler.model, filler.model.initial_state(1), []
+    for i in range(len(sequence) - 1):  # one step at a time, the sampler's path, not the full call
+        logits, state = model.step(np.array([sequence[i]], np.int32), state)
+        events = np.asarray(logits, np.float64)[0, : ENC.vocab_size]
+        log_probs = events - np.log(np.exp(events - events.max()).sum()) - events.max()
+        if i + 1 >= gap_offset:
+            reference.append(log_probs[sequence[i + 1]])
+    total, per_step = score
+    assert per_step.shape == (len(sequence) - gap_offset,) and per_step.dtype == np.float64
+    np.testing.assert_allclose(per_step, reference, atol=1e-4)
+    assert total == pytest.approx(float(np.sum(reference)), abs=1e-3)
+    assert score.standard_error == 0 and score.samples == 0 and score.suffix_evidence == 0
+
+
+def test_bad_requests_are_refused(filler):
+    melody = song()
+    with pytest.raises(InfillError, match="end_bar"):
+        filler.infill(melody, 2, 9)
+    with pytest.raises(MelodyRNNError, match="remove num_steps"):
+        filler.infill(melody, 2, 4, num_steps=3)
+    with pytest.raises(MelodyRNNError, match="`temperature`"):
+        filler.infill(melody, 2, 4, temperature=-1)
+    with pytest.raises(MelodyRNNError, match="`candidates`"):
+        filler.infill(melody, 2, 4, candidates=0)
+    with pytest.raises(MelodyRNNError, match="`samples`"):
+        filler.score_infill(melody, 2, 4, samples=0)
+
+
+def test_one_liners_cli_and_vary_use_the_infill_bundle(paths, tmp_path):
+    _, infill_path = paths
+    melody = song()
+    versions = infill(melody, 2, 4, 2, infill_path, seed=1)
+    loaded = infill_model_for(infill_path)  # loaded once per process
+    assert loaded is infill_model_for(infill_path)
+    assert versions[0].events.tobytes() == loaded.infill(melody, 2, 4, 2, seed=1)[0].events.tobytes()
+    assert score_infill(melody, 2, 4, infill_path).standard_error == 0
+    varied = vary(melody, 2, 1, infill_path, seed=3)[0]
+    lines = bar_lines(melody)
+    for bar in (0, 2, 4):
+        assert np.array_equal(varied.events[lines[bar] : lines[bar + 1]], melody.events[lines[bar] : lines[bar + 1]])
+    source = tmp_path / "song.mid"
+    melody_to_midi(melody, source)
+    out = tmp_path / "out"
+    assert main(["infill", str(source), "--bars", "2-4", "-n", "2", "--model", str(infill_path), "-o", str(out)]) == 0
+    assert len(list(out.glob("*.mid"))) == 2
+
+
+def test_the_shipped_infill_model_is_the_default_when_present():
+    shipped = infill_model_for(None)
+    if shipped is None:  # an install without the infill bundle falls back to the melody model
+        assert not melodyrnn.infill_model.DEFAULT_INFILL_PATH.is_file()
+    else:
+        assert shipped.model.config.vocab_size == ENC.vocab_size + MAX_GAP_BARS
+        assert melodyrnn.score_infill(song(8), 2, 4).standard_error == 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training
+
+
+def tunes(count=12) -> list[Melody]:
+    rng = np.random.default_rng(2)
+    out = []
+    for i in range(count):
+        notes = [(int(rng.integers(60, 72)), 4 * k, 4 * k + 3) for k in range(4 * 8)]
+        out.append(Melody.from_notes(notes, num_steps=16 * 8, source=f"tune_{i}.mid"))
+    return out
+
+
+def test_a_tiny_training_run_writes_a_loadable_infill_bundle(base, tmp_path):
+    data = PreparedData.from_melodies(tunes(), validation_fraction=0.3)
+    assert data.indices("validation").size and data.indices("train").size
+    config = InfillTrainConfig(max_updates=4, batch_size=4, validate_every=2, validation_gaps=6, warmup_updates=2)
+    lines = []
+    result = train_infill(data, tmp_path / "run", base, config, log=lines.append)
+    assert result["updates"] == 4 and [row["update"] for row in result["history"]] == [0, 2, 4]
+    assert len(lines) == 3 and (tmp_path / "run" / "log.csv").is_file()
+    trained = InfillModel(result["best_path"])
+    assert trained.metadata["updates"] == result["best_update"]
+    melody = tunes(1)[0]
+    (version,) = trained.infill(melody, 3, 5, 1, seed=0)
+    assert_kept(version, melody, 48, 80)
+
+
+def test_bad_training_settings_are_refused():
+    with pytest.raises(MelodyRNNError, match="`batch_size` must be an integer >= 1"):
+        InfillTrainConfig(batch_size=0)
+    with pytest.raises(MelodyRNNError, match="`prefix_weight`"):
+        InfillTrainConfig(prefix_weight=2.0)
