@@ -23,6 +23,30 @@ from melodyrnn.errors import MelodyRNNError
 from melodyrnn.notation import melody_to_abc, melody_to_musicxml
 
 BACKINGS = ("none", "block", "arpeggio", "waltz")
+#: General MIDI programs a melody sounds good on (the number is what goes into the MIDI file).
+INSTRUMENTS = {
+    "Acoustic grand piano": 0,
+    "Celesta": 8,
+    "Music box": 10,
+    "Vibraphone": 11,
+    "Marimba": 12,
+    "Accordion": 21,
+    "Nylon guitar": 24,
+    "Violin": 40,
+    "Harp": 46,
+    "String ensemble": 48,
+    "Trumpet": 56,
+    "Oboe": 68,
+    "Clarinet": 71,
+    "Flute": 73,
+    "Recorder": 74,
+    "Pan flute": 75,
+    "Whistle": 78,
+    "Ocarina": 79,
+    "Square lead": 80,
+    "Fiddle": 110,
+}
+
 # verovio's toolkit keeps its document between calls: one at a time.
 _VEROVIO_LOCK = threading.Lock()
 _TOOLKIT: Any = None

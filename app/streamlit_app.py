@@ -18,7 +18,10 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this file
 
-from notation_view import BACKINGS, build_items, show_melody, show_score, take_zip  # noqa: E402
+from copies_view import mark_copies, show_copy  # noqa: E402
+from harmony_panel import chords_field, take_harmony, upload_panel  # noqa: E402
+from infill_panel import infill_panel  # noqa: E402
+from notation_view import BACKINGS, INSTRUMENTS, build_items, show_melody, show_score, take_zip  # noqa: E402
 from piano_roll import piano_roll  # noqa: E402
 from scratch import Scratch, sweep  # noqa: E402
 from training_job import APP_MODEL_CONFIG, APP_TRAIN_CONFIG, TrainingJob  # noqa: E402
@@ -26,6 +29,7 @@ from uploads import (  # noqa: E402
     COLLECTION_SUFFIXES,
     MAX_BUNDLE_MB,
     max_upload_bytes,
+    read_melody_upload,
     save_bundle_upload,
     save_training_uploads,
     too_large,
@@ -35,36 +39,11 @@ from melodyrnn.baselines import format_baselines  # noqa: E402
 from melodyrnn.bundle import DEFAULT_BUNDLE_PATH  # noqa: E402
 from melodyrnn.dataset import prepare  # noqa: E402
 from melodyrnn.errors import MelodyRNNError  # noqa: E402
-from melodyrnn.extraction import score_file_to_melodies  # noqa: E402
 from melodyrnn.run_folder import BEST, LATEST  # noqa: E402
 from melodyrnn.sample_config import PRIMER_EXTRACTION, SampleConfig, primer_to_melody  # noqa: E402
 from melodyrnn.sampling import Sampler  # noqa: E402
-from melodyrnn.scores import SCORE_SUFFIXES  # noqa: E402
 from melodyrnn.theory import KEY_TONIC_NAMES, SCALES  # noqa: E402
 
-# General MIDI programs a melody sounds good on (the number is what goes into the MIDI file).
-INSTRUMENTS = {
-    "Acoustic grand piano": 0,
-    "Celesta": 8,
-    "Music box": 10,
-    "Vibraphone": 11,
-    "Marimba": 12,
-    "Accordion": 21,
-    "Nylon guitar": 24,
-    "Violin": 40,
-    "Harp": 46,
-    "String ensemble": 48,
-    "Trumpet": 56,
-    "Oboe": 68,
-    "Clarinet": 71,
-    "Flute": 73,
-    "Recorder": 74,
-    "Pan flute": 75,
-    "Whistle": 78,
-    "Ocarina": 79,
-    "Square lead": 80,
-    "Fiddle": 110,
-}
 TIME_SIGNATURES = ["4/4", "3/4", "2/4", "6/8"]
 # The page shows a few takes side by side, each a whole tune: more melodies and bars than the library's default.
 APP_MELODIES, APP_BARS = 4, 16
@@ -217,7 +196,8 @@ def settings_form() -> dict | None:
         scale = c2.selectbox("Scale", list(SCALES), key="scale", help="Used when a key is chosen.")
         instrument = c3.selectbox("Instrument", list(INSTRUMENTS), key="instrument")
         backing = c4.selectbox("Backing", BACKINGS, key="backing", help="Plays a melody's chords, when it has some.")
-        c1, c2 = st.columns(2)
+        c0, c1, c2 = st.columns([2, 2, 3])
+        chords = chords_field(c0)
         primer_text = c1.text_input(
             "Primer notes",
             key="primer_text",
@@ -248,23 +228,17 @@ def settings_form() -> dict | None:
         "backing": backing,
         "primer_text": primer_text.strip(),
         "primer_file": primer_file,
+        "chords": chords,
     }
 
 
 def read_primer(settings: dict, encoding):
-    """The primer to pass on: the MIDI file's bytes, a score's first melody on `encoding`'s grid, the typed names,
-    or None. Raises on an oversized or unreadable file."""
+    """The primer to pass on: the file's first melody on `encoding`'s grid, the typed names, or None. Raises on an
+    oversized or unreadable file."""
     upload = settings["primer_file"]
     if upload is not None:
-        problem = too_large(upload.size, max_upload_bytes())
-        if problem:
-            raise MelodyRNNError(f"the primer file `{upload.name}` is {problem}")
-        suffix = Path(upload.name).suffix.lower()
-        if suffix in SCORE_SUFFIXES:
-            data, name = upload.getvalue(), upload.name
-            melody = score_file_to_melodies(data, encoding, PRIMER_EXTRACTION, suffix=suffix, name=name)[0]
-            return melody, f"file {name}"
-        return upload.getvalue(), f"file {upload.name}"
+        melodies = read_melody_upload(upload.name, upload.getvalue(), encoding, PRIMER_EXTRACTION, "the primer file")
+        return melodies[0], f"file {upload.name}"
     if settings["primer_text"]:
         return settings["primer_text"], settings["primer_text"]
     return None, None
@@ -288,6 +262,7 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
             time_signature=settings["time_signature"],
             program=INSTRUMENTS[settings["instrument"]],
             seed=settings["seed"],
+            chords=settings["chords"],
         )
     except MelodyRNNError as err:
         st.error(f"Nothing generated: {err}")
@@ -297,6 +272,7 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
     take_id = st.session_state.take_counter
     primer_steps = len(primer_melody) if primer_melody is not None else 0
     items = build_items(melodies, take_id, primer_steps, settings["backing"], settings["key"])
+    mark_copies(items, sampler)  # each melody's longest run found in the model's training data, when known
     shown = {k: v for k, v in settings.items() if k not in ("primer_file", "primer_text")}
     shown["primer"] = primer_label
     st.session_state.takes.append(
@@ -332,10 +308,12 @@ def show_take(take: dict) -> None:
             on_click="ignore",
             icon=":material/folder_zip:",
         )
+        take_harmony(take)
         for item in take["melodies"]:
             left, right = st.columns([2, 3], vertical_alignment="center")
             with left:
                 show_melody(item)
+                show_copy(item)
             with right:
                 st.plotly_chart(
                     piano_roll(item["melody"], item["primer_steps"]),
@@ -354,6 +332,8 @@ def generate_tab() -> None:
         else:
             with st.spinner("Generating…"):
                 generate(sampler, label, settings)
+    upload_panel()
+    infill_panel(sampler, label)
     takes = st.session_state.takes
     if takes:
         head, clear = st.columns([4, 1], vertical_alignment="center")

@@ -1,8 +1,9 @@
 """Checks and saves the app's uploads: size limits, MIDI and score files (MusicXML, ABC) and zips of them, bundles.
 
-The library reads and validates the files themselves (`prepare`, `load`, `primer_to_melody`); this module only
-decides what may be written to the session's scratch folder, so a huge upload or a hostile zip (paths that climb
-out of the folder, a zip bomb) is refused before anything is written, with a reason a person can act on.
+The library reads and validates the files themselves (`prepare`, `load`, the extraction `read_melody_upload`
+calls); this module only decides what may be written to the session's scratch folder, so a huge upload or a
+hostile zip (paths that climb out of the folder, a zip bomb) is refused before anything is written, with a reason
+a person can act on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from melodyrnn.collection import COLLECTION_SUFFIXES
+from melodyrnn.encoding import EncodingConfig, Melody
+from melodyrnn.errors import MelodyRNNError
+from melodyrnn.extraction import ExtractionConfig, midi_to_melodies, score_file_to_melodies
+from melodyrnn.scores import SCORE_SUFFIXES
 
 #: Default limit for one uploaded file (and for everything extracted from one zip), in megabytes.
 DEFAULT_MAX_UPLOAD_MB = 32.0
@@ -42,6 +47,25 @@ def too_large(size: int, limit: int) -> str | None:
     if size > limit:
         return f"{describe_bytes(size)}, over the {describe_bytes(limit)} limit"
     return None
+
+
+def read_melody_upload(
+    name: str, data: bytes, encoding: EncodingConfig, extraction: ExtractionConfig, what: str = "the file"
+) -> list[Melody]:
+    """The melodies of one uploaded MIDI, MusicXML or ABC file (a primer, a melody to harmonize), read by the
+    library on `encoding`'s grid with `extraction`'s filters.
+
+    Raises:
+        MelodyRNNError: the upload is over `max_upload_bytes()` ("`what` `name` is ..."); `MidiReadError`,
+            `ScoreReadError`, `NoMelodyError` for a file that cannot be read or holds no melody.
+    """
+    problem = too_large(len(data), max_upload_bytes())
+    if problem:
+        raise MelodyRNNError(f"{what} `{name}` is {problem}")
+    suffix = Path(name).suffix.lower()
+    if suffix in SCORE_SUFFIXES:
+        return score_file_to_melodies(data, encoding, extraction, suffix=suffix, name=name)
+    return midi_to_melodies(data, encoding, extraction)
 
 
 def _clean(name: str) -> str:

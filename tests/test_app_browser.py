@@ -2,8 +2,9 @@
 
 Needs Debian's `chromium` at /usr/bin/chromium (`.ci/run` installs it; never `playwright install`). Types a
 primer, clicks Generate, waits for the audio players, piano rolls and engraved scores (SVG), downloads a MIDI file, a
-MusicXML and an ABC file and parses them, and saves a screenshot in the test's temporary folder. The time from click
-to playable audio is printed, not asserted.
+MusicXML and an ABC file and parses them, then types a chord progression, generates over it, harmonizes that take
+and downloads its MIDI file with a chord track, and saves a screenshot in the test's temporary folder. The time from
+click to playable audio is printed, not asserted.
 """
 
 from __future__ import annotations
@@ -114,6 +115,28 @@ def _count_when_at_least(page, selector: str, n: int, timeout_ms: int = 60_000) 
     return page.locator(selector).count()
 
 
+def harmonize_a_take_over_a_progression(page, generate, tmp_path: Path) -> None:
+    """One melody over "Am F | C G": its piano roll labels the chords; Harmonize gives the take's MIDI a chord track."""
+    page.get_by_role("spinbutton", name="Melodies").fill("1")
+    chords = page.get_by_role("textbox", name="Chords")
+    chords.fill("Am F | C G")
+    chords.press("Tab")
+    generate.click()
+    page.get_by_text("Chords asked for: Am F | C G").wait_for(timeout=120_000)
+    roll = page.locator("[data-testid='stPlotlyChart']").first  # the newest take comes first
+    for symbol in ("Am", "F", "C", "G"):  # the chord row's labels, drawn in the figure
+        roll.locator("text.bartext", has_text=symbol).first.wait_for(timeout=30_000)
+    page.locator(".st-key-harmonize_2").get_by_role("button", name="Harmonize").click()
+    page.get_by_text("Harmonized (half bar chords").wait_for(timeout=120_000)
+    with page.expect_download(timeout=60_000) as download_info:
+        page.locator("[data-testid='stDownloadButton'] button", has_text="MIDI").first.click()
+    saved = tmp_path / f"harmonized_{download_info.value.suggested_filename}"
+    download_info.value.save_as(saved)
+    tracks = {track.name: track for track in mido.MidiFile(saved).tracks}
+    assert saved.name.endswith("take02_melody01.mid") and {"chords", "bass"} <= set(tracks)
+    assert sum(1 for m in tracks["chords"] if m.type == "note_on" and m.velocity > 0) > 0
+
+
 @pytest.mark.slow
 def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
     assert Path(CHROMIUM).is_file(), "install Debian's chromium (apt-get install chromium); .ci/run does"
@@ -183,6 +206,8 @@ def test_generate_hear_see_and_download_in_chromium(server, tmp_path):
                 else:
                     opening = [p.midi for p in music21.converter.parse(str(saved)).flatten().pitches[:4]]
                 assert opening == [62, 65, 69, 74]  # the primer, D4 F4 A4 D5
+
+            harmonize_a_take_over_a_progression(page, generate, tmp_path)
 
             page.get_by_role("tab", name="Train").click()  # the uploader states the limit the app enforces
             uploader = page.locator("[data-testid='stFileUploader']", has_text="or a zip of them")
