@@ -260,13 +260,16 @@ def test_one_liners_cli_and_vary_use_the_infill_bundle(paths, tmp_path):
     assert len(list(out.glob("*.mid"))) == 2
 
 
-def test_the_shipped_infill_model_is_the_default_when_present():
+def test_with_no_model_the_shipped_infill_bundle_is_used_and_without_one_the_melody_model(paths, monkeypatch):
+    _, infill_path = paths
+    monkeypatch.setattr(melodyrnn.infill_model, "DEFAULT_INFILL_PATH", infill_path)
     shipped = infill_model_for(None)
-    if shipped is None:  # an install without the infill bundle falls back to the melody model
-        assert not melodyrnn.infill_model.DEFAULT_INFILL_PATH.is_file()
-    else:
-        assert shipped.model.config.vocab_size == ENC.vocab_size + MAX_GAP_BARS
-        assert melodyrnn.score_infill(song(8), 2, 4).standard_error == 0
+    assert isinstance(shipped, InfillModel) and shipped.path == infill_path
+    assert melodyrnn.score_infill(song(), 2, 4).standard_error == 0  # exact: the infill model's
+    monkeypatch.setattr(melodyrnn.infill_model, "DEFAULT_INFILL_PATH", infill_path.with_name("missing.melodyrnn"))
+    assert infill_model_for(None) is None
+    with pytest.raises(BundleError, match="no infill model is bundled"):
+        InfillModel()
 
 
 # ----------------------------------------------------------------------------------------------------------
