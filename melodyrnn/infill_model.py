@@ -270,8 +270,10 @@ class InfillModel(GapFilling):
             raise MelodyRNNError(f"infill keeps the melody's length and metadata: remove {', '.join(fixed)}")
         seed = _seed(sampling.pop("seed", None))
         sequence, gap_offset, _ = self._sequence(melody, start_bar, end_bar)
-        steps = -(-len(sequence) // _LENGTH_QUANTUM) * _LENGTH_QUANTUM
         options = {k: v for k, v in sampling.items() if v is not None or k not in ("top_k", "top_p")}
+        beam = options.get("beam_size", 1) != 1 or options.get("branch_factor", 1) != 1
+        # beam search ranks whole rows, so it must not rank steps drawn after the gap: no rounding for it
+        steps = len(sequence) if beam else -(-len(sequence) // _LENGTH_QUANTUM) * _LENGTH_QUANTUM
         config = config_from_dict(SampleConfig, {"num_melodies": n, "num_steps": steps, **options, "seed": seed},
                                   "sampling option")  # fmt: skip
         primer = np.zeros(steps, np.int32)
