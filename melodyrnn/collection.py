@@ -175,6 +175,11 @@ def _read_file(path: str, relative: str) -> tuple[list[Score], list[str]]:
     return book.scores, [f"skipped tune {tune[len(relative) :].strip()}: {reason}" for tune, reason in book.skipped]
 
 
+#: Below this many files `workers=None` reads in the calling process: starting a worker process (a fresh
+#: interpreter importing numpy, symusic and melodyrnn) costs about a second, more than reading 100 songs.
+PARALLEL_FROM_FILES = 64
+
+
 def read_collection(
     root: str | os.PathLike,
     config: EncodingConfig,
@@ -191,7 +196,8 @@ def read_collection(
             each tune of an ABC tune book gives melodies of that file (the split stays by file).
         config: the vocabulary and grid.
         extraction: melody extraction policies and filters.
-        workers: worker processes; None uses every core, 1 works in this process.
+        workers: worker processes; None uses every core for `PARALLEL_FROM_FILES` files or more and works in
+            this process below that; 1 works in this process.
         strict: raise on the first file that cannot be read or holds no melody.
         progress: show a progress bar; None shows it when stderr is a terminal.
 
@@ -209,6 +215,8 @@ def read_collection(
     if not paths:
         raise DataError(f"no MIDI files (.mid, .midi, .kar) or scores (.musicxml, .xml, .mxl, .abc) under `{root}`")
     jobs = [(str(p), p.relative_to(root).as_posix(), config.to_dict(), extraction.to_dict()) for p in paths]
+    if workers is None and len(jobs) < PARALLEL_FROM_FILES:
+        workers = 1
     workers = min(workers or os.cpu_count() or 1, len(jobs))
 
     from tqdm import tqdm
