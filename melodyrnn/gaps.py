@@ -26,12 +26,23 @@ from melodyrnn.evaluation import score_token_lists
 from melodyrnn.sample_config import MAX_ROWS
 from melodyrnn.theory import steps_per_bar
 
-__all__ = ["DEFAULT_CANDIDATES", "GapFilling", "InfillScore", "bar_lines", "variation_gaps"]
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "FIXED_OPTIONS",
+    "GapFilling",
+    "InfillScore",
+    "bar_lines",
+    "checked_count",
+    "checked_seed",
+    "gap_steps",
+    "splice",
+    "variation_gaps",
+]
 
 #: Gaps drawn per version. Measured by benchmarks/bench_infill.py on held-out tunes: see README ("Infill").
 DEFAULT_CANDIDATES = 8
-# Options that would change the melody's length or its metadata: infill keeps those of the melody.
-_FIXED = ("num_melodies", "num_steps", "steps", "bars", "primer", "qpm", "time_signature", "program", "velocity")
+#: Sampling options that would change the melody's length or its metadata: infill keeps those of the melody.
+FIXED_OPTIONS = ("num_melodies", "num_steps", "steps", "bars", "primer", "qpm", "time_signature", "program", "velocity")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -72,7 +83,7 @@ def bar_lines(melody: Melody) -> np.ndarray:
     return np.array([*lines, length], np.int64)
 
 
-def _gap_steps(melody: Melody, start_bar, end_bar) -> tuple[int, int]:
+def gap_steps(melody: Melody, start_bar, end_bar) -> tuple[int, int]:
     """`(first step, end step)` of bars `[start_bar, end_bar)`, checked."""
     lines = bar_lines(melody)
     bars = len(lines) - 1
@@ -87,16 +98,18 @@ def _gap_steps(melody: Melody, start_bar, end_bar) -> tuple[int, int]:
     return int(lines[start_bar]), int(lines[end_bar])
 
 
-def _count(name: str, value, low: int = 1, high: int = MAX_ROWS) -> int:
+def checked_count(name: str, value, low: int = 1, high: int = MAX_ROWS) -> int:
+    """`value` as an int, checked to be an integer in [low, high]. Raises `MelodyRNNError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
         raise MelodyRNNError(f"`{name}` must be an integer in [{low}, {high}], got {value!r}")
     return int(value)
 
 
-def _seed(seed) -> int:
+def checked_seed(seed) -> int:
+    """A 31-bit sampling seed from `seed` (an int >= 0), or a random one for None."""
     if seed is None:
         return secrets.randbits(31)
-    return _count("seed", seed, 0, (1 << 63) - 1) % (1 << 31)
+    return checked_count("seed", seed, 0, (1 << 63) - 1) % (1 << 31)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -143,7 +156,7 @@ def _conditions(melody: Melody) -> np.ndarray:
     return step_conditions(len(melody), melody.steps_per_quarter, melody.time_signatures, melody.chords)
 
 
-def _splice(melody: Melody, start: int, gap_tokens: np.ndarray, encoding: EncodingConfig) -> Melody:
+def splice(melody: Melody, start: int, gap_tokens: np.ndarray, encoding: EncodingConfig) -> Melody:
     """The melody with steps `[start, start + len(gap))` replaced; every other field kept as it was."""
     events = melody.events.copy()
     events[start : start + len(gap_tokens)] = tokens_to_melody(gap_tokens, encoding).events
@@ -166,7 +179,7 @@ def _infill_steps(sampler, melody, start, end, n, candidates, seed, options) -> 
         chosen = [r * per_version + rng.choice(per_version, p=w / w.sum()) for r, w in enumerate(weights)]
     else:  # nothing follows the gap: the sampler's own draws are already p(gap | prefix)
         chosen = [r * per_version for r in range(n)]
-    return [_splice(melody, start, gaps[i], sampler.encoding) for i in chosen]
+    return [splice(melody, start, gaps[i], sampler.encoding) for i in chosen]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -278,12 +291,12 @@ class GapFilling:
         Example:
             >>> versions = sampler.infill(melody, 4, 8, n=4, temperature=0.9, seed=1)
         """
-        start, end = _gap_steps(melody, start_bar, end_bar)
-        n, candidates = _count("n", n), _count("candidates", candidates)
-        fixed = sorted(set(sampling) & set(_FIXED))
+        start, end = gap_steps(melody, start_bar, end_bar)
+        n, candidates = checked_count("n", n), checked_count("candidates", candidates)
+        fixed = sorted(set(sampling) & set(FIXED_OPTIONS))
         if fixed:
             raise MelodyRNNError(f"infill keeps the melody's length and metadata: remove {', '.join(fixed)}")
-        seed = _seed(sampling.pop("seed", None))
+        seed = checked_seed(sampling.pop("seed", None))
         melody_to_tokens(melody, self.encoding)  # a pitch outside the vocabulary fails before anything runs
         return _infill_steps(self, melody, start, end, n, candidates, seed, sampling)
 
@@ -310,8 +323,8 @@ class GapFilling:
         Raises:
             InfillError: see `infill`. MelodyRNNError: a bad `samples`, a pitch outside the model's vocabulary.
         """
-        start, end = _gap_steps(melody, start_bar, end_bar)
-        samples = _count("samples", samples)
+        start, end = gap_steps(melody, start_bar, end_bar)
+        samples = checked_count("samples", samples)
         tokens = melody_to_tokens(melody, self.encoding)
         bar = max(1, round(melody.steps_per_bar))
         if len(tokens) < 2:
@@ -322,7 +335,7 @@ class GapFilling:
         per_step = log_likelihood[max(start, 1) - 1 : end - 1]
         if end == len(tokens):
             return InfillScore(per_step)
-        gaps = _draw_gaps(self, melody, start, end, samples, {"seed": _seed(seed)})
+        gaps = _draw_gaps(self, melody, start, end, samples, {"seed": checked_seed(seed)})
         suffix = _suffix_log_likelihoods(self, tokens, gaps, start, melody)
         top = suffix.max()
         ratios = np.exp(suffix - top)
@@ -359,8 +372,8 @@ class GapFilling:
             InfillError, MelodyRNNError: see `infill` and `variation_gaps`.
         """
         gaps = variation_gaps(len(bar_lines(melody)) - 1, every, phrase_bars)
-        n = _count("n", n)
-        base = _seed(sampling.pop("seed", None))
+        n = checked_count("n", n)
+        base = checked_seed(sampling.pop("seed", None))
         out = []
         for version in range(n):
             varied = melody

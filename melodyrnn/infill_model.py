@@ -24,15 +24,15 @@ from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loo
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import BundleError, MelodyRNNError
 from melodyrnn.gaps import (
-    _FIXED,
     DEFAULT_CANDIDATES,
+    FIXED_OPTIONS,
     GapFilling,
     InfillScore,
-    _count,
-    _gap_steps,
-    _seed,
-    _splice,
     bar_lines,
+    checked_count,
+    checked_seed,
+    gap_steps,
+    splice,
 )
 from melodyrnn.model import MelodyModel, ModelConfig, build_model
 from melodyrnn.sample_config import SampleConfig
@@ -262,13 +262,13 @@ class InfillModel(GapFilling):
         Raises:
             InfillError, MelodyRNNError: as `GapFilling.infill`.
         """
-        start, end = _gap_steps(melody, start_bar, end_bar)
-        n = _count("n", n)
-        _count("candidates", candidates)
-        fixed = sorted(set(sampling) & set(_FIXED))
+        start, end = gap_steps(melody, start_bar, end_bar)
+        n = checked_count("n", n)
+        checked_count("candidates", candidates)
+        fixed = sorted(set(sampling) & set(FIXED_OPTIONS))
         if fixed:
             raise MelodyRNNError(f"infill keeps the melody's length and metadata: remove {', '.join(fixed)}")
-        seed = _seed(sampling.pop("seed", None))
+        seed = checked_seed(sampling.pop("seed", None))
         sequence, gap_offset, _ = self._sequence(melody, start_bar, end_bar)
         options = {k: v for k, v in sampling.items() if v is not None or k not in ("top_k", "top_p")}
         beam = options.get("beam_size", 1) != 1 or options.get("branch_factor", 1) != 1
@@ -279,7 +279,7 @@ class InfillModel(GapFilling):
         primer = np.zeros(steps, np.int32)
         primer[:gap_offset] = sequence[:gap_offset]
         ids = self._run(config, steps, primer, gap_offset)
-        return [_splice(melody, start, row[gap_offset : gap_offset + end - start], self.encoding) for row in ids]
+        return [splice(melody, start, row[gap_offset : gap_offset + end - start], self.encoding) for row in ids]
 
     def _run(self, config: SampleConfig, steps: int, primer: np.ndarray, primer_length: int) -> np.ndarray:
         vocab = self.model.config.vocab_size
@@ -324,9 +324,9 @@ class InfillModel(GapFilling):
         Raises:
             InfillError, MelodyRNNError: as `infill`.
         """
-        start, end = _gap_steps(melody, start_bar, end_bar)
-        _count("samples", samples)
-        _seed(seed)
+        start, end = gap_steps(melody, start_bar, end_bar)
+        checked_count("samples", samples)
+        checked_seed(seed)
         sequence, gap_offset, _ = self._sequence(melody, start_bar, end_bar)
         log_probs = event_log_probs(self.model, sequence[None, :-1], self.encoding)[0]
         targets = sequence[gap_offset:]
