@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import streamlit as st
 from copies_view import mark_copies
 from notation_view import build_items, render_for_page, take_zip
-from piano_roll import piano_roll
+from piano_roll import piano_roll, shade_steps
 from uploads import COLLECTION_SUFFIXES, max_upload_bytes, read_melody_upload
 
 from melodyrnn.encoding import Melody, melody_to_midi
@@ -212,15 +212,7 @@ def show_versions(result: dict) -> None:
                 st.rerun()  # the button says which take it became
         with right:
             figure = piano_roll(version["melody"])
-            figure.add_vrect(
-                x0=start / spq,
-                x1=end / spq,
-                fillcolor=GAP_COLOUR,
-                opacity=0.12,
-                line_width=0,
-                annotation_text="new bars",
-                annotation_position="top left",
-            )
+            shade_steps(figure, start, end, spq, GAP_COLOUR, "new bars")
             st.plotly_chart(figure, key=f"infill_roll_{i}", config={"displayModeBar": False})
 
 

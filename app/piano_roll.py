@@ -40,6 +40,19 @@ def chord_spans(melody: Melody) -> list[tuple[float, float, str, str]]:
     return spans
 
 
+def shade_steps(figure: go.Figure, start: int, end: int, steps_per_quarter: int, colour: str, label: str) -> None:
+    """Shades steps [start, end) of a piano roll (x in beats) in `colour`, labelled `label` at its top left."""
+    figure.add_vrect(
+        x0=start / steps_per_quarter,
+        x1=end / steps_per_quarter,
+        fillcolor=colour,
+        opacity=0.12,
+        line_width=0,
+        annotation_text=label,
+        annotation_position="top left",
+    )
+
+
 def piano_roll(melody: Melody, primer_steps: int = 0, height: int = 240) -> go.Figure:
     """A piano roll of `melody`: x in beats (quarter notes), y in MIDI pitch labelled with note names.
 
@@ -73,15 +86,7 @@ def piano_roll(melody: Melody, primer_steps: int = 0, height: int = 240) -> go.F
             )
         )
     if primer_steps > 0:
-        figure.add_vrect(
-            x0=0,
-            x1=primer_steps / spq,
-            fillcolor=PRIMER_COLOUR,
-            opacity=0.12,
-            line_width=0,
-            annotation_text="primer",
-            annotation_position="top left",
-        )
+        shade_steps(figure, 0, primer_steps, spq, PRIMER_COLOUR, "primer")
     lo, hi = melody.pitch_range or (60, 72)
     marks = (0, 4, 7) if hi - lo <= 24 else (0,)  # C-E-G in a narrow range, only the Cs in a wide one
     ticks = [p for p in range(lo - 1, hi + 2) if p % 12 in marks]

@@ -36,7 +36,6 @@ from melodyrnn.gaps import (
 )
 from melodyrnn.model import MelodyModel, ModelConfig, build_model
 from melodyrnn.sample_config import SampleConfig
-from melodyrnn.theory import key_pitch_classes
 
 __all__ = [
     "DEFAULT_INFILL_PATH",
@@ -187,28 +186,6 @@ def load_infill(path: str | os.PathLike) -> tuple[MelodyModel, EncodingConfig, d
 # Sampling and scoring
 
 
-def _allowed(config: SampleConfig, encoding: EncodingConfig, vocab_size: int) -> np.ndarray:
-    """float32 `(vocab_size,)`: 0 where an id may be drawn, -inf for the separators and notes the key or range
-    forbid."""
-    pitches = np.arange(encoding.min_pitch, encoding.max_pitch + 1)
-    ok = np.ones(pitches.size, bool)
-    if config.min_pitch is not None:
-        ok &= pitches >= config.min_pitch
-    if config.max_pitch is not None:
-        ok &= pitches <= config.max_pitch
-    if config.key is not None:
-        ok &= np.isin(pitches % 12, sorted(key_pitch_classes(config.key)))
-    if not ok.any():
-        raise MelodyRNNError(
-            f"no pitch of the model's range [{encoding.min_pitch}, {encoding.max_pitch}] satisfies key={config.key!r}, "
-            f"min_pitch={config.min_pitch!r}, max_pitch={config.max_pitch!r}"
-        )
-    allowed = np.full(vocab_size, -np.inf, np.float32)
-    allowed[:NUM_SPECIAL] = 0.0
-    allowed[NUM_SPECIAL : encoding.vocab_size] = np.where(ok, 0.0, -np.inf)
-    return allowed
-
-
 class InfillModel(GapFilling):
     """Infill with a model trained for it: `infill`, `score_infill` and `vary`, like a `Sampler`'s.
 
@@ -287,7 +264,7 @@ class InfillModel(GapFilling):
         tensors = {
             "primer": primer,
             "primer_length": primer_length,
-            "allowed": _allowed(config, self.encoding, vocab),
+            "allowed": config.allowed_ids(self.encoding, vocab),
             "temperature": config.temperature or 1.0,
             "top_k": config.top_k,
             "top_p": config.top_p,

@@ -20,7 +20,7 @@ import numpy as np
 from melodyrnn.chords import chord_name_to_label
 from melodyrnn.conditioning import beat_quarters
 from melodyrnn.configs import Config, is_int, is_real
-from melodyrnn.encoding import EncodingConfig, Melody
+from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.extraction import ExtractionConfig, midi_to_melodies
 from melodyrnn.midi_io import MIN_QPM
@@ -181,6 +181,31 @@ class SampleConfig(Config):
     @property
     def uses_beam_search(self) -> bool:
         return self.beam_size > 1 or self.branch_factor > 1
+
+    def allowed_ids(self, encoding: EncodingConfig, vocab_size: int | None = None) -> np.ndarray:
+        """float32 `(vocab_size,)`, added to the logits: 0 where an id may be drawn, -inf for the notes the key or
+        the pitch range forbid and for ids past `encoding`'s vocabulary (a model's extra tokens).
+
+        Raises:
+            MelodyRNNError: no pitch of the encoding's range is allowed.
+        """
+        pitches = np.arange(encoding.min_pitch, encoding.max_pitch + 1)
+        ok = np.ones(pitches.size, bool)
+        if self.min_pitch is not None:
+            ok &= pitches >= self.min_pitch
+        if self.max_pitch is not None:
+            ok &= pitches <= self.max_pitch
+        if self.key is not None:
+            ok &= np.isin(pitches % 12, sorted(key_pitch_classes(self.key)))
+        if not ok.any():
+            raise MelodyRNNError(
+                f"no pitch of the model's range [{encoding.min_pitch}, {encoding.max_pitch}] satisfies "
+                f"key={self.key!r}, min_pitch={self.min_pitch!r}, max_pitch={self.max_pitch!r}"
+            )
+        allowed = np.full(vocab_size or encoding.vocab_size, -np.inf, np.float32)
+        allowed[:NUM_SPECIAL] = 0.0
+        allowed[NUM_SPECIAL : encoding.vocab_size] = np.where(ok, 0.0, -np.inf)
+        return allowed
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -24,13 +24,13 @@ from melodyrnn.bundle import Bundle, load
 from melodyrnn.conditioning import step_conditions
 from melodyrnn.configs import config_from_dict
 from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loop
-from melodyrnn.encoding import NUM_SPECIAL, Melody, melody_to_tokens, tokens_to_melody
+from melodyrnn.encoding import Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
 from melodyrnn.gaps import DEFAULT_CANDIDATES, GapFilling, InfillScore
 from melodyrnn.infill_model import infill_model_for
 from melodyrnn.notation import parse_formats, write_melody
 from melodyrnn.sample_config import MAX_STEPS, MAX_WORK, SampleConfig, progression_to_chords, read_primer
-from melodyrnn.theory import check_steps_per_bar, key_pitch_classes, steps_per_bar
+from melodyrnn.theory import check_steps_per_bar, steps_per_bar
 
 __all__ = ["Sampler", "generate", "infill", "score_infill", "vary", "write_melodies"]
 
@@ -149,7 +149,7 @@ class Sampler(GapFilling):
         tensors = {
             "primer": primer_tokens,
             "primer_length": primer_length,
-            "allowed": self._allowed(config),
+            "allowed": config.allowed_ids(self.encoding),
             "temperature": config.temperature or 1.0,
             "top_k": config.top_k,
             "top_p": config.top_p,
@@ -207,26 +207,6 @@ class Sampler(GapFilling):
                 f"({len(primer)} steps); ask for more `bars` or `steps`"
             )
         return num_steps
-
-    def _allowed(self, config: SampleConfig) -> np.ndarray:
-        """float32 `(vocab,)`: 0 where an id may be drawn, -inf where the key or the range forbid it."""
-        enc = self.encoding
-        pitches = np.arange(enc.min_pitch, enc.max_pitch + 1)
-        ok = np.ones(pitches.size, bool)
-        if config.min_pitch is not None:
-            ok &= pitches >= config.min_pitch
-        if config.max_pitch is not None:
-            ok &= pitches <= config.max_pitch
-        if config.key is not None:
-            ok &= np.isin(pitches % 12, sorted(key_pitch_classes(config.key)))
-        if not ok.any():
-            raise MelodyRNNError(
-                f"no pitch of the model's range [{enc.min_pitch}, {enc.max_pitch}] satisfies key={config.key!r}, "
-                f"min_pitch={config.min_pitch!r}, max_pitch={config.max_pitch!r}"
-            )
-        allowed = np.zeros(enc.vocab_size, np.float32)
-        allowed[NUM_SPECIAL:] = np.where(ok, 0.0, -np.inf)
-        return allowed
 
     def _run(self, config: SampleConfig, num_steps: int, has_primer: bool, tensors: dict) -> np.ndarray:
         controls = Controls(self.encoding.vocab_size, config.greedy, config.top_k > 0 or config.top_p < 1)

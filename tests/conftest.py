@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 
 
@@ -46,6 +47,26 @@ def scale_notes(n_bars=8, start_pitch=60, beats_per_bar=4):
     steps = [0, 2, 4, 5, 7, 9, 11, 12, 11, 9, 7, 5, 4, 2]
     total = n_bars * beats_per_bar
     return [(start_pitch + steps[i % len(steps)], float(i), float(i + 1)) for i in range(total)]
+
+
+#: Sampling settings infill must honour while keeping every step outside the gap.
+INFILL_SETTINGS = [
+    {},
+    {"temperature": 0},
+    {"temperature": 1.5, "top_k": 3},
+    {"top_p": 0.8, "key": "F major"},
+    {"repetition_penalty": 2.0, "max_repeats": 0, "min_pitch": 55, "max_pitch": 75},
+]
+
+
+def assert_kept(version, melody, start: int, end: int) -> None:
+    """`version` is `melody` outside steps [start, end): events bit for bit and every other field."""
+    assert len(version) == len(melody)
+    assert np.array_equal(version.events[:start], melody.events[:start])
+    assert np.array_equal(version.events[end:], melody.events[end:])
+    assert version.events.dtype == melody.events.dtype
+    for field in ("tempos", "time_signatures", "chords", "program", "velocity", "steps_per_quarter", "source"):
+        assert getattr(version, field) == getattr(melody, field), field
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import keras
 import mido
 import numpy as np
 import pytest
-from conftest import midi_bytes, note_track, scale_notes
+from conftest import INFILL_SETTINGS, assert_kept, midi_bytes, note_track, scale_notes
 
 import melodyrnn
 from melodyrnn.bundle import load_bundle, save_bundle
@@ -56,25 +56,7 @@ def song(bars=6) -> Melody:
     )
 
 
-def assert_kept(version: Melody, melody: Melody, start: int, end: int) -> None:
-    assert len(version) == len(melody)
-    assert np.array_equal(version.events[:start], melody.events[:start])
-    assert np.array_equal(version.events[end:], melody.events[end:])
-    assert version.events.dtype == melody.events.dtype
-    for field in ("tempos", "time_signatures", "chords", "program", "velocity", "steps_per_quarter", "source"):
-        assert getattr(version, field) == getattr(melody, field), field
-
-
-SETTINGS = [
-    {},
-    {"temperature": 0},
-    {"temperature": 1.5, "top_k": 3},
-    {"top_p": 0.8, "key": "F major"},
-    {"repetition_penalty": 2.0, "max_repeats": 0, "min_pitch": 55, "max_pitch": 75},
-]
-
-
-@pytest.mark.parametrize("options", SETTINGS)
+@pytest.mark.parametrize("options", INFILL_SETTINGS)
 @pytest.mark.parametrize("gap", [(0, 2), (2, 4), (4, 6), (0, 6)])
 def test_bars_outside_the_gap_come_back_bit_for_bit(sampler, options, gap):
     melody = song()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import INFILL_SETTINGS, assert_kept
 
 import melodyrnn
 from melodyrnn.bundle import load, save_bundle
@@ -161,23 +162,7 @@ def test_the_task_marker_keeps_infill_and_melody_models_apart(paths):
 # Infill and its score
 
 
-def assert_kept(version: Melody, melody: Melody, start: int, end: int) -> None:
-    assert len(version) == len(melody)
-    assert np.array_equal(version.events[:start], melody.events[:start])
-    assert np.array_equal(version.events[end:], melody.events[end:])
-    assert version.events.dtype == melody.events.dtype
-    for field in ("tempos", "time_signatures", "chords", "program", "velocity", "steps_per_quarter", "source"):
-        assert getattr(version, field) == getattr(melody, field), field
-
-
-SETTINGS = [
-    {},
-    {"temperature": 0},
-    {"temperature": 1.5, "top_k": 3},
-    {"top_p": 0.8, "key": "F major"},
-    {"repetition_penalty": 2.0, "max_repeats": 0, "min_pitch": 55, "max_pitch": 75},
-    {"beam_size": 2},
-]
+SETTINGS = [*INFILL_SETTINGS, {"beam_size": 2}]
 
 
 @pytest.mark.parametrize("options", SETTINGS)
