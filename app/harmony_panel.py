@@ -1,7 +1,7 @@
 """The Generate tab's chords: the chord-progression field of the settings, and **Harmonize** on a take or on an
 uploaded melody (MIDI, MusicXML, ABC), which gives every melody chords from the bundled harmonizer.
 
-`chords_field` draws the field (the page passes its value to `Sampler.generate` as `chords=`); `take_harmony`
+`chords_field` draws the field and how closely to follow it (the page passes both to `Sampler.generate`); `take_harmony`
 draws a take's chord line and its Harmonize button; `upload_panel` harmonizes an upload and lists the results.
 A harmonized melody's MIDI carries its chords (a chord track and a bass line) and a second player plays them.
 """
@@ -20,7 +20,7 @@ from uploads import COLLECTION_SUFFIXES, max_upload_bytes, read_melody_upload
 from melodyrnn.encoding import EncodingConfig, Melody
 from melodyrnn.errors import MelodyRNNError
 from melodyrnn.harmonize import Harmonizer, harmonize, load_harmonizer
-from melodyrnn.sample_config import PRIMER_EXTRACTION
+from melodyrnn.sample_config import DEFAULT_CHORD_GUIDANCE, PRIMER_EXTRACTION
 
 #: One chord per half bar (a whole bar of 3/4): a per-beat harmony reads as flicker on a page of 16-bar takes.
 PER = "half_bar"
@@ -44,10 +44,20 @@ def load_app_harmonizer() -> Harmonizer:
     return load_harmonizer()
 
 
-def chords_field(column: Any = st) -> str | None:
-    """The settings' chord-progression text field in `column`; returns the progression, or None when empty."""
+def chords_field(column: Any = st) -> dict:
+    """The settings' chord-progression text field in `column`, with how strongly the melodies follow it; returns
+    `Sampler.generate`'s ``chords`` (None when the field is empty) and ``chord_guidance``."""
     text = column.text_input("Chords", key="chords", placeholder="Am F C G", help=CHORDS_HELP)
-    return text.strip() or None
+    guidance = column.slider(
+        "Follow the chords",
+        0.0,
+        4.0,
+        DEFAULT_CHORD_GUIDANCE,
+        0.25,
+        key="chord_guidance",
+        help="1: as the model learnt; higher: more chord tones on the beats; 0: the notes ignore the chords.",
+    )
+    return {"chords": text.strip() or None, "chord_guidance": float(guidance)}
 
 
 def chord_line(melody: Melody, limit: int = 8) -> str:

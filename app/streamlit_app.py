@@ -197,7 +197,7 @@ def settings_form() -> dict | None:
         instrument = c3.selectbox("Instrument", list(INSTRUMENTS), key="instrument")
         backing = c4.selectbox("Backing", BACKINGS, key="backing", help="Plays a melody's chords, when it has some.")
         c0, c1, c2 = st.columns([2, 2, 3])
-        chords = chords_field(c0)
+        chord_options = chords_field(c0)
         primer_text = c1.text_input(
             "Primer notes",
             key="primer_text",
@@ -228,7 +228,7 @@ def settings_form() -> dict | None:
         "backing": backing,
         "primer_text": primer_text.strip(),
         "primer_file": primer_file,
-        "chords": chords,
+        **chord_options,
     }
 
 
@@ -263,6 +263,7 @@ def generate(sampler: Sampler, model_label: str, settings: dict) -> None:
             program=INSTRUMENTS[settings["instrument"]],
             seed=settings["seed"],
             chords=settings["chords"],
+            chord_guidance=settings["chord_guidance"],
         )
     except MelodyRNNError as err:
         st.error(f"Nothing generated: {err}")

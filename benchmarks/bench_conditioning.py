@@ -9,13 +9,16 @@ their onset profile (`melodyrnn.metrics.onset_profile`) and its Jensen-Shannon d
 of the data's tunes in that meter; also the 6/8-vs-3/4 divergence of the generated profiles (a model that ignores
 the meter gives the same notes for both, so 0). Then, over given progressions (C G Am F and D G A7 D, in 4/4 and
 3/4), the share of notes sounding on strong beats that are chord tones, with the chords given and without (the
-same melodies scored against the progression), and the data's own where its melodies have chords.
+same melodies scored against the progression), and the data's own where its melodies have chords; for C G Am F
+in 4/4 also by `chord_guidance` (how strongly the sampler leans on the chords; the rest use its default), with
+the onset profile's divergence from the data's 4/4 tunes at each weight (does leaning on the chords cost rhythm?).
 
 `--nll-data` (a prepared cache with chords, e.g. from training_data/label_chords.py): the held-out NLL per step on
 its validation split, whole melodies, with each melody's meter and chords given, with its meter but the chords
 withheld (every step "no chord"), and with no conditions at all (the model assumes 4/4 and no chords); a model
 that reads no conditions scores one number. `--baseline` (another bundle): sampling time of 16 melodies of 32
-bars for both models, interleaved on the same machine (median of `--repeats`), with and without chords.
+bars for both models, interleaved on the same machine (median of `--repeats`), with and without chords (with
+chords, the model at its default guidance and at 1, the plain model).
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ from melodyrnn.dataset import PreparedData, prepare
 from melodyrnn.encoding import Melody
 from melodyrnn.evaluation import score_token_lists, summarize
 from melodyrnn.metrics import js_divergence_bits, onset_profile, strong_beat_chord_tone_share
-from melodyrnn.sample_config import progression_to_chords
+from melodyrnn.sample_config import SampleConfig, progression_to_chords
 from melodyrnn.sampling import Sampler
 
 HERE = Path(__file__).resolve().parent
 METERS = ((4, 4), (3, 4), (6, 8), (2, 4))
 PROGRESSIONS = ("C G Am F", "D G A7 D")
+GUIDANCE_WEIGHTS = (0.0, 1.0, 1.5, 2.0, 3.0)
 
 
 def _with_chords(melodies: list[Melody], chords: str) -> list[Melody]:
@@ -83,7 +87,8 @@ def held_out_nll(bundle_path: str | None, cache: Path) -> dict:
 def sampling_speed(model: str | None, baseline: str, repeats: int) -> dict:
     """Median seconds for 16 melodies of 32 bars (4/4), each model timed in turn, with and without chords."""
     samplers = {"model": Sampler(model), "baseline": Sampler(baseline)}
-    settings = {"no_chords": {}, "chords": {"chords": "C G Am F"}}
+    settings = {"no_chords": {}, "chords": {"chords": "C G Am F"}, "chords_unguided": {"chords": "C G Am F"}}
+    settings["chords_unguided"]["chord_guidance"] = 1.0
     times: dict = {(who, how): [] for who in samplers for how in settings}
     for sampler in samplers.values():
         for kwargs in settings.values():
@@ -152,6 +157,15 @@ def main() -> None:
                 "chords_not_given": strong_beat_chord_tone_share(_with_chords(free, chords)),
             }
             print(chords, meter, result["chord_tones"][f"{chords} in {meter[0]}/{meter[1]}"], flush=True)
+    result["chord_tones_by_guidance"] = {"progression": "C G Am F in 4/4", "default": SampleConfig().chord_guidance}
+    data_4_4 = onset_profile(tunes, (4, 4))
+    for weight in GUIDANCE_WEIGHTS:
+        melodies = sampler.generate(args.melodies, bars=args.bars, chords="C G Am F", chord_guidance=weight, seed=1)
+        result["chord_tones_by_guidance"][str(weight)] = {
+            "chord_tones": strong_beat_chord_tone_share(melodies),
+            "onset_js_bits_vs_4_4_data": js_divergence_bits(onset_profile(melodies, (4, 4)), data_4_4),
+        }
+        print("guidance", weight, result["chord_tones_by_guidance"][str(weight)], flush=True)
     result["chord_tones_data"] = strong_beat_chord_tone_share(tunes)
     result["data_melodies_with_chords"] = sum(bool(m.chords) for m in tunes)
     if args.nll_data:

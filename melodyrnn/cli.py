@@ -124,6 +124,7 @@ _SAMPLE_FLAGS = (
     "program",
     "velocity",
     "chords",
+    "chord_guidance",
 )
 
 
@@ -172,6 +173,12 @@ def _add_generate(sub) -> None:
         "--chords",
         help="a chord progression: 'Am F C G' (a chord a bar, repeated), 'Am F | C G' (bars split), 'Am:2 F:2' "
         "(beats); chord-aware models follow it, and the files carry it",
+    )
+    p.add_argument(
+        "--chord-guidance",
+        type=float,
+        help=f"how strongly a chord-aware model follows --chords: 1 = as trained, higher = more chord tones, "
+        f"0 = ignore them (default: {defaults.chord_guidance:g})",
     )
     p.add_argument("--program", type=int, help="General MIDI program 0-127")
     p.add_argument("--velocity", type=int)

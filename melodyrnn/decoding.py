@@ -5,8 +5,9 @@ primer through `model.step` (teacher forcing), then draws the remaining steps, c
 batched over melodies. `c` holds "primer" (int32 `(num_steps,)`), "primer_length", "allowed" (float32 `(vocab,)`:
 0 or -inf), "temperature", "top_k", "top_p", "log_penalty", "max_repeats" (`NO_CAP` for none), "seed",
 "steps_per_bar" and "conditions" (int32 `(num_steps, NUM_FIELDS)`: every step's meter and chord conditions, fed
-to a conditioned model at the step it predicts, indexed by the loop counter; other models ignore them).
-Start at `sample_loop`; `Sampler._run` builds and caches them.
+to a conditioned model at the step it predicts, indexed by the loop counter; other models ignore them), and with
+`Controls.guided` "guidance" (the weight of `ChordGuidance`). Start at `sample_loop`; `Sampler._run` builds and
+caches them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from melodyrnn.conditioning import CHANGE, CHORD, MAX_CHANGE
 from melodyrnn.encoding import NO_EVENT_ID, NUM_SPECIAL
 
-__all__ = ["NO_CAP", "Controls", "beam_loop", "run_loop", "sample_loop"]
+__all__ = ["NO_CAP", "ChordGuidance", "Controls", "beam_loop", "run_loop", "sample_loop"]
 
 #: "No cap" for `max_repeats` inside the compiled loop: no run gets this long.
 NO_CAP = 1 << 30
@@ -38,8 +40,12 @@ class Controls:
     """The logit processing shared by both loops. Tensors come in as arguments so that changing a value (a
     temperature, a key) never retraces; only shapes and the static flags do."""
 
-    def __init__(self, vocab_size: int, greedy: bool, filtered: bool):
-        self.vocab_size, self.greedy, self.filtered = vocab_size, greedy, filtered
+    def __init__(self, vocab_size: int, greedy: bool, filtered: bool, guided: bool = False):
+        self.vocab_size, self.greedy, self.filtered, self.guided = vocab_size, greedy, filtered, guided
+
+    def network(self, model, c):
+        """What the loops call `step` on: the model, or with `guided` the model under `ChordGuidance`."""
+        return ChordGuidance(model, c["guidance"]) if self.guided else model
 
     def constrain(self, logits, last_id, run, c):
         """Masks (additive -inf) and the repetition penalty and cap: the distribution the model may draw from."""
@@ -80,6 +86,49 @@ class Controls:
         return tf.argmax(filtered + self.gumbel(tf.shape(filtered), c, t), axis=-1, output_type=tf.int32)
 
 
+class ChordGuidance:
+    """A chord-aware model that follows the chords more (or less) strongly than it learnt to: classifier-free
+    guidance. Each step runs the model on every row twice in one batch, once with the chords given and once
+    withheld (chord "N", no change ahead: what training showed the model for melodies without chords), and returns
+    ``withheld + weight * (given - withheld)`` as the logits. Weight 1 is the model itself; above 1 the notes lean
+    towards what the chords make more likely than the melody alone; 0 ignores the chords.
+
+    It has the model's `initial_state`/`step` interface, so both loops use it unchanged; its state stacks the given
+    rows over the withheld ones, and `reorder` gathers both halves when beam search picks parents.
+    """
+
+    def __init__(self, model, weight):
+        self.model, self.weight = model, weight
+
+    def initial_state(self, batch: int, steps_per_bar):
+        return self.model.initial_state(2 * batch, steps_per_bar)
+
+    def step(self, ids, state, conditions):
+        withheld = tf.concat(
+            [
+                conditions[:, :CHORD],
+                tf.zeros_like(conditions[:, CHORD : CHORD + 1]),
+                tf.fill(tf.shape(conditions[:, CHANGE : CHANGE + 1]), MAX_CHANGE),
+                conditions[:, CHANGE + 1 :],
+            ],
+            axis=1,
+        )
+        logits, state = self.model.step(tf.concat([ids, ids], 0), state, tf.concat([conditions, withheld], 0))
+        given, free = tf.split(logits, 2)
+        return free + self.weight * (given - free), state
+
+    def reorder(self, state, parents):
+        rows = tf.shape(parents)[0]
+        return _reorder(self.model, state, tf.concat([parents, parents + rows], 0))
+
+
+def _reorder(model, state, parents):
+    """`state` with its rows taken from `parents` (beam search's survivors)."""
+    if isinstance(model, ChordGuidance):
+        return model.reorder(state, parents)
+    return tf.nest.map_structure(lambda leaf: tf.gather(leaf, parents), state)
+
+
 def _first_tokens(model, controls: Controls, batch: int, c):
     """With no primer, step 0 is a NOTE_ON drawn (under every control) from the model's prediction after one
     NO_EVENT input on a throwaway state; the real state then starts at step 0, so bar positions line up."""
@@ -103,20 +152,21 @@ def sample_loop(model, controls: Controls, batch: int, num_steps: int, has_prime
     (or fed from the primer); the network never re-runs over the prefix."""
 
     def run(c):
+        net = controls.network(model, c)
         primer = c["primer"]
-        first = tf.fill([batch], primer[0]) if has_primer else _first_tokens(model, controls, batch, c)
+        first = tf.fill([batch], primer[0]) if has_primer else _first_tokens(net, controls, batch, c)
         last_id, runs = _update_runs(tf.fill([batch], -1), tf.zeros([batch], tf.int32), first)
         tokens = tf.TensorArray(tf.int32, size=num_steps).write(0, first)
 
         def body(t, ids, state, last_id, runs, tokens):
-            logits, state = model.step(ids, state, _conditions_at(c, t, batch))
+            logits, state = net.step(ids, state, _conditions_at(c, t, batch))
             drawn = controls.choose(controls.constrain(logits, last_id, runs, c), c, t)
             # teacher forcing through the primer: its steps are fed, never drawn
             ids = tf.where(t < c["primer_length"], tf.fill([batch], primer[t]), drawn)
             last_id, runs = _update_runs(last_id, runs, ids)
             return t + 1, ids, state, last_id, runs, tokens.write(t, ids)
 
-        loop = (tf.constant(1), first, model.initial_state(batch, c["steps_per_bar"]), last_id, runs, tokens)
+        loop = (tf.constant(1), first, net.initial_state(batch, c["steps_per_bar"]), last_id, runs, tokens)
         *_, tokens = tf.while_loop(lambda t, *_: t < num_steps, body, loop, maximum_iterations=max(num_steps - 1, 0))
         return tf.transpose(tokens.stack())
 
@@ -132,11 +182,12 @@ def beam_loop(
     rows = n * b
 
     def run(c):
+        net = controls.network(model, c)
         primer = c["primer"]
         if has_primer:
             first = tf.fill([rows], primer[0])
         else:  # one first note per melody, shared by its beams
-            first = tf.repeat(tf.reshape(_first_tokens(model, controls, rows, c), [n, b])[:, 0], b)
+            first = tf.repeat(tf.reshape(_first_tokens(net, controls, rows, c), [n, b])[:, 0], b)
         last_id, runs = _update_runs(tf.fill([rows], -1), tf.zeros([rows], tf.int32), first)
         steps = tf.range(num_steps)[None, :]
         history = tf.where(tf.equal(steps, 0), first[:, None], tf.zeros([rows, num_steps], tf.int32))
@@ -145,7 +196,7 @@ def beam_loop(
         row_offsets = tf.repeat(tf.range(n) * b, b)
 
         def body(t, ids, state, last_id, runs, history, scores):
-            logits, state = model.step(ids, state, _conditions_at(c, t, rows))
+            logits, state = net.step(ids, state, _conditions_at(c, t, rows))
             constrained = controls.constrain(logits, last_id, runs, c)
             log_probs = tf.nn.log_softmax(constrained, axis=-1)
             if controls.greedy:
@@ -164,12 +215,12 @@ def beam_loop(
             parents = tf.where(forced, tf.range(rows), parents)
             ids = tf.where(forced, tf.fill([rows], primer[t]), chosen)
             scores = tf.where(forced, scores, best)
-            state = tf.nest.map_structure(lambda leaf: tf.gather(leaf, parents), state)
+            state = _reorder(net, state, parents)
             last_id, runs = _update_runs(tf.gather(last_id, parents), tf.gather(runs, parents), ids)
             history = tf.where(tf.equal(steps, t), ids[:, None], tf.gather(history, parents))
             return t + 1, ids, state, last_id, runs, history, scores
 
-        loop = (tf.constant(1), first, model.initial_state(rows, c["steps_per_bar"]), last_id, runs, history, scores)
+        loop = (tf.constant(1), first, net.initial_state(rows, c["steps_per_bar"]), last_id, runs, history, scores)
         *_, history, scores = tf.while_loop(
             lambda t, *_: t < num_steps, body, loop, maximum_iterations=max(num_steps - 1, 0)
         )
@@ -182,7 +233,7 @@ def beam_loop(
 # The dtype of each entry of the loops' tensor dict `c`.
 _DTYPES = {"primer": tf.int32, "primer_length": tf.int32, "allowed": tf.float32, "temperature": tf.float32,
            "top_k": tf.int32, "top_p": tf.float32, "log_penalty": tf.float32, "max_repeats": tf.int32,
-           "seed": tf.int32, "steps_per_bar": tf.int32, "conditions": tf.int32}  # fmt: skip
+           "seed": tf.int32, "steps_per_bar": tf.int32, "conditions": tf.int32, "guidance": tf.float32}  # fmt: skip
 
 
 def run_loop(cache: dict, key: tuple, build: Callable[[], Callable], values: dict, jit_compile: bool) -> np.ndarray:

@@ -27,6 +27,7 @@ from melodyrnn.midi_io import MIN_QPM
 from melodyrnn.theory import check_time_signature, key_pitch_classes, note_name_to_pitch
 
 __all__ = [
+    "DEFAULT_CHORD_GUIDANCE",
     "MAX_ROWS",
     "MAX_STEPS",
     "MAX_WORK",
@@ -49,6 +50,8 @@ MAX_STEPS = 16384
 MAX_ROWS = 1024
 #: Sequences × steps in one call.
 MAX_WORK = 1 << 22
+#: `SampleConfig.chord_guidance` unless asked otherwise.
+DEFAULT_CHORD_GUIDANCE = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,11 @@ class SampleConfig(Config):
             chord a bar, repeated to the length asked for), "Am F | C G" (bars split), "Am:2 F:2" (beats), or
             ``(beat, chord)`` pairs (not repeated). A chord-aware model follows it; any model's melodies carry it
             in `Melody.chords`. A primer keeps its own chords where it has any.
+        chord_guidance: how strongly a chord-aware model follows `chords`: 1 is the model as trained, higher
+            leans each note further towards what the chords make likely (classifier-free guidance: the logits
+            become ``withheld + chord_guidance * (given - withheld)``, the model run with the chords and without
+            them in one batch), 0 ignores them for the notes. Only a chord-aware model given chords uses it, and
+            then each step costs about twice as much work.
 
     Raises:
         MelodyRNNError: any field out of range, e.g. "`temperature` must be >= 0, got -1".
@@ -103,6 +111,7 @@ class SampleConfig(Config):
     velocity: int | None = None
     seed: int | None = None
     chords: str | tuple[tuple[float, str], ...] | None = None
+    chord_guidance: float = DEFAULT_CHORD_GUIDANCE
 
     what: ClassVar[str] = "sample config"
     #: Length of a melody when neither `bars` nor `num_steps` is given.
@@ -167,6 +176,7 @@ class SampleConfig(Config):
             "an integer in [1, 127] or None",
         )
         check(self.seed is None or (is_int(self.seed) and self.seed >= 0), "seed", "an integer >= 0 or None")
+        check(is_real(self.chord_guidance) and 0 <= self.chord_guidance <= 10, "chord_guidance", "a number in [0, 10]")
         if self.chords is not None:
             if not isinstance(self.chords, str):  # pairs, also as JSON's lists: a hashable tuple of tuples
                 check(isinstance(self.chords, (list, tuple)), "chords", "a progression string or (beat, chord) pairs")

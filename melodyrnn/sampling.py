@@ -160,7 +160,11 @@ class Sampler(GapFilling):
             # every step's meter and chords, computed once here: the compiled loop indexes them by step
             "conditions": step_conditions(num_steps, enc.steps_per_quarter, metadata["time_signatures"], chords),
         }
-        ids = self._run(config, num_steps, primer_length > 0, tensors)
+        tensors["guidance"] = config.chord_guidance
+        guided = (
+            model_config.condition_chords and config.chord_guidance != 1 and any(label != "N" for _, label in chords)
+        )
+        ids = self._run(config, num_steps, primer_length > 0, tensors, guided)
         return [tokens_to_melody(row, enc, source="generated", chords=chords, **metadata) for row in ids]
 
     # -- helpers -----------------------------------------------------------------------------------------------
@@ -208,8 +212,10 @@ class Sampler(GapFilling):
             )
         return num_steps
 
-    def _run(self, config: SampleConfig, num_steps: int, has_primer: bool, tensors: dict) -> np.ndarray:
-        controls = Controls(self.encoding.vocab_size, config.greedy, config.top_k > 0 or config.top_p < 1)
+    def _run(
+        self, config: SampleConfig, num_steps: int, has_primer: bool, tensors: dict, guided: bool = False
+    ) -> np.ndarray:
+        controls = Controls(self.encoding.vocab_size, config.greedy, config.top_k > 0 or config.top_p < 1, guided)
         key: tuple  # what the compiled loop depends on: one trace per distinct key
         if config.uses_beam_search:
             key = (
@@ -221,6 +227,7 @@ class Sampler(GapFilling):
                 has_primer,
                 controls.greedy,
                 controls.filtered,
+                controls.guided,
             )
             build = lambda: beam_loop(
                 self.model,
@@ -232,7 +239,7 @@ class Sampler(GapFilling):
                 has_primer,
             )
         else:
-            key = ("sample", config.num_melodies, num_steps, has_primer, controls.greedy, controls.filtered)
+            key = ("sample", config.num_melodies, num_steps, has_primer, controls.greedy, controls.filtered, guided)
             build = lambda: sample_loop(self.model, controls, config.num_melodies, num_steps, has_primer)  # noqa: E731
         return run_loop(self._compiled, key, build, tensors, self.jit_compile)
 

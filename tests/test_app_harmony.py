@@ -79,12 +79,13 @@ def test_a_progression_reaches_the_melodies_and_their_piano_rolls(app):
     assert trace["text"] == ["Am", "F", "C", "G"] * 2 and trace["base"] == [2.0 * i for i in range(8)]
 
 
-def test_the_meter_and_the_chords_are_passed_to_a_meter_aware_model(app, meter_bundle, monkeypatch):
+def test_the_meter_the_chords_and_how_closely_to_follow_them_reach_a_chord_aware_model(app, meter_bundle, monkeypatch):
     from melodyrnn.sampling import Sampler
 
     monkeypatch.setenv("MELODYRNN_MODEL", str(meter_bundle))
     app.slider(key="temperature").set_value(0.0)
     app.text_input(key="chords").set_value("Am:2 F:1")
+    app.slider(key="chord_guidance").set_value(1.5)
     app.selectbox(key="time_signature").set_value("3/4")
     generate(app, bars=2)
     app.selectbox(key="time_signature").set_value("6/8")
@@ -96,8 +97,10 @@ def test_the_meter_and_the_chords_are_passed_to_a_meter_aware_model(app, meter_b
     assert three.chords == ((0, "A:min"), (8, "F:maj"), (12, "A:min"), (20, "F:maj"))
     assert six.chords == ((0, "A:min"), (12, "F:maj"), (18, "A:min"))
     # what the library writes with these arguments; and the model heard the meter (same length, same seed)
-    (asked,) = Sampler(meter_bundle).generate(bars=2, temperature=0, time_signature=(6, 8), chords="Am:2 F:1", seed=0)
+    options = dict(bars=2, temperature=0, time_signature=(6, 8), chords="Am:2 F:1", seed=0)
+    (asked,) = Sampler(meter_bundle).generate(chord_guidance=1.5, **options)
     assert np.array_equal(six.events, asked.events) and not np.array_equal(three.events, six.events)
+    assert app.session_state.takes[-1]["settings"]["chord_guidance"] == 1.5
 
 
 def test_a_bad_progression_is_a_message_and_the_takes_stay(app):

@@ -29,6 +29,7 @@ from melodyrnn.conditioning import (
     transpose_conditions,
 )
 from melodyrnn.dataset import PreparedData
+from melodyrnn.decoding import ChordGuidance
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import ChordLabelError, MelodyRNNError
 from melodyrnn.evaluation import score_token_lists
@@ -201,13 +202,64 @@ def test_the_compiled_loop_feeds_each_step_its_conditions(tmp_path):
     the same conditions must give back every drawn id, so the loop fed each step the right meter and chords."""
     model = _conditioned_model()
     sampler = Sampler(melodyrnn.load_bundle(save_bundle(tmp_path / "c.melodyrnn", model, encoding=ENC)))
-    melodies = sampler.generate(2, bars=3, temperature=0, chords="Am F | C G7", time_signature=(3, 4), seed=0)
+    options = dict(bars=3, temperature=0, time_signature=(3, 4), chord_guidance=1, seed=0)
+    melodies = sampler.generate(2, chords="Am F | C G7", **options)
     ids = np.stack([melody_to_tokens(m, ENC) for m in melodies])
     cond = step_conditions(ids.shape[1], 4, ((0, 3, 4),), melodies[0].chords)[1:]
     logits = np.asarray(sampler.model({"ids": ids[:, :-1], "conditions": np.broadcast_to(cond, (2, *cond.shape))}))
     assert np.array_equal(logits.argmax(-1), ids[:, 1:])
-    other = sampler.generate(2, bars=3, temperature=0, chords="E B", time_signature=(3, 4), seed=0)
+    other = sampler.generate(2, chords="E B", **options)
     assert any(not np.array_equal(a.events, b.events) for a, b in zip(melodies, other))
+
+
+def _withheld(conditions):
+    """`conditions` with the chords withheld, as training shows a melody without chords."""
+    free = conditions.copy()
+    free[..., CHORD], free[..., CHANGE] = 0, MAX_CHANGE
+    return free
+
+
+def test_chord_guidance_mixes_the_model_with_and_without_the_chords_at_every_step():
+    model = _conditioned_model()
+    ids = np.random.default_rng(3).integers(0, ENC.vocab_size, (2, 20)).astype("int32")
+    conditions = np.stack(
+        [
+            step_conditions(21, 4, ((0, 4, 4),), ((0, "C:maj"), (8, "G:7")))[1:],
+            step_conditions(21, 4, ((0, 3, 4),), ((0, "A:min"),))[1:],
+        ]
+    )
+    given = np.asarray(model({"ids": ids, "conditions": conditions}))
+    free = np.asarray(model({"ids": ids, "conditions": _withheld(conditions)}))
+    guided = ChordGuidance(model, 2.5)
+    state, steps = guided.initial_state(2, None), []
+    for t in range(20):
+        logits, state = guided.step(ids[:, t], state, conditions[:, t])
+        steps.append(np.asarray(logits))
+    np.testing.assert_allclose(np.stack(steps, axis=1), free + 2.5 * (given - free), atol=1e-4)
+
+
+def test_the_compiled_loop_with_chord_guidance_draws_the_argmax_of_the_mixed_logits(tmp_path):
+    model = _conditioned_model()
+    sampler = Sampler(melodyrnn.load_bundle(save_bundle(tmp_path / "c.melodyrnn", model, encoding=ENC)))
+    options = dict(bars=3, temperature=0, chords="Am F | C G7", time_signature=(3, 4), seed=0)
+    guided = sampler.generate(2, chord_guidance=4, **options)
+    ids = np.stack([melody_to_tokens(m, ENC) for m in guided])
+    cond = step_conditions(ids.shape[1], 4, ((0, 3, 4),), guided[0].chords)[1:]
+    cond = np.broadcast_to(cond, (2, *cond.shape))
+    given = np.asarray(sampler.model({"ids": ids[:, :-1], "conditions": cond}))
+    free = np.asarray(sampler.model({"ids": ids[:, :-1], "conditions": _withheld(cond)}))
+    assert np.array_equal((free + 4 * (given - free)).argmax(-1), ids[:, 1:])
+    plain = sampler.generate(2, chord_guidance=1, **options)
+    assert any(not np.array_equal(a.events, b.events) for a, b in zip(guided, plain))
+    with pytest.raises(MelodyRNNError, match="chord_guidance"):
+        sampler.generate(1, chord_guidance=-1, **options)
+
+
+def test_chord_guidance_makes_the_bundled_model_play_more_chord_tones_on_the_beats():
+    sampler = Sampler()
+    options = dict(bars=8, chords="C G Am F", seed=5)
+    shares = {w: strong_beat_chord_tone_share(sampler.generate(8, chord_guidance=w, **options)) for w in (0, 1, 3)}
+    assert shares[0] + 0.1 < shares[1] < shares[3] - 0.1, shares
 
 
 # -- data, training, sampling --------------------------------------------------------------------------------
@@ -329,6 +381,9 @@ def test_generate_and_the_cli_take_chords(tmp_path, capsys):
     assert main(["generate", "--model", str(path), "--chords", "Am Xm7", "-o", str(out)]) != 0
     err = capsys.readouterr().err
     assert "Xm7" in err and len(err.strip().splitlines()) == 1
+    flags = ["generate", "--model", str(path), "--chords", "Am", "-o", str(out), "--chord-guidance"]
+    assert main([*flags, "-1"]) != 0
+    assert "`chord_guidance` must be a number in [0, 10], got -1.0" in capsys.readouterr().err
 
 
 # -- metrics -------------------------------------------------------------------------------------------------
