@@ -5,9 +5,10 @@ saw; Essen is used to measure only) cropped to 16 bars of 16 steps, a gap of 1, 
 scored by `score_infill` (both sides; the suffix evidence a Monte Carlo estimate) and by its left-to-right part
 alone. The join: log p(first step after the gap | new gap) and of the whole suffix, for versions resampled from
 K candidates (K = 1 is plain continuation). Speed: 4 versions of a 4-bar gap after warm-up, per K.
-The trained infill model (`--infill-model`, default the shipped one) is measured on the same gaps: its exact
-log p(gap | both sides) against the melody model's prefix-only score, the join of its versions scored by the
-melody model as above, and its time for 4 versions of a 4-bar gap.
+The trained infill model (`--infill-model`, default the shipped one; it reads each step's meter and chords and the
+steps left in the gap) is measured on the same gaps: its exact log p(gap | both sides) against the melody model's
+prefix-only score, the join of its versions scored by the melody model as above, and its time for 4 versions of a
+4-bar gap.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ melody model.
 Start at `train_infill(data, run_dir, base)`; `python -m melodyrnn.infill_training DATA -o RUN --from BUNDLE` runs
 it. `infill_example` builds one training example (inputs, targets, loss weights), `InfillTrainConfig` holds the
 settings. Each update draws fresh gaps (1-8 bars of the melody's own meter, mostly 1-4) at random places in random
-training melodies, each transposed; only the gap's steps (and, lighter, the prefix's) carry loss.
+training melodies, each transposed with its chords; every step carries its meter and chord conditions and the gap
+column (`melodyrnn.infill_model.infill_conditions`); only the gap's steps (and, lighter, the prefix's) carry loss.
 """
 
 from __future__ import annotations
@@ -23,11 +24,20 @@ import keras
 import numpy as np
 
 from melodyrnn.bundle import DEFAULT_BUNDLE_PATH, load_bundle
+from melodyrnn.chords import arrays_to_chords
+from melodyrnn.conditioning import NUM_FIELDS, step_conditions, transpose_conditions
 from melodyrnn.configs import Config, is_int, is_real
 from melodyrnn.dataset import PreparedData, prepare
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig
 from melodyrnn.errors import DataError
-from melodyrnn.infill_model import MAX_GAP_BARS, event_log_probs, infill_sequence, save_infill, warm_start
+from melodyrnn.infill_model import (
+    MAX_GAP_BARS,
+    event_log_probs,
+    infill_conditions,
+    infill_sequence,
+    save_infill,
+    warm_start,
+)
 from melodyrnn.model import MelodyModel
 from melodyrnn.theory import steps_per_bar
 
@@ -86,30 +96,36 @@ def infill_example(
     start_bar: int,
     end_bar: int,
     encoding: EncodingConfig,
+    conditions: np.ndarray,
     prefix_weight: float = 0.5,
     shift: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One training example: the gap of bars `[start_bar, end_bar)` of a melody, laid out by `infill_sequence`.
 
     Args:
         tokens: int `(steps,)`, the melody's ids; lines: int `(bars + 1,)`, its bar lines.
         start_bar, end_bar: the gap, `0 <= start_bar < end_bar <= bars`.
         encoding: the melody encoding.
+        conditions: int `(steps, NUM_FIELDS)`, the melody's (`melodyrnn.conditioning.step_conditions`).
         prefix_weight: loss weight of the steps predicting the prefix; the gap's are 1, the suffix's and the
             separator's 0.
-        shift: semitones every note moves by (the caller keeps them in range).
+        shift: semitones every note and chord moves by (the caller keeps the notes in range).
 
     Returns:
-        `(inputs, targets, weights)`: int32, int32 and float32 `(length - 1,)`, position i predicting
-        `targets[i] = sequence[i + 1]`.
+        `(inputs, conditions, targets, weights)`: int32 `(length - 1,)`, int32 `(length - 1, NUM_FIELDS + 1)`,
+        int32 and float32 `(length - 1,)`; position i reads the conditions of and predicts `targets[i] =
+        sequence[i + 1]`.
     """
     sequence, gap_offset, prefix_offset = infill_sequence(tokens, lines, start_bar, end_bar, encoding)
+    rows = infill_conditions(conditions, lines, start_bar, end_bar)
     notes = (sequence >= NUM_SPECIAL) & (sequence < encoding.vocab_size)
     sequence = np.where(notes, sequence + shift, sequence).astype(np.int32)
+    if shift:
+        rows = np.concatenate([transpose_conditions(rows[:, :NUM_FIELDS], shift), rows[:, NUM_FIELDS:]], axis=1)
     weights = np.zeros(len(sequence) - 1, np.float32)
     weights[prefix_offset - 1 : gap_offset - 1] = prefix_weight
     weights[gap_offset - 1 :] = 1.0
-    return sequence[:-1], sequence[1:], weights
+    return sequence[:-1], rows[1:].astype(np.int32), sequence[1:], weights
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -117,16 +133,19 @@ def infill_example(
 
 
 class _Melodies:
-    """The melodies of one split with whole-step bars: ids, bar lines, note range."""
+    """The melodies of one split with whole-step bars: ids, conditions (meter and chords), bar lines, note range."""
 
     def __init__(self, data: PreparedData, split: Literal["train", "validation"]):
-        self.tokens, self.lines, self.low, self.high = [], [], [], []
+        self.tokens, self.conditions, self.lines, self.low, self.high = [], [], [], [], []
         for i in data.indices(split):
-            bar = steps_per_bar(data.config.steps_per_quarter, int(data.numerator[i]), int(data.denominator[i]))
+            meter = (int(data.numerator[i]), int(data.denominator[i]))
+            bar = steps_per_bar(data.config.steps_per_quarter, *meter)
             tokens = data.melody_tokens(i)
             if bar != int(bar) or len(tokens) < bar + 1 or not (tokens >= NUM_SPECIAL).any():
                 continue
             self.tokens.append(tokens)
+            chords = arrays_to_chords(data.chord_offsets, data.chord_steps, data.chord_ids, data.chord_labels, i)
+            self.conditions.append(step_conditions(len(tokens), data.config.steps_per_quarter, ((0, *meter),), chords))
             self.lines.append(np.array([*range(0, len(tokens), int(bar)), len(tokens)], np.int64))
             notes = tokens[tokens >= NUM_SPECIAL]
             self.low.append(int(notes.min()))
@@ -149,21 +168,25 @@ class _Melodies:
             high = min(config.transpose, encoding.vocab_size - 1 - self.high[i])
             shift = int(rng.integers(low, high + 1))
         weight = config.prefix_weight if gap_bars is None else 0.0
-        return infill_example(self.tokens[i], lines, start, start + gap, encoding, weight, shift)
+        return infill_example(self.tokens[i], lines, start, start + gap, encoding, self.conditions[i], weight, shift)
 
 
 def _batches(examples: list, batch_size: int, rng: np.random.Generator):
-    """Padded `(inputs, targets, weights)` batches of examples of similar length, in random order."""
+    """Padded `(inputs, targets, weights)` batches of examples of similar length, in random order; inputs are
+    `{"ids": int32 (batch, steps), "conditions": int32 (batch, steps, NUM_FIELDS + 1)}`."""
     examples = sorted(examples, key=lambda e: len(e[0]))
     batches = []
     for first in range(0, len(examples), batch_size):
         chunk = examples[first : first + batch_size]
         steps = -(-max(len(e[0]) for e in chunk) // _PAD_STEPS) * _PAD_STEPS
-        arrays = [np.zeros((len(chunk), steps), dtype) for dtype in (np.int32, np.int32, np.float32)]
+        rows = len(chunk)
+        arrays = [np.zeros((rows, steps), np.int32), np.zeros((rows, steps, NUM_FIELDS + 1), np.int32),
+                  np.zeros((rows, steps), np.int32), np.zeros((rows, steps), np.float32)]  # fmt: skip
         for row, example in enumerate(chunk):
             for array, part in zip(arrays, example):
                 array[row, : len(part)] = part
-        batches.append(tuple(arrays))
+        ids, conditions, targets, weights = arrays
+        batches.append(({"ids": ids, "conditions": conditions}, targets, weights))
     return [batches[i] for i in rng.permutation(len(batches))]
 
 

@@ -10,17 +10,25 @@ import pytest
 from conftest import INFILL_SETTINGS, assert_kept
 
 import melodyrnn
-from melodyrnn.bundle import load, save_bundle
+from melodyrnn.bundle import load, save_bundle, save_task_bundle
 from melodyrnn.cli import main
+from melodyrnn.conditioning import CHORD, NUM_FIELDS, POSITION, chord_id, step_conditions
 from melodyrnn.dataset import PreparedData
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_midi, melody_to_tokens
 from melodyrnn.errors import BundleError, InfillError, MelodyRNNError
 from melodyrnn.gaps import bar_lines
 from melodyrnn.infill_model import (
+    AFTER_GAP,
+    BEFORE_GAP,
+    GAP_COLUMN,
+    INFILL_TASK,
     MAX_GAP_BARS,
+    MAX_STEPS_LEFT,
     PREFIX_BARS,
     SUFFIX_BARS,
     InfillModel,
+    InfillNetwork,
+    infill_conditions,
     infill_model_for,
     infill_sequence,
     save_infill,
@@ -61,6 +69,10 @@ def filler(paths):
     return InfillModel(paths[1])
 
 
+def steps_of(melody: Melody) -> np.ndarray:
+    return step_conditions(len(melody), melody.steps_per_quarter, melody.time_signatures, melody.chords)
+
+
 def song(bars=6) -> Melody:
     """A 3/4 melody with everything infill must keep: tempo and meter changes, chords, program, velocity."""
     notes = [(60 + (k * 5) % 12, 4 * k, 4 * k + 3) for k in range(3 * bars)]
@@ -80,16 +92,20 @@ def song(bars=6) -> Melody:
 # Layout and examples
 
 
+def four_four(steps: int, chords=()) -> np.ndarray:
+    return step_conditions(steps, 4, ((0, 4, 4),), chords)
+
+
 def test_the_example_puts_the_suffix_first_and_weighs_only_prefix_and_gap():
     tokens = np.arange(2, 2 + 96, dtype=np.int32)  # 6 bars of 16 steps, every step a different note
     lines = np.arange(0, 97, 16)
-    inputs, targets, weights = infill_example(tokens, lines, 2, 4, ENC, prefix_weight=0.5)
+    inputs, conditions, targets, weights = infill_example(tokens, lines, 2, 4, ENC, four_four(96), prefix_weight=0.5)
     sequence = np.concatenate([inputs, targets[-1:]])
     suffix, prefix, gap = tokens[64:96], tokens[0:32], tokens[32:64]
     assert np.array_equal(sequence, np.concatenate([suffix, [separator_id(ENC, 2)], prefix, gap]))
     assert separator_id(ENC, 2) == ENC.vocab_size + 1
-    assert inputs.dtype == targets.dtype == np.int32 and weights.dtype == np.float32
-    assert len(inputs) == len(targets) == len(weights) == 96
+    assert inputs.dtype == targets.dtype == conditions.dtype == np.int32 and weights.dtype == np.float32
+    assert len(inputs) == len(targets) == len(weights) == 96 and conditions.shape == (96, NUM_FIELDS + 1)
     # position i predicts sequence[i + 1]: nothing for the suffix and the separator, half for the prefix
     assert np.all(weights[:32] == 0)
     assert np.all(weights[32:64] == 0.5)
@@ -97,14 +113,39 @@ def test_the_example_puts_the_suffix_first_and_weighs_only_prefix_and_gap():
     assert np.array_equal(targets[weights == 1], gap)
 
 
-def test_transposition_moves_the_notes_not_the_separator_or_the_rests():
+def test_each_step_reads_its_own_place_and_the_steps_left_in_the_gap():
+    tokens = np.arange(2, 2 + 96, dtype=np.int32)
+    lines = np.arange(0, 97, 16)
+    steps = four_four(96, ((0, "C:maj"), (40, "G:7")))
+    rows = infill_conditions(steps, lines, 2, 4)  # suffix 64-95, separator, prefix 0-31, gap 32-63
+    sequence, gap_offset, prefix_offset = infill_sequence(tokens, lines, 2, 4, ENC)
+    assert rows.shape == (len(sequence), NUM_FIELDS + 1) and rows.dtype == np.int32
+    # every melody step's row is that step's conditions: its position is its own (tokens are step + 2)
+    melody_rows = np.ones(len(sequence), bool)
+    melody_rows[prefix_offset - 1] = False
+    assert np.array_equal(rows[melody_rows, :NUM_FIELDS], steps[sequence[melody_rows] - 2])
+    assert np.array_equal(rows[prefix_offset - 1], rows[prefix_offset])  # the separator copies the next row
+    assert rows[0, CHORD] == chord_id("G:7") and rows[prefix_offset, CHORD] == chord_id("C:maj")
+    assert np.all(rows[: prefix_offset - 1, GAP_COLUMN] == AFTER_GAP)
+    assert np.all(rows[prefix_offset:gap_offset, GAP_COLUMN] == BEFORE_GAP)
+    assert np.array_equal(rows[gap_offset:, GAP_COLUMN], 1 + np.arange(32, 0, -1))  # 32 steps left ... 1
+    long_gap = infill_conditions(four_four(160), np.arange(0, 161, 16), 1, 9)
+    assert long_gap[:, GAP_COLUMN].max() == 1 + MAX_STEPS_LEFT
+
+
+def test_transposition_moves_the_notes_and_chords_not_the_separator_or_the_rests():
     tokens = np.array([60, 0, 1, 62, 0, 64, 0, 1] * 4, np.int32)
     lines = np.arange(0, 33, 8)
-    plain = np.concatenate(infill_example(tokens, lines, 1, 2, ENC)[:2])
-    moved = np.concatenate(infill_example(tokens, lines, 1, 2, ENC, shift=3)[:2])
-    notes = (plain >= NUM_SPECIAL) & (plain < ENC.vocab_size)
-    assert np.array_equal(moved[notes], plain[notes] + 3)
-    assert np.array_equal(moved[~notes], plain[~notes])
+    steps = step_conditions(32, 2, ((0, 4, 4),), ((0, "C:maj"),))
+    plain = infill_example(tokens, lines, 1, 2, ENC, steps)
+    moved = infill_example(tokens, lines, 1, 2, ENC, steps, shift=3)
+    plain_ids, moved_ids = (np.concatenate([e[0], e[2]]) for e in (plain, moved))
+    notes = (plain_ids >= NUM_SPECIAL) & (plain_ids < ENC.vocab_size)
+    assert np.array_equal(moved_ids[notes], plain_ids[notes] + 3)
+    assert np.array_equal(moved_ids[~notes], plain_ids[~notes])
+    assert np.all(moved[1][:, CHORD] == chord_id("D#:maj"))
+    other = [c for c in range(NUM_FIELDS + 1) if c != CHORD]
+    assert np.array_equal(moved[1][:, other], plain[1][:, other])
 
 
 def test_gaps_at_the_start_and_the_end_and_long_ones():
@@ -130,20 +171,37 @@ def test_context_is_cut_at_bar_lines():
 # Warm start and bundle
 
 
-def test_the_warm_start_predicts_melodies_as_the_melody_model_did(base):
+def gap_rows(steps: int, left: int = 3) -> np.ndarray:
+    """Conditions with a gap column: 4/4 with a chord, the last `left` steps inside a gap."""
+    rows = np.zeros((1, steps, NUM_FIELDS + 1), np.int32)
+    rows[0, :, :NUM_FIELDS] = four_four(steps, ((0, "A:min"),))
+    rows[0, -left:, GAP_COLUMN] = 1 + np.arange(left, 0, -1)
+    return rows
+
+
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_the_warm_start_predicts_melodies_as_the_melody_model_did(base, conditioned):
+    if conditioned:
+        keras.utils.set_random_seed(6)
+        base = build_model(ModelConfig(**{**CONFIG.to_dict(), "condition_meter": True, "condition_chords": True}))
     model = warm_start(base, ENC)
     ids = np.array([[60, 0, 0, 1, 62, 0, 64, 0, 1, 65]], np.int32)
-    old, new = np.asarray(base(ids)), np.asarray(model(ids))
-    assert model.config.vocab_size == ENC.vocab_size + MAX_GAP_BARS
-    assert np.array_equal(new[..., : ENC.vocab_size], old)
+    rows = gap_rows(10)
+    old = np.asarray(base({"ids": ids, "conditions": rows[..., :NUM_FIELDS]}))
+    new = np.asarray(model({"ids": ids, "conditions": rows}))
+    assert isinstance(model, InfillNetwork) and model.config.vocab_size == ENC.vocab_size + MAX_GAP_BARS
+    assert model.config.condition_meter and model.config.condition_chords
+    np.testing.assert_allclose(new[..., : ENC.vocab_size], old, atol=1e-6)  # the gap column starts at zero
     assert np.all(new[..., ENC.vocab_size :] == -10)
 
 
-def test_a_model_that_reads_bar_positions_is_refused():
-    with pytest.raises(MelodyRNNError, match="without lookback or conditions"):
-        warm_start(build_model(ModelConfig(units=8, embedding_dim=4, attention=False, condition_meter=True)), ENC)
+def test_a_lookback_model_is_refused_and_the_network_needs_its_conditions(base):
+    with pytest.raises(MelodyRNNError, match="without lookback"):
+        warm_start(build_model(ModelConfig(units=8, embedding_dim=4, attention=False, lookback=True)), ENC)
     with pytest.raises(MelodyRNNError, match="MelodyModel"):
         warm_start("default.melodyrnn", ENC)
+    with pytest.raises(MelodyRNNError, match="needs its conditions"):
+        warm_start(base, ENC)(np.zeros((1, 4), np.int32))
 
 
 def test_the_task_marker_keeps_infill_and_melody_models_apart(paths):
@@ -156,6 +214,15 @@ def test_the_task_marker_keeps_infill_and_melody_models_apart(paths):
         InfillModel(melody_path)
     assert infill_model_for(melody_path) is None and infill_model_for(Sampler(melody_path)) is None
     assert isinstance(infill_model_for(infill_path), InfillModel)
+
+
+def test_an_infill_bundle_of_an_older_layout_is_refused(base, tmp_path):
+    old = tmp_path / "old.melodyrnn"
+    config = {"model_config": CONFIG.to_dict(), "encoding_config": ENC.to_dict(), "max_gap_bars": MAX_GAP_BARS,
+              "layout": "suffix, separator (gap bars), prefix, gap"}  # fmt: skip
+    save_task_bundle(old, base, INFILL_TASK, config, None)
+    with pytest.raises(BundleError, match="older layout"):
+        InfillModel(old)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -188,8 +255,10 @@ def test_same_seed_same_versions_and_temperature_zero_is_argmax(filler):
     assert all(np.array_equal(a.events, b.events) for a, b in zip(first, again))
     greedy = filler.infill(melody, 2, 4, 1, temperature=0)[0]
     sequence, gap_offset, _ = infill_sequence(melody_to_tokens(greedy, ENC), bar_lines(melody), 2, 4, ENC)
+    rows = infill_conditions(steps_of(melody), bar_lines(melody), 2, 4)
     # each greedy gap step is the argmax of one full call over the finished sequence at the step before it
-    logits = np.asarray(filler.model(sequence[None, :-1]))[0, gap_offset - 1 :, : ENC.vocab_size]
+    inputs = {"ids": sequence[None, :-1], "conditions": rows[None, 1:]}
+    logits = np.asarray(filler.model(inputs))[0, gap_offset - 1 :, : ENC.vocab_size]
     assert np.array_equal(np.argmax(logits, axis=-1), sequence[gap_offset:])
 
 
@@ -198,9 +267,10 @@ def test_the_score_is_exact_and_equals_a_step_by_step_reference(filler, gap):
     melody = song()
     score = filler.score_infill(melody, *gap)
     sequence, gap_offset, _ = infill_sequence(melody_to_tokens(melody, ENC), bar_lines(melody), *gap, ENC)
+    rows = infill_conditions(steps_of(melody), bar_lines(melody), *gap)
     model, state, reference = filler.model, filler.model.initial_state(1), []
     for i in range(len(sequence) - 1):  # one step at a time, the sampler's path, not the full call
-        logits, state = model.step(np.array([sequence[i]], np.int32), state)
+        logits, state = model.step(np.array([sequence[i]], np.int32), state, rows[None, i + 1])
         events = np.asarray(logits, np.float64)[0, : ENC.vocab_size]
         log_probs = events - np.log(np.exp(events - events.max()).sum()) - events.max()
         if i + 1 >= gap_offset:
@@ -210,6 +280,18 @@ def test_the_score_is_exact_and_equals_a_step_by_step_reference(filler, gap):
     np.testing.assert_allclose(per_step, reference, atol=1e-4)
     assert total == pytest.approx(float(np.sum(reference)), abs=1e-3)
     assert score.standard_error == 0 and score.samples == 0 and score.suffix_evidence == 0
+
+
+def test_the_gap_follows_the_chords_asked_for_and_the_melody_keeps_its_own(filler):
+    melody = song()
+    lines = bar_lines(melody)
+    _, own, _ = filler._sequence(melody, 2, 4)
+    _, asked, gap_offset = filler._sequence(melody, 2, 4, "F")
+    assert np.all(asked[gap_offset:, CHORD] == chord_id("F:maj"))
+    assert np.array_equal(asked[:gap_offset], own[:gap_offset])
+    assert np.array_equal(asked[:, POSITION], own[:, POSITION])
+    for version in filler.infill(melody, 2, 4, 2, seed=3, chords="F"):
+        assert_kept(version, melody, int(lines[2]), int(lines[4]))
 
 
 def test_bad_requests_are_refused(filler):
