@@ -195,6 +195,7 @@ ROOT_BONUS = 0.02
 _PRIOR = {"maj": 0.04, "min": 0.04}
 _CHUNK_SAMPLES = 8192  # samples the dense sweep reads at once: bounds memory on hour-long files
 _MAX_PAIRS = 4_000_000  # (note, sample) pairs above which the dense sweep is cheaper
+_LOCKSTEP = 32  # scores smoothed together: past a few dozen, each step's arrays outgrow the caches
 
 
 def _frame_starts(time_signatures: Sequence[tuple[float, int, int]], end_quarters: float) -> np.ndarray:
@@ -277,7 +278,7 @@ _MEMBERS = _TABLE > 0  # bool (chords, 12): the chord's pitch classes
 _LABELS = [[format_label(c._replace(bass=b)) for b in range(12)] for c in _CHORDS]
 
 
-def _viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
+def _viterbi_one(scores: np.ndarray, penalty: float) -> np.ndarray:
     """The state path maximising the summed scores minus `penalty` per change; int64 shape (frames,).
 
     Args:
@@ -298,6 +299,78 @@ def _viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
         state = state if stay[t, state] else best[t]
         path.append(state)
     return np.array(path[::-1], dtype=np.int64)
+
+
+def _viterbi(scores: Sequence[np.ndarray], penalty: float) -> list[np.ndarray]:
+    """`_viterbi_one` of each sequence, the sequences in lockstep: a Python step per frame serves them all.
+
+    The shorter sequences are padded with zero scores at their end, which changes no path: the best state at a
+    sequence's end stays best through the padding.
+
+    Args:
+        scores: float64 arrays of shape (frames, states), the same states for all.
+    """
+    if len(scores) == 1:
+        return [_viterbi_one(scores[0], penalty)]
+    lengths = [len(s) for s in scores]
+    count, steps = len(scores), max(lengths)
+    padded = np.zeros((steps, count, scores[0].shape[1]))
+    for i, s in enumerate(scores):
+        padded[: len(s), i] = s
+    best = np.zeros((steps, count), np.intp)
+    stay = np.zeros(padded.shape, bool)
+    total = padded[0].copy()
+    rows = np.arange(count)
+    for t in range(1, steps):
+        best[t] = b = total.argmax(axis=1)
+        switch = (total[rows, b] - penalty)[:, None]
+        np.greater_equal(total, switch, out=stay[t])
+        np.maximum(total, switch, out=total)
+        total += padded[t]
+    state = total.argmax(axis=1)
+    path = np.empty((steps, count), np.int64)
+    path[-1] = state
+    for t in range(steps - 1, 0, -1):
+        state = np.where(stay[t, rows, state], state, best[t])
+        path[t - 1] = state
+    return [path[:n, i] for i, n in enumerate(lengths)]
+
+
+class _Beats(NamedTuple):
+    """One score's accompaniment per frame, the frames that repeat the one before merged into runs."""
+
+    bounds: np.ndarray  # float64 (frames + 1,): frame boundaries in quarter notes
+    firsts: np.ndarray  # int64 (runs,): the first frame of each run
+    counts: np.ndarray  # int64 (runs, 1): frames in each run
+    chroma: np.ndarray  # float64 (runs, 12): how long each pitch class sounds in the run's first frame, in samples
+    bass: np.ndarray  # float64 (runs, 12): how long each is the lowest sounding there
+    end_quarters: float  # where the accompaniment stops
+
+
+def _beats(score: Score, exclude: Sequence[int]) -> _Beats | None:
+    """The accompaniment of `score` (its pitched tracks but `exclude`) per beat; None when no such track has notes."""
+    skip = set(exclude)
+    parts = [t.arrays for i, t in enumerate(score.tracks) if i not in skip and not t.is_drum and t.num_notes]
+    if not parts:
+        return None
+    pitches = np.concatenate([p.pitches for p in parts]).astype(np.int64)
+    starts = np.concatenate([p.start_quarters for p in parts])
+    ends = np.concatenate([p.end_quarters for p in parts])
+    end_quarters = float(ends.max())
+    bounds = _frame_starts(score.time_signatures, end_quarters)
+    num_samples = max(1, math.ceil(bounds[-1] * SAMPLES_PER_QUARTER))
+    chroma, bass = _sample_profiles(pitches, starts, ends, num_samples)
+    # frame f holds the samples whose centre lies in [bounds[f], bounds[f + 1])
+    cuts = np.clip(np.ceil(bounds * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)
+    cumulative = np.concatenate([np.zeros((1, 24), np.float64), np.cumsum(np.hstack([chroma, bass]), axis=0)])
+    frames = cumulative[cuts[1:]] - cumulative[cuts[:-1]]
+    # Beats that repeat the beat before (a chord struck on every beat) are scored once, weighted by their count:
+    # a best path never changes chord inside such a run.
+    new_run = np.ones(len(frames), bool)
+    new_run[1:] = np.any(frames[1:] != frames[:-1], axis=1)
+    firsts = np.flatnonzero(new_run)
+    counts = np.diff(np.append(firsts, len(frames)))[:, None]
+    return _Beats(bounds, firsts, counts, frames[firsts, :12], frames[firsts, 12:], end_quarters)
 
 
 def score_to_chords(score: Score, exclude: Sequence[int] = ()) -> tuple[tuple[float, str], ...]:
@@ -321,44 +394,52 @@ def score_to_chords(score: Score, exclude: Sequence[int] = ()) -> tuple[tuple[fl
         stops; empty when no accompaniment track has notes or no beat sounds two pitch classes (never a guessed
         progression).
     """
-    skip = set(exclude)
-    parts = [t.arrays for i, t in enumerate(score.tracks) if i not in skip and not t.is_drum and t.num_notes]
-    if not parts:
-        return ()
-    pitches = np.concatenate([p.pitches for p in parts]).astype(np.int64)
-    starts = np.concatenate([p.start_quarters for p in parts])
-    ends = np.concatenate([p.end_quarters for p in parts])
-    end_quarters = float(ends.max())
-    bounds = _frame_starts(score.time_signatures, end_quarters)
-    num_samples = max(1, math.ceil(bounds[-1] * SAMPLES_PER_QUARTER))
-    chroma, bass = _sample_profiles(pitches, starts, ends, num_samples)
-    # frame f holds the samples whose centre lies in [bounds[f], bounds[f + 1])
-    cuts = np.clip(np.ceil(bounds * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)
-    cumulative = np.concatenate([np.zeros((1, 24), np.float64), np.cumsum(np.hstack([chroma, bass]), axis=0)])
-    frames = cumulative[cuts[1:]] - cumulative[cuts[:-1]]
-    # Beats that repeat the beat before (a chord struck on every beat) are scored once, weighted by their count:
-    # a best path never changes chord inside such a run.
-    new_run = np.ones(len(frames), bool)
-    new_run[1:] = np.any(frames[1:] != frames[:-1], axis=1)
-    firsts = np.flatnonzero(new_run)
-    counts = np.diff(np.append(firsts, len(frames)))[:, None]
-    scores = _frame_scores(frames[firsts, :12], frames[firsts, 12:])
-    if scores is None:
-        return ()
-    path = _viterbi(scores * counts, SWITCH_PENALTY)
+    return scores_to_chords([(score, exclude)])[0]
+
+
+def scores_to_chords(requests: Sequence[tuple[Score, Sequence[int]]]) -> list[tuple[tuple[float, str], ...]]:
+    """`score_to_chords` of several scores at once, the same chords: the smoothing runs in lockstep over scores of
+    similar length (`_viterbi`), one Python step per beat for them all rather than one per beat of each.
+
+    Args:
+        requests: ``(score, exclude)`` pairs, as `score_to_chords` takes them.
+
+    Returns:
+        The chord changes of each score, in order.
+    """
+    beats = {i: b for i, (score, exclude) in enumerate(requests) if (b := _beats(score, exclude)) is not None}
+    weighted = {}
+    for i, b in beats.items():
+        # Score by score: one score's (beats, chords) arrays stay in the caches, where many together would not.
+        scores, evidence = _frame_scores(b.chroma, b.bass)
+        if evidence.any():
+            scores *= b.counts
+            weighted[i] = scores
+    out: list[tuple[tuple[float, str], ...]] = [()] * len(requests)
+    # Lockstep batches of scores of similar length waste little on padding.
+    heard = sorted(weighted, key=lambda i: len(weighted[i]))
+    for lo in range(0, len(heard), _LOCKSTEP):
+        batch = heard[lo : lo + _LOCKSTEP]
+        for i, path in zip(batch, _viterbi([weighted[i] for i in batch], SWITCH_PENALTY)):
+            out[i] = _path_to_changes(beats[i], path)
+    return out
+
+
+def _path_to_changes(beats: _Beats, path: np.ndarray) -> tuple[tuple[float, str], ...]:
+    """The ``(start_quarters, label)`` changes of a best path over `beats`' runs."""
     run_starts = np.flatnonzero(np.diff(path, prepend=-1))
-    labels = _run_labels(path[run_starts], np.add.reduceat(frames[firsts, 12:] * counts, run_starts, axis=0))
-    positions = bounds[firsts[run_starts]].tolist()
+    labels = _run_labels(path[run_starts], np.add.reduceat(beats.bass * beats.counts, run_starts, axis=0))
+    positions = beats.bounds[beats.firsts[run_starts]].tolist()
     positions[0] = 0.0
     changes = list(zip(positions, labels))
     if changes[-1][1] != NO_CHORD:
-        changes.append((end_quarters, NO_CHORD))
+        changes.append((beats.end_quarters, NO_CHORD))
     return tuple(changes)
 
 
-def _frame_scores(frame_chroma: np.ndarray, frame_bass: np.ndarray) -> np.ndarray | None:
-    """How well each chord, and N (the last column), fits each frame: float64 (frames, chords + 1); None when no
-    frame sounds two pitch classes.
+def _frame_scores(frame_chroma: np.ndarray, frame_bass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How well each chord, and N (the last column), fits each frame: float64 (frames, chords + 1); and which
+    frames sound two pitch classes or more (bool, (frames,)): a score with none has no chords.
 
     Args:
         frame_chroma: how long each pitch class sounds in each frame, in samples, shape (frames, 12).
@@ -369,21 +450,30 @@ def _frame_scores(frame_chroma: np.ndarray, frame_bass: np.ndarray) -> np.ndarra
     silent = norms[:, 0] < 1e-9
     # One pitch class (a bass line, a held note) fits every chord that holds it: no evidence, the chord goes on.
     evidence = (frame_chroma > 0).sum(axis=1) >= 2
-    if not evidence.any():
-        return None
     cosine = (profile / np.maximum(norms, 1e-9)) @ _TABLE.T
     total = np.maximum(profile.sum(axis=1, keepdims=True), 1e-9)
-    on_chord = cosine * norms * _TEMPLATE_NORMS  # = profile @ membership: the weight on each chord's tones
-    scores = SHAPE_WEIGHT * cosine + (1.0 - SHAPE_WEIGHT) * (2.0 * on_chord - total) / total + _PRIORS
+    # In place, in the order of SHAPE_WEIGHT * cosine + (1 - SHAPE_WEIGHT) * (2 * on_chord - total) / total: the
+    # same numbers with a third of the passes over (frames, chords) arrays, the bulk of recognition's time.
+    explained = np.multiply(cosine, norms)
+    explained *= _TEMPLATE_NORMS  # = profile @ membership: the weight on each chord's tones
+    explained *= 2.0
+    explained -= total
+    explained *= 1.0 - SHAPE_WEIGHT
+    explained /= total
+    out = np.empty((len(profile), len(_CHORDS) + 1))
+    scores = np.multiply(cosine, SHAPE_WEIGHT, out=out[:, :-1])
+    scores += explained
+    scores += _PRIORS
     bass_share = frame_bass / np.maximum(frame_bass.sum(axis=1, keepdims=True), 1e-9)
-    scores += ROOT_BONUS * bass_share[:, _ROOTS]
+    scores += (ROOT_BONUS * bass_share)[:, _ROOTS]
     # A lone pitch class only says which chords it rules out: relative to the best, it never opens a chord.
-    scores = np.where(evidence[:, None], scores, scores - scores.max(axis=1, keepdims=True))
-    scores = np.where(silent[:, None], -1.0, scores)
+    lone = np.flatnonzero(~evidence)
+    scores[lone] -= scores[lone].max(axis=1, keepdims=True)
+    scores[silent] = -1.0
     # N is certain where nothing sounds, never chosen where chords can be told apart, and by a hair before the
     # first evidence (so a piece opening on a lone bass line does not open on a guess).
-    no_chord = np.where(silent, 1.0, np.where(evidence, -1.0, 1e-3))
-    return np.hstack([scores, no_chord[:, None]])
+    out[:, -1] = np.where(silent, 1.0, np.where(evidence, -1.0, 1e-3))
+    return out, evidence
 
 
 def _run_labels(states: np.ndarray, run_bass: np.ndarray) -> list[str]:

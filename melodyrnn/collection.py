@@ -21,9 +21,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from melodyrnn.chords import scores_to_chords
 from melodyrnn.encoding import EncodingConfig, Melody
 from melodyrnn.errors import DataError, MidiReadError, MissingExtraError, NoMelodyError, ScoreReadError
-from melodyrnn.extraction import ExtractionConfig, score_to_melodies
+from melodyrnn.extraction import ExtractionConfig, MelodyDraft, chord_changes, drafts_to_melodies, score_to_drafts
 from melodyrnn.midi_io import Score, read_midi
 from melodyrnn.scores import SCORE_SUFFIXES, read_scores
 from melodyrnn.tracks import choose_melody_tracks
@@ -118,50 +119,88 @@ class FileResult:
     melody_tracks: str = ""  # which track(s) the melodies came from and why, when the file had more than one
 
 
-def _process_file(job: tuple[str, str, dict, dict]) -> FileResult:
-    """Reads one file and extracts its melodies; never raises (a worker must not die on a bad file)."""
+@dataclass
+class _Pending:
+    """A file read and extracted, waiting for the chords of its scores: per score, its drafts, either its chord
+    changes or the index of its request for recognized chords, and the tracks taken as melody."""
+
+    result: FileResult
+    parts: list[tuple[Score, list[MelodyDraft], tuple | int, tuple[int, ...]]] = field(default_factory=list)
+
+
+def _process_files(jobs: list[tuple[str, str, dict, dict]]) -> list[FileResult]:
+    """Reads files and extracts their melodies, the chords of them all read at once (`scores_to_chords`); never
+    raises (a worker must not die on a bad file)."""
+    requests: list[tuple[Score, tuple[int, ...]]] = []
+    pending = [_draft_file(job, requests) for job in jobs]
+    recognized: list[tuple | None]
+    try:
+        recognized = list(scores_to_chords(requests))
+    except Exception:  # a bug triggered by one strange file must not cost the others their chords: one by one
+        recognized = [None] * len(requests)
+    return [_finish_file(p, recognized, job[2]) for p, job in zip(pending, jobs)]
+
+
+def _draft_file(job: tuple[str, str, dict, dict], requests: list) -> _Pending:
+    """Reads one file and extracts its melodies' drafts, adding to `requests` the scores whose chords must be
+    recognized; never raises (a file that fails is a result with its error)."""
     path, relative, config_dict, extraction_dict = job
-    result = FileResult(relative)
+    pending = _Pending(FileResult(relative))
+    result = pending.result
     try:
         scores, skipped = _read_file(path, relative)
         result.repairs = [re.sub(r"\d+", "N", r) for r in skipped + [r for s in scores for r in s.repairs]]
         config = EncodingConfig.from_dict(config_dict)
         extraction = ExtractionConfig.from_dict(extraction_dict)
-        melodies: list[Melody] = []
         for score in scores:  # one, but an ABC tune book holds many tunes
             choice = choose_melody_tracks(score, extraction.melody_tracks)
             if choice.had_choice and not result.melody_tracks:
                 result.melody_tracks = choice.summary()
-            melodies += score_to_melodies(score, config, extraction, result.stats, choice)
-        if not melodies:
+            drafts = score_to_drafts(score, config, extraction, result.stats, choice)
+            changes: tuple | int = ()
+            if drafts and extraction.chords == "auto":
+                if score.chord_symbols:
+                    changes = chord_changes(score, choice.taken, config, result.stats)
+                else:
+                    changes = len(requests)
+                    requests.append((score, choice.taken))
+            pending.parts.append((score, drafts, changes, choice.taken))
+        if not any(drafts for _, drafts, _, _ in pending.parts):
             has_notes = [t for score in scores for t in score.tracks if t.notes]
             if not has_notes:
                 raise NoMelodyError(relative, "the file has no notes")
             if all(t.is_drum for t in has_notes):
                 raise NoMelodyError(relative, "the file has only drum tracks")
             raise NoMelodyError(relative, "no melody passed the filters")
-        for m in melodies:
+    except Exception as err:
+        _record_error(result, err)
+        pending.parts = []
+    return pending
+
+
+def _finish_file(pending: _Pending, recognized: list, config_dict: dict) -> FileResult:
+    """The file's melodies from its drafts and chords; never raises."""
+    result = pending.result
+    try:
+        config = EncodingConfig.from_dict(config_dict)
+        for score, drafts, changes, taken in pending.parts:
+            if isinstance(changes, int):  # the request's chords; None if the batch failed: this file's own then
+                changes = chord_changes(score, taken, config, result.stats, recognized[changes])
             # Keep only what the cache stores, so a loaded melody equals the one extracted here.
-            result.melodies.append(
-                Melody(
-                    m.events,
-                    m.steps_per_quarter,
-                    m.tempos[:1],
-                    m.time_signatures[:1],
-                    m.velocity,
-                    m.program,
-                    relative,
-                    m.start_step,
-                    m.chords,
-                )
-            )
-    except (MidiReadError, ScoreReadError, NoMelodyError) as err:
-        result.error_type, result.reason = type(err).__name__, err.reason
-    except MissingExtraError as err:  # a score file, and music21 is not installed: the MIDI files still count
-        result.error_type, result.reason = "ScoreReadError", str(err)
-    except Exception as err:  # a bug triggered by a strange file must not stop a whole import
-        result.error_type, result.reason = "MidiReadError", f"unexpected {type(err).__name__}: {err}"
+            result.melodies += drafts_to_melodies(drafts, changes, config, result.path, first_maps_only=True)
+    except Exception as err:
+        _record_error(result, err)
+        result.melodies = []
     return result
+
+
+def _record_error(result: FileResult, err: Exception) -> None:
+    if isinstance(err, (MidiReadError, ScoreReadError, NoMelodyError)):
+        result.error_type, result.reason = type(err).__name__, err.reason
+    elif isinstance(err, MissingExtraError):  # a score file, and music21 is not installed: the MIDI files count
+        result.error_type, result.reason = "ScoreReadError", str(err)
+    else:  # a bug triggered by a strange file must not stop a whole import
+        result.error_type, result.reason = "MidiReadError", f"unexpected {type(err).__name__}: {err}"
 
 
 def _read_file(path: str, relative: str) -> tuple[list[Score], list[str]]:
@@ -178,6 +217,8 @@ def _read_file(path: str, relative: str) -> tuple[list[Score], list[str]]:
 #: Below this many files `workers=None` reads in the calling process: starting a worker process (a fresh
 #: interpreter importing numpy, symusic and melodyrnn) costs about a second, more than reading 100 songs.
 PARALLEL_FROM_FILES = 64
+# Files read and extracted together (see `_run_jobs`).
+_BATCH_FILES = 32
 
 
 def read_collection(
@@ -243,8 +284,13 @@ def read_collection(
 
 
 def _run_jobs(jobs: list, workers: int) -> Iterator[FileResult]:
+    # Files go in batches, whose chords are recognized together (`scores_to_chords`): a few dozen amortize its
+    # per-beat steps; with workers, small enough batches to keep them all busy to the end.
+    size = _BATCH_FILES if workers == 1 else max(1, min(_BATCH_FILES, len(jobs) // (8 * workers)))
+    batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     if workers == 1:
-        yield from map(_process_file, jobs)
+        for batch in batches:
+            yield from _process_files(batch)
         return
     # spawn, not fork: the parent may hold TensorFlow's threads, which do not survive a fork. An executor, not a
     # Pool: a worker that dies while starting (a script calling `prepare` at import time, without a main guard,
@@ -252,7 +298,8 @@ def _run_jobs(jobs: list, workers: int) -> Iterator[FileResult]:
     # workers for ever and never returns.
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        yield from executor.map(_process_file, jobs, chunksize=max(1, min(32, len(jobs) // (8 * workers))))
+        for results in executor.map(_process_files, batches):
+            yield from results
     except BrokenProcessPool as error:
         raise DataError(
             f"prepare's {workers} worker processes stopped before finishing. If you called prepare(workers={workers}) "

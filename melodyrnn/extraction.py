@@ -12,7 +12,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -158,6 +158,17 @@ def _monophonic(notes: _Line, policy: str) -> _Line | None:
     return line._replace(ends=np.array(ends, dtype=np.int64)[kept])
 
 
+class MelodyDraft(NamedTuple):
+    """A melody as extraction finds it, before its chords are read and it becomes a `Melody` (its fields)."""
+
+    events: np.ndarray  # int16 (steps,)
+    tempos: tuple[tuple[int, float], ...]
+    time_signatures: tuple[tuple[int, int, int], ...]
+    velocity: int
+    program: int
+    start_step: int
+
+
 def score_to_melodies(
     score: Score,
     config: EncodingConfig = EncodingConfig(),
@@ -187,8 +198,20 @@ def score_to_melodies(
     Raises:
         NoMelodyError: `extraction.melody_tracks` names a track or index the score does not have.
     """
-    spq = config.steps_per_quarter
     stats = stats if stats is not None else Counter()
+    choice = choice if choice is not None else choose_melody_tracks(score, extraction.melody_tracks)
+    drafts = score_to_drafts(score, config, extraction, stats, choice)
+    # Chords are read only for a score that gave melodies.
+    changes = chord_changes(score, choice.taken, config, stats) if drafts and extraction.chords == "auto" else ()
+    return drafts_to_melodies(drafts, changes, config, score.source)
+
+
+def score_to_drafts(
+    score: Score, config: EncodingConfig, extraction: ExtractionConfig, stats: Counter, choice: TrackChoice
+) -> list[MelodyDraft]:
+    """`score_to_melodies` without the chords, as drafts: what a caller reading many files extracts from each
+    before reading the chords of them all at once (`melodyrnn.chords.scores_to_chords`)."""
+    spq = config.steps_per_quarter
     tempos = [(int(round(q * spq)), qpm) for q, qpm in score.tempos]
     meters = [(int(round(q * spq)), n, d) for q, n, d in score.time_signatures]
     tempos = list({s: (s, q) for s, q in tempos}.values())  # later events at the same step win
@@ -196,9 +219,8 @@ def score_to_melodies(
     meter_map, tempo_map = _StepMap(meters), _StepMap(tempos)
     meter_steps = np.array([step for step, _, _ in meters])
     bar_lengths = np.array([steps_per_bar(spq, n, d) for _, n, d in meters], dtype=np.float64)
-    melodies: list[Melody] = []
+    drafts: list[MelodyDraft] = []
     bars = np.zeros(0, np.int64)
-    choice = choice if choice is not None else choose_melody_tracks(score, extraction.melody_tracks)
     for index, track in enumerate(score.tracks):
         if track.is_drum:
             stats["skip_drum_track"] += 1
@@ -223,23 +245,29 @@ def score_to_melodies(
             bars = _bar_starts(meters, spq, int(line.ends.max()))
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             segment = line.part(slice(lo, hi))
-            melody = _segment_to_melody(
-                segment, track.program, score.source, tempo_map, meter_map, bars, config, extraction, stats
-            )
-            if melody is not None:
-                melodies.append(melody)
-    # Chords are read only for a score that gave melodies; each melody gets those of its own steps, re-based.
-    changes = _chord_changes(score, choice.taken, spq, stats) if melodies and extraction.chords == "auto" else ()
-    if changes:
-        melodies = [replace(m, chords=slice_changes(changes, m.start_step, m.start_step + len(m))) for m in melodies]
-    return melodies
+            draft = _segment_to_draft(segment, track.program, tempo_map, meter_map, bars, config, extraction, stats)
+            if draft is not None:
+                drafts.append(draft)
+    return drafts
 
 
-def _chord_changes(score: Score, taken: Sequence[int], spq: int, stats: Counter) -> tuple[tuple[int, str], ...]:
+def chord_changes(
+    score: Score,
+    taken: Sequence[int],
+    config: EncodingConfig,
+    stats: Counter,
+    recognized: Sequence[tuple[float, str]] | None = None,
+) -> tuple[tuple[int, str], ...]:
     """The score's ``(step, label)`` chord changes: its chord symbols if it has any, else the chords its tracks
-    other than `taken` play. A symbol that is no Harte label is dropped and counted (the chord before it goes on)."""
+    other than `taken` play (`recognized`, when the caller has read them already with `score_to_chords`). A symbol
+    that is no Harte label is dropped and counted (the chord before it goes on)."""
+    spq = config.steps_per_quarter
+    if score.chord_symbols:
+        found: Sequence[tuple[float, str]] = score.chord_symbols
+    else:
+        found = recognized if recognized is not None else score_to_chords(score, exclude=taken)
     by_step: dict[int, str] = {}
-    for quarters, label in score.chord_symbols or score_to_chords(score, exclude=taken):
+    for quarters, label in found:
         try:
             by_step[int(round(quarters * spq))] = canonical_label(label)  # later symbols at the same step win
         except ChordLabelError:
@@ -248,9 +276,31 @@ def _chord_changes(score: Score, taken: Sequence[int], spq: int, stats: Counter)
     return tuple(c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1])
 
 
-def _segment_to_melody(
-    segment: _Line, program, source, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats
-) -> Melody | None:
+def drafts_to_melodies(
+    drafts: Sequence[MelodyDraft],
+    changes: Sequence[tuple[int, str]],
+    config: EncodingConfig,
+    source: str,
+    *,
+    first_maps_only: bool = False,
+) -> list[Melody]:
+    """The `Melody` of each draft, with the chords of `changes` over its steps (re-based to its first step).
+
+    Args:
+        first_maps_only: keep only the tempo and time signature at each melody's start (what a cache stores).
+    """
+    melodies = []
+    for d in drafts:
+        chords = slice_changes(changes, d.start_step, d.start_step + len(d.events)) if changes else ()
+        tempos, meters = (d.tempos[:1], d.time_signatures[:1]) if first_maps_only else (d.tempos, d.time_signatures)
+        spq = config.steps_per_quarter
+        melodies.append(Melody(d.events, spq, tempos, meters, d.velocity, d.program, source, d.start_step, chords))
+    return melodies
+
+
+def _segment_to_draft(
+    segment: _Line, program, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats
+) -> MelodyDraft | None:
     spq = config.steps_per_quarter
     last_end = int(segment.ends[-1])
     start = int(bars[np.searchsorted(bars, segment.starts[0], side="right") - 1])
@@ -285,15 +335,13 @@ def _segment_to_melody(
             stats["drop_out_of_range"] += 1
             return None
         stats["octave_shifted"] += 1
-    return Melody(
+    return MelodyDraft(
         _line_to_events(segment, shift, start, end - start),
-        steps_per_quarter=spq,
-        tempos=tempos.slice(start, end),
-        time_signatures=seg_meters,
-        velocity=int(np.median(segment.velocities)),
-        program=program,
-        source=source,
-        start_step=start,
+        tempos.slice(start, end),
+        seg_meters,
+        int(np.median(segment.velocities)),
+        program,
+        start,
     )
 
 

@@ -18,6 +18,7 @@ from melodyrnn.chords import (
     format_label,
     parse_label,
     score_to_chords,
+    scores_to_chords,
     slice_changes,
     transpose_label,
 )
@@ -170,6 +171,26 @@ def test_compound_meters_read_by_dotted_quarter_beats():
     score = _melody_and(notes)
     score.time_signatures = six_eight
     assert [label for _, label in score_to_chords(score, exclude=[0])] == ["C:maj", "F:maj", "G:7", "A:min", "N"]
+
+
+def test_scores_read_together_give_each_its_own_chords():
+    # Recognition in lockstep over scores of different lengths (shorter ones padded) changes no score's chords,
+    # and a score with no accompaniment or no evidence stays chordless among the others.
+    long = _melody_and(_chord_track_notes() + [(n[0], n[1] + 32.0, n[2] + 32.0) for n in _chord_track_notes()])
+    short = _melody_and(_chord_track_notes(PROGRESSION[:3]), program=24)
+    melody_only = read_midi(midi_bytes([note_track(scale_notes(8))]))
+    bass_only = _melody_and([(36 + root, bar * 4.0, bar * 4.0 + 4) for bar, (root, _) in enumerate(PROGRESSION)])
+    requests = [
+        (short, [0]),
+        (melody_only, [0]),
+        (long, [0]),
+        (bass_only, [0]),
+        (_melody_and(_chord_track_notes()), [0]),
+    ]
+    together = scores_to_chords(requests)
+    assert together == [score_to_chords(score, exclude) for score, exclude in requests]
+    assert together[4] == EXPECTED and together[1] == together[3] == ()
+    assert [label for _, label in together[0]] == ["C:maj", "F:maj", "G:7", "N"]
 
 
 def test_chord_arrays_round_trip_and_report_what_is_wrong():
