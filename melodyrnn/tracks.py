@@ -9,6 +9,7 @@ others count more, so a lying or missing name does not decide.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -148,17 +149,22 @@ def track_features(score: Score) -> dict[int, dict[str, float]]:
         mine = sounding[row]
         busy = mine & (others_top[row] >= 0)
         f["sounding_polyphony"] = float((grid.count[row] >= 2).sum() / max(1, mine.sum()))
-        f["on_top"] = float((grid.top[row][busy] >= others_top[row][busy]).mean()) if busy.any() else 1.0
-        f["at_bottom"] = float((grid.bottom[row][busy] <= others_bottom[row][busy]).mean()) if busy.any() else 0.0
+        # Shares as counts over sizes: the same numbers as `.mean()`, without its dtype machinery.
+        n_busy = np.count_nonzero(busy)
+        f["on_top"] = np.count_nonzero(grid.top[row][busy] >= others_top[row][busy]) / n_busy if n_busy else 1.0
+        f["at_bottom"] = (
+            np.count_nonzero(grid.bottom[row][busy] <= others_bottom[row][busy]) / n_busy if n_busy else 0.0
+        )
         f["sparse"] = float(max(0.0, 0.25 - mine.sum() / piece_steps) / 0.25)
         # An accompaniment line plays the harmony the other tracks sound; a tune adds passing and neighbour notes.
         at, pcs = onsets, pitches % 12
         heard = class_counts[pcs, at] - grid.classes[row, pcs, at]
         with_others = others_top[row][at] >= 0
-        consonant = float((heard[with_others] > 0).mean()) if with_others.any() else 0.0
+        n_with = np.count_nonzero(with_others)
+        consonant = np.count_nonzero(heard[with_others] > 0) / n_with if n_with else 0.0
         f["chord_tones"] = max(0.0, consonant - 0.8) / 0.2
         f["slow"] = float(grid.onset_count[row] / max(1, mine.sum()) * GRID_STEPS_PER_QUARTER < 0.5)
-        f.update(_name_features(track.name))
+        f.update(_name_features(track.name))  # copied: the cached dict is never changed
         f.update(_program_features(track.program))
         features[i] = f
     _add_rest_filling(features, pitched, grid, sounding)
@@ -198,25 +204,36 @@ class _Grid:
         self.bottom = np.full((tracks, end), 128, np.int16)
         self.count = np.zeros((tracks, end), np.int16)
         self.classes = np.zeros((tracks, 12, end), np.bool_)
-        self.onsets: list[np.ndarray] = []  # per track and note, the coarse step it starts in
-        self.fine_onsets: list[np.ndarray] = []  # per track and note, its onset on the fine onset grid
-        self.onset_count: list[int] = []  # per track, distinct fine onsets
-        for row, (pitches, start_quarters, end_quarters) in enumerate(notes):
-            # Step k sounds a note that covers its middle, (k + 0.5) / GRID; every note keeps at least its first.
-            starts = np.ceil(start_quarters * GRID_STEPS_PER_QUARTER - 0.5).astype(np.int64).clip(0, end - 2)
-            ends = np.maximum(np.ceil(end_quarters * GRID_STEPS_PER_QUARTER - 0.5).astype(np.int64), starts + 1)
-            lengths = ends - starts
-            # Every (note, step) the note sounds in, as flat arrays: one numpy pass instead of a loop per note.
-            steps = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
-            sounding = np.repeat(pitches, lengths).astype(np.int16)
-            np.maximum.at(self.top[row], steps, sounding)
-            np.minimum.at(self.bottom[row], steps, sounding)
-            self.count[row] = np.bincount(steps, minlength=end)[:end]
-            self.classes[row, sounding % 12, steps] = True
-            self.onsets.append(starts)
-            fine = np.rint(start_quarters * ONSET_STEPS_PER_QUARTER).astype(np.int64)
-            self.fine_onsets.append(fine)
-            self.onset_count.append(int(np.count_nonzero(np.diff(fine)) + 1) if fine.size else 0)
+        sizes = [p.size for p, _, _ in notes]
+        offsets = np.cumsum([0, *sizes])
+        pitches = np.concatenate([p for p, _, _ in notes]) if notes else np.zeros(0, np.int64)
+        start_quarters = np.concatenate([s for _, s, _ in notes]) if notes else np.zeros(0)
+        end_quarters = np.concatenate([e for _, _, e in notes]) if notes else np.zeros(0)
+        # All tracks in one pass: each note's row offsets its steps into the flattened (tracks, steps) grids.
+        # Step k sounds a note that covers its middle, (k + 0.5) / GRID; every note keeps at least its first.
+        starts = np.ceil(start_quarters * GRID_STEPS_PER_QUARTER - 0.5).astype(np.int64).clip(0, end - 2)
+        ends = np.maximum(np.ceil(end_quarters * GRID_STEPS_PER_QUARTER - 0.5).astype(np.int64), starts + 1)
+        lengths = ends - starts
+        # Every (note, step) the note sounds in, as flat arrays: one numpy pass instead of a loop per note.
+        steps = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        sounding = np.repeat(pitches, lengths).astype(np.int16)
+        rows = np.repeat(np.repeat(np.arange(tracks), sizes), lengths)
+        flat = rows * end + steps
+        np.maximum.at(self.top.reshape(-1), flat, sounding)
+        np.minimum.at(self.bottom.reshape(-1), flat, sounding)
+        self.count[:] = np.bincount(flat, minlength=tracks * end).reshape(tracks, end)
+        self.classes[rows, sounding % 12, steps] = True
+        bounds = offsets[1:-1].tolist()
+        #: per track and note, the coarse step it starts in
+        self.onsets: list[np.ndarray] = np.split(starts, bounds) if tracks else []
+        fine = np.rint(start_quarters * ONSET_STEPS_PER_QUARTER).astype(np.int64)
+        #: per track and note, its onset on the fine onset grid
+        self.fine_onsets: list[np.ndarray] = np.split(fine, bounds) if tracks else []
+        changes = np.concatenate([[0], np.cumsum(np.diff(fine) != 0)])
+        #: per track, distinct fine onsets
+        self.onset_count: list[int] = [
+            int(changes[hi - 1] - changes[lo]) + 1 if hi > lo else 0 for lo, hi in zip(offsets[:-1], offsets[1:])
+        ]
 
 
 def _max_of_others(values: np.ndarray) -> np.ndarray:
@@ -237,32 +254,42 @@ def _max_of_others(values: np.ndarray) -> np.ndarray:
 def _line_features(pitches: np.ndarray, onset_steps: np.ndarray) -> dict[str, float]:
     """Features of a track's top line (`pitches` and `onset_steps`, one per note, sorted by onset): chord
     strikes, stepwise motion, repeats, patterns and rhythm variety."""
-    steps, first = np.unique(onset_steps, return_index=True)
-    per_onset = np.diff(np.append(first, onset_steps.size))
-    chord_onsets = float((per_onset >= 2).mean()) if steps.size else 0.0
+    change = np.diff(onset_steps)
+    if np.any(change < 0):  # notes out of order (a hand-made track): the distinct onsets, sorted
+        steps, first = np.unique(onset_steps, return_index=True)
+    else:  # where sorted onsets change is where each distinct onset's notes start
+        first = np.flatnonzero(np.concatenate([[True], change != 0])) if onset_steps.size else change
+        steps = onset_steps[first]
+    per_onset = np.diff(first, append=onset_steps.size)
+    chord_onsets = np.count_nonzero(per_onset >= 2) / steps.size if steps.size else 0.0
     # The highest note struck at each onset step (notes are sorted by start; take the max per group).
     line = np.maximum.reduceat(pitches, first) if steps.size else pitches
     moves = np.abs(np.diff(line))
-    stepwise = float(((moves >= 1) & (moves <= 2)).sum() / max(1, (moves > 0).sum())) if moves.size else 0.0
-    repeated = float((moves == 0).mean()) if moves.size else 1.0
+    steps_moved = np.count_nonzero((moves >= 1) & (moves <= 2))
+    stepwise = steps_moved / max(1, int(np.count_nonzero(moves))) if moves.size else 0.0
+    repeated = (moves.size - np.count_nonzero(moves)) / moves.size if moves.size else 1.0
     # A riff or broken chord repeats a short pattern, often moved to each chord's root: equal pitches or equal
     # moves at a lag of 2-8 notes.
     head = line[:_PATTERN_NOTES]
-    periodic = max(_best_repeat(head), _best_repeat(np.diff(head)))
+    head_moves = np.diff(head)
+    periodic = max(_best_repeat(head), _best_repeat(head_moves))
     gaps = np.diff(steps)
     if gaps.size:
-        _, counts = np.unique(gaps, return_counts=True)
+        # The counts of each gap, in the order of the gaps' values (as np.unique gives them: the sum's order).
+        small = gaps.min() >= 0 and gaps.max() < 1 << 16
+        counts = np.bincount(gaps) if small else np.unique(gaps, return_counts=True)[1]
+        counts = counts[counts > 0]
         p = counts / counts.sum()
         entropy = float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: no -0.0 in reports
     else:
         entropy = 0.0
     return {
-        "chord_onsets": chord_onsets,
+        "chord_onsets": float(chord_onsets),
         "stepwise": stepwise,
         "repeated": max(0.0, repeated - 0.4) / 0.6,
         "rhythm_variety": min(entropy, 2.0) / 2.0,
         "periodic": max(0.0, periodic - 0.5) / 0.5,
-        "contour_periodic": max(0.0, _best_repeat(np.sign(np.diff(head))) - 0.7) / 0.3,
+        "contour_periodic": max(0.0, _best_repeat(np.sign(head_moves)) - 0.7) / 0.3,
     }
 
 
@@ -272,6 +299,7 @@ def _best_repeat(seq: np.ndarray) -> float:
     return max((np.count_nonzero(seq[k:] == seq[:-k]) / (seq.size - k) for k in lags), default=0.0)
 
 
+@functools.lru_cache(maxsize=4096)  # a collection repeats a few hundred names; three regexes a track add up
 def _name_features(name: str) -> dict[str, float]:
     # "track 3" is the reader's stand-in for a missing name: it says nothing.
     if re.fullmatch(r"\s*(track|trk|tr)?\s*\d*\s*", name, re.IGNORECASE):
