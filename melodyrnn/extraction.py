@@ -90,6 +90,8 @@ def _bar_starts(time_signatures: Sequence[tuple[int, int, int]], steps_per_quart
         past = np.flatnonzero(starts >= end_step)
         parts.append(starts[: past[0] + 1] if past.size else starts)  # one bar line at or past the end
     starts = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if starts.size and np.all(starts[1:] > starts[:-1]):  # rising already (the usual case): np.unique would sort
+        return starts
     return np.unique(starts) if starts.size else np.zeros(1, np.int64)
 
 
@@ -318,11 +320,12 @@ def _segment_to_draft(
         stats["drop_too_short"] += 1
         return None
     pitches = segment.pitches
-    if np.unique(pitches).size < extraction.min_unique_pitches:
+    lo, hi = int(pitches.min()), int(pitches.max())
+    distinct = np.count_nonzero(np.bincount(pitches - lo)) if hi - lo < 1024 else np.unique(pitches).size
+    if distinct < extraction.min_unique_pitches:
         stats["drop_too_few_pitches"] += 1
         return None
     shift = 0
-    lo, hi = int(pitches.min()), int(pitches.max())
     if lo < config.min_pitch or hi > config.max_pitch:
         if hi - lo > config.max_pitch - config.min_pitch:
             stats["drop_out_of_range"] += 1
@@ -339,10 +342,20 @@ def _segment_to_draft(
         _line_to_events(segment, shift, start, end - start),
         tempos.slice(start, end),
         seg_meters,
-        int(np.median(segment.velocities)),
+        _median_int(segment.velocities),
         program,
         start,
     )
+
+
+def _median_int(values: np.ndarray) -> int:
+    """`int(np.median(values))` of a non-empty int array, by one sort (np.median's partition costs more on short
+    arrays): the middle value, or the mean of the middle two, truncated."""
+    ordered = np.sort(values)
+    middle = ordered.size // 2
+    if ordered.size % 2:
+        return int(ordered[middle])
+    return int((int(ordered[middle - 1]) + int(ordered[middle])) / 2)
 
 
 def _line_to_events(line: _Line, shift: int, first_step: int, num_steps: int) -> np.ndarray:
