@@ -323,7 +323,9 @@ def _symusic_tracks(data: bytes, scanned: ScannedFile, tpq: int) -> list[Track] 
     except Exception:  # symusic refuses something mido may read: the exact reader decides
         return None
     played = [t for t in parsed.tracks if len(t.notes)]
-    groups, firsts = np.unique(scanned.note_group, return_index=True)
+    # The scan's notes are sorted by group: each group starts where the group number changes.
+    firsts = np.flatnonzero(np.diff(scanned.note_group, prepend=-1))
+    groups = scanned.note_group[firsts]
     if parsed.ticks_per_quarter != tpq or len(played) != groups.size:
         return None
     if not played:
