@@ -222,7 +222,8 @@ class _Grid:
         np.maximum.at(self.top.reshape(-1), flat, sounding)
         np.minimum.at(self.bottom.reshape(-1), flat, sounding)
         self.count[:] = np.bincount(flat, minlength=tracks * end).reshape(tracks, end)
-        self.classes[rows, sounding % 12, steps] = True
+        # One flat index, not three: numpy's fancy assignment costs several times more per extra index array.
+        self.classes.reshape(-1)[(rows * 12 + sounding % 12) * end + steps] = True
         bounds = offsets[1:-1].tolist()
         #: per track and note, the coarse step it starts in
         self.onsets: list[np.ndarray] = np.split(starts, bounds) if tracks else []
