@@ -3,8 +3,9 @@
 Songs are built by `arrangements.py` around training_data/ melodies: 3-12 tracks (melody, chords, bass, pads,
 drums, counter-melodies...) lasting 3-5 minutes, written once to a temporary folder. For each collection:
 files/s end to end with 1 and 2 worker processes (extraction's default `melody_tracks="auto"`, and "all"
-on the songs), the same split into reading and extracting in one process, and the raw parsers on the same
-bytes: symusic alone, mido alone, and `read_midi` (symusic checked by `midi_scan`, mido for what needs repairs).
+on the songs), the same split into stages in one process (reading, track choice, melodies, chords), and the raw
+parsers on the same bytes: symusic alone, mido alone, and `read_midi` (symusic checked by `midi_scan`, mido for
+what needs repairs).
 
 Variants alternate within one run (the machine is shared and noisy); the best of the repeats is kept beside
 the median. CPU seconds (`time.process_time`) are reported for the one-process measurements, which a busy
@@ -35,10 +36,12 @@ from pathlib import Path
 from arrangements import build_arrangements, melody_files
 from repo_paths import repo_relative
 
+from melodyrnn.chords import scores_to_chords
 from melodyrnn.collection import find_midi_files
 from melodyrnn.dataset import prepare
 from melodyrnn.extraction import ExtractionConfig, score_to_melodies
 from melodyrnn.midi_io import read_midi
+from melodyrnn.tracks import choose_melody_tracks
 
 
 def write_songs(folder: Path, count: int, seed: int = 7) -> dict:
@@ -69,6 +72,7 @@ def _rates(runs: dict[str, list[float]], files: int) -> dict:
             "seconds": [round(s, 3) for s in secs],
             "files_per_s_median": round(files / statistics.median(secs), 1),
             "files_per_s_best": round(files / min(secs), 1),
+            "ms_per_file_best": round(1000 * min(secs) / files, 3),
         }
         for name, secs in runs.items()
     }
@@ -101,18 +105,31 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def stages(root: Path, repeats: int, melody_tracks: str) -> dict:
-    """One process, CPU time: the raw parsers on the files' bytes, `read_midi`, and extraction of read scores."""
+    """One process, CPU time: the raw parsers on the files' bytes, `read_midi`, the stages of extraction of read
+    scores (track choice, melodies without chords, chords as `prepare` reads them: 32 files at a time), extraction
+    whole, one file at a time, and `prepare` end to end."""
     import mido
     import symusic
 
     blobs = [p.read_bytes() for p in find_midi_files(root)]
     scores = [read_midi(b) for b in blobs]
     extraction = ExtractionConfig(melody_tracks=melody_tracks)
+    no_chords = ExtractionConfig(melody_tracks=melody_tracks, chords="none")
+    choices = [choose_melody_tracks(s, melody_tracks) for s in scores]
+    requests = [(s, c.taken) for s, c in zip(scores, choices)]
     work: dict[str, Callable[[], object]] = {
         "symusic_parse": lambda: [symusic.Score.from_midi(b) for b in blobs],
         "mido_parse": lambda: [mido.MidiFile(file=io.BytesIO(b)) for b in blobs],
         "read_midi": lambda: [read_midi(b) for b in blobs],
+        "choose_tracks": lambda: [choose_melody_tracks(s, melody_tracks) for s in scores],
+        "melodies_without_chords": lambda: [
+            score_to_melodies(s, extraction=no_chords, choice=c) for s, c in zip(scores, choices)
+        ],
+        "chords_32_files_at_a_time": lambda: [
+            scores_to_chords(requests[i : i + 32]) for i in range(0, len(scores), 32)
+        ],
         f"extract_{melody_tracks}": lambda: [score_to_melodies(s, extraction=extraction) for s in scores],
+        "prepare_1_worker": lambda: prepare(root, workers=1, extraction=extraction, progress=False),
     }
     runs: dict[str, list[float]] = {name: [] for name in work}
     for _ in range(repeats):

@@ -413,7 +413,10 @@ def scores_to_chords(requests: Sequence[tuple[Score, Sequence[int]]]) -> list[tu
     weighted = {}
     for i, b in beats.items():
         # Score by score: one score's (beats, chords) arrays stay in the caches, where many together would not.
-        scores, evidence = _frame_scores(b.chroma, b.bass)
+        # A song repeats a few voicings all through: each distinct beat is matched once.
+        distinct, inverse = _distinct_rows(np.hstack([b.chroma, b.bass]))
+        scores, evidence = _frame_scores(distinct[:, :12], distinct[:, 12:])
+        scores, evidence = scores[inverse], evidence[inverse]
         if evidence.any():
             scores *= b.counts
             weighted[i] = scores
@@ -425,6 +428,26 @@ def scores_to_chords(requests: Sequence[tuple[Score, Sequence[int]]]) -> list[tu
         for i, path in zip(batch, _viterbi([weighted[i] for i in batch], SWITCH_PENALTY)):
             out[i] = _path_to_changes(beats[i], path)
     return out
+
+
+_PACK = 32 ** np.arange(12, dtype=np.int64)  # twelve counts below 32 in one int64
+
+
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a (frames, 24) array of whole-number counts and, per frame, the index of its row among
+    them (``distinct[inverse] == rows``). Counts of 32 or more (beats many samples long) keep every row."""
+    count = len(rows)
+    if not count or rows.max() >= 32:
+        return rows, np.arange(count)
+    counts = rows.astype(np.int64)
+    low, high = counts[:, :12] @ _PACK, counts[:, 12:] @ _PACK  # exact: one number per half row
+    order = np.lexsort((high, low))
+    low, high = low[order], high[order]
+    new = np.ones(count, bool)
+    new[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
+    inverse = np.empty(count, np.intp)
+    inverse[order] = np.cumsum(new) - 1
+    return rows[order[new]], inverse
 
 
 def _path_to_changes(beats: _Beats, path: np.ndarray) -> tuple[tuple[float, str], ...]:
