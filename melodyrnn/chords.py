@@ -8,6 +8,7 @@ per-melody chords into flat int arrays, so a cache stores them without pickle.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Sequence
@@ -168,8 +169,9 @@ def slice_changes(changes: Sequence[tuple], start: float, end: float) -> tuple:
     The change in force at `start` (if any) moves to 0; later ones keep their distance from `start`.
     """
     positions = [c[0] for c in changes]
-    first = int(np.searchsorted(positions, start, side="right")) - 1
-    later = [(p - start, label) for p, label in changes[first + 1 :] if p < end]
+    first = bisect.bisect_right(positions, start) - 1
+    stop = bisect.bisect_left(positions, end, lo=first + 1)  # the changes are sorted: only those before `end`
+    later = [(p - start, label) for p, label in changes[first + 1 : stop]]
     return (((0, changes[first][1]),) if first >= 0 else ()) + tuple(later)
 
 
