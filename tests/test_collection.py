@@ -181,3 +181,31 @@ def test_a_small_collection_holds_out_the_minimum_of_steps_but_never_more_than_i
     held = validation_files(tiny, 0.1)
     assert sum(tiny[p] for p in held) <= MAX_VALIDATION_SHARE * 2400
     assert len(tiny) - len(held) >= 6
+
+
+def _song_bytes(shift: int) -> bytes:
+    """A melody over a block-chord track (C, F, G, C a bar each, twice), moved up `shift` semitones."""
+    chords = []
+    for bar, root in enumerate([0, 5, 7, 0] * 2):
+        chords += [
+            (p + root + shift, bar * 4.0 + beat, bar * 4.0 + beat + 1) for beat in range(4) for p in (48, 52, 55)
+        ]
+    return midi_bytes([note_track(scale_notes(8, 72 + shift)), note_track(chords, channel=1, program=24)])
+
+
+def test_files_read_together_keep_their_own_chords_even_when_reading_them_together_fails(tmp_path, monkeypatch):
+    for shift in range(3):
+        (tmp_path / f"song{shift}.mid").write_bytes(_song_bytes(shift))
+    (tmp_path / "tune.mid").write_bytes(midi_bytes([note_track(scale_notes(8))]))  # no accompaniment: no chords
+    together = read_collection(tmp_path, EncodingConfig(), ExtractionConfig(), workers=1, progress=False)
+    assert [r.melodies[0].chords[:2] for r in together] == [
+        ((0, "C:maj"), (16, "F:maj")), ((0, "C#:maj"), (16, "F#:maj")), ((0, "D:maj"), (16, "G:maj")), ()
+    ]  # fmt: skip
+
+    def broken(requests):
+        raise RuntimeError("a bug")
+
+    # Each file then reads its own chords, and gets the same.
+    monkeypatch.setattr("melodyrnn.collection.scores_to_chords", broken)
+    alone = read_collection(tmp_path, EncodingConfig(), ExtractionConfig(), workers=1, progress=False)
+    assert [r.melodies for r in alone] == [r.melodies for r in together] and not any(r.error_type for r in alone)
