@@ -125,6 +125,7 @@ _SAMPLE_FLAGS = (
     "velocity",
     "chords",
     "chord_guidance",
+    "pickup",
 )
 
 
@@ -179,6 +180,13 @@ def _add_generate(sub) -> None:
         type=float,
         help=f"how strongly a chord-aware model follows --chords: 1 = as trained, higher = more chord tones, "
         f"0 = ignore them (default: {defaults.chord_guidance:g})",
+    )
+    p.add_argument(
+        "--pickup",
+        type=float,
+        metavar="CHANCE",
+        help="the chance that a melody without a primer opens with a pickup (silence, then notes before the first "
+        "bar line), 0-1 (default: as often as the model's training melodies did)",
     )
     p.add_argument("--program", type=int, help="General MIDI program 0-127")
     p.add_argument("--velocity", type=int)

@@ -5,8 +5,9 @@ primer through `model.step` (teacher forcing), then draws the remaining steps, c
 batched over melodies. `c` holds "primer" (int32 `(num_steps,)`), "primer_length", "allowed" (float32 `(vocab,)`:
 0 or -inf), "temperature", "top_k", "top_p", "log_penalty", "max_repeats" (`NO_CAP` for none), "seed",
 "steps_per_bar" and "conditions" (int32 `(num_steps, NUM_FIELDS)`: every step's meter and chord conditions, fed
-to a conditioned model at the step it predicts, indexed by the loop counter; other models ignore them), and with
-`Controls.guided` "guidance" (the weight of `ChordGuidance`). Start at `sample_loop`; `Sampler._run` builds and
+to a conditioned model at the step it predicts, indexed by the loop counter; other models ignore them), "pickup"
+(the chance an unprimed melody opens with silence) and with `Controls.guided` "guidance" (`ChordGuidance`'s
+weight). Start at `sample_loop`; `Sampler._run` builds and
 caches them.
 """
 
@@ -130,15 +131,22 @@ def _reorder(model, state, parents):
 
 
 def _first_tokens(model, controls: Controls, batch: int, c):
-    """With no primer, step 0 is a NOTE_ON drawn (under every control) from the model's prediction after one
-    NO_EVENT input on a throwaway state; the real state then starts at step 0, so bar positions line up."""
+    """With no primer, step 0 is silence (NO_EVENT) in the rows that open with a pickup, else a NOTE_ON drawn
+    (under every control) from the model's prediction after one NO_EVENT input on a throwaway state; the real
+    state then starts at step 0, so bar positions line up."""
     state = model.initial_state(batch, c["steps_per_bar"])
     logits, _ = model.step(tf.fill([batch], NO_EVENT_ID), state, _conditions_at(c, 0, batch))
     notes_only = tf.concat([tf.fill([NUM_SPECIAL], -math.inf), tf.zeros([controls.vocab_size - NUM_SPECIAL])], 0)
     no_note = tf.fill([batch], -1)
-    return controls.choose(
+    note = controls.choose(
         controls.constrain(logits + notes_only[None], no_note, tf.zeros([batch], tf.int32), c), c, tf.constant(0)
     )
+    # or silence, for a melody that opens with a pickup (c["pickup"]: the chance of one; greedy: if at least 0.5)
+    if controls.greedy:
+        silent = tf.fill([batch], c["pickup"] >= 0.5)
+    else:
+        silent = tf.random.stateless_uniform([batch], seed=tf.stack([c["seed"], tf.constant(-1)])) < c["pickup"]
+    return tf.where(silent, tf.fill([batch], NO_EVENT_ID), note)
 
 
 def _conditions_at(c, t, batch: int):
@@ -233,7 +241,8 @@ def beam_loop(
 # The dtype of each entry of the loops' tensor dict `c`.
 _DTYPES = {"primer": tf.int32, "primer_length": tf.int32, "allowed": tf.float32, "temperature": tf.float32,
            "top_k": tf.int32, "top_p": tf.float32, "log_penalty": tf.float32, "max_repeats": tf.int32,
-           "seed": tf.int32, "steps_per_bar": tf.int32, "conditions": tf.int32, "guidance": tf.float32}  # fmt: skip
+           "seed": tf.int32, "steps_per_bar": tf.int32, "conditions": tf.int32, "guidance": tf.float32,
+           "pickup": tf.float32}  # fmt: skip
 
 
 def run_loop(cache: dict, key: tuple, build: Callable[[], Callable], values: dict, jit_compile: bool) -> np.ndarray:

@@ -82,6 +82,11 @@ class SampleConfig(Config):
             chord a bar, repeated to the length asked for), "Am F | C G" (bars split), "Am:2 F:2" (beats), or
             ``(beat, chord)`` pairs (not repeated). A chord-aware model follows it; any model's melodies carry it
             in `Melody.chords`. A primer keeps its own chords where it has any.
+        pickup: the chance that a melody without a primer opens with a pickup, as most tunes do: step 0 is
+            silence and the model chooses when the first note comes (before the first full bar, in the data's
+            melodies); otherwise step 0 is a note on the downbeat. None: the share of the model's training melodies
+            that opened so (its bundle's ``metadata["data"]["pickup_share"]``; 0 for a bundle that does not record
+            it). Greedy decoding (temperature 0) opens with a pickup when the chance is at least 0.5.
         chord_guidance: how strongly a chord-aware model follows `chords`: 1 is the model as trained, higher
             leans each note further towards what the chords make likely (classifier-free guidance: the logits
             become ``withheld + chord_guidance * (given - withheld)``, the model run with the chords and without
@@ -112,6 +117,7 @@ class SampleConfig(Config):
     seed: int | None = None
     chords: str | tuple[tuple[float, str], ...] | None = None
     chord_guidance: float = DEFAULT_CHORD_GUIDANCE
+    pickup: float | None = None
 
     what: ClassVar[str] = "sample config"
     #: Length of a melody when neither `bars` nor `num_steps` is given.
@@ -177,6 +183,7 @@ class SampleConfig(Config):
         )
         check(self.seed is None or (is_int(self.seed) and self.seed >= 0), "seed", "an integer >= 0 or None")
         check(is_real(self.chord_guidance) and 0 <= self.chord_guidance <= 10, "chord_guidance", "a number in [0, 10]")
+        check(self.pickup is None or (is_real(self.pickup) and 0 <= self.pickup <= 1), "pickup", "in [0, 1] or None")
         if self.chords is not None:
             if not isinstance(self.chords, str):  # pairs, also as JSON's lists: a hashable tuple of tuples
                 check(isinstance(self.chords, (list, tuple)), "chords", "a progression string or (beat, chord) pairs")

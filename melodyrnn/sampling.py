@@ -69,6 +69,8 @@ class Sampler(GapFilling):
         self.encoding = bundle.encoding
         self.jit_compile = jit_compile
         self._compiled: dict[tuple, Any] = {}  # one compiled loop per shape of request
+        #: The share of the model's training melodies that open with a pickup (0 when its bundle does not say).
+        self.pickup_share = float((bundle.metadata.get("data") or {}).get("pickup_share", 0.0))
 
     # -- public ------------------------------------------------------------------------------------------------
 
@@ -88,10 +90,11 @@ class Sampler(GapFilling):
             steps: `SampleConfig.num_steps`.
             **options: any other `SampleConfig` field (`bars`, `temperature`, `top_k`, `top_p`, `key`,
                 `min_pitch`, `max_pitch`, `repetition_penalty`, `max_repeats`, `beam_size`, `branch_factor`,
-                `qpm`, `time_signature`, `program`, `velocity`, `seed`, `chords`), with its defaults there; `top_k`
-                or `top_p` None means off. A meter-aware model (`ModelConfig.condition_meter`) writes rhythm in
-                `time_signature` (or the primer's); a chord-aware one follows `chords` ("Am F C G", "Am F | C G",
-                "Am:2 F:2" or ``(beat, chord)`` pairs: `melodyrnn.sample_config.parse_progression`), and without
+                `qpm`, `time_signature`, `program`, `velocity`, `seed`, `chords`, `chord_guidance`, `pickup`), with
+                its defaults there; `top_k` or `top_p` None means off. A meter-aware model
+                (`ModelConfig.condition_meter`) writes rhythm in `time_signature` (or the primer's); a chord-aware
+                one follows `chords` ("Am F C G", "Am F | C G", "Am:2 F:2" or ``(beat, chord)`` pairs:
+                `melodyrnn.sample_config.parse_progression`), as closely as `chord_guidance` says, and without
                 them generates over "no chord". A model without chord conditioning ignores `chords` for its notes,
                 but its melodies still carry them, so backing tracks and lead sheets can play and print them.
 
@@ -161,6 +164,7 @@ class Sampler(GapFilling):
             "conditions": step_conditions(num_steps, enc.steps_per_quarter, metadata["time_signatures"], chords),
         }
         tensors["guidance"] = config.chord_guidance
+        tensors["pickup"] = self.pickup_share if config.pickup is None else config.pickup
         guided = (
             model_config.condition_chords and config.chord_guidance != 1 and any(label != "N" for _, label in chords)
         )

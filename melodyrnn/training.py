@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from melodyrnn import distribute
 from melodyrnn.baselines import format_baselines, score_baselines
 from melodyrnn.bundle import load_bundle
 from melodyrnn.conditioning import prepared_conditions
 from melodyrnn.dataset import PreparedData, prepare
+from melodyrnn.encoding import NUM_SPECIAL
 from melodyrnn.errors import DataError, MelodyRNNError
 from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.planning import Plan, Start, TrainConfig, choose_start, default_model_config, plan_run
@@ -139,9 +141,14 @@ def _resolve_data(data, cache: Path | None, progress: bool) -> tuple[PreparedDat
 
 
 def _data_metadata(data: PreparedData, source: str) -> dict:
+    train = data.indices("train")
+    firsts = data.tokens[data.offsets[train][data.lengths[train] > 0]]
     return {
         "source": source,
-        "train_melodies": int(data.indices("train").size),
+        # how many training melodies open with silence before their first note (a pickup): the sampler opens
+        # that share of unprimed melodies the same way (`SampleConfig.pickup`)
+        "pickup_share": round(float(np.mean(firsts < NUM_SPECIAL)), 4) if firsts.size else 0.0,
+        "train_melodies": int(train.size),
         "validation_melodies": int(data.indices("validation").size),
         "train_steps": int(data.lengths[data.indices("train")].sum()),
         "validation_fraction": data.validation_fraction,

@@ -367,6 +367,19 @@ def test_cli_generate_bad_input_prints_one_line(bundle_path, tmp_path, capsys):
     assert err == ["melodyrnn generate: error: `temperature` must be >= 0, got -1.0"]
 
 
+def test_cli_generate_opens_with_a_pickup_when_asked(bundle_path, tmp_path, capsys):
+    flags = ["generate", "--model", str(bundle_path), "-n", "2", "--bars", "2", "--seed", "1"]
+    assert main([*flags, "--pickup", "1", "-o", str(tmp_path / "pickup")]) == 0
+    assert main([*flags, "--pickup", "0", "-o", str(tmp_path / "downbeat")]) == 0
+    for folder, silent in (("pickup", True), ("downbeat", False)):
+        for path in sorted((tmp_path / folder).glob("*.mid")):
+            first = min(note.start for note in pretty_midi.PrettyMIDI(str(path)).instruments[0].notes)
+            assert (first > 0) == silent, (path, first)
+    capsys.readouterr()
+    assert main([*flags, "--pickup", "2", "-o", str(tmp_path / "bad")]) == 2
+    assert "`pickup` must be in [0, 1] or None, got 2.0" in capsys.readouterr().err
+
+
 def test_sample_metrics_command(bundle_path, tmp_path, capsys):
     melodyrnn.generate(3, model=bundle_path, bars=4, key="C major", seed=2, output=tmp_path / "samples")
     ref = tmp_path / "ref"

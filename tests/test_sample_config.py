@@ -85,6 +85,7 @@ def test_sample_config_modes():
         ({"program": 128}, r"`program` must be an integer in \[0, 127\] or None, got 128"),
         ({"velocity": 0}, r"`velocity` must be an integer in \[1, 127\] or None, got 0"),
         ({"seed": -1}, r"`seed` must be an integer >= 0 or None, got -1"),
+        ({"pickup": 1.5}, r"`pickup` must be in \[0, 1\] or None, got 1.5"),
         ({"chord_guidance": -0.5}, r"`chord_guidance` must be a number in \[0, 10\], got -0.5"),
         ({"chord_guidance": "strong"}, r"`chord_guidance` must be a number in \[0, 10\], got 'strong'"),
     ],

@@ -17,7 +17,15 @@ from test_sample_config import primer_file_bytes
 import melodyrnn
 from melodyrnn.bundle import Bundle, save_bundle
 from melodyrnn.dataset import PreparedData
-from melodyrnn.encoding import NO_EVENT_ID, NUM_SPECIAL, EncodingConfig, Melody, melody_to_midi, melody_to_tokens
+from melodyrnn.encoding import (
+    NO_EVENT,
+    NO_EVENT_ID,
+    NUM_SPECIAL,
+    EncodingConfig,
+    Melody,
+    melody_to_midi,
+    melody_to_tokens,
+)
 from melodyrnn.errors import BundleError, MelodyRNNError, OutOfRangeError
 from melodyrnn.model import ModelConfig, build_model
 from melodyrnn.sample_config import primer_to_melody
@@ -110,6 +118,24 @@ def test_compiled_loop_equals_slow_reference_without_primer(sampler):
     first = NUM_SPECIAL + int(np.argmax(logits[NUM_SPECIAL:]))
     out = sampler.generate(1, steps=36, temperature=0)
     assert _ids(out)[0].tolist() == _reference_greedy(sampler.model, [first], 36)
+
+
+def test_an_unprimed_melody_opens_with_a_pickup_as_often_as_asked(sampler, tmp_path):
+    def silent_openings(**options):
+        return [m.events[0] == NO_EVENT for m in sampler.generate(32, bars=2, seed=3, **options)]
+
+    assert not any(silent_openings())  # a bundle that does not record its data's openings: on the downbeat
+    assert all(silent_openings(pickup=1.0)) and not any(silent_openings(pickup=0.0))
+    half = silent_openings(pickup=0.5)
+    assert 4 < sum(half) < 28 and half == silent_openings(pickup=0.5)  # drawn per melody, reproducibly
+    assert all(silent_openings(pickup=0.6, temperature=0)) and not any(silent_openings(pickup=0.4, temperature=0))
+    assert all(m.events[0] == NO_EVENT for m in sampler.generate(2, bars=2, beam_size=2, pickup=1.0, seed=0))
+    primed = sampler.generate(4, bars=2, primer="C4", pickup=1.0, seed=0)
+    assert all(m.events[0] == 60 for m in primed)  # a primer opens the melody as it is
+    # a bundle that records its training melodies' openings is followed by default
+    bundle = melodyrnn.load_bundle(sampler.bundle.path, compile=False)
+    recorded = Bundle(bundle.model, bundle.model_config, bundle.encoding, {"data": {"pickup_share": 1.0}}, "")
+    assert all(m.events[0] == NO_EVENT for m in Sampler(recorded).generate(4, bars=2, seed=0))
 
 
 def test_top_k_1_equals_greedy(sampler):

@@ -22,7 +22,7 @@ import pytest
 import melodyrnn
 from melodyrnn.bundle import load_bundle
 from melodyrnn.dataset import PreparedData
-from melodyrnn.encoding import EncodingConfig
+from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig
 from melodyrnn.errors import BundleError, DataError, MelodyRNNError
 from melodyrnn.evaluation import evaluate, summarize
 from melodyrnn.model import ModelConfig
@@ -212,6 +212,8 @@ def test_bundle_metadata_describes_the_run(run, data):
     assert metadata["training"]["epoch"] == 4
     assert [row["epoch"] for row in metadata["training"]["history"]] == [0, 1, 2, 3, 4]
     assert metadata["data"]["train_melodies"] == data.indices("train").size
+    openings = [data.melody_tokens(i)[0] < NUM_SPECIAL for i in data.indices("train")]
+    assert metadata["data"]["pickup_share"] == round(float(np.mean(openings)), 4)
     assert metadata["data"]["report"]["melodies_kept"] == 8
     assert load_bundle(run.best_path, compile=False).metadata["training"]["epoch"] == run.best_epoch
 
