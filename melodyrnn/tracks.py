@@ -142,28 +142,33 @@ def track_features(score: Score) -> dict[int, dict[str, float]]:
     sounding = grid.count > 0
     piece_steps = max(1, int(sounding.any(axis=0).sum()))
     class_counts = grid.classes.sum(axis=0, dtype=np.int16)  # (12, steps): how many tracks sound each class
+    # What each track shares with the others, counted for all tracks at once (rows of the grid), then divided per
+    # track as plain ints: the same shares as a mean per track.
+    mine_steps = sounding.sum(axis=1).tolist()
+    polyphonic = (grid.count >= 2).sum(axis=1).tolist()
+    busy = sounding & (others_top >= 0)
+    n_busy = busy.sum(axis=1).tolist()
+    on_top = ((grid.top >= others_top) & busy).sum(axis=1).tolist()
+    at_bottom = ((grid.bottom <= others_bottom) & busy).sum(axis=1).tolist()
+    # An accompaniment line plays the harmony the other tracks sound; a tune adds passing and neighbour notes.
+    row_of = np.repeat(np.arange(len(pitched)), [notes[row][0].size for row in range(len(pitched))])
+    at = np.concatenate(grid.onsets) if pitched else np.zeros(0, np.int64)
+    pcs = np.concatenate([notes[row][0] for row in range(len(pitched))]) % 12 if pitched else at
+    heard = class_counts[pcs, at] - grid.classes[row_of, pcs, at]
+    with_others = others_top[row_of, at] >= 0
+    n_with = np.bincount(row_of[with_others], minlength=len(pitched)).tolist()
+    n_consonant = np.bincount(row_of[with_others & (heard > 0)], minlength=len(pitched)).tolist()
     features: dict[int, dict[str, float]] = {}
     for row, i in enumerate(pitched):
-        track, onsets, pitches = score.tracks[i], grid.onsets[row], notes[row][0]
-        f = _line_features(pitches, grid.fine_onsets[row])
-        mine = sounding[row]
-        busy = mine & (others_top[row] >= 0)
-        f["sounding_polyphony"] = float((grid.count[row] >= 2).sum() / max(1, mine.sum()))
-        # Shares as counts over sizes: the same numbers as `.mean()`, without its dtype machinery.
-        n_busy = np.count_nonzero(busy)
-        f["on_top"] = np.count_nonzero(grid.top[row][busy] >= others_top[row][busy]) / n_busy if n_busy else 1.0
-        f["at_bottom"] = (
-            np.count_nonzero(grid.bottom[row][busy] <= others_bottom[row][busy]) / n_busy if n_busy else 0.0
-        )
-        f["sparse"] = float(max(0.0, 0.25 - mine.sum() / piece_steps) / 0.25)
-        # An accompaniment line plays the harmony the other tracks sound; a tune adds passing and neighbour notes.
-        at, pcs = onsets, pitches % 12
-        heard = class_counts[pcs, at] - grid.classes[row, pcs, at]
-        with_others = others_top[row][at] >= 0
-        n_with = np.count_nonzero(with_others)
-        consonant = np.count_nonzero(heard[with_others] > 0) / n_with if n_with else 0.0
+        track = score.tracks[i]
+        f = _line_features(notes[row][0], grid.fine_onsets[row])
+        f["sounding_polyphony"] = polyphonic[row] / max(1, mine_steps[row])
+        f["on_top"] = on_top[row] / n_busy[row] if n_busy[row] else 1.0
+        f["at_bottom"] = at_bottom[row] / n_busy[row] if n_busy[row] else 0.0
+        f["sparse"] = max(0.0, 0.25 - mine_steps[row] / piece_steps) / 0.25
+        consonant = n_consonant[row] / n_with[row] if n_with[row] else 0.0
         f["chord_tones"] = max(0.0, consonant - 0.8) / 0.2
-        f["slow"] = float(grid.onset_count[row] / max(1, mine.sum()) * GRID_STEPS_PER_QUARTER < 0.5)
+        f["slow"] = float(grid.onset_count[row] / max(1, mine_steps[row]) * GRID_STEPS_PER_QUARTER < 0.5)
         f.update(_name_features(track.name))  # copied: the cached dict is never changed
         f.update(_program_features(track.program))
         features[i] = f
