@@ -80,16 +80,24 @@ def _bar_starts(time_signatures: Sequence[tuple[int, int, int]], steps_per_quart
     Includes the first bar line at or past `end_step`. A time-signature change restarts the bar grid
     where it occurs. Vectorized per meter: a long piece costs one `arange`, not a Python loop per bar.
     """
-    parts = []
+    if not time_signatures:
+        return np.zeros(1, np.int64)
+    meters = []  # (first step, steps per bar, bar lines to try, where the meter ends) per meter
     for i, (step, numerator, denominator) in enumerate(time_signatures):
         seg_end = time_signatures[i + 1][0] if i + 1 < len(time_signatures) else math.inf
         bar = steps_per_bar(steps_per_quarter, numerator, denominator)
         count = max(0, math.ceil((min(seg_end, end_step) - step) / bar)) + 2  # one past the end, plus rounding
-        starts = np.round(step + np.arange(count) * bar).astype(np.int64)
-        starts = starts[starts < seg_end]
-        past = np.flatnonzero(starts >= end_step)
-        parts.append(starts[: past[0] + 1] if past.size else starts)  # one bar line at or past the end
-    starts = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        meters.append((step, bar, count, seg_end))
+    steps, bars, counts, seg_ends = zip(*meters)
+    # Every meter's bar lines in one pass: the k-th of a meter lies k bars after its start.
+    meter = np.repeat(np.arange(len(counts)), counts)
+    k = np.arange(meter.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    starts = np.round(np.array(steps, np.int64)[meter] + k * np.array(bars, np.float64)[meter]).astype(np.int64)
+    inside = starts < np.array(seg_ends, np.float64)[meter]
+    starts, meter = starts[inside], meter[inside]
+    # Per meter, the bar lines before `end_step` and the first at or past it (they rise within a meter).
+    past = starts >= end_step
+    starts = starts[~past | ~np.concatenate([[False], past[:-1] & (meter[1:] == meter[:-1])])]
     if starts.size and np.all(starts[1:] > starts[:-1]):  # rising already (the usual case): np.unique would sort
         return starts
     return np.unique(starts) if starts.size else np.zeros(1, np.int64)
