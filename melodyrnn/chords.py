@@ -215,30 +215,30 @@ def _frame_starts(time_signatures: Sequence[tuple[float, int, int]], end_quarter
     return np.append(starts, max(end_quarters, starts[-1] + 1e-6))
 
 
-def _sample_profiles(pitches, starts, ends, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per sample: which pitch classes sound (float32 0/1, shape (samples, 12)) and the lowest one (one-hot,
-    shape (samples, 12), all zero where nothing sounds). Sample k sits at (k + 0.5) / SAMPLES_PER_QUARTER."""
+def _sample_profiles(pitches, starts, ends, num_samples: int) -> np.ndarray:
+    """Per sample, which pitch classes sound (columns 0-11) and which is the lowest sounding (columns 12-23, all
+    False where nothing sounds): bool, shape (samples, 24). Sample k sits at (k + 0.5) / SAMPLES_PER_QUARTER."""
     first = np.clip(np.ceil(starts * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)
     last = np.clip(np.ceil(ends * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)  # exclusive
     lengths = np.maximum(last - first, 0)
     if lengths.sum() > _MAX_PAIRS:  # long notes by the thousand: a dense sweep bounds the work by the samples
         return _dense_profiles(pitches, first, last, num_samples)
     note = np.repeat(np.arange(pitches.size), lengths)
-    sample = first[note] + np.arange(note.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    chroma = np.zeros((num_samples, 12), np.float32)
-    chroma.reshape(-1)[sample * 12 + pitches[note] % 12] = 1.0  # one flat index: cheaper than two
+    sample = np.repeat(first - np.cumsum(lengths) + lengths, lengths) + np.arange(note.size)
+    sounding = pitches[note]
+    profiles = np.zeros((num_samples, 24), bool)
+    flat = profiles.reshape(-1)  # one flat index: cheaper than two
+    flat[sample * 24 + sounding % 12] = True
     lowest = np.full(num_samples, 128, np.int64)
-    np.minimum.at(lowest, sample, pitches[note])
-    bass = np.zeros((num_samples, 12), np.float32)
+    np.minimum.at(lowest, sample, sounding)
     rows = np.flatnonzero(lowest < 128)
-    bass[rows, lowest[rows] % 12] = 1.0
-    return chroma, bass
+    flat[rows * 24 + 12 + lowest[rows] % 12] = True
+    return profiles
 
 
-def _dense_profiles(pitches, first, last, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def _dense_profiles(pitches, first, last, num_samples: int) -> np.ndarray:
     """`_sample_profiles` by a sweep over (samples, 128) in chunks, for notes given as sample ranges."""
-    chroma = np.zeros((num_samples, 12), np.float32)
-    bass = np.zeros((num_samples, 12), np.float32)
+    profiles = np.zeros((num_samples, 24), bool)
     order = np.argsort(first, kind="stable")
     first, last, pitches = first[order], last[order], pitches[order]
     open_until = np.maximum.accumulate(last) if last.size else last
@@ -256,10 +256,10 @@ def _dense_profiles(pitches, first, last, num_samples: int) -> tuple[np.ndarray,
         sounding = np.cumsum(counts, axis=0)[:-1] > 0
         folded = np.zeros((hi - lo, 132), bool)
         folded[:, :128] = sounding
-        chroma[lo:hi] = folded.reshape(hi - lo, 11, 12).any(axis=1)
+        profiles[lo:hi, :12] = folded.reshape(hi - lo, 11, 12).any(axis=1)
         rows = np.flatnonzero(sounding.any(axis=1))
-        bass[lo + rows, np.argmax(sounding[rows], axis=1) % 12] = 1.0
-    return chroma, bass
+        profiles[lo + rows, 12 + np.argmax(sounding[rows], axis=1) % 12] = True
+    return profiles
 
 
 def _templates() -> tuple[np.ndarray, list[Chord]]:
@@ -361,12 +361,12 @@ def _beats(score: Score, exclude: Sequence[int]) -> _Beats | None:
     end_quarters = float(ends.max())
     bounds = _frame_starts(score.time_signatures, end_quarters)
     num_samples = max(1, math.ceil(bounds[-1] * SAMPLES_PER_QUARTER))
-    chroma, bass = _sample_profiles(pitches, starts, ends, num_samples)
+    profiles = _sample_profiles(pitches, starts, ends, num_samples)
     # frame f holds the samples whose centre lies in [bounds[f], bounds[f + 1])
     cuts = np.clip(np.ceil(bounds * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)
     # Running counts of the 0/1 samples, in int32: exact, and several times faster to sum than floats.
     cumulative = np.zeros((num_samples + 1, 24), np.int32)
-    np.cumsum(np.hstack([chroma, bass]) != 0, axis=0, out=cumulative[1:])
+    np.cumsum(profiles, axis=0, out=cumulative[1:])
     frames = (cumulative[cuts[1:]] - cumulative[cuts[:-1]]).astype(np.float64)
     # Beats that repeat the beat before (a chord struck on every beat) are scored once, weighted by their count:
     # a best path never changes chord inside such a run.
