@@ -306,36 +306,48 @@ def _viterbi_one(scores: np.ndarray, penalty: float) -> np.ndarray:
 def _viterbi(scores: Sequence[np.ndarray], penalty: float) -> list[np.ndarray]:
     """`_viterbi_one` of each sequence, the sequences in lockstep: a Python step per frame serves them all.
 
-    The shorter sequences are padded with zero scores at their end, which changes no path: the best state at a
-    sequence's end stays best through the padding.
+    A sequence that has ended keeps its totals, which is what padding it with zero scores would come to: the best
+    state at its end stays best, and its path ends there.
 
     Args:
         scores: float64 arrays of shape (frames, states), the same states for all.
     """
     if len(scores) == 1:
         return [_viterbi_one(scores[0], penalty)]
-    lengths = [len(s) for s in scores]
-    count, steps = len(scores), max(lengths)
-    padded = np.zeros((steps, count, scores[0].shape[1]))
-    for i, s in enumerate(scores):
-        padded[: len(s), i] = s
+    order = sorted(range(len(scores)), key=lambda i: len(scores[i]))  # the ones still running are a suffix
+    lengths = np.array([len(scores[i]) for i in order])
+    count, steps = len(order), int(lengths[-1])
+    ended = np.searchsorted(lengths, np.arange(steps), side="right")  # per step, how many have ended before it
+    # Frame t of every sequence still running, side by side: the rows frames[offsets[t] : offsets[t + 1]].
+    offsets = np.concatenate([[0], np.cumsum(count - ended)])
+    frames = np.empty((int(offsets[-1]), scores[0].shape[1]))
+    for k, i in enumerate(order):
+        at = np.arange(len(scores[i]))
+        frames[offsets[at] + k - ended[at]] = scores[i]
     best = np.zeros((steps, count), np.intp)
-    stay = np.zeros(padded.shape, bool)
-    total = padded[0].copy()
+    stay = np.zeros((steps, count, frames.shape[1]), bool)
+    total = frames[:count].copy()
     rows = np.arange(count)
     for t in range(1, steps):
-        best[t] = b = total.argmax(axis=1)
-        switch = (total[rows, b] - penalty)[:, None]
-        np.greater_equal(total, switch, out=stay[t])
-        np.maximum(total, switch, out=total)
-        total += padded[t]
+        first = int(ended[t])
+        running = total[first:]
+        best[t, first:] = b = running.argmax(axis=1)
+        switch = (running[rows[: count - first], b] - penalty)[:, None]
+        np.greater_equal(running, switch, out=stay[t, first:])
+        np.maximum(running, switch, out=running)
+        running += frames[offsets[t] : offsets[t + 1]]
     state = total.argmax(axis=1)
     path = np.empty((steps, count), np.int64)
-    path[-1] = state
+    path[lengths - 1, rows] = state
     for t in range(steps - 1, 0, -1):
-        state = np.where(stay[t, rows, state], state, best[t])
-        path[t - 1] = state
-    return [path[:n, i] for i, n in enumerate(lengths)]
+        first = int(ended[t])
+        now = state[first:]
+        state[first:] = np.where(stay[t, first + rows[: count - first], now], now, best[t, first:])
+        path[t - 1, first:] = state[first:]
+    out: list[np.ndarray] = [np.zeros(0, np.int64)] * count
+    for k, i in enumerate(order):
+        out[i] = path[: lengths[k], k].copy()
+    return out
 
 
 class _Beats(NamedTuple):
