@@ -126,32 +126,38 @@ class _Pending:
 
     result: FileResult
     parts: list[tuple[Score, list[MelodyDraft], tuple | int, tuple[int, ...]]] = field(default_factory=list)
+    config: EncodingConfig | None = None
 
 
 def _process_files(jobs: list[tuple[str, str, dict, dict]]) -> list[FileResult]:
     """Reads files and extracts their melodies, the chords of them all read at once (`scores_to_chords`); never
     raises (a worker must not die on a bad file)."""
     requests: list[tuple[Score, tuple[int, ...]]] = []
-    pending = [_draft_file(job, requests) for job in jobs]
+    parsed: dict = {}  # the configs of the last job: the jobs of a collection share them, and checking them costs
+    pending = [_draft_file(job, requests, parsed) for job in jobs]
     recognized: list[tuple | None]
     try:
         recognized = list(scores_to_chords(requests))
     except Exception:  # a bug triggered by one strange file must not cost the others their chords: one by one
         recognized = [None] * len(requests)
-    return [_finish_file(p, recognized, job[2]) for p, job in zip(pending, jobs)]
+    return [_finish_file(p, recognized) for p in pending]
 
 
-def _draft_file(job: tuple[str, str, dict, dict], requests: list) -> _Pending:
+def _draft_file(job: tuple[str, str, dict, dict], requests: list, parsed: dict) -> _Pending:
     """Reads one file and extracts its melodies' drafts, adding to `requests` the scores whose chords must be
-    recognized; never raises (a file that fails is a result with its error)."""
+    recognized; never raises (a file that fails is a result with its error). `parsed` keeps the configs of the
+    last job's dicts."""
     path, relative, config_dict, extraction_dict = job
     pending = _Pending(FileResult(relative))
     result = pending.result
     try:
         scores, skipped = _read_file(path, relative)
         result.repairs = [re.sub(r"\d+", "N", r) for r in skipped + [r for s in scores for r in s.repairs]]
-        config = EncodingConfig.from_dict(config_dict)
-        extraction = ExtractionConfig.from_dict(extraction_dict)
+        if parsed.get("dicts") != (config_dict, extraction_dict):
+            parsed["configs"] = EncodingConfig.from_dict(config_dict), ExtractionConfig.from_dict(extraction_dict)
+            parsed["dicts"] = (config_dict, extraction_dict)
+        config, extraction = parsed["configs"]
+        pending.config = config
         for score in scores:  # one, but an ABC tune book holds many tunes
             choice = choose_melody_tracks(score, extraction.melody_tracks)
             if choice.had_choice and not result.melody_tracks:
@@ -178,12 +184,12 @@ def _draft_file(job: tuple[str, str, dict, dict], requests: list) -> _Pending:
     return pending
 
 
-def _finish_file(pending: _Pending, recognized: list, config_dict: dict) -> FileResult:
+def _finish_file(pending: _Pending, recognized: list) -> FileResult:
     """The file's melodies from its drafts and chords; never raises."""
-    result = pending.result
+    result, config = pending.result, pending.config
     try:
-        config = EncodingConfig.from_dict(config_dict)
         for score, drafts, changes, taken in pending.parts:
+            assert config is not None  # set with the parts
             if isinstance(changes, int):  # the request's chords; None if the batch failed: this file's own then
                 changes = chord_changes(score, taken, config, result.stats, recognized[changes])
             # Keep only what the cache stores, so a loaded melody equals the one extracted here.
