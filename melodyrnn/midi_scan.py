@@ -88,7 +88,7 @@ class _VariableInts:
         """int64 values of the numbers starting at positions `at` (the first four bytes of longer ones)."""
         b = self.b
         value = (b[at] & 0x7F).astype(np.int64)
-        longer = np.flatnonzero(self.length[at] > 1)  # most numbers (deltas, lengths) fit in one byte
+        longer = (self.length[at] > 1).nonzero()[0]  # most numbers (deltas, lengths) fit in one byte
         if longer.size:
             at, part = at[longer], value[longer]
             for k in range(1, 4):
@@ -112,7 +112,7 @@ def _find_events(
     status = b[status_at]
     one_data = (status < 0x80) | ((status & 0xE0) == 0xC0)  # running status is checked later, when it is known
     nxt = status_at + np.where(one_data, 2, 3)
-    special = np.flatnonzero(status >= 0xF0)
+    special = (status >= 0xF0).nonzero()[0]
     length_at = np.minimum(status_at[special] + np.where(status[special] == 0xFF, 2, 1), sentinel)
     payload_end = length_at + v.length[length_at] + v.value(length_at)
     system = (status[special] != 0xFF) & (status[special] != 0xF0) & (status[special] != 0xF7)
@@ -138,7 +138,9 @@ def _find_events(
     # interleaving each position with its jump keeps them in file order. Only a track's end repeats.
     found = np.array(walked, dtype=np.intp)
     for jump in reversed(jumps[:-1]):
-        found = np.stack([found, jump[found]], axis=1).ravel()
+        pairs = np.empty(2 * found.size, found.dtype)
+        pairs[0::2], pairs[1::2] = found, jump[found]
+        found = pairs
     track = np.searchsorted(ends, found, side="left")
     keep = found < ends[np.minimum(track, ends.size - 1)]  # drop the absorbing ends themselves
     return found[keep].astype(np.int64), track[keep]
@@ -161,24 +163,24 @@ def _decode(
         return None
     status_at = pos + v.length[pos]
     status = b[status_at].astype(np.int64)
-    if np.any((status >= 0xF1) & (status <= 0xFE)):
+    if ((status >= 0xF1) & (status <= 0xFE)).any():
         return None  # system common/real-time bytes inside a file: mido's business
     # mido's running status: the last status byte other than 0xFF in the same track.
     explicit = (status >= 0x80) & (status != 0xFF)
     last = np.maximum.accumulate(np.where(explicit, order, -1)) if count else order
     first_of_track = np.searchsorted(tracks, np.arange(n_tracks))
     running = status < 0x80
-    if np.any(running & (last < first_of_track[tracks])):
+    if (running & (last < first_of_track[tracks])).any():
         return None
     effective = np.where(running, status[np.maximum(last, 0)], status)
     kind = effective & 0xF0
     two_data = (kind >= 0x80) & (kind != 0xC0) & (kind != 0xD0) & (kind != 0xF0)
-    if np.any(running & ~two_data):
+    if (running & ~two_data).any():
         return None
     channel_event = (effective >= 0x80) & (effective < 0xF0)
     data_at = status_at + np.where(running, 0, 1)
     d1, d2 = b[data_at].astype(np.int64), b[data_at + 1].astype(np.int64)
-    if np.any(channel_event & ((d1 > 127) | (two_data & (d2 > 127)))):
+    if (channel_event & ((d1 > 127) | (two_data & (d2 > 127)))).any():
         return None
     deltas = v.value(pos)
     ticks = np.cumsum(deltas)
@@ -195,7 +197,7 @@ def _decode(
         return None
     note_off = channel_event & ((kind == 0x80) | ((kind == 0x90) & (d2 == 0)))
     groups = tracks * 16 + (effective & 0x0F)
-    notes = _pair_notes(np.flatnonzero(note_on | note_off), note_on, groups, d1, d2, ticks)
+    notes = _pair_notes((note_on | note_off).nonzero()[0], note_on, groups, d1, d2, ticks)
     if notes is None:
         return None
     programs = _group_programs(notes[0], notes[1], groups, channel_event & (kind == 0xC0), d1)
@@ -214,7 +216,7 @@ def _check_metas(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(event index, meta type, payload offset, payload length) of every meta event; None if mido would refuse
     one, a sysex payload holds a byte above 127, or there are more tempo and meter changes than allowed."""
-    meta_events = np.flatnonzero(status == 0xFF)
+    meta_events = (status == 0xFF).nonzero()[0]
     length_at = status_at[meta_events] + 2
     types = b[status_at[meta_events] + 1].astype(np.int64)
     lengths = v.value(length_at)
@@ -224,9 +226,9 @@ def _check_metas(
     minimum = np.zeros_like(types)
     for meta_type, shortest in _META_MIN_LENGTH.items():
         minimum[types == meta_type] = shortest
-    if np.any(lengths < minimum) or np.any(types == _SMPTE):
+    if (lengths < minimum).any() or (types == _SMPTE).any():
         return None
-    if np.any((types == _SEQUENCE_NUMBER) & (lengths == 1)):
+    if ((types == _SEQUENCE_NUMBER) & (lengths == 1)).any():
         return None
     for at in payload_at[types == _KEY_SIGNATURE].tolist():
         key = int(b[at]) - 256 * (b[at] > 127)
@@ -234,7 +236,7 @@ def _check_metas(
             return None
     if np.count_nonzero((types == _TEMPO) | (types == _TIME_SIGNATURE)) > max_map_events:
         return None
-    for at in np.flatnonzero((status == 0xF0) | (status == 0xF7)).tolist():
+    for at in ((status == 0xF0) | (status == 0xF7)).nonzero()[0].tolist():
         length_pos = status_at[at] + 1
         length = int(v.value(np.array([length_pos]))[0])
         if v.length[length_pos] > 4 or length > _MAX_MESSAGE_LENGTH:
@@ -273,15 +275,15 @@ def _pair_notes(
     key, events = key[by_key], note_events[by_key]
     ons, offs = events[0::2], events[1::2]
     # Strict alternation, key by key: every consecutive pair shares its key, opens with an on, closes with an off.
-    if np.any(key[0::2] != key[1::2]) or not np.all(note_on[ons]) or np.any(note_on[offs]):
+    if (key[0::2] != key[1::2]).any() or not note_on[ons].all() or note_on[offs].any():
         return None
-    if np.any(ticks[offs] <= ticks[ons]):
+    if (ticks[offs] <= ticks[ons]).any():
         return None
     partner = np.empty(note_on.size, dtype=np.int64)
     partner[ons] = offs
     is_on = np.zeros(note_on.size, dtype=bool)
     is_on[ons] = True
-    ons = np.flatnonzero(is_on)  # file order (by track, then tick), without a sort
+    ons = is_on.nonzero()[0]  # file order (by track, then tick), without a sort
     offs = partner[ons]
     order = sort_notes(groups[ons], ticks[ons], d1[ons])
     ons, offs = ons[order], offs[order]
@@ -297,12 +299,12 @@ def _group_programs(
     if not ons.size:
         return {}
     note_groups = groups[ons]  # sorted
-    first = np.flatnonzero(np.diff(note_groups, prepend=-1))
+    first = np.concatenate([[True], note_groups[1:] != note_groups[:-1]]).nonzero()[0]
     unique = note_groups[first]
     first_on = dict(zip(unique.tolist(), np.minimum.reduceat(ons, first).tolist()))
     last_off = dict(zip(unique.tolist(), np.maximum.reduceat(offs, first).tolist()))
     programs = dict.fromkeys(first_on, 0)
-    changes = np.flatnonzero(program_change)
+    changes = program_change.nonzero()[0]
     for event, group, program in zip(changes.tolist(), groups[changes].tolist(), d1[changes].tolist()):
         if group not in programs:
             continue
