@@ -149,12 +149,12 @@ def _monophonic(notes: _Line, policy: str) -> _Line | None:
     "highest": of notes struck together the highest is kept; a note struck under a sustained higher one is
     ignored; a note struck at or above a sustained one cuts it short.
     """
-    if not np.any(notes.starts[1:] < notes.ends[:-1]):
+    if not (notes.starts[1:] < notes.ends[:-1]).any():
         return notes
     if policy == "drop":
         return None
     # Only the highest note of each onset can be kept: the others start under it (or under what hides it).
-    tops = notes.part(np.flatnonzero(np.diff(notes.starts, prepend=-1)))
+    tops = notes.part(np.concatenate([notes.starts[:1] != -1, notes.starts[1:] != notes.starts[:-1]]).nonzero()[0])
     pitches, starts, ends = tops.pitches.tolist(), tops.starts.tolist(), tops.ends.tolist()
     kept = [0]
     for i in range(1, len(starts)):
@@ -247,7 +247,7 @@ def score_to_drafts(
         # Split at silences of `gap_bars` bars or more, in bars of the meter where the next note starts.
         meter_at = np.maximum(np.searchsorted(meter_steps, line.starts[1:], side="right") - 1, 0)
         gaps = line.starts[1:] - line.ends[:-1]
-        cuts = np.flatnonzero(gaps >= extraction.gap_bars * bar_lengths[meter_at]) + 1
+        cuts = (gaps >= extraction.gap_bars * bar_lengths[meter_at]).nonzero()[0] + 1
         bounds = [0, *cuts.tolist(), line.starts.size]
         # The bar lines once per score (again only for a track that ends later), not once per segment from
         # step 0 (which made sparse files quadratic); segments only look up to the first bar line past their end.
@@ -375,7 +375,7 @@ def _line_to_events(line: _Line, shift: int, first_step: int, num_steps: int) ->
     starts, ends = line.starts - first_step, line.ends - first_step
     inside = starts < num_steps
     events[starts[inside]] = line.pitches[inside] + shift
-    rest_follows = (ends < np.append(starts[1:], num_steps)) & (ends < num_steps)
+    rest_follows = (ends < np.concatenate([starts[1:], [num_steps]])) & (ends < num_steps)
     events[ends[inside & rest_follows]] = NOTE_OFF
     return events
 
