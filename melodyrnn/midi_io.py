@@ -324,7 +324,8 @@ def _symusic_tracks(data: bytes, scanned: ScannedFile, tpq: int) -> list[Track] 
         return None
     played = [t for t in parsed.tracks if len(t.notes)]
     # The scan's notes are sorted by group: each group starts where the group number changes.
-    firsts = np.flatnonzero(np.diff(scanned.note_group, prepend=-1))
+    note_group = scanned.note_group
+    firsts = np.concatenate([note_group[:1] >= 0, note_group[1:] != note_group[:-1]]).nonzero()[0]
     groups = scanned.note_group[firsts]
     if parsed.ticks_per_quarter != tpq or len(played) != groups.size:
         return None
