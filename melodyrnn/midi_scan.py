@@ -87,13 +87,16 @@ class _VariableInts:
     def value(self, at: np.ndarray) -> np.ndarray:
         """int64 values of the numbers starting at positions `at` (the first four bytes of longer ones)."""
         b = self.b
-        value = (b[at] & 0x7F).astype(np.int64)
-        longer = (self.length[at] > 1).nonzero()[0]  # most numbers (deltas, lengths) fit in one byte
+        value = (b.take(at) & 0x7F).astype(np.int64)
+        length = self.length.take(at)
+        longer = (length > 1).nonzero()[0]  # most numbers (deltas, lengths) fit in one byte
         if longer.size:
-            at, part = at[longer], value[longer]
-            for k in range(1, 4):
-                more = self.length[at] > k
-                part = np.where(more, (part << 7) | (b[np.minimum(at + k, b.size - 1)] & 0x7F), part)
+            at, part, length = at[longer], value[longer], length[longer]
+            for k in range(1, 4):  # byte k of the numbers that have one, fewer at each step
+                more = (length > k).nonzero()[0]
+                if not more.size:
+                    break
+                part[more] = (part[more] << 7) | (b.take(np.minimum(at[more] + k, b.size - 1)) & 0x7F)
             value[longer] = part
         return value
 
