@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from melodyrnn.conditioning import CHANGE, CHORD, MAX_CHANGE
+from melodyrnn.conditioning import CHANGE, CHORD, MAX_CHANGE, POSITION
 from melodyrnn.encoding import NO_EVENT_ID, NUM_SPECIAL
 
 __all__ = ["NO_CAP", "ChordGuidance", "Controls", "beam_loop", "run_loop", "sample_loop"]
@@ -149,6 +149,16 @@ def _first_tokens(model, controls: Controls, batch: int, c):
     return tf.where(silent, tf.fill([batch], NO_EVENT_ID), note)
 
 
+def _first_note_due(controls: Controls, logits, last_id, t, c, num_steps: int):
+    """A melody that opened with a pickup has its first note by the last step of its first bar (as the data's
+    melodies do; the model waits longer now and then) or of the melody: there, rows still silent (no NOTE_ON yet,
+    `last_id` -1) may only draw a NOTE_ON."""
+    following = tf.minimum(t + 1, num_steps - 1)
+    due = (t + 1 >= num_steps) | tf.equal(c["conditions"][following, POSITION], 0)
+    specials = tf.range(controls.vocab_size) < NUM_SPECIAL
+    return tf.where((tf.equal(last_id, -1) & due)[:, None] & specials[None, :], -math.inf, logits)
+
+
 def _conditions_at(c, t, batch: int):
     """int32 `(batch, NUM_FIELDS)`: the conditions of step `t`, the one the model predicts, for every row."""
     row = c["conditions"][t]
@@ -168,7 +178,10 @@ def sample_loop(model, controls: Controls, batch: int, num_steps: int, has_prime
 
         def body(t, ids, state, last_id, runs, tokens):
             logits, state = net.step(ids, state, _conditions_at(c, t, batch))
-            drawn = controls.choose(controls.constrain(logits, last_id, runs, c), c, t)
+            constrained = controls.constrain(logits, last_id, runs, c)
+            if not has_primer:
+                constrained = _first_note_due(controls, constrained, last_id, t, c, num_steps)
+            drawn = controls.choose(constrained, c, t)
             # teacher forcing through the primer: its steps are fed, never drawn
             ids = tf.where(t < c["primer_length"], tf.fill([batch], primer[t]), drawn)
             last_id, runs = _update_runs(last_id, runs, ids)
@@ -206,6 +219,8 @@ def beam_loop(
         def body(t, ids, state, last_id, runs, history, scores):
             logits, state = net.step(ids, state, _conditions_at(c, t, rows))
             constrained = controls.constrain(logits, last_id, runs, c)
+            if not has_primer:
+                constrained = _first_note_due(controls, constrained, last_id, t, c, num_steps)
             log_probs = tf.nn.log_softmax(constrained, axis=-1)
             if controls.greedy:
                 picked, candidates = tf.math.top_k(constrained, k=f)

@@ -83,8 +83,8 @@ class SampleConfig(Config):
             ``(beat, chord)`` pairs (not repeated). A chord-aware model follows it; any model's melodies carry it
             in `Melody.chords`. A primer keeps its own chords where it has any.
         pickup: the chance that a melody without a primer opens with a pickup, as most tunes do: step 0 is
-            silence and the model chooses when the first note comes (before the first full bar, in the data's
-            melodies); otherwise step 0 is a note on the downbeat. None: the share of the model's training melodies
+            silence and the model chooses when the first note comes (by the last step of the first bar at the
+            latest); otherwise step 0 is a note on the downbeat. None: the share of the model's training melodies
             that opened so (its bundle's ``metadata["data"]["pickup_share"]``; 0 for a bundle that does not record
             it). Greedy decoding (temperature 0) opens with a pickup when the chance is at least 0.5.
         chord_guidance: how strongly a chord-aware model follows `chords`: 1 is the model as trained, higher

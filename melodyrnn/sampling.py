@@ -164,7 +164,8 @@ class Sampler(GapFilling):
             "conditions": step_conditions(num_steps, enc.steps_per_quarter, metadata["time_signatures"], chords),
         }
         tensors["guidance"] = config.chord_guidance
-        tensors["pickup"] = self.pickup_share if config.pickup is None else config.pickup
+        pickup = self.pickup_share if config.pickup is None else config.pickup
+        tensors["pickup"] = pickup if num_steps > 1 else 0.0  # a melody of one step is its note
         guided = (
             model_config.condition_chords and config.chord_guidance != 1 and any(label != "N" for _, label in chords)
         )

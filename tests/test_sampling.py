@@ -130,6 +130,12 @@ def test_an_unprimed_melody_opens_with_a_pickup_as_often_as_asked(sampler, tmp_p
     assert 4 < sum(half) < 28 and half == silent_openings(pickup=0.5)  # drawn per melody, reproducibly
     assert all(silent_openings(pickup=0.6, temperature=0)) and not any(silent_openings(pickup=0.4, temperature=0))
     assert all(m.events[0] == NO_EVENT for m in sampler.generate(2, bars=2, beam_size=2, pickup=1.0, seed=0))
+    # the first note comes by the last step of the first bar (of 3/4 here: 12 steps), or of a shorter melody
+    for options in ({"temperature": 1.5}, {"temperature": 0}, {"beam_size": 2}):
+        for m in sampler.generate(16, bars=2, time_signature=(3, 4), pickup=1.0, seed=4, **options):
+            assert m.events[0] == NO_EVENT and 0 < np.flatnonzero(m.events >= 0)[0] < 12
+    assert all((m.events >= 0).sum() > 0 for m in sampler.generate(8, steps=2, pickup=1.0, seed=0))
+    assert all(m.events[0] >= 0 for m in sampler.generate(4, steps=1, pickup=1.0, seed=0))
     primed = sampler.generate(4, bars=2, primer="C4", pickup=1.0, seed=0)
     assert all(m.events[0] == 60 for m in primed)  # a primer opens the melody as it is
     # a bundle that records its training melodies' openings is followed by default
