@@ -23,7 +23,7 @@ import numpy as np
 from keras import ops
 
 from melodyrnn.bundle import load_task_bundle, read_bundle_task, save_task_bundle
-from melodyrnn.conditioning import NUM_FIELDS, step_conditions
+from melodyrnn.conditioning import CHORD, NUM_FIELDS, step_conditions
 from melodyrnn.configs import config_from_dict
 from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loop
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens
@@ -337,8 +337,9 @@ class InfillModel(GapFilling):
             melody, start_bar, end_bar, n: as `melodyrnn.gaps.GapFilling.infill`.
             candidates: accepted for a melody model's calls and checked; the trained model needs no candidates.
             **sampling: `temperature`, `top_k`, `top_p`, `key`, `min_pitch`, `max_pitch`, `repetition_penalty`,
-                `max_repeats`, `beam_size`, `branch_factor`, `seed`, and `chords` (a progression from the
-                melody's first step, which the gap follows instead of the melody's own chords).
+                `max_repeats`, `beam_size`, `branch_factor`, `seed`, `chords` (a progression from the melody's
+                first step, which the gap follows instead of the melody's own chords) and `chord_guidance` (how
+                closely the gap follows the chords in force over it, as for `Sampler.generate`).
 
         Returns:
             `n` `Melody` objects as long as `melody`.
@@ -365,12 +366,14 @@ class InfillModel(GapFilling):
         primer[:gap_offset] = sequence[:gap_offset]
         rows = np.zeros((steps, GAP_COLUMN + 1), np.int32)  # steps after the gap (dropped) read the defaults
         rows[: len(conditions)] = conditions
-        ids = self._run(config, steps, primer, gap_offset, rows)
+        # like Sampler: chord guidance only where the gap has chords to follow
+        guided = config.chord_guidance != 1 and bool(conditions[gap_offset:, CHORD].any())
+        ids = self._run(config, steps, primer, gap_offset, rows, guided)
         return [splice(melody, start, row[gap_offset : gap_offset + end - start], self.encoding) for row in ids]
 
-    def _run(self, config: SampleConfig, steps: int, primer: np.ndarray, primer_length: int, conditions) -> np.ndarray:
+    def _run(self, config: SampleConfig, steps: int, primer, primer_length: int, conditions, guided: bool):
         vocab = self.model.config.vocab_size
-        controls = Controls(vocab, config.greedy, config.top_k > 0 or config.top_p < 1)
+        controls = Controls(vocab, config.greedy, config.top_k > 0 or config.top_p < 1, guided)
         tensors = {
             "primer": primer,
             "primer_length": primer_length,
@@ -383,8 +386,9 @@ class InfillModel(GapFilling):
             "seed": config.seed,
             "steps_per_bar": self.model.config.steps_per_bar,
             "conditions": conditions,
+            "guidance": config.chord_guidance,
         }
-        n, flags = config.num_melodies, (controls.greedy, controls.filtered)
+        n, flags = config.num_melodies, (controls.greedy, controls.filtered, guided)
         if config.uses_beam_search:
             b, f = config.beam_size, config.branch_factor
             key: tuple = ("beam", n, b, f, steps, *flags)

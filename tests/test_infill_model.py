@@ -253,7 +253,7 @@ def test_same_seed_same_versions_and_temperature_zero_is_argmax(filler):
     melody = song()
     first, again = filler.infill(melody, 2, 4, 2, seed=9), filler.infill(melody, 2, 4, 2, seed=9)
     assert all(np.array_equal(a.events, b.events) for a, b in zip(first, again))
-    greedy = filler.infill(melody, 2, 4, 1, temperature=0)[0]
+    greedy = filler.infill(melody, 2, 4, 1, temperature=0, chord_guidance=1)[0]  # the model as trained
     sequence, gap_offset, _ = infill_sequence(melody_to_tokens(greedy, ENC), bar_lines(melody), 2, 4, ENC)
     rows = infill_conditions(steps_of(melody), bar_lines(melody), 2, 4)
     # each greedy gap step is the argmax of one full call over the finished sequence at the step before it
@@ -290,8 +290,9 @@ def test_the_gap_follows_the_chords_asked_for_and_the_melody_keeps_its_own(fille
     assert np.all(asked[gap_offset:, CHORD] == chord_id("F:maj"))
     assert np.array_equal(asked[:gap_offset], own[:gap_offset])
     assert np.array_equal(asked[:, POSITION], own[:, POSITION])
-    for version in filler.infill(melody, 2, 4, 2, seed=3, chords="F"):
-        assert_kept(version, melody, int(lines[2]), int(lines[4]))
+    for guidance in (1, 3):
+        for version in filler.infill(melody, 2, 4, 2, seed=3, chords="F", chord_guidance=guidance):
+            assert_kept(version, melody, int(lines[2]), int(lines[4]))
 
 
 def test_bad_requests_are_refused(filler):
