@@ -303,8 +303,12 @@ def _line_features(pitches: np.ndarray, onset_steps: np.ndarray) -> dict[str, fl
 
 def _best_repeat(seq: np.ndarray) -> float:
     """The largest share of elements equal to the one 2-8 places earlier (0 for short sequences)."""
-    lags = [k for k in range(2, 9) if seq.size > 2 * k]
-    return max((np.count_nonzero(seq[k:] == seq[:-k]) / (seq.size - k) for k in lags), default=0.0)
+    best = 0.0
+    for k in range(2, 9):
+        if seq.size <= 2 * k:  # too short for this lag, and for the longer ones
+            break
+        best = max(best, np.count_nonzero(seq[k:] == seq[:-k]) / (seq.size - k))
+    return best
 
 
 @functools.lru_cache(maxsize=4096)  # a collection repeats a few hundred names; three regexes a track add up
