@@ -7,8 +7,7 @@ batched over melodies. `c` holds "primer" (int32 `(num_steps,)`), "primer_length
 "steps_per_bar" and "conditions" (int32 `(num_steps, NUM_FIELDS)`: every step's meter and chord conditions, fed
 to a conditioned model at the step it predicts, indexed by the loop counter; other models ignore them), "pickup"
 (the chance an unprimed melody opens with silence) and with `Controls.guided` "guidance" (`ChordGuidance`'s
-weight). Start at `sample_loop`; `Sampler._run` builds and
-caches them.
+weight). Start at `sample_loop`; `Sampler._run` builds and caches them.
 """
 
 from __future__ import annotations

@@ -162,10 +162,10 @@ class Sampler(GapFilling):
             "steps_per_bar": bar,
             # every step's meter and chords, computed once here: the compiled loop indexes them by step
             "conditions": step_conditions(num_steps, enc.steps_per_quarter, metadata["time_signatures"], chords),
+            "guidance": config.chord_guidance,
+            # the chance of opening with a pickup; a melody of one step is its note
+            "pickup": (self.pickup_share if config.pickup is None else config.pickup) if num_steps > 1 else 0.0,
         }
-        tensors["guidance"] = config.chord_guidance
-        pickup = self.pickup_share if config.pickup is None else config.pickup
-        tensors["pickup"] = pickup if num_steps > 1 else 0.0  # a melody of one step is its note
         guided = (
             model_config.condition_chords and config.chord_guidance != 1 and any(label != "N" for _, label in chords)
         )
