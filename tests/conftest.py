@@ -100,6 +100,15 @@ def messy_folder(tmp_path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def trained_tiny_bundle(tmp_path_factory) -> Path:
+    """`test_sampling.train_tiny_bundle`'s model (seconds of training on fixed melodies), trained once for every
+    module that samples from it: the same seed gives the same weights, so sharing it changes no test."""
+    from test_sampling import train_tiny_bundle
+
+    return train_tiny_bundle(tmp_path_factory.mktemp("trained") / "tiny.melodyrnn")
+
+
 # -- the app's tests (test_app.py, test_app_scores.py) ---------------------------------------------------
 
 

@@ -18,7 +18,7 @@ import pretty_midi
 import pytest
 import test_evaluation
 from conftest import midi_bytes, note_track, scale_notes
-from test_sampling import _training_melodies, train_tiny_bundle
+from test_sampling import _training_melodies
 from test_training import TINY_FLAGS, tiny_melodies
 
 import melodyrnn
@@ -318,8 +318,8 @@ def test_sigkill_mid_epoch_leaves_a_loadable_bundle_and_resume_continues(cache, 
 
 
 @pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
-    return train_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn")
+def bundle_path(trained_tiny_bundle):
+    return trained_tiny_bundle
 
 
 def _generate_args(bundle_path, out) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import music21
 import pytest
-from test_sampling import train_tiny_bundle
 
 import melodyrnn
 from melodyrnn.cli import main
@@ -13,8 +12,8 @@ from melodyrnn.notation import melody_to_abc, melody_to_musicxml
 
 
 @pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
-    return train_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn")
+def bundle_path(trained_tiny_bundle):
+    return trained_tiny_bundle
 
 
 def test_one_liner_writes_the_formats_asked_for_in_the_key_asked_for(bundle_path, tmp_path):

@@ -76,8 +76,8 @@ def train_tiny_bundle(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
-    return train_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny.melodyrnn")
+def bundle_path(trained_tiny_bundle):
+    return trained_tiny_bundle
 
 
 @pytest.fixture(scope="module")
