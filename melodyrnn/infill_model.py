@@ -52,6 +52,7 @@ __all__ = [
     "MAX_STEPS_LEFT",
     "InfillModel",
     "InfillNetwork",
+    "context_layout",
     "infill_conditions",
     "infill_model_for",
     "infill_sequence",
@@ -89,7 +90,7 @@ def separator_id(encoding: EncodingConfig, gap_bars: int) -> int:
     return encoding.vocab_size + min(max(int(gap_bars), 1), MAX_GAP_BARS) - 1
 
 
-def _layout(lines: np.ndarray, start_bar: int, end_bar: int) -> tuple[int, int, int, int]:
+def context_layout(lines: np.ndarray, start_bar: int, end_bar: int) -> tuple[int, int, int, int]:
     """`(prefix_start, start, end, suffix_end)` in steps: the context the model reads around the gap."""
     start, end = int(lines[start_bar]), int(lines[end_bar])
     bars = len(lines) - 1
@@ -116,7 +117,7 @@ def infill_sequence(tokens: np.ndarray, lines: np.ndarray, start_bar: int, end_b
         the gap and the prefix at most `PREFIX_BARS` bars (`PREFIX_STEPS` steps, cut at a bar line) before it;
         the gap starts at `gap_offset` and the prefix at `prefix_offset`.
     """
-    prefix_start, start, end, suffix_end = _layout(lines, start_bar, end_bar)
+    prefix_start, start, end, suffix_end = context_layout(lines, start_bar, end_bar)
     sep = np.array([separator_id(encoding, end_bar - start_bar)], np.int32)
     suffix, prefix, gap = tokens[end:suffix_end], tokens[prefix_start:start], tokens[start:end]
     sequence = np.concatenate([suffix, sep, prefix, gap]).astype(np.int32)
@@ -136,7 +137,7 @@ def infill_conditions(conditions: np.ndarray, lines: np.ndarray, start_bar: int,
         separator's row copies the row after it. A model reading element i is given row i + 1 (the step it
         predicts), as `melodyrnn.model.MelodyModel` expects.
     """
-    prefix_start, start, end, suffix_end = _layout(lines, start_bar, end_bar)
+    prefix_start, start, end, suffix_end = context_layout(lines, start_bar, end_bar)
     rows = np.asarray(conditions, np.int32)
     where = np.concatenate([np.full(suffix_end - end, AFTER_GAP), np.full(start - prefix_start, BEFORE_GAP),
                             1 + np.minimum(end - np.arange(start, end), MAX_STEPS_LEFT)])  # fmt: skip

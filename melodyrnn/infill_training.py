@@ -6,6 +6,8 @@ it. `infill_example` builds one training example (inputs, targets, loss weights)
 settings. Each update draws fresh gaps (1-8 bars of the melody's own meter, mostly 1-4) at random places in random
 training melodies, each transposed with its chords; every step carries its meter and chord conditions and the gap
 column (`melodyrnn.infill_model.infill_conditions`); only the gap's steps (and, lighter, the prefix's) carry loss.
+`InfillTrainConfig(layout="backward")` (`--layout backward`) trains the backward reader of
+`melodyrnn.infill_backward` on the same gaps instead (`backward_example`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from melodyrnn.configs import Config, is_int, is_real
 from melodyrnn.dataset import PreparedData, prepare
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig
 from melodyrnn.errors import DataError
+from melodyrnn.infill_backward import backward_inputs, backward_warm_start, save_backward
 from melodyrnn.infill_model import (
     MAX_GAP_BARS,
+    SUFFIX_STEPS,
     event_log_probs,
     infill_conditions,
     infill_sequence,
@@ -41,12 +45,23 @@ from melodyrnn.infill_model import (
 from melodyrnn.model import MelodyModel
 from melodyrnn.theory import steps_per_bar
 
-__all__ = ["GAP_BAR_WEIGHTS", "InfillTrainConfig", "infill_example", "train_infill", "main"]
+__all__ = [
+    "GAP_BAR_WEIGHTS",
+    "LAYOUTS",
+    "InfillTrainConfig",
+    "backward_example",
+    "infill_example",
+    "train_infill",
+    "main",
+]
 
 #: How often each gap length (in bars) is drawn in training: the lengths people ask for most, then up to 8 bars.
 GAP_BAR_WEIGHTS = (0.2, 0.2, 0.2, 0.2, 0.05, 0.05, 0.05, 0.05)
 _PAD_STEPS = 64  # batches are padded to a multiple of this, so few shapes are traced
 _VALIDATION_GAPS = (1, 2, 4)
+#: The layouts `train_infill` learns: the suffix first in a causal model's sequence (`melodyrnn.infill_model`), or
+#: the suffix read backwards by an encoder (`melodyrnn.infill_backward`).
+LAYOUTS = ("suffix_first", "backward")
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,7 @@ class InfillTrainConfig(Config):
         validate_every: updates between validations (each writes log.csv and, on improvement, best.melodyrnn).
         validation_gaps: held-out examples scored at each validation.
         seed: makes the gaps, transpositions and validation set repeatable.
+        layout: one of `LAYOUTS`.
     """
 
     max_minutes: float = 35.0
@@ -75,6 +91,7 @@ class InfillTrainConfig(Config):
     validate_every: int = 100
     validation_gaps: int = 300
     seed: int = 0
+    layout: str = "suffix_first"
 
     what = "infill training config"
 
@@ -88,6 +105,7 @@ class InfillTrainConfig(Config):
         check(is_int(self.transpose) and 0 <= self.transpose <= 24, "transpose", "an integer in [0, 24]")
         check(is_real(self.prefix_weight) and 0 <= self.prefix_weight <= 1, "prefix_weight", "in [0, 1]")
         check(is_int(self.seed) and self.seed >= 0, "seed", "an integer >= 0")
+        check(self.layout in LAYOUTS, "layout", f"one of {LAYOUTS}")
 
 
 def infill_example(
@@ -126,6 +144,36 @@ def infill_example(
     weights[prefix_offset - 1 : gap_offset - 1] = prefix_weight
     weights[gap_offset - 1 :] = 1.0
     return sequence[:-1], rows[1:].astype(np.int32), sequence[1:], weights
+
+
+def backward_example(
+    tokens: np.ndarray,
+    lines: np.ndarray,
+    start_bar: int,
+    end_bar: int,
+    conditions: np.ndarray,
+    prefix_weight: float = 0.5,
+    shift: int = 0,
+) -> tuple[np.ndarray, ...]:
+    """One training example for the backward-reader layout (`melodyrnn.infill_backward.backward_inputs`).
+
+    Args:
+        tokens, lines, start_bar, end_bar, conditions, prefix_weight, shift: as `infill_example`.
+
+    Returns:
+        `(inputs, conditions, targets, weights, suffix, suffix_conditions)`: the first four as `infill_example`'s
+        over [prefix][gap] (a gap at the melody's first step leaves that step unpredicted); int32 `(suffix,)` and
+        `(suffix, NUM_FIELDS)`, the bars after the gap.
+    """
+    sequence, rows, suffix, suffix_rows, gap_offset = backward_inputs(tokens, conditions, lines, start_bar, end_bar)
+    if shift:
+        sequence = np.where(sequence >= NUM_SPECIAL, sequence + shift, sequence).astype(np.int32)
+        suffix = np.where(suffix >= NUM_SPECIAL, suffix + shift, suffix).astype(np.int32)
+        rows = np.concatenate([transpose_conditions(rows[:, :NUM_FIELDS], shift), rows[:, NUM_FIELDS:]], axis=1)
+        suffix_rows = transpose_conditions(suffix_rows, shift)
+    weights = np.full(len(sequence) - 1, prefix_weight, np.float32)
+    weights[max(gap_offset - 1, 0) :] = 1.0
+    return sequence[:-1], rows[1:].astype(np.int32), sequence[1:], weights, suffix, suffix_rows.astype(np.int32)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -168,26 +216,36 @@ class _Melodies:
             high = min(config.transpose, encoding.vocab_size - 1 - self.high[i])
             shift = int(rng.integers(low, high + 1))
         weight = config.prefix_weight if gap_bars is None else 0.0
+        if config.layout == "backward":
+            return backward_example(self.tokens[i], lines, start, start + gap, self.conditions[i], weight, shift)
         return infill_example(self.tokens[i], lines, start, start + gap, encoding, self.conditions[i], weight, shift)
 
 
 def _batches(examples: list, batch_size: int, rng: np.random.Generator):
     """Padded `(inputs, targets, weights)` batches of examples of similar length, in random order; inputs are
-    `{"ids": int32 (batch, steps), "conditions": int32 (batch, steps, NUM_FIELDS + 1)}`."""
+    `{"ids": int32 (batch, steps), "conditions": int32 (batch, steps, NUM_FIELDS + 1)}`, and for the backward
+    layout also `"suffix"`, `"suffix_conditions"` (right-padded) and `"suffix_length"` int32 `(batch,)`."""
     examples = sorted(examples, key=lambda e: len(e[0]))
     batches = []
     for first in range(0, len(examples), batch_size):
         chunk = examples[first : first + batch_size]
-        steps = -(-max(len(e[0]) for e in chunk) // _PAD_STEPS) * _PAD_STEPS
-        rows = len(chunk)
-        arrays = [np.zeros((rows, steps), np.int32), np.zeros((rows, steps, NUM_FIELDS + 1), np.int32),
-                  np.zeros((rows, steps), np.int32), np.zeros((rows, steps), np.float32)]  # fmt: skip
-        for row, example in enumerate(chunk):
-            for array, part in zip(arrays, example):
-                array[row, : len(part)] = part
-        ids, conditions, targets, weights = arrays
-        batches.append(({"ids": ids, "conditions": conditions}, targets, weights))
+        # suffixes always to SUFFIX_STEPS: the encoder's masked loop needs a known length once training retraces
+        parts = [_padded([e[k] for e in chunk], SUFFIX_STEPS if k > 3 else None) for k in range(len(chunk[0]))]
+        inputs = {"ids": parts[0], "conditions": parts[1]}
+        if len(parts) > 4:
+            lengths = np.array([len(e[4]) for e in chunk], np.int32)
+            inputs.update(suffix=parts[4], suffix_conditions=parts[5], suffix_length=lengths)
+        batches.append((inputs, parts[2], parts[3]))
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _padded(arrays: list, steps: int | None = None) -> np.ndarray:
+    """The arrays stacked, zero-padded after their ends to `steps`, or by default a multiple of `_PAD_STEPS`."""
+    steps = steps or max(-(-max(len(a) for a in arrays) // _PAD_STEPS) * _PAD_STEPS, _PAD_STEPS)
+    out = np.zeros((len(arrays), steps, *arrays[0].shape[1:]), arrays[0].dtype)
+    for row, array in enumerate(arrays):
+        out[row, : len(array)] = array
+    return out
 
 
 def _validate(model: MelodyModel, batches: list, encoding: EncodingConfig) -> float:
@@ -246,7 +304,9 @@ def train_infill(
         if bundle.encoding != encoding:
             raise DataError(f"the data was encoded with {encoding}, but {base_path} reads {bundle.encoding}")
         base, base_note = bundle.model, f"{base_path} (sha256 {hashlib.sha256(base_path.read_bytes()).hexdigest()})"
-    model = warm_start(base, encoding, config.seed)
+    backward = config.layout == "backward"
+    model = backward_warm_start(base) if backward else warm_start(base, encoding, config.seed)
+    save = save_backward if backward else save_infill
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
@@ -276,7 +336,7 @@ def train_infill(
         losses.clear()
         if nll < best["gap_nll"]:
             best.update(gap_nll=nll, update=updates)
-            save_infill(run_dir / "best.melodyrnn", model, encoding,
+            save(run_dir / "best.melodyrnn", model, encoding,
                         {**metadata, "updates": updates, "val_gap_nll_per_step": nll})  # fmt: skip
         _write_log(run_dir / "log.csv", history)
         log(f"update {updates:5d}  {row['seconds']:7.1f}s  train {row['train_loss']:.4f}  val gap NLL {nll:.4f}")
