@@ -52,6 +52,22 @@ def _cropped(melodies, limit):
     return out
 
 
+def held_out_collections(data: Path, essen: Path, limit: int) -> dict:
+    """The benchmark's tunes: up to `limit` 16-bar crops of `data`'s validation split and of the Essen songs
+    (written as MIDI under `essen`), by collection."""
+    collections = {
+        "training_data_validation": _cropped(prepare(data, None, progress=False).melodies("validation"), limit)
+    }
+    songs = []
+    for path in build_style("essen", essen):
+        try:
+            songs += midi_to_melodies(path)
+        except ValueError:
+            continue
+    collections["essen"] = _cropped(songs, limit)
+    return collections
+
+
 def _gap_scores(sampler, melodies, gap_bars, samples, seed):
     both, left, errors, steps = 0.0, 0.0, [], 0
     for i, m in enumerate(melodies):
@@ -119,15 +135,7 @@ def main() -> None:
 
     sampler = Sampler()
     filler = InfillModel(args.infill_model)
-    data = prepare(Path(args.data), None, progress=False)
-    collections = {"training_data_validation": _cropped(data.melodies("validation"), args.melodies)}
-    essen = []
-    for path in build_style("essen", Path(args.essen)):
-        try:
-            essen += midi_to_melodies(path)
-        except ValueError:
-            continue
-    collections["essen"] = _cropped(essen, args.melodies)
+    collections = held_out_collections(Path(args.data), Path(args.essen), args.melodies)
     trained = {k: filler.metadata.get(k) for k in ("updates", "val_gap_nll_per_step")}
     result = {"what": __doc__.splitlines()[0], "data": repo_relative(args.data), "samples": args.samples,
               "infill_model": repo_relative(args.infill_model), "infill_model_training": trained}  # fmt: skip

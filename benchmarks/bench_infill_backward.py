@@ -20,12 +20,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_infill import GAP_START, _cropped  # noqa: E402
+from bench_infill import GAP_START, held_out_collections  # noqa: E402
 from repo_paths import repo_relative  # noqa: E402
-from small_collections import build_style  # noqa: E402
 
-from melodyrnn.dataset import prepare  # noqa: E402
-from melodyrnn.extraction import midi_to_melodies  # noqa: E402
 from melodyrnn.infill_backward import BackwardInfill  # noqa: E402
 from melodyrnn.infill_model import InfillModel  # noqa: E402
 from melodyrnn.sampling import Sampler  # noqa: E402
@@ -67,15 +64,7 @@ def main() -> None:
     sampler = Sampler()
     backward, suffix_first = BackwardInfill(args.backward_model), InfillModel(args.infill_model)
     resampling = json.loads(Path(args.resampling).read_text())
-    data = prepare(Path(args.data), None, progress=False)
-    collections = {"training_data_validation": _cropped(data.melodies("validation"), args.melodies)}
-    essen = []
-    for path in build_style("essen", Path(args.essen)):
-        try:
-            essen += midi_to_melodies(path)
-        except ValueError:
-            continue
-    collections["essen"] = _cropped(essen, args.melodies)
+    collections = held_out_collections(Path(args.data), Path(args.essen), args.melodies)
     trained = {k: backward.metadata.get(k) for k in ("updates", "val_gap_nll_per_step")}
     result = {"what": __doc__.splitlines()[0], "data": repo_relative(args.data), "note": args.note,
               "backward_model_training": {**trained, "config": backward.metadata.get("config")},

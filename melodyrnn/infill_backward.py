@@ -26,7 +26,7 @@ from melodyrnn.conditioning import NUM_FIELDS, step_conditions
 from melodyrnn.encoding import EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import BundleError, InfillError, MelodyRNNError
 from melodyrnn.gaps import InfillScore, bar_lines, gap_steps
-from melodyrnn.infill_model import AFTER_GAP, BEFORE_GAP, GAP_COLUMN, MAX_STEPS_LEFT, context_layout
+from melodyrnn.infill_model import AFTER_GAP, BEFORE_GAP, GAP_COLUMN, MAX_STEPS_LEFT, bundle_configs, context_layout
 from melodyrnn.layers import LSTM, Bidirectional
 from melodyrnn.model import MelodyModel, ModelConfig
 from melodyrnn.warm_start import add_conditions
@@ -187,11 +187,7 @@ def load_backward(path: str | os.PathLike) -> tuple[BackwardInfillNetwork, Encod
     model, config, metadata = load_task_bundle(path, BACKWARD_TASK)
     if config.get("layout") != BACKWARD_LAYOUT:
         raise BundleError(f"{path} is a backward-reader model of another layout ({config.get('layout')!r})")
-    try:
-        encoding = EncodingConfig.from_dict(config.get("encoding_config"))
-        model_config = ModelConfig.from_dict(config.get("model_config"))
-    except (MelodyRNNError, TypeError, ValueError) as err:
-        raise BundleError(f"{path} is corrupt: bad configs in its bundle.json ({err})") from err
+    encoding, model_config = bundle_configs(path, config)
     if (
         not isinstance(model, BackwardInfillNetwork)
         or model.config != model_config

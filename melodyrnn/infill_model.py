@@ -52,6 +52,7 @@ __all__ = [
     "MAX_STEPS_LEFT",
     "InfillModel",
     "InfillNetwork",
+    "bundle_configs",
     "context_layout",
     "infill_conditions",
     "infill_model_for",
@@ -249,6 +250,19 @@ def save_infill(path: str | os.PathLike, model: MelodyModel, encoding: EncodingC
     return save_task_bundle(path, model, INFILL_TASK, config, metadata)
 
 
+def bundle_configs(path, config: dict) -> tuple[EncodingConfig, ModelConfig]:
+    """The encoding and model configs a task bundle's bundle.json declares (`config`, its task config).
+
+    Raises:
+        BundleError: either is missing or invalid.
+    """
+    try:
+        encoding = EncodingConfig.from_dict(config.get("encoding_config"))
+        return encoding, ModelConfig.from_dict(config.get("model_config"))
+    except (MelodyRNNError, TypeError, ValueError) as err:
+        raise BundleError(f"{path} is corrupt: bad configs in its bundle.json ({err})") from err
+
+
 def load_infill(path: str | os.PathLike) -> tuple[InfillNetwork, EncodingConfig, dict]:
     """Loads an infill bundle (Keras safe mode, the checks of `load_task_bundle`).
 
@@ -263,11 +277,7 @@ def load_infill(path: str | os.PathLike) -> tuple[InfillNetwork, EncodingConfig,
     if config.get("layout") != LAYOUT:
         raise BundleError(f"{path} is an infill model of an older layout ({config.get('layout')!r}): train it again "
                           "with melodyrnn.infill_training")  # fmt: skip
-    try:
-        encoding = EncodingConfig.from_dict(config.get("encoding_config"))
-        model_config = ModelConfig.from_dict(config.get("model_config"))
-    except (MelodyRNNError, TypeError, ValueError) as err:
-        raise BundleError(f"{path} is corrupt: bad configs in its bundle.json ({err})") from err
+    encoding, model_config = bundle_configs(path, config)
     if (
         not isinstance(model, InfillNetwork)
         or model.config != model_config
