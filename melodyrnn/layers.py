@@ -205,8 +205,8 @@ class RNN(keras.layers.Layer):
             final, stacked = ops.scan(step, tuple(states), projected)
             return stacked[0], list(final)
 
-        def masked_step(carry, xs):
-            x, keep = xs
+        def masked_step(carry, x_keep):
+            x, keep = x_keep[:, :-1], x_keep[:, -1] > 0.5
             old_states, previous_output = list(carry[:n_states]), carry[n_states]
             output, new_states = cell.recurrent_step(x, old_states, recurrent_mask)
             keep = keep[:, None]
@@ -216,7 +216,10 @@ class RNN(keras.layers.Layer):
             return carry, carry
 
         zero_output = ops.zeros_like(states[0])
-        final, stacked = ops.scan(masked_step, tuple(states) + (zero_output,), (projected, mask))
+        # ONE sequence to scan over: Keras's TensorFlow `scan` fails on several when the time length is unknown (a
+        # model retraced with a relaxed shape), so the mask rides along as a last feature, exactly 0 or 1
+        x_keep = ops.concatenate([projected, ops.cast(mask, projected.dtype)[..., None]], axis=-1)
+        final, stacked = ops.scan(masked_step, tuple(states) + (zero_output,), x_keep)
         return stacked[n_states], list(final[:n_states])
 
     def get_config(self):

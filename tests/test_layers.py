@@ -338,6 +338,30 @@ def test_fit_in_graph_mode_trains_and_masked_steps_carry_no_loss():
     masked.fit(x_tok, y_a, epochs=1, verbose=0)
 
 
+def test_masked_layers_train_on_batches_of_different_lengths():
+    """A model with an unknown time length is retraced with a relaxed shape after its first batch; the masked
+    generic loop must still run then (Keras's TensorFlow `scan` cannot take several sequences of unknown length)."""
+    keras.utils.set_random_seed(2)
+    features, mask = keras.Input((None, 8)), keras.Input((None,), dtype="bool")
+    x = L.Bidirectional(L.LSTM(4, return_sequences=True))(features, mask=mask)
+    x = L.GRU(4, return_sequences=True)(x, mask=mask)
+    model = keras.Model([features, mask], keras.layers.Dense(1)(x))
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(3)
+    for steps in (5, 7, 9):
+        keep = np.arange(steps)[None, :] < rng.integers(2, steps + 1, size=(3, 1))
+        loss = model.train_on_batch([rng.random((3, steps, 8), np.float32), keep], np.zeros((3, steps, 1), np.float32))
+        assert np.isfinite(loss)
+    # the padding after a sequence's end still changes nothing before it
+    x_a = rng.random((2, 6, 8), np.float32)
+    x_b = x_a.copy()
+    x_b[:, 4:] = 9.0
+    keep = np.arange(6)[None, :] < 4
+    keep = np.repeat(keep, 2, axis=0)
+    out_a, out_b = (np.asarray(model([x, keep]))[:, :4] for x in (x_a, x_b))
+    np.testing.assert_allclose(out_a[:, :, 0], out_b[:, :, 0], atol=0)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Bidirectional
 
