@@ -82,7 +82,7 @@ def _gap_scores(sampler, melodies, gap_bars, samples, seed):
     }
 
 
-def _model_gap_scores(filler, sampler, melodies, gap_bars):
+def model_gap_scores(filler, sampler, melodies, gap_bars):
     """The infill model's exact gap NLL per step against the melody model's prefix-only one, on the same steps."""
     both, left, steps = 0.0, 0.0, 0
     for m in melodies:
@@ -143,7 +143,7 @@ def main() -> None:
         entry: dict = {"melodies": len(melodies), "gaps": {}, "infill_model_gaps": {}}
         for gap_bars in (1, 2, 4):
             entry["gaps"][f"{gap_bars}_bars"] = _gap_scores(sampler, melodies, gap_bars, args.samples, seed=7)
-            entry["infill_model_gaps"][f"{gap_bars}_bars"] = _model_gap_scores(filler, sampler, melodies, gap_bars)
+            entry["infill_model_gaps"][f"{gap_bars}_bars"] = model_gap_scores(filler, sampler, melodies, gap_bars)
             print(name, gap_bars, entry["gaps"][f"{gap_bars}_bars"], entry["infill_model_gaps"][f"{gap_bars}_bars"])
         entry["join_2_bar_gap_by_candidates"] = {
             str(k): _join(sampler, melodies[:12], 2, k, seed=11) for k in (1, 4, 8, 16, 64)

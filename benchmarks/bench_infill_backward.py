@@ -20,23 +20,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_infill import GAP_START, held_out_collections  # noqa: E402
+from bench_infill import held_out_collections, model_gap_scores  # noqa: E402
 from repo_paths import repo_relative  # noqa: E402
 
 from melodyrnn.infill_backward import BackwardInfill  # noqa: E402
 from melodyrnn.infill_model import InfillModel  # noqa: E402
 from melodyrnn.sampling import Sampler  # noqa: E402
-
-
-def _scores(scorer, sampler, melodies, gap_bars):
-    """Exact gap NLL per step of `scorer` against the default model's prefix-only one, on the same steps."""
-    both, left, steps = 0.0, 0.0, 0
-    for m in melodies:
-        score = scorer.score_infill(m, GAP_START, GAP_START + gap_bars)
-        prefix = sampler.score_infill(m, GAP_START, GAP_START + gap_bars, 1, seed=0)
-        both, left, steps = both - score.total, left - prefix.prefix_only, steps + len(score.per_step)
-    return {"nll_per_step_both_sides": both / steps, "nll_per_step_prefix_only": left / steps,
-            "reduction": 1 - both / left}  # fmt: skip
 
 
 def _log(path: Path) -> list[dict]:
@@ -78,8 +67,8 @@ def main() -> None:
         for gap_bars in (1, 2, 4):
             key = f"{gap_bars}_bars"
             old = resampling[name]["gaps"][key]
-            row = {"backward_reader": _scores(backward, sampler, melodies, gap_bars),
-                   "suffix_first": _scores(suffix_first, sampler, melodies, gap_bars),
+            row = {"backward_reader": model_gap_scores(backward, sampler, melodies, gap_bars),
+                   "suffix_first": model_gap_scores(suffix_first, sampler, melodies, gap_bars),
                    "resampling_estimate": {k: old[k] for k in ("nll_per_step_both_sides", "reduction")}}  # fmt: skip
             prefix = row["backward_reader"]["nll_per_step_prefix_only"]
             assert abs(prefix - old["nll_per_step_prefix_only"]) < 1e-4, "not bench_infill's tunes and gaps"

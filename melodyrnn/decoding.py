@@ -7,7 +7,7 @@ batched over melodies. `c` holds "primer" (int32 `(num_steps,)`), "primer_length
 "steps_per_bar" and "conditions" (int32 `(num_steps, NUM_FIELDS)`: every step's meter and chord conditions, fed
 to a conditioned model at the step it predicts, indexed by the loop counter; other models ignore them), "pickup"
 (the chance an unprimed melody opens with silence) and with `Controls.guided` "guidance" (`ChordGuidance`'s
-weight). Start at `sample_loop`; `Sampler._run` builds and caches them.
+weight). Start at `sample_loop`; `decode` builds, caches and runs them for `Sampler` and the infill model.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from melodyrnn.conditioning import CHANGE, CHORD, MAX_CHANGE, POSITION
-from melodyrnn.encoding import NO_EVENT_ID, NUM_SPECIAL
+from melodyrnn.encoding import NO_EVENT_ID, NUM_SPECIAL, EncodingConfig
+from melodyrnn.sample_config import SampleConfig
 
-__all__ = ["NO_CAP", "ChordGuidance", "Controls", "beam_loop", "run_loop", "sample_loop"]
+__all__ = ["NO_CAP", "ChordGuidance", "Controls", "beam_loop", "decode", "run_loop", "sample_loop"]
 
 #: "No cap" for `max_repeats` inside the compiled loop: no run gets this long.
 NO_CAP = 1 << 30
@@ -104,15 +105,8 @@ class ChordGuidance:
         return self.model.initial_state(2 * batch, steps_per_bar)
 
     def step(self, ids, state, conditions):
-        withheld = tf.concat(
-            [
-                conditions[:, :CHORD],
-                tf.zeros_like(conditions[:, CHORD : CHORD + 1]),
-                tf.fill(tf.shape(conditions[:, CHANGE : CHANGE + 1]), MAX_CHANGE),
-                conditions[:, CHANGE + 1 :],
-            ],
-            axis=1,
-        )
+        field = tf.range(tf.shape(conditions)[1])[None, :]
+        withheld = tf.where(field == CHORD, 0, tf.where(field == CHANGE, MAX_CHANGE, conditions))
         logits, state = self.model.step(tf.concat([ids, ids], 0), state, tf.concat([conditions, withheld], 0))
         given, free = tf.split(logits, 2)
         return free + self.weight * (given - free), state
@@ -283,3 +277,53 @@ def run_loop(cache: dict, key: tuple, build: Callable[[], Callable], values: dic
         )
         fn = cache[key] = tf.function(build(), jit_compile=False, autograph=False)
         return fn(tensors).numpy()
+
+
+def decode(
+    cache: dict,
+    model,
+    config: SampleConfig,
+    encoding: EncodingConfig,
+    num_steps: int,
+    request: dict,
+    *,
+    chords_given: bool,
+    jit_compile: bool,
+) -> np.ndarray:
+    """The loop `config` asks for (sampling, or beam search), run on `request` with `config`'s controls.
+
+    Args:
+        cache: compiled loops by shape of request (see `run_loop`).
+        model: anything with a melody model's `initial_state` and `step`; its `config.vocab_size` ids are drawn
+            (ids past `encoding`'s vocabulary are never drawn).
+        request: the request's own tensors: "primer" (the loop is primed when "primer_length" is above 0),
+            "primer_length", "seed", "steps_per_bar", "conditions" and, unprimed, "pickup".
+        chords_given: whether the model reads chords and some step has one: then `config.chord_guidance` other
+            than 1 runs the model under `ChordGuidance`.
+
+    Returns:
+        int32 `(melodies, num_steps)`: the token ids.
+    """
+    vocab_size = model.config.vocab_size
+    guided = chords_given and config.chord_guidance != 1
+    controls = Controls(vocab_size, config.greedy, config.top_k > 0 or config.top_p < 1, guided)
+    values = {
+        "allowed": config.allowed_ids(encoding, vocab_size),
+        "temperature": config.temperature or 1.0,
+        "top_k": config.top_k,
+        "top_p": config.top_p,
+        "log_penalty": math.log(config.repetition_penalty),
+        "max_repeats": NO_CAP if config.max_repeats is None else config.max_repeats,
+        "guidance": config.chord_guidance,
+        **request,
+    }
+    n, primed = config.num_melodies, bool(request["primer_length"] > 0)
+    flags = (primed, controls.greedy, controls.filtered, guided)  # what a compiled loop depends on
+    if config.uses_beam_search:
+        b, f = config.beam_size, config.branch_factor
+        key: tuple = ("beam", n, b, f, num_steps, *flags)
+        build = lambda: beam_loop(model, controls, n, b, f, num_steps, primed)  # noqa: E731
+    else:
+        key = ("sample", n, num_steps, *flags)
+        build = lambda: sample_loop(model, controls, n, num_steps, primed)  # noqa: E731
+    return run_loop(cache, key, build, values, jit_compile)

@@ -25,7 +25,7 @@ from keras import ops
 from melodyrnn.bundle import load_task_bundle, read_bundle_task, save_task_bundle
 from melodyrnn.conditioning import CHORD, NUM_FIELDS, step_conditions
 from melodyrnn.configs import config_from_dict
-from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loop
+from melodyrnn.decoding import decode
 from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import BundleError, MelodyRNNError
 from melodyrnn.gaps import (
@@ -377,37 +377,20 @@ class InfillModel(GapFilling):
         primer[:gap_offset] = sequence[:gap_offset]
         rows = np.zeros((steps, GAP_COLUMN + 1), np.int32)  # steps after the gap (dropped) read the defaults
         rows[: len(conditions)] = conditions
-        # like Sampler: chord guidance only where the gap has chords to follow
-        guided = config.chord_guidance != 1 and bool(conditions[gap_offset:, CHORD].any())
-        ids = self._run(config, steps, primer, gap_offset, rows, guided)
-        return [splice(melody, start, row[gap_offset : gap_offset + end - start], self.encoding) for row in ids]
-
-    def _run(self, config: SampleConfig, steps: int, primer, primer_length: int, conditions, guided: bool):
-        vocab = self.model.config.vocab_size
-        controls = Controls(vocab, config.greedy, config.top_k > 0 or config.top_p < 1, guided)
-        tensors = {
+        request = {
             "primer": primer,
-            "primer_length": primer_length,
-            "allowed": config.allowed_ids(self.encoding, vocab),
-            "temperature": config.temperature or 1.0,
-            "top_k": config.top_k,
-            "top_p": config.top_p,
-            "log_penalty": np.log(config.repetition_penalty),
-            "max_repeats": NO_CAP if config.max_repeats is None else config.max_repeats,
+            "primer_length": gap_offset,
             "seed": config.seed,
             "steps_per_bar": self.model.config.steps_per_bar,
-            "conditions": conditions,
-            "guidance": config.chord_guidance,
+            "conditions": rows,
         }
-        n, flags = config.num_melodies, (controls.greedy, controls.filtered, guided)
-        if config.uses_beam_search:
-            b, f = config.beam_size, config.branch_factor
-            key: tuple = ("beam", n, b, f, steps, *flags)
-            build = lambda: beam_loop(self.model, controls, n, b, f, steps, True)  # noqa: E731
-        else:
-            key = ("sample", n, steps, *flags)
-            build = lambda: sample_loop(self.model, controls, n, steps, True)  # noqa: E731
-        return run_loop(self._compiled, key, build, tensors, self.jit_compile)
+        # like Sampler: chord guidance only where the gap has chords to follow
+        chords_given = bool(conditions[gap_offset:, CHORD].any())
+        ids = decode(
+            self._compiled, self.model, config, self.encoding, steps, request, chords_given=chords_given,
+            jit_compile=self.jit_compile,
+        )  # fmt: skip
+        return [splice(melody, start, row[gap_offset : gap_offset + end - start], self.encoding) for row in ids]
 
     def score_infill(
         self, melody: Melody, start_bar: int, end_bar: int, samples: int = DEFAULT_CANDIDATES, *, seed=None

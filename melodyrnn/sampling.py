@@ -10,7 +10,6 @@ one-liners `melodyrnn.infill(...)`, `score_infill(...)` and `vary(...)` load the
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from melodyrnn.backing import check_backing, melody_to_midi_with_backing
 from melodyrnn.bundle import Bundle, load
 from melodyrnn.conditioning import step_conditions
 from melodyrnn.configs import config_from_dict
-from melodyrnn.decoding import NO_CAP, Controls, beam_loop, run_loop, sample_loop
+from melodyrnn.decoding import decode
 from melodyrnn.encoding import Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import MelodyRNNError, OutOfRangeError
 from melodyrnn.gaps import DEFAULT_CANDIDATES, GapFilling, InfillScore
@@ -149,27 +148,21 @@ class Sampler(GapFilling):
             primer_tokens[:primer_length] = tokens
         chords = self._chords(config, metadata["time_signatures"][0][1:], primer_melody, num_steps)
         seed = config.seed if config.seed is not None else secrets.randbits(31)
-        tensors = {
+        request = {
             "primer": primer_tokens,
             "primer_length": primer_length,
-            "allowed": config.allowed_ids(self.encoding),
-            "temperature": config.temperature or 1.0,
-            "top_k": config.top_k,
-            "top_p": config.top_p,
-            "log_penalty": math.log(config.repetition_penalty),
-            "max_repeats": NO_CAP if config.max_repeats is None else config.max_repeats,
             "seed": seed % (1 << 31),
             "steps_per_bar": bar,
             # every step's meter and chords, computed once here: the compiled loop indexes them by step
             "conditions": step_conditions(num_steps, enc.steps_per_quarter, metadata["time_signatures"], chords),
-            "guidance": config.chord_guidance,
             # the chance of opening with a pickup; a melody of one step is its note
             "pickup": (self.pickup_share if config.pickup is None else config.pickup) if num_steps > 1 else 0.0,
         }
-        guided = (
-            model_config.condition_chords and config.chord_guidance != 1 and any(label != "N" for _, label in chords)
-        )
-        ids = self._run(config, num_steps, primer_length > 0, tensors, guided)
+        chords_given = model_config.condition_chords and any(label != "N" for _, label in chords)
+        ids = decode(
+            self._compiled, self.model, config, enc, num_steps, request, chords_given=chords_given,
+            jit_compile=self.jit_compile,
+        )  # fmt: skip
         return [tokens_to_melody(row, enc, source="generated", chords=chords, **metadata) for row in ids]
 
     # -- helpers -----------------------------------------------------------------------------------------------
@@ -216,37 +209,6 @@ class Sampler(GapFilling):
                 f"({len(primer)} steps); ask for more `bars` or `steps`"
             )
         return num_steps
-
-    def _run(
-        self, config: SampleConfig, num_steps: int, has_primer: bool, tensors: dict, guided: bool = False
-    ) -> np.ndarray:
-        controls = Controls(self.encoding.vocab_size, config.greedy, config.top_k > 0 or config.top_p < 1, guided)
-        key: tuple  # what the compiled loop depends on: one trace per distinct key
-        if config.uses_beam_search:
-            key = (
-                "beam",
-                config.num_melodies,
-                config.beam_size,
-                config.branch_factor,
-                num_steps,
-                has_primer,
-                controls.greedy,
-                controls.filtered,
-                controls.guided,
-            )
-            build = lambda: beam_loop(
-                self.model,
-                controls,
-                config.num_melodies,
-                config.beam_size,  # noqa: E731
-                config.branch_factor,
-                num_steps,
-                has_primer,
-            )
-        else:
-            key = ("sample", config.num_melodies, num_steps, has_primer, controls.greedy, controls.filtered, guided)
-            build = lambda: sample_loop(self.model, controls, config.num_melodies, num_steps, has_primer)  # noqa: E731
-        return run_loop(self._compiled, key, build, tensors, self.jit_compile)
 
 
 # ----------------------------------------------------------------------------------------------------------
