@@ -19,8 +19,9 @@ import numpy as np
 
 from melodyrnn.chords import ChordLabelError, canonical_label, score_to_chords, slice_changes
 from melodyrnn.configs import Config, check, is_int
-from melodyrnn.encoding import NO_EVENT, NOTE_OFF, EncodingConfig, Melody
+from melodyrnn.encoding import EncodingConfig, Melody
 from melodyrnn.errors import NoMelodyError
+from melodyrnn.lines import KEPT, OUT_OF_RANGE, TOO_FEW_PITCHES, TOO_SHORT, highest_line, segment_lines
 from melodyrnn.midi_io import Score, Track, read_midi
 from melodyrnn.scores import read_scores
 from melodyrnn.theory import steps_per_bar
@@ -121,6 +122,9 @@ class _StepMap:
         return ((0, *self.items[first][1:]), *((item[0] - start, *item[1:]) for item in later))
 
 
+_DROPPED = {TOO_SHORT: "drop_too_short", TOO_FEW_PITCHES: "drop_too_few_pitches", OUT_OF_RANGE: "drop_out_of_range"}
+
+
 class _Line(NamedTuple):
     """Notes on the grid as parallel int64 arrays of shape (notes,), sorted by start step."""
 
@@ -147,25 +151,14 @@ def _monophonic(notes: _Line, policy: str) -> _Line | None:
     """Reduces quantized notes to a monophonic line; None when `policy` is "drop" and notes overlap.
 
     "highest": of notes struck together the highest is kept; a note struck under a sustained higher one is
-    ignored; a note struck at or above a sustained one cuts it short.
+    ignored; a note struck at or above a sustained one cuts it short (`melodyrnn.lines.highest_line`).
     """
     if not (notes.starts[1:] < notes.ends[:-1]).any():
         return notes
     if policy == "drop":
         return None
-    # Only the highest note of each onset can be kept: the others start under it (or under what hides it).
-    tops = notes.part(np.concatenate([notes.starts[:1] != -1, notes.starts[1:] != notes.starts[:-1]]).nonzero()[0])
-    pitches, starts, ends = tops.pitches.tolist(), tops.starts.tolist(), tops.ends.tolist()
-    kept = [0]
-    for i in range(1, len(starts)):
-        last = kept[-1]
-        if starts[i] < ends[last]:
-            if pitches[i] < pitches[last]:
-                continue
-            ends[last] = starts[i]
-        kept.append(i)
-    line = tops.part(np.array(kept))
-    return line._replace(ends=np.array(ends, dtype=np.int64)[kept])
+    kept, ends = highest_line(notes.pitches, notes.starts, notes.ends)
+    return notes.part(kept)._replace(ends=ends)
 
 
 class MelodyDraft(NamedTuple):
@@ -227,8 +220,12 @@ def score_to_drafts(
     tempos = list({s: (s, q) for s, q in tempos}.values())  # later events at the same step win
     meters = list({s: (s, n, d) for s, n, d in meters}.values())
     meter_map, tempo_map = _StepMap(meters), _StepMap(tempos)
-    meter_steps = np.array([step for step, _, _ in meters])
+    meter_steps = np.array([step for step, _, _ in meters], dtype=np.int64)
     bar_lengths = np.array([steps_per_bar(spq, n, d) for _, n, d in meters], dtype=np.float64)
+    limits = np.array(
+        [extraction.gap_bars, extraction.max_steps, extraction.min_bars, extraction.min_unique_pitches,
+         config.min_pitch, config.max_pitch], dtype=np.float64,
+    )  # fmt: skip
     drafts: list[MelodyDraft] = []
     bars = np.zeros(0, np.int64)
     for index, track in enumerate(score.tracks):
@@ -244,20 +241,23 @@ def score_to_drafts(
         if line is None:
             stats["drop_polyphonic_track"] += 1
             continue
-        # Split at silences of `gap_bars` bars or more, in bars of the meter where the next note starts.
-        meter_at = np.maximum(np.searchsorted(meter_steps, line.starts[1:], side="right") - 1, 0)
-        gaps = line.starts[1:] - line.ends[:-1]
-        cuts = (gaps >= extraction.gap_bars * bar_lengths[meter_at]).nonzero()[0] + 1
-        bounds = [0, *cuts.tolist(), line.starts.size]
         # The bar lines once per score (again only for a track that ends later), not once per segment from
         # step 0 (which made sparse files quadratic); segments only look up to the first bar line past their end.
         if bars.size == 0 or bars[-1] < line.ends.max():
             bars = _bar_starts(meters, spq, int(line.ends.max()))
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            segment = line.part(slice(lo, hi))
-            draft = _segment_to_draft(segment, track.program, tempo_map, meter_map, bars, config, extraction, stats)
-            if draft is not None:
-                drafts.append(draft)
+        table, events = segment_lines(*line, bars, meter_steps, bar_lengths, limits)
+        for status, start, end, truncated, shift, velocity, at in table.tolist():
+            if truncated:
+                stats["truncated_too_long"] += 1
+            if status != KEPT:
+                stats[_DROPPED[status]] += 1
+                continue
+            if shift:
+                stats["octave_shifted"] += 1
+            tempo_slice, meter_slice = tempo_map.slice(start, end), meter_map.slice(start, end)
+            drafts.append(
+                MelodyDraft(events[at : at + end - start], tempo_slice, meter_slice, velocity, track.program, start)
+            )
     return drafts
 
 
@@ -306,78 +306,6 @@ def drafts_to_melodies(
         spq = config.steps_per_quarter
         melodies.append(Melody(d.events, spq, tempos, meters, d.velocity, d.program, source, d.start_step, chords))
     return melodies
-
-
-def _segment_to_draft(
-    segment: _Line, program, tempos: _StepMap, meters: _StepMap, bars: np.ndarray, config, extraction, stats
-) -> MelodyDraft | None:
-    spq = config.steps_per_quarter
-    last_end = int(segment.ends[-1])
-    start = int(bars[np.searchsorted(bars, segment.starts[0], side="right") - 1])
-    following = np.searchsorted(bars, last_end, side="left")
-    end = int(bars[following]) if following < bars.size else last_end
-    if end - start > extraction.max_steps:
-        stats["truncated_too_long"] += 1
-        lo, hi = np.searchsorted(bars, [start, start + extraction.max_steps], side="right")
-        end = int(bars[hi - 1]) if hi > lo else start + extraction.max_steps
-        segment = segment.part(segment.starts < end)
-        segment = segment._replace(ends=np.minimum(segment.ends, end))
-    seg_meters = meters.slice(start, end)
-    bar_steps = steps_per_bar(spq, seg_meters[0][1], seg_meters[0][2])
-    if (end - start) < extraction.min_bars * bar_steps:
-        stats["drop_too_short"] += 1
-        return None
-    pitches = segment.pitches
-    lo, hi = int(pitches.min()), int(pitches.max())
-    distinct = np.count_nonzero(np.bincount(pitches - lo)) if hi - lo < 1024 else np.unique(pitches).size
-    if distinct < extraction.min_unique_pitches:
-        stats["drop_too_few_pitches"] += 1
-        return None
-    shift = 0
-    if lo < config.min_pitch or hi > config.max_pitch:
-        if hi - lo > config.max_pitch - config.min_pitch:
-            stats["drop_out_of_range"] += 1
-            return None
-        if lo < config.min_pitch:
-            shift = 12 * math.ceil((config.min_pitch - lo) / 12)
-        else:
-            shift = -12 * math.ceil((hi - config.max_pitch) / 12)
-        if lo + shift < config.min_pitch or hi + shift > config.max_pitch:
-            stats["drop_out_of_range"] += 1
-            return None
-        stats["octave_shifted"] += 1
-    return MelodyDraft(
-        _line_to_events(segment, shift, start, end - start),
-        tempos.slice(start, end),
-        seg_meters,
-        _median_int(segment.velocities),
-        program,
-        start,
-    )
-
-
-def _median_int(values: np.ndarray) -> int:
-    """`int(np.median(values))` of a non-empty int array, by one sort (np.median's partition costs more on short
-    arrays): the middle value, or the mean of the middle two, truncated."""
-    ordered = np.sort(values)
-    middle = ordered.size // 2
-    if ordered.size % 2:
-        return int(ordered[middle])
-    return int((int(ordered[middle - 1]) + int(ordered[middle])) / 2)
-
-
-def _line_to_events(line: _Line, shift: int, first_step: int, num_steps: int) -> np.ndarray:
-    """The events of a monophonic line, as `Melody.from_notes` lays them: int16, shape (num_steps,).
-
-    A note's NOTE_OFF is written only where a rest follows it, and nothing past `num_steps`.
-    """
-    events = np.full(num_steps, NO_EVENT, dtype=np.int16)
-    starts, ends = line.starts - first_step, line.ends - first_step
-    inside = starts < num_steps
-    events[starts[inside]] = line.pitches[inside] + shift
-    rest_follows = (ends < np.concatenate([starts[1:], [num_steps]])) & (ends < num_steps)
-    events[ends[inside & rest_follows]] = NOTE_OFF
-    return events
 
 
 def midi_to_melodies(
