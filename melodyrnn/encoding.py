@@ -97,30 +97,37 @@ class Melody:
     chords: tuple[tuple[int, str], ...] = ()
 
     def __post_init__(self):
+        # Messages are formatted only on failure: extraction builds thousands of melodies a second.
         events = np.asarray(self.events)
-        check(events.ndim == 1, f"`events` must be one-dimensional, got shape {events.shape}")
+        if events.ndim != 1:
+            raise MelodyRNNError(f"`events` must be one-dimensional, got shape {events.shape}")
         check(
             events.size == 0 or (events.min() >= NO_EVENT and events.max() <= 127),
             "`events` must hold values in [-2, 127]",
         )
         object.__setattr__(self, "events", events.astype(np.int16))
-        object.__setattr__(self, "tempos", tuple((int(s), float(q)) for s, q in self.tempos))
-        object.__setattr__(self, "time_signatures", tuple((int(s), int(n), int(d)) for s, n, d in self.time_signatures))
-        check(self.tempos and self.tempos[0][0] == 0, "`tempos` must start at step 0")
-        check(all(q > 0 for _, q in self.tempos), f"tempos must be > 0 qpm, got {self.tempos}")
-        check(self.time_signatures and self.time_signatures[0][0] == 0, "`time_signatures` must start at step 0")
-        check(
-            all(is_usable_time_signature(n, d) for _, n, d in self.time_signatures),
-            f"`time_signatures` must be usable meters (see `melodyrnn.theory`), got {self.time_signatures}",
-        )
-        check(1 <= self.velocity <= 127, f"`velocity` must be in [1, 127], got {self.velocity!r}")
-        check(0 <= self.program <= 127, f"`program` must be in [0, 127], got {self.program!r}")
+        tempos = tuple((int(s), float(q)) for s, q in self.tempos)
+        meters = tuple((int(s), int(n), int(d)) for s, n, d in self.time_signatures)
+        object.__setattr__(self, "tempos", tempos)
+        object.__setattr__(self, "time_signatures", meters)
+        check(bool(tempos) and tempos[0][0] == 0, "`tempos` must start at step 0")
+        if not all(q > 0 for _, q in tempos):
+            raise MelodyRNNError(f"tempos must be > 0 qpm, got {tempos}")
+        check(bool(meters) and meters[0][0] == 0, "`time_signatures` must start at step 0")
+        if not all(is_usable_time_signature(n, d) for _, n, d in meters):
+            raise MelodyRNNError(f"`time_signatures` must be usable meters (see `melodyrnn.theory`), got {meters}")
+        if not 1 <= self.velocity <= 127:
+            raise MelodyRNNError(f"`velocity` must be in [1, 127], got {self.velocity!r}")
+        if not 0 <= self.program <= 127:
+            raise MelodyRNNError(f"`program` must be in [0, 127], got {self.program!r}")
         chords = tuple((int(step), canonical_label(label)) for step, label in self.chords)
         steps = [step for step, _ in chords]
-        check(
-            not steps or (0 <= steps[0] and steps[-1] < max(len(events), 1) and all(np.diff(steps) > 0)),
-            f"`chords` steps must rise from >= 0 and lie inside the melody's {len(events)} steps, got {steps[:8]}",
-        )
+        if steps and not (
+            0 <= steps[0] and steps[-1] < max(len(events), 1) and all(a < b for a, b in zip(steps, steps[1:]))
+        ):
+            raise MelodyRNNError(
+                f"`chords` steps must rise from >= 0 and lie inside the melody's {len(events)} steps, got {steps[:8]}"
+            )
         object.__setattr__(self, "chords", chords)
 
     def __eq__(self, other: object) -> bool:
@@ -356,7 +363,12 @@ def melody_to_tokens(melody: Melody, config: EncodingConfig = EncodingConfig()) 
     Raises:
         OutOfRangeError: a pitch lies outside the config's range.
     """
-    events = melody.events.astype(np.int32)
+    return events_to_tokens(melody.events, config)
+
+
+def events_to_tokens(events: np.ndarray, config: EncodingConfig) -> np.ndarray:
+    """`melody_to_tokens` of events (int, shape (steps,)), one melody's or many melodies' back to back."""
+    events = events.astype(np.int32)
     notes = events >= 0
     if notes.any():
         lo, hi = events[notes].min(), events[notes].max()

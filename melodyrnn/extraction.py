@@ -8,7 +8,6 @@ Kept apart from `encoding`, which owns the `Melody` type and its ids, because on
 from __future__ import annotations
 
 import bisect
-import math
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from melodyrnn.chords import ChordLabelError, canonical_label, score_to_chords, 
 from melodyrnn.configs import Config, check, is_int
 from melodyrnn.encoding import EncodingConfig, Melody
 from melodyrnn.errors import NoMelodyError
-from melodyrnn.lines import KEPT, OUT_OF_RANGE, TOO_FEW_PITCHES, TOO_SHORT, highest_line, segment_lines
+from melodyrnn.lines import KEPT, OUT_OF_RANGE, TOO_FEW_PITCHES, TOO_SHORT, bar_lines, highest_line, segment_lines
 from melodyrnn.midi_io import Score, Track, read_midi
 from melodyrnn.scores import read_scores
 from melodyrnn.theory import steps_per_bar
@@ -79,29 +78,13 @@ def _bar_starts(time_signatures: Sequence[tuple[int, int, int]], steps_per_quart
     """Bar-line steps up to `end_step` under a map of ``(step, numerator, denominator)``, int64, sorted.
 
     Includes the first bar line at or past `end_step`. A time-signature change restarts the bar grid
-    where it occurs. Vectorized per meter: a long piece costs one `arange`, not a Python loop per bar.
+    where it occurs (`melodyrnn.lines.bar_lines`, compiled: a long piece costs no Python loop per bar).
     """
     if not time_signatures:
         return np.zeros(1, np.int64)
-    meters = []  # (first step, steps per bar, bar lines to try, where the meter ends) per meter
-    for i, (step, numerator, denominator) in enumerate(time_signatures):
-        seg_end = time_signatures[i + 1][0] if i + 1 < len(time_signatures) else math.inf
-        bar = steps_per_bar(steps_per_quarter, numerator, denominator)
-        count = max(0, math.ceil((min(seg_end, end_step) - step) / bar)) + 2  # one past the end, plus rounding
-        meters.append((step, bar, count, seg_end))
-    steps, bars, counts, seg_ends = zip(*meters)
-    # Every meter's bar lines in one pass: the k-th of a meter lies k bars after its start.
-    meter = np.repeat(np.arange(len(counts)), counts)
-    k = np.arange(meter.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    starts = np.round(np.array(steps, np.int64)[meter] + k * np.array(bars, np.float64)[meter]).astype(np.int64)
-    inside = starts < np.array(seg_ends, np.float64)[meter]
-    starts, meter = starts[inside], meter[inside]
-    # Per meter, the bar lines before `end_step` and the first at or past it (they rise within a meter).
-    past = starts >= end_step
-    starts = starts[~past | ~np.concatenate([[False], past[:-1] & (meter[1:] == meter[:-1])])]
-    if starts.size and np.all(starts[1:] > starts[:-1]):  # rising already (the usual case): np.unique would sort
-        return starts
-    return np.unique(starts) if starts.size else np.zeros(1, np.int64)
+    steps = np.array([step for step, _, _ in time_signatures], dtype=np.int64)
+    bars = np.array([steps_per_bar(steps_per_quarter, n, d) for _, n, d in time_signatures], dtype=np.float64)
+    return bar_lines(steps, bars, end_step)
 
 
 class _StepMap:

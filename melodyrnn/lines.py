@@ -157,3 +157,33 @@ def segment_lines(
             if starts[i] - start < steps and off < following and off < steps:
                 events[at + off] = NOTE_OFF
     return table, events
+
+
+@jit
+def bar_lines(meter_steps: np.ndarray, bar_lengths: np.ndarray, end_step: int) -> np.ndarray:
+    """Bar-line steps up to `end_step` and the first at or past it, int64, rising (see `extraction._bar_starts`).
+
+    Args:
+        meter_steps: int64, where each meter starts (rising, the first at 0); bar_lengths: float64, its steps per
+            bar. A meter's bar lines are its start plus whole bars, rounded half to even, before the next meter.
+    """
+    found = []
+    for i in range(meter_steps.size):
+        step, bar = meter_steps[i], bar_lengths[i]
+        meter_end = meter_steps[i + 1] if i + 1 < meter_steps.size else np.inf
+        count = max(0, math.ceil((min(meter_end, end_step) - step) / bar)) + 2  # one past the end, and rounding
+        passed = False
+        for k in range(count):
+            line = np.int64(np.round(step + k * bar))
+            if line >= meter_end:
+                continue
+            if line >= end_step:
+                if passed:
+                    continue  # only the first bar line at or past the end
+                passed = True
+            found.append(line)
+    starts = np.array(found, dtype=np.int64) if found else np.zeros(0, np.int64)
+    for i in range(1, starts.size):
+        if starts[i] <= starts[i - 1]:
+            return np.unique(starts)
+    return starts if starts.size else np.zeros(1, np.int64)
