@@ -184,3 +184,33 @@ def test_random_note_soups_give_the_same_melodies():
         for options in ({"min_bars": 0.5, "min_unique_pitches": 2}, {"gap_bars": 0.25, "min_bars": 0.0}):
             _assert_same(score, **options)
         _assert_same(score, polyphony="drop", min_bars=0.0, min_unique_pitches=0)
+
+
+def _reference_bar_lines(meters, spq, end_step):
+    """Bar lines bar by bar: each meter's start plus whole bars (rounded half to even) until the next meter, and
+    the first at or past `end_step`."""
+    lines = set()
+    for i, (step, numerator, denominator) in enumerate(meters):
+        meter_end = meters[i + 1][0] if i + 1 < len(meters) else math.inf
+        bar, k = steps_per_bar(spq, numerator, denominator), 0
+        while (line := round(step + k * bar)) < meter_end:
+            lines.add(line)
+            if line >= end_step:
+                break
+            k += 1
+    return sorted(lines) or [0]
+
+
+def test_bar_lines_equal_a_bar_by_bar_reference_under_odd_meters_and_grids():
+    # Grids where bars are not whole steps (7/8 at 3 steps a quarter is 10.5 steps), changes mid-bar, a meter map
+    # out of order, and an end before, at and past each change.
+    rng = random.Random(5)
+    meters_pool = [(4, 4), (3, 4), (7, 8), (5, 4), (6, 8), (3, 8), (2, 2), (9, 16), (1, 4)]
+    for _ in range(300):
+        spq = rng.choice([1, 2, 3, 4, 12])
+        steps = sorted(rng.sample(range(1, 300), rng.randint(0, 4)))
+        meters = [(s, *rng.choice(meters_pool)) for s in [0, *steps]]
+        if rng.random() < 0.1:
+            rng.shuffle(meters)
+        end_step = rng.randint(1, 400)
+        assert _bar_starts(meters, spq, end_step).tolist() == _reference_bar_lines(meters, spq, end_step)
