@@ -10,8 +10,9 @@ what needs repairs).
 Variants alternate within one run (the machine is shared and noisy); the best of the repeats is kept beside
 the median. CPU seconds (`time.process_time`) are reported for the one-process measurements, which a busy
 machine disturbs less than wall time; the load averages at the start and the end say how busy it was.
-Prints JSON and writes it to --out. `--profile` prints cProfile's top functions for `prepare` of the songs
-with one worker.
+`compiled_code_cost` says what the compiled loops cost a fresh process: compiling them (once per install) and
+loading them (once per process). Prints JSON and writes it to --out. `--profile` prints cProfile's top functions
+for `prepare` of the songs with one worker.
 
     python benchmarks/bench_prepare.py [--songs 200] [--repeats 3] [--profile]
                                        [--out benchmarks/results/bench_prepare.json]
@@ -27,6 +28,8 @@ import os
 import platform
 import pstats
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -138,6 +141,41 @@ def stages(root: Path, repeats: int, melody_tracks: str) -> dict:
     return {"files": len(blobs), "cpu_seconds": True, "stages": _rates(runs, len(blobs))}
 
 
+_FRESH_PROCESS = """
+import json, sys, time
+t0 = time.perf_counter()
+from melodyrnn.dataset import prepare
+t1 = time.perf_counter()
+prepare(sys.argv[1], workers=1, progress=False)
+t2 = time.perf_counter()
+prepare(sys.argv[1], workers=1, progress=False)
+t3 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "first_prepare": t2 - t1, "second_prepare": t3 - t2}))
+"""
+
+
+def compiled_code_cost(root: Path, files: int = 8) -> dict:
+    """What numba's compiled loops cost a fresh process, in wall seconds: `prepare` of a few files in a process
+    whose compiled-code cache is empty (it compiles every loop), then in a second process with that cache (it
+    loads them), each against a second `prepare` in the same process. A user pays the first once per install;
+    every process (prepare's workers too) pays the second."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, cache = Path(tmp) / "files", Path(tmp) / "cache"
+        folder.mkdir()
+        for path in find_midi_files(root)[:files]:
+            (folder / path.name).write_bytes(path.read_bytes())
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+        runs = {}
+        for name in ("empty_cache", "filled_cache"):
+            out = subprocess.run(
+                [sys.executable, "-c", _FRESH_PROCESS, str(folder)], env=env, capture_output=True, text=True, check=True
+            )
+            run = json.loads(out.stdout.strip().splitlines()[-1])
+            runs[name] = {k: round(v, 3) for k, v in run.items()}
+            runs[name]["first_minus_second"] = round(run["first_prepare"] - run["second_prepare"], 3)
+    return {"files": files, "wall_seconds": True, **runs}
+
+
 def profile_prepare(root: Path, lines: int = 25) -> str:
     profiler = cProfile.Profile()
     profiler.runcall(prepare, root, workers=1, progress=False)
@@ -169,6 +207,7 @@ def main() -> None:
         result["songs"].update(end_to_end(songs, args.repeats, variants))
         result["songs"]["one_process"] = stages(songs, args.repeats, "auto")
         result["songs"]["one_process_all_tracks"] = stages(songs, 1, "all")["stages"]
+        result["songs"]["compiled_code_cost"] = compiled_code_cost(songs)
         if args.profile:
             print(profile_prepare(songs))
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
