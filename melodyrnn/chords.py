@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from melodyrnn.chord_search import SAMPLES_PER_QUARTER, distinct_rows, frame_starts, sample_profiles, viterbi
+from melodyrnn.chord_search import batch_frames, best_paths
+from melodyrnn.compiled import jit
 from melodyrnn.errors import ChordLabelError
 from melodyrnn.midi_io import Score
 
@@ -180,7 +181,7 @@ def slice_changes(changes: Sequence[tuple], start: float, end: float) -> tuple:
 # Recognition
 
 #: How much the lowest sounding note counts beside the others: a little, since a walking bass's passing tones
-#: must not decide the chord (inversions are read from the bass alone, see `_with_bass`).
+#: must not decide the chord (inversions are read from the bass alone, see `_change_codes`).
 BASS_WEIGHT = 0.25
 #: What changing chord costs in the smoothing, in units of one frame's match (a cosine, at most 1): a passing
 #: note that makes another chord fit a little better for one beat does not pay it.
@@ -194,7 +195,6 @@ SHAPE_WEIGHT = 0.5
 ROOT_BONUS = 0.02
 # Triads are far more common than the others: a small head start settles near ties (a triad plus a passing 7th).
 _PRIOR = {"maj": 0.04, "min": 0.04}
-_LOCKSTEP = 32  # scores smoothed together: past a few dozen, each step's arrays outgrow the caches
 
 
 def _templates() -> tuple[np.ndarray, list[Chord]]:
@@ -208,56 +208,18 @@ def _templates() -> tuple[np.ndarray, list[Chord]]:
 
 _TABLE, _CHORDS = _templates()
 _TEMPLATE_NORMS = np.sqrt((_TABLE > 0).sum(axis=1))  # shape (chords,): sqrt of each chord's size
-_ROOTS = np.array([c.root for c in _CHORDS])
+_ROOTS = np.array([c.root for c in _CHORDS], np.int64)
 _PRIORS = np.array([_PRIOR.get(c.quality, 0.0) for c in _CHORDS])
 _MEMBERS = _TABLE > 0  # bool (chords, 12): the chord's pitch classes
-# Every recognizable chord's label, per bass interval above the root (only the chord's own tones are used).
-_LABELS = [[format_label(c._replace(bass=b)) for b in range(12)] for c in _CHORDS]
-
-
-class _Beats(NamedTuple):
-    """One score's accompaniment per frame, the frames that repeat the one before merged into runs."""
-
-    bounds: np.ndarray  # float64 (frames + 1,): frame boundaries in quarter notes
-    firsts: np.ndarray  # int64 (runs,): the first frame of each run
-    counts: np.ndarray  # int64 (runs, 1): frames in each run
-    chroma: np.ndarray  # float64 (runs, 12): how long each pitch class sounds in the run's first frame, in samples
-    bass: np.ndarray  # float64 (runs, 12): how long each is the lowest sounding there
-    end_quarters: float  # where the accompaniment stops
-
-
-def _beats(score: Score, exclude: Sequence[int]) -> _Beats | None:
-    """The accompaniment of `score` (its pitched tracks but `exclude`) per beat; None when no such track has notes."""
-    skip = set(exclude)
-    parts = [t.arrays for i, t in enumerate(score.tracks) if i not in skip and not t.is_drum and t.num_notes]
-    if not parts:
-        return None
-    pitches = np.concatenate([p.pitches for p in parts]).astype(np.int64)
-    starts = np.concatenate([p.start_quarters for p in parts])
-    ends = np.concatenate([p.end_quarters for p in parts])
-    end_quarters = float(ends.max())
-    bounds = frame_starts(score.time_signatures, end_quarters)
-    num_samples = max(1, math.ceil(bounds[-1] * SAMPLES_PER_QUARTER))
-    profiles = sample_profiles(pitches, starts, ends, num_samples)
-    # frame f holds the samples whose centre lies in [bounds[f], bounds[f + 1])
-    cuts = np.clip(np.ceil(bounds * SAMPLES_PER_QUARTER - 0.5).astype(np.int64), 0, num_samples)
-    # Running counts of the 0/1 samples, in int32: exact, and several times faster to sum than floats.
-    cumulative = np.zeros((num_samples + 1, 24), np.int32)
-    np.cumsum(profiles, axis=0, out=cumulative[1:])
-    frames = (cumulative[cuts[1:]] - cumulative[cuts[:-1]]).astype(np.float64)
-    # Beats that repeat the beat before (a chord struck on every beat) are scored once, weighted by their count:
-    # a best path never changes chord inside such a run.
-    new_run = np.ones(len(frames), bool)
-    new_run[1:] = np.any(frames[1:] != frames[:-1], axis=1)
-    firsts = np.flatnonzero(new_run)
-    counts = np.diff(np.append(firsts, len(frames)))[:, None]
-    return _Beats(bounds, firsts, counts, frames[firsts, :12], frames[firsts, 12:], end_quarters)
+# Every recognizable chord's label, per bass interval above the root (only the chord's own tones are used), at
+# chord * 12 + interval, then N: labels are written once here, not once per change.
+_CODE_LABELS = [format_label(c._replace(bass=b)) for c in _CHORDS for b in range(12)] + [NO_CHORD]
 
 
 def score_to_chords(score: Score, exclude: Sequence[int] = ()) -> tuple[tuple[float, str], ...]:
     """Reads the chords the accompaniment of `score` plays: every non-drum track not in `exclude`, together.
 
-    Per beat (see `frame_starts`), the pitch classes sounding (weighted by how long they sound) plus the lowest
+    Per beat (see `frame_bounds`), the pitch classes sounding (weighted by how long they sound) plus the lowest
     sounding note (weighted by `BASS_WEIGHT`) are matched against `VOCABULARY`'s templates: a mix
     (`SHAPE_WEIGHT`) of the cosine to the template and the share of the weight the chord explains, with a small
     head start for triads and for the chord whose root is the bass (`ROOT_BONUS`). A Viterbi pass with
@@ -279,8 +241,9 @@ def score_to_chords(score: Score, exclude: Sequence[int] = ()) -> tuple[tuple[fl
 
 
 def scores_to_chords(requests: Sequence[tuple[Score, Sequence[int]]]) -> list[tuple[tuple[float, str], ...]]:
-    """`score_to_chords` of several scores at once, the same chords: the smoothing runs in lockstep over scores of
-    similar length (`viterbi`), one Python step per beat for them all rather than one per beat of each.
+    """`score_to_chords` of several scores at once, the same chords: their notes go to the compiled loops
+    (`batch_frames`, `_chord_scores`, `best_paths`, `_change_codes`) together, so the Python work per score is
+    gathering its tracks and writing its labels.
 
     Args:
         requests: ``(score, exclude)`` pairs, as `score_to_chords` takes them.
@@ -288,89 +251,163 @@ def scores_to_chords(requests: Sequence[tuple[Score, Sequence[int]]]) -> list[tu
     Returns:
         The chord changes of each score, in order.
     """
-    beats = {i: b for i, (score, exclude) in enumerate(requests) if (b := _beats(score, exclude)) is not None}
-    weighted = {}
-    for i, b in beats.items():
-        # Score by score: one score's (beats, chords) arrays stay in the caches, where many together would not.
-        # A song repeats a few voicings all through: each distinct beat is matched once.
-        distinct, inverse = distinct_rows(np.hstack([b.chroma, b.bass]))
-        scores, evidence = _frame_scores(distinct[:, :12], distinct[:, 12:])
-        scores, evidence = scores[inverse], evidence[inverse]
-        if evidence.any():
-            scores *= b.counts
-            weighted[i] = scores
-    out: list[tuple[tuple[float, str], ...]] = [()] * len(requests)
-    # Lockstep batches of scores of similar length waste little on padding.
-    heard = sorted(weighted, key=lambda i: len(weighted[i]))
-    for lo in range(0, len(heard), _LOCKSTEP):
-        batch = heard[lo : lo + _LOCKSTEP]
-        for i, path in zip(batch, viterbi([weighted[i] for i in batch], SWITCH_PENALTY)):
-            out[i] = _path_to_changes(beats[i], path)
-    return out
+    parts, note_counts, meters, meter_counts = [], [0], [], [0]
+    for score, exclude in requests:
+        skip = set(exclude)
+        tracks = [t.arrays for i, t in enumerate(score.tracks) if i not in skip and not t.is_drum and t.num_notes]
+        parts += tracks
+        note_counts.append(sum(len(a.pitches) for a in tracks))
+        meters += score.time_signatures
+        meter_counts.append(len(score.time_signatures))
+    if not parts:
+        return [()] * len(requests)
+    bounds, runs, rows, ends, offsets = batch_frames(
+        np.concatenate([a.pitches for a in parts]).astype(np.int64, copy=False),
+        np.concatenate([a.start_quarters for a in parts]).astype(np.float64, copy=False),
+        np.concatenate([a.end_quarters for a in parts]).astype(np.float64, copy=False),
+        np.cumsum(note_counts),
+        np.array(meters, np.float64).reshape(-1, 3),
+        np.cumsum(meter_counts),
+    )
+    scores, heard = _chord_scores(rows, _cosines(rows, offsets[2]), offsets[2], _TEMPLATE_NORMS, _PRIORS, _ROOTS)
+    path = best_paths(scores, runs, offsets[1], heard, SWITCH_PENALTY)
+    positions, codes, changes = _change_codes(path, runs, rows, bounds, ends, offsets, heard, _ROOTS, _MEMBERS)
+    at, places, labels = changes.tolist(), positions.tolist(), list(map(_CODE_LABELS.__getitem__, codes.tolist()))
+    return [tuple(zip(places[lo:hi], labels[lo:hi])) for lo, hi in zip(at[:-1], at[1:])]
 
 
-def _path_to_changes(beats: _Beats, path: np.ndarray) -> tuple[tuple[float, str], ...]:
-    """The ``(start_quarters, label)`` changes of a best path over `beats`' runs."""
-    run_starts = np.flatnonzero(np.diff(path, prepend=-1))
-    labels = _run_labels(path[run_starts], np.add.reduceat(beats.bass * beats.counts, run_starts, axis=0))
-    positions = beats.bounds[beats.firsts[run_starts]].tolist()
-    positions[0] = 0.0
-    changes = list(zip(positions, labels))
-    if changes[-1][1] != NO_CHORD:
-        changes.append((beats.end_quarters, NO_CHORD))
-    return tuple(changes)
+def _cosines(rows: np.ndarray, row_offsets: np.ndarray) -> np.ndarray:
+    """The cosine of each row's profile (its chroma plus `BASS_WEIGHT` times its bass) to each chord's template,
+    float64 (rows, chords).
+
+    The product stays numpy's, whose sums BLAS rounds in one order for a matrix and in another for a lone row:
+    each score is read as if alone, so the one row of a score whose beats all sound alike is multiplied alone.
+    """
+    profile = rows[:, :12] + BASS_WEIGHT * rows[:, 12:]
+    unit = profile / np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-9)
+    cosine = unit @ _TABLE.T
+    for row in row_offsets[:-1][np.diff(row_offsets) == 1].tolist():
+        cosine[row] = (unit[row : row + 1].copy() @ _TABLE.T)[0]
+    return cosine
 
 
-def _frame_scores(frame_chroma: np.ndarray, frame_bass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How well each chord, and N (the last column), fits each frame: float64 (frames, chords + 1); and which
-    frames sound two pitch classes or more (bool, (frames,)): a score with none has no chords.
+@jit
+def _chord_scores(
+    rows: np.ndarray,
+    cosine: np.ndarray,
+    row_offsets: np.ndarray,
+    template_norms: np.ndarray,
+    priors: np.ndarray,
+    roots: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How well each chord, and N (the last column), fits each frame's row: float64 (rows, chords + 1); and
+    whether each score has a row sounding two pitch classes or more (bool (scores,)): one with none has no chords.
 
     Args:
-        frame_chroma: how long each pitch class sounds in each frame, in samples, shape (frames, 12).
-        frame_bass: how long each pitch class is the lowest sounding, in samples, shape (frames, 12).
+        rows: int64 (rows, 24): how long each pitch class sounds in a frame, then how long it is the lowest
+            sounding, in samples.
+        cosine: float64 (rows, chords), from `_cosines`.
+        row_offsets: int64 (scores + 1,): score i's rows are ``row_offsets[i]:row_offsets[i + 1]``.
+        template_norms: float64 (chords,): sqrt of each chord's size.
+        priors: float64 (chords,): each chord's head start.
+        roots: int64 (chords,): each chord's root pitch class.
     """
-    profile = frame_chroma + BASS_WEIGHT * frame_bass
-    norms = np.linalg.norm(profile, axis=1, keepdims=True)
-    silent = norms[:, 0] < 1e-9
-    # One pitch class (a bass line, a held note) fits every chord that holds it: no evidence, the chord goes on.
-    evidence = (frame_chroma > 0).sum(axis=1) >= 2
-    cosine = (profile / np.maximum(norms, 1e-9)) @ _TABLE.T
-    total = np.maximum(profile.sum(axis=1, keepdims=True), 1e-9)
-    # In place, in the order of SHAPE_WEIGHT * cosine + (1 - SHAPE_WEIGHT) * (2 * on_chord - total) / total: the
-    # same numbers with a third of the passes over (frames, chords) arrays, the bulk of recognition's time.
-    explained = np.multiply(cosine, norms)
-    explained *= _TEMPLATE_NORMS  # = profile @ membership: the weight on each chord's tones
-    explained *= 2.0
-    explained -= total
-    explained *= 1.0 - SHAPE_WEIGHT
-    explained /= total
-    out = np.empty((len(profile), len(_CHORDS) + 1))
-    scores = np.multiply(cosine, SHAPE_WEIGHT, out=out[:, :-1])
-    scores += explained
-    scores += _PRIORS
-    bass_share = frame_bass / np.maximum(frame_bass.sum(axis=1, keepdims=True), 1e-9)
-    scores += (ROOT_BONUS * bass_share)[:, _ROOTS]
-    # A lone pitch class only says which chords it rules out: relative to the best, it never opens a chord.
-    lone = np.flatnonzero(~evidence)
-    scores[lone] -= scores[lone].max(axis=1, keepdims=True)
-    scores[silent] = -1.0
-    # N is certain where nothing sounds, never chosen where chords can be told apart, and by a hair before the
-    # first evidence (so a piece opening on a lone bass line does not open on a guess).
-    out[:, -1] = np.where(silent, 1.0, np.where(evidence, -1.0, 1e-3))
-    return out, evidence
+    count, chords = cosine.shape
+    out = np.empty((count, chords + 1))
+    evidence = np.zeros(count, np.bool_)
+    profile, share = np.empty(12), np.empty(12)
+    for r in range(count):
+        squares, total, bass, sounding = 0.0, 0.0, 0.0, 0
+        for pc in range(12):
+            profile[pc] = rows[r, pc] + BASS_WEIGHT * rows[r, 12 + pc]
+            squares += profile[pc] * profile[pc]  # whole quarters of samples: every sum here is exact
+            total += profile[pc]
+            bass += rows[r, 12 + pc]
+            sounding += rows[r, pc] > 0
+        norm = math.sqrt(squares)
+        total, silent = max(total, 1e-9), norm < 1e-9
+        # One pitch class (a bass line, a held note) fits every chord that holds it: no evidence, the chord goes on.
+        evidence[r] = sounding >= 2
+        for pc in range(12):
+            share[pc] = rows[r, 12 + pc] / max(bass, 1e-9)
+        best = -math.inf
+        for c in range(chords):
+            # (2 * weight on the chord's tones - total) / total, the weight on its tones being cosine * norm * size
+            explained = cosine[r, c] * norm
+            explained *= template_norms[c]
+            explained *= 2.0
+            explained -= total
+            explained *= 1.0 - SHAPE_WEIGHT
+            explained /= total
+            score = cosine[r, c] * SHAPE_WEIGHT + explained + priors[c] + ROOT_BONUS * share[roots[c]]
+            out[r, c] = score
+            best = max(best, score)
+        # A lone pitch class only says which chords it rules out: relative to the best, it never opens a chord.
+        for c in range(chords):
+            out[r, c] = -1.0 if silent else out[r, c] if evidence[r] else out[r, c] - best
+        # N is certain where nothing sounds, never chosen where chords can be told apart, and by a hair before the
+        # first evidence (so a piece opening on a lone bass line does not open on a guess).
+        out[r, chords] = 1.0 if silent else -1.0 if evidence[r] else 1e-3
+    heard = np.zeros(len(row_offsets) - 1, np.bool_)
+    for s in range(len(heard)):
+        heard[s] = np.any(evidence[row_offsets[s] : row_offsets[s + 1]])
+    return out, heard
 
 
-def _run_labels(states: np.ndarray, run_bass: np.ndarray) -> list[str]:
-    """The label of each run of one chord: int `states` (runs,) index `_CHORDS` (its length is N), `run_bass`
-    (runs, 12) how long each pitch class is the lowest in the run. A chord whose bass time is more than half on
-    one of its tones other than the root is that inversion (``C:maj/3``)."""
-    chord = np.minimum(states, len(_CHORDS) - 1)  # N's row is never read
-    low = run_bass.argmax(axis=1)
-    roots = _ROOTS[chord]
-    rows = np.arange(states.size)
-    inverted = (low != roots) & _MEMBERS[chord, low] & (run_bass[rows, low] > 0.5 * run_bass.sum(axis=1))
-    bass = np.where(inverted, (low - roots) % 12, 0)
-    return [NO_CHORD if s == len(_CHORDS) else _LABELS[s][b] for s, b in zip(states.tolist(), bass.tolist())]
+@jit
+def _change_codes(
+    path: np.ndarray,
+    runs: np.ndarray,
+    rows: np.ndarray,
+    bounds: np.ndarray,
+    ends: np.ndarray,
+    offsets: np.ndarray,
+    heard: np.ndarray,
+    roots: np.ndarray,
+    members: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each heard score's chord changes from its best `path` over the `runs` of `batch_frames` (`rows`, `bounds`,
+    `ends` and `offsets` are its too): where each starts (float64 quarter notes, the first at 0), its label's
+    index in `_CODE_LABELS` (int64: chord * 12 + bass interval, or N), and each score's slice of the two (int64
+    (scores + 1,)). A chord whose bass time is more than half on one of its tones other than the root is that
+    inversion (``C:maj/3``); ``N`` follows where the accompaniment ends unless the last chord is N already.
+
+    Args:
+        roots: int64 (chords,): each chord's root pitch class.
+        members: bool (chords, 12): each chord's pitch classes.
+    """
+    no_chord = len(roots) * 12
+    positions = np.empty(len(path) + len(heard))
+    codes = np.empty(len(path) + len(heard), np.int64)
+    changes = np.zeros(len(heard) + 1, np.int64)
+    at = 0
+    bass = np.zeros(12, np.int64)
+    for s in range(len(heard)):
+        lo, hi = offsets[1, s], offsets[1, s + 1] if heard[s] else offsets[1, s]
+        start = lo  # the run the current chord starts at
+        for t in range(lo, hi):
+            for pc in range(12):
+                bass[pc] += rows[runs[t, 2], 12 + pc] * runs[t, 1]
+            if t + 1 < hi and path[t + 1] == path[t]:
+                continue
+            state, low, held = path[t], 0, 0
+            for pc in range(12):
+                low = pc if bass[pc] > bass[low] else low
+                held += bass[pc]
+            if state == len(roots):
+                codes[at] = no_chord
+            else:
+                inverted = low != roots[state] and members[state, low] and bass[low] > 0.5 * held
+                codes[at] = state * 12 + ((low - roots[state]) % 12 if inverted else 0)
+            positions[at] = 0.0 if start == lo else bounds[offsets[0, s] + runs[start, 0]]
+            at += 1
+            start = t + 1
+            bass[:] = 0
+        if hi > lo and codes[at - 1] != no_chord:
+            positions[at], codes[at] = ends[s], no_chord
+            at += 1
+        changes[s + 1] = at
+    return positions[:at], codes[:at], changes
 
 
 # --------------------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_compound_meters_read_by_dotted_quarter_beats():
 
 
 def test_scores_read_together_give_each_its_own_chords():
-    # Recognition in lockstep over scores of different lengths (shorter ones padded) changes no score's chords,
+    # Recognition of scores of different lengths read together changes no score's chords,
     # and a score with no accompaniment or no evidence stays chordless among the others.
     long = _melody_and(_chord_track_notes() + [(n[0], n[1] + 32.0, n[2] + 32.0) for n in _chord_track_notes()])
     short = _melody_and(_chord_track_notes(PROGRESSION[:3]), program=24)
