@@ -12,20 +12,14 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from itertools import accumulate, repeat
+from operator import mul, sub
 
 import numpy as np
 
 from melodyrnn.errors import NoMelodyError
 from melodyrnn.midi_io import Score, Track
-
-#: The grid onsets are read on, in steps per quarter note: fine enough that triplets and ornaments of a single
-#: line never land on one step (which would read as chords).
-ONSET_STEPS_PER_QUARTER = 12
-#: The grid of what sounds when (register, polyphony, harmony), sampled at each step's middle so that a legato
-#: overlap shorter than half a step does not read as two notes at once.
-GRID_STEPS_PER_QUARTER = 4
-# Patterns (riffs, broken chords) show within a few hundred notes; longer lines are only read that far for them.
-_PATTERN_NOTES = 1024
+from melodyrnn.track_grid import FEATURES, grid_features, overlap_share
 
 _MELODY_NAME = re.compile(
     r"melod|vocal|voice|vox|lead|solo|sing|sänger|canto|cantus|chant|voz|voix|stimme|tune|theme|tema|"
@@ -85,6 +79,10 @@ _LEFT_OUT = {
     "melody_name": "no melody name",
 }
 
+_WEIGHT_NAMES, _WEIGHT_VALUES = tuple(_WEIGHTS), tuple(_WEIGHTS.values())
+_LEFT_OUT_NAMES = tuple(_LEFT_OUT)
+_LEFT_OUT_WEIGHTS = tuple(_WEIGHTS[k] for k in _LEFT_OUT)
+
 
 @dataclass(frozen=True)
 class TrackVerdict:
@@ -128,6 +126,8 @@ class TrackChoice:
 def track_features(score: Score) -> dict[int, dict[str, float]]:
     """The evidence `choose_melody_tracks` weighs, per pitched track that holds notes.
 
+    The numbers read from the notes come from `track_grid.grid_features`, all tracks in one compiled call.
+
     Args:
         score: from `read_midi`.
 
@@ -135,180 +135,41 @@ def track_features(score: Score) -> dict[int, dict[str, float]]:
         track index → feature name → value (the names of `_WEIGHTS`; most are shares in [0, 1]).
     """
     pitched = [i for i, t in enumerate(score.tracks) if not t.is_drum and _note_count(t)]
-    notes = [_note_arrays(score.tracks[i]) for i in pitched]
-    grid = _Grid(notes)
-    others_top = _max_of_others(grid.top)
-    others_bottom = -_max_of_others(-grid.bottom)
-    sounding = grid.count > 0
-    piece_steps = max(1, int(sounding.any(axis=0).sum()))
-    class_counts = grid.classes.sum(axis=0, dtype=np.int16)  # (12, steps): how many tracks sound each class
-    # What each track shares with the others, counted for all tracks at once (rows of the grid), then divided per
-    # track as plain ints: the same shares as a mean per track.
-    mine_steps = sounding.sum(axis=1).tolist()
-    polyphonic = (grid.count >= 2).sum(axis=1).tolist()
-    busy = sounding & (others_top >= 0)
-    n_busy = busy.sum(axis=1).tolist()
-    on_top = ((grid.top >= others_top) & busy).sum(axis=1).tolist()
-    at_bottom = ((grid.bottom <= others_bottom) & busy).sum(axis=1).tolist()
-    # An accompaniment line plays the harmony the other tracks sound; a tune adds passing and neighbour notes.
-    row_of = np.repeat(np.arange(len(pitched)), [notes[row][0].size for row in range(len(pitched))])
-    at = np.concatenate(grid.onsets) if pitched else np.zeros(0, np.int64)
-    pcs = np.concatenate([notes[row][0] for row in range(len(pitched))]) % 12 if pitched else at
-    heard = class_counts[pcs, at] - grid.classes[row_of, pcs, at]
-    with_others = others_top[row_of, at] >= 0
-    n_with = np.bincount(row_of[with_others], minlength=len(pitched)).tolist()
-    n_consonant = np.bincount(row_of[with_others & (heard > 0)], minlength=len(pitched)).tolist()
+    if not pitched:
+        return {}
+    values = grid_features(*_concatenated([score.tracks[i] for i in pitched])).tolist()
     features: dict[int, dict[str, float]] = {}
-    for row, i in enumerate(pitched):
+    for i, row in zip(pitched, values):
         track = score.tracks[i]
-        f = _line_features(notes[row][0], grid.fine_onsets[row])
-        f["sounding_polyphony"] = polyphonic[row] / max(1, mine_steps[row])
-        f["on_top"] = on_top[row] / n_busy[row] if n_busy[row] else 1.0
-        f["at_bottom"] = at_bottom[row] / n_busy[row] if n_busy[row] else 0.0
-        f["sparse"] = max(0.0, 0.25 - mine_steps[row] / piece_steps) / 0.25
-        consonant = n_consonant[row] / n_with[row] if n_with[row] else 0.0
-        f["chord_tones"] = max(0.0, consonant - 0.8) / 0.2
-        f["slow"] = float(grid.onset_count[row] / max(1, mine_steps[row]) * GRID_STEPS_PER_QUARTER < 0.5)
-        f.update(_name_features(track.name))  # copied: the cached dict is never changed
+        f = dict(zip(_NOTE_FEATURES, row))
+        f.update(_name_features(track.name))  # copied: the cached dicts are never changed
         f.update(_program_features(track.program))
+        f.update(zip(_AGAINST_LINES, row[len(_NOTE_FEATURES) :]))
         features[i] = f
-    _add_rest_filling(features, pitched, grid, sounding)
-    lines = [grid.onset_count[r] for r, i in enumerate(pitched) if features[i]["chord_onsets"] < 0.2]
-    for r, i in enumerate(pitched):
-        features[i]["busiest_line"] = min(1.0, grid.onset_count[r] / max([1, *lines]))
     return features
 
 
+# The features `grid_features` gives, split where the name and program features go between them (the order the
+# features were always listed in).
+_NOTE_FEATURES = FEATURES[: FEATURES.index("slow") + 1]
+_AGAINST_LINES = FEATURES[len(_NOTE_FEATURES) :]
+
+
 def _note_count(track: Track) -> int:
-    arrays = getattr(track, "arrays", None)  # a reader that keeps notes as arrays spares making Note objects
-    return len(arrays.pitches) if arrays is not None else len(track.notes)
+    return track.num_notes
 
 
-def _note_arrays(track: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pitches int64, starts float64, ends float64), each (notes,), in quarter notes, sorted by start."""
-    arrays = getattr(track, "arrays", None)
-    if arrays is not None:
-        return np.asarray(arrays.pitches, np.int64), np.asarray(arrays.start_quarters), np.asarray(arrays.end_quarters)
-    n = len(track.notes)
+def _concatenated(tracks: list[Track]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tracks' notes, one track after another: pitches int64, starts and ends float64 in quarter notes, each
+    (notes,); and (tracks + 1,) int64 where each track's notes begin, their total last."""
+    arrays = [t.arrays for t in tracks]
+    offsets = np.array([0, *accumulate(a.pitches.size for a in arrays)], np.int64)
     return (
-        np.fromiter((x.pitch for x in track.notes), np.int64, n),
-        np.fromiter((x.start_quarters for x in track.notes), np.float64, n),
-        np.fromiter((x.end_quarters for x in track.notes), np.float64, n),
+        np.concatenate([a.pitches for a in arrays]).astype(np.int64, copy=False),
+        np.concatenate([a.start_quarters for a in arrays]).astype(np.float64, copy=False),
+        np.concatenate([a.end_quarters for a in arrays]).astype(np.float64, copy=False),
+        offsets,
     )
-
-
-class _Grid:
-    """The pitched tracks on the feature grid: per track and step the highest and lowest sounding pitch (-1 and
-    128 where silent), how many notes sound, which pitch classes sound; and each track's onset steps."""
-
-    def __init__(self, notes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
-        tracks = len(notes)
-        last = max((float(e.max()) for _, _, e in notes if e.size), default=0.0)
-        self.end = end = int(np.ceil(last * GRID_STEPS_PER_QUARTER)) + 2  # steps, past the last note's end
-        self.top = np.full((tracks, end), -1, np.int16)
-        self.bottom = np.full((tracks, end), 128, np.int16)
-        self.count = np.zeros((tracks, end), np.int16)
-        self.classes = np.zeros((tracks, 12, end), np.bool_)
-        sizes = [p.size for p, _, _ in notes]
-        offsets = np.cumsum([0, *sizes])
-        pitches = np.concatenate([p for p, _, _ in notes]) if notes else np.zeros(0, np.int64)
-        start_quarters = np.concatenate([s for _, s, _ in notes]) if notes else np.zeros(0)
-        end_quarters = np.concatenate([e for _, _, e in notes]) if notes else np.zeros(0)
-        # All tracks in one pass: each note's row offsets its steps into the flattened (tracks, steps) grids.
-        # Step k sounds a note that covers its middle, (k + 0.5) / GRID; every note keeps at least its first.
-        starts = np.ceil(start_quarters * GRID_STEPS_PER_QUARTER - 0.5).astype(np.int64).clip(0, end - 2)
-        ends = np.maximum(np.ceil(end_quarters * GRID_STEPS_PER_QUARTER - 0.5).astype(np.int64), starts + 1)
-        lengths = ends - starts
-        # Every (note, step) the note sounds in, as flat arrays: one numpy pass instead of a loop per note.
-        steps = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
-        sounding = np.repeat(pitches, lengths).astype(np.int16)
-        rows = np.repeat(np.repeat(np.arange(tracks), sizes), lengths)
-        flat = rows * end + steps
-        np.maximum.at(self.top.reshape(-1), flat, sounding)
-        np.minimum.at(self.bottom.reshape(-1), flat, sounding)
-        self.count[:] = np.bincount(flat, minlength=tracks * end).reshape(tracks, end)
-        # One flat index, not three: numpy's fancy assignment costs several times more per extra index array.
-        self.classes.reshape(-1)[(rows * 12 + sounding % 12) * end + steps] = True
-        bounds = offsets[1:-1].tolist()
-        #: per track and note, the coarse step it starts in
-        self.onsets: list[np.ndarray] = np.split(starts, bounds) if tracks else []
-        fine = np.rint(start_quarters * ONSET_STEPS_PER_QUARTER).astype(np.int64)
-        #: per track and note, its onset on the fine onset grid
-        self.fine_onsets: list[np.ndarray] = np.split(fine, bounds) if tracks else []
-        changes = np.concatenate([[0], np.cumsum(np.diff(fine) != 0)])
-        #: per track, distinct fine onsets
-        self.onset_count: list[int] = [
-            int(changes[hi - 1] - changes[lo]) + 1 if hi > lo else 0 for lo, hi in zip(offsets[:-1], offsets[1:])
-        ]
-
-
-def _max_of_others(values: np.ndarray) -> np.ndarray:
-    """Per row, the elementwise max over the other rows (-1 where there is no other row)."""
-    if values.shape[0] < 2:
-        return np.full_like(values, -1)
-    # The row holding each column's maximum sees the second largest; the others see the maximum.
-    holder = values.argmax(axis=0)
-    columns = np.arange(values.shape[1])
-    first = values[holder, columns]
-    rest = values.copy()
-    rest[holder, columns] = np.iinfo(values.dtype).min
-    out = np.broadcast_to(first, values.shape).copy()
-    out[holder, columns] = rest.max(axis=0)
-    return out
-
-
-def _line_features(pitches: np.ndarray, onset_steps: np.ndarray) -> dict[str, float]:
-    """Features of a track's top line (`pitches` and `onset_steps`, one per note, sorted by onset): chord
-    strikes, stepwise motion, repeats, patterns and rhythm variety."""
-    # Differences by slicing, not np.diff: a track costs a few dozen small calls, and np.diff's own Python costs
-    # as much as the subtraction.
-    change = onset_steps[1:] - onset_steps[:-1]
-    if (change < 0).any():  # notes out of order (a hand-made track): the distinct onsets, sorted
-        steps, first = np.unique(onset_steps, return_index=True)
-    else:  # where sorted onsets change is where each distinct onset's notes start
-        first = np.concatenate([[True], change != 0]).nonzero()[0] if onset_steps.size else change
-        steps = onset_steps[first]
-    per_onset = np.concatenate([first[1:], [onset_steps.size]]) - first
-    chord_onsets = np.count_nonzero(per_onset >= 2) / steps.size if steps.size else 0.0
-    # The highest note struck at each onset step (notes are sorted by start; take the max per group).
-    line = np.maximum.reduceat(pitches, first) if steps.size else pitches
-    moves = np.abs(line[1:] - line[:-1])
-    steps_moved = np.count_nonzero((moves >= 1) & (moves <= 2))
-    stepwise = steps_moved / max(1, int(np.count_nonzero(moves))) if moves.size else 0.0
-    repeated = (moves.size - np.count_nonzero(moves)) / moves.size if moves.size else 1.0
-    # A riff or broken chord repeats a short pattern, often moved to each chord's root: equal pitches or equal
-    # moves at a lag of 2-8 notes.
-    head = line[:_PATTERN_NOTES]
-    head_moves = head[1:] - head[:-1]
-    periodic = max(_best_repeat(head), _best_repeat(head_moves))
-    gaps = steps[1:] - steps[:-1]
-    if gaps.size:
-        # The counts of each gap, in the order of the gaps' values (as np.unique gives them: the sum's order).
-        small = gaps.min() >= 0 and gaps.max() < 1 << 16
-        counts = np.bincount(gaps) if small else np.unique(gaps, return_counts=True)[1]
-        counts = counts[counts > 0]
-        p = counts / counts.sum()
-        entropy = float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: no -0.0 in reports
-    else:
-        entropy = 0.0
-    return {
-        "chord_onsets": float(chord_onsets),
-        "stepwise": stepwise,
-        "repeated": max(0.0, repeated - 0.4) / 0.6,
-        "rhythm_variety": min(entropy, 2.0) / 2.0,
-        "periodic": max(0.0, periodic - 0.5) / 0.5,
-        "contour_periodic": max(0.0, _best_repeat(np.sign(head_moves)) - 0.7) / 0.3,
-    }
-
-
-def _best_repeat(seq: np.ndarray) -> float:
-    """The largest share of elements equal to the one 2-8 places earlier (0 for short sequences)."""
-    best = 0.0
-    for k in range(2, 9):
-        if seq.size <= 2 * k:  # too short for this lag, and for the longer ones
-            break
-        best = max(best, np.count_nonzero(seq[k:] == seq[:-k]) / (seq.size - k))
-    return best
 
 
 @functools.lru_cache(maxsize=4096)  # a collection repeats a few hundred names; three regexes a track add up
@@ -323,6 +184,7 @@ def _name_features(name: str) -> dict[str, float]:
     }
 
 
+@functools.lru_cache(maxsize=256)
 def _program_features(program: int) -> dict[str, float]:
     return {
         "bass_program": float(32 <= program <= 39),
@@ -331,23 +193,9 @@ def _program_features(program: int) -> dict[str, float]:
     }
 
 
-def _add_rest_filling(features, pitched: list[int], grid: _Grid, sounding: np.ndarray) -> None:
-    """Marks tracks whose onsets mostly fall where a busier (more onsets), mostly monophonic track is silent."""
-    lines = [r for r, i in enumerate(pitched) if features[i]["chord_onsets"] < 0.2]
-    for r in range(len(pitched)):
-        i = pitched[r]
-        features[i]["fills_rests"] = 0.0
-        for other in lines:
-            if other == r or grid.onset_count[other] <= grid.onset_count[r]:
-                continue
-            silent_there = ~sounding[other][grid.onsets[r]]
-            features[i]["fills_rests"] = max(features[i]["fills_rests"], float(silent_there.mean() > 0.5))
-    for i in pitched:
-        features[i].setdefault("fills_rests", 0.0)
-
-
 def _score(f: dict[str, float]) -> float:
-    return float(sum(_WEIGHTS[k] * f.get(k, 0.0) for k in _WEIGHTS))
+    # The products summed in `_WEIGHTS` order, the same floats as ever (scores are reported and compared).
+    return float(sum(map(mul, _WEIGHT_VALUES, map(f.get, _WEIGHT_NAMES, repeat(0.0)))))
 
 
 def _alone(f: dict[str, float]) -> float:
@@ -443,9 +291,8 @@ def _auto(score: Score, verdicts: dict, pitched: list[int]) -> TrackChoice:
 
 def _overlap(a: Track, b: Track) -> float:
     """The share of `a`'s sounding time during which `b` sounds too (on the feature grid)."""
-    grid = _Grid([_note_arrays(a), _note_arrays(b)])
-    in_a = grid.count[0] > 0
-    return float((in_a & (grid.count[1] > 0)).sum() / max(1, in_a.sum()))
+    pitches, starts, ends, _ = _concatenated([a, b])
+    return overlap_share(pitches, starts, ends, a.num_notes)
 
 
 def _for_reasons(f: dict[str, float]) -> str:
@@ -466,6 +313,7 @@ def _for_reasons(f: dict[str, float]) -> str:
 
 def _against(f: dict[str, float], best: dict[str, float]) -> str:
     """The feature that counts most against a left-out track, compared with the taken one."""
-    deltas = {k: _WEIGHTS[k] * (f.get(k, 0.0) - best.get(k, 0.0)) for k in _LEFT_OUT}
-    worst = min(deltas, key=lambda k: deltas[k])
-    return _LEFT_OUT[worst] if deltas[worst] < 0 else "less melodic than the melody"
+    mine, taken = map(f.get, _LEFT_OUT_NAMES, repeat(0.0)), map(best.get, _LEFT_OUT_NAMES, repeat(0.0))
+    deltas = list(map(mul, _LEFT_OUT_WEIGHTS, map(sub, mine, taken)))
+    worst = deltas.index(min(deltas))  # the first of equals, in `_LEFT_OUT` order
+    return _LEFT_OUT[_LEFT_OUT_NAMES[worst]] if deltas[worst] < 0 else "less melodic than the melody"
