@@ -28,8 +28,8 @@ from melodyrnn.collection import (
     validation_files,
 )
 from melodyrnn.conditioning import prepared_conditions, transpose_conditions
-from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, events_to_tokens, tokens_to_melody
-from melodyrnn.errors import DataError, OutOfRangeError
+from melodyrnn.encoding import NUM_SPECIAL, EncodingConfig, Melody, events_list_to_tokens, tokens_to_melody
+from melodyrnn.errors import DataError
 from melodyrnn.extraction import ExtractionConfig
 from melodyrnn.files import atomic_write, atomic_write_text, check_writable_file
 from melodyrnn.theory import check_steps_per_bar, is_usable_time_signature, steps_per_bar
@@ -85,19 +85,6 @@ def prepare(
     if output is not None:
         data.save(output)
     return data
-
-
-def _encode_all(events: list[np.ndarray], config: EncodingConfig) -> np.ndarray:
-    """The tokens of every melody's `events`, back to back (int16): one encoding for them all, and where one
-    melody lies outside the pitch range, the error `melody_to_tokens` gives for the first such melody."""
-    if not events:
-        return np.zeros(0, np.int16)
-    try:
-        return events_to_tokens(np.concatenate(events), config).astype(np.int16)
-    except OutOfRangeError:
-        for one in events:
-            events_to_tokens(one, config)
-        raise
 
 
 @dataclass
@@ -221,7 +208,6 @@ class PreparedData:
         """Encodes the melodies of every file read without error and completes the report."""
         report = PrepareReport.for_files(results, root, files_found)
         files: list[str] = []
-        lengths_list: list[int] = []
         event_chunks: list[np.ndarray] = []
         meta: list[tuple] = []
         chords: list[tuple] = []
@@ -235,11 +221,10 @@ class PreparedData:
             held_out = r.path in held_out_files
             for m in r.melodies:
                 event_chunks.append(m.events)
-                lengths_list.append(len(m.events))
                 meta.append((file_id, held_out, m.qpm, *m.time_signature, m.velocity, m.program, m.start_step))
                 chords.append(m.chords)
-        lengths = np.array(lengths_list, dtype=np.int64)
-        tokens = _encode_all(event_chunks, config)
+        lengths = np.array([len(e) for e in event_chunks], dtype=np.int64)
+        tokens = events_list_to_tokens(event_chunks, config)
         columns = list(zip(*meta)) if meta else [()] * 8
         chord_offsets, chord_steps, chord_ids, chord_labels = chords_to_arrays(chords)
         data = cls(

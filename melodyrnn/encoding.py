@@ -377,6 +377,22 @@ def events_to_tokens(events: np.ndarray, config: EncodingConfig) -> np.ndarray:
     return np.where(notes, events - config.min_pitch + NUM_SPECIAL, events - NO_EVENT).astype(np.int32)
 
 
+def events_list_to_tokens(events: Sequence[np.ndarray], config: EncodingConfig) -> np.ndarray:
+    """The tokens of many melodies' events, back to back, int16, in one pass (what a cache stores).
+
+    Raises:
+        OutOfRangeError: as `melody_to_tokens`, for the first melody outside the pitch range.
+    """
+    if not events:
+        return np.zeros(0, np.int16)
+    try:
+        return events_to_tokens(np.concatenate(events), config).astype(np.int16)
+    except OutOfRangeError:
+        for one in events:
+            events_to_tokens(one, config)
+        raise
+
+
 def tokens_to_melody(
     tokens: Sequence[int] | np.ndarray, config: EncodingConfig = EncodingConfig(), **metadata
 ) -> Melody:

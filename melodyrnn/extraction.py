@@ -255,16 +255,16 @@ def chord_changes(
     other than `taken` play (`recognized`, when the caller has read them already with `score_to_chords`). A symbol
     that is no Harte label is dropped and counted (the chord before it goes on)."""
     spq = config.steps_per_quarter
+    by_step: dict[int, str] = {}  # later chords at the same step win
     if score.chord_symbols:
-        found: Sequence[tuple[float, str]] = score.chord_symbols
-    else:
+        for quarters, label in score.chord_symbols:
+            try:
+                by_step[int(round(quarters * spq))] = canonical_label(label)
+            except ChordLabelError:
+                stats["chord_symbol_unreadable"] += 1
+    else:  # recognized chords' labels are written by `format_label`: canonical already
         found = recognized if recognized is not None else score_to_chords(score, exclude=taken)
-    by_step: dict[int, str] = {}
-    for quarters, label in found:
-        try:
-            by_step[int(round(quarters * spq))] = canonical_label(label)  # later symbols at the same step win
-        except ChordLabelError:
-            stats["chord_symbol_unreadable"] += 1
+        by_step = {int(round(quarters * spq)): label for quarters, label in found}
     changes = sorted(by_step.items())
     return tuple(c for i, c in enumerate(changes) if i == 0 or c[1] != changes[i - 1][1])
 

@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melodyrnn"
 ORDER = [
     "errors", "compiled", "configs", "theory", "files", "archives", "midi_score", "midi_scan", "midi_io",
     "score_walk", "scores", "chord_search", "chords", "track_grid", "tracks",
-    "encoding", "lines", "extraction", "collection", "conditioning", "dataset", "cells", "fused_tf", "layers", "attention",
-    "lookback", "model", "warm_start", "bundle", "harmonize", "harmonizer_training",
+    "encoding", "lines", "extraction", "collection", "conditioning", "dataset", "cells", "fused_tf", "layers",
+    "attention", "lookback", "model", "warm_start", "bundle", "harmonize", "harmonizer_training",
     "evaluation", "ngram", "baselines", "metrics", "copies", "lead_sheet", "backing", "notation",
     "distribute", "run_folder", "planning", "training", "sample_config",
     "decoding", "gaps", "infill_model", "infill_backward", "infill_training", "sampling",
