@@ -244,14 +244,14 @@ def _note_counts(
         for i in range(offsets[t], offsets[t + 1]):
             at = np.uint64(first[i])
             onsets += i == offsets[t] or fine[i] != fine[i - 1]
-            if (high2[at] if top_t[at] == high[at] else high[at]) < 0:
-                continue
-            with_others += 1
+            # Branch-free (selects, no jumps): which way each note goes is as good as random.
+            shared = (high2[at] if top_t[at] == high[at] else high[at]) >= 0
+            with_others += shared
             # An accompaniment line plays the harmony the other tracks sound; a tune adds passing notes. Another
             # track sounds the class where one more track than this one does.
             pitch_class = pitches[i] % 12
             others = twice[at] if (classes_t[at] >> pitch_class) & 1 else once[at]
-            consonant += (others >> pitch_class) & 1
+            consonant += shared & ((others >> pitch_class) & 1)
         counts[t, _ONSETS], counts[t, _WITH_OTHERS], counts[t, _CONSONANT] = onsets, with_others, consonant
 
 

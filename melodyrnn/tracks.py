@@ -141,18 +141,19 @@ def track_features(score: Score) -> dict[int, dict[str, float]]:
     features: dict[int, dict[str, float]] = {}
     for i, row in zip(pitched, values):
         track = score.tracks[i]
-        f = dict(zip(_NOTE_FEATURES, row))
-        f.update(_name_features(track.name))  # copied: the cached dicts are never changed
-        f.update(_program_features(track.program))
-        f.update(zip(_AGAINST_LINES, row[len(_NOTE_FEATURES) :]))
-        features[i] = f
+        # In the order the features were always listed: the name and program features after "slow".
+        named = _name_features(track.name).values()  # read only: the dicts are cached
+        played = _program_features(track.program).values()
+        features[i] = dict(zip(_FEATURE_ORDER, (*row[:_NAMES_AT], *named, *played, *row[_NAMES_AT:])))
     return features
 
 
-# The features `grid_features` gives, split where the name and program features go between them (the order the
-# features were always listed in).
-_NOTE_FEATURES = FEATURES[: FEATURES.index("slow") + 1]
-_AGAINST_LINES = FEATURES[len(_NOTE_FEATURES) :]
+_NAMES_AT = FEATURES.index("slow") + 1
+_FEATURE_ORDER = (
+    *FEATURES[:_NAMES_AT],
+    *("melody_name", "accompaniment_name", "bass_program", "pad_program", "lead_program"),
+    *FEATURES[_NAMES_AT:],
+)
 
 
 def _note_count(track: Track) -> int:
@@ -279,12 +280,13 @@ def _auto(score: Score, verdicts: dict, pitched: list[int]) -> TrackChoice:
             continue
         if _alone(f) >= _alone(features[best]) - 1.0 and _overlap(score.tracks[i], score.tracks[best]) < 0.2:
             taken.append(i)
+    best_values = list(map(features[best].get, _LEFT_OUT_NAMES, repeat(0.0)))
     for i in pitched:
         name, f = score.tracks[i].name, features[i]
         if i in taken:
             verdicts[i] = TrackVerdict(i, name, True, f"melody: {_for_reasons(f)}", "melody", round(scores[i], 3))
             continue
-        key = _against(f, features[best])
+        key = _against(f, best_values)
         verdicts[i] = TrackVerdict(i, name, False, f"left out: {key}", key, round(scores[i], 3))
     return TrackChoice(tuple(sorted(taken)), tuple(verdicts[i] for i in range(len(score.tracks))))
 
@@ -311,9 +313,9 @@ def _for_reasons(f: dict[str, float]) -> str:
     return ", ".join(words) or "best score"
 
 
-def _against(f: dict[str, float], best: dict[str, float]) -> str:
-    """The feature that counts most against a left-out track, compared with the taken one."""
-    mine, taken = map(f.get, _LEFT_OUT_NAMES, repeat(0.0)), map(best.get, _LEFT_OUT_NAMES, repeat(0.0))
-    deltas = list(map(mul, _LEFT_OUT_WEIGHTS, map(sub, mine, taken)))
+def _against(f: dict[str, float], best: list[float]) -> str:
+    """The feature that counts most against a left-out track, compared with the taken one (`best`: its values of
+    the features of `_LEFT_OUT`, in that order)."""
+    deltas = list(map(mul, _LEFT_OUT_WEIGHTS, map(sub, map(f.get, _LEFT_OUT_NAMES, repeat(0.0)), best)))
     worst = deltas.index(min(deltas))  # the first of equals, in `_LEFT_OUT` order
     return _LEFT_OUT[_LEFT_OUT_NAMES[worst]] if deltas[worst] < 0 else "less melodic than the melody"
