@@ -9,6 +9,7 @@ message loop for the rest, which repairs or refuses them.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from melodyrnn.errors import MidiReadError
-from melodyrnn.midi_scan import ScannedFile, scan_events, sort_notes
+from melodyrnn.midi_scan import ScannedFile, same_notes, scan_events
 from melodyrnn.midi_score import DEFAULT_QPM, DRUM_CHANNEL, Note, NoteArrays, Score, Track
 from melodyrnn.theory import DENOMINATORS, MAX_NUMERATOR, is_usable_time_signature
 
@@ -36,6 +37,10 @@ MAX_QUARTERS = 100_000.0
 MAX_NOTES = 500_000
 #: Files with more tempo and time-signature changes than this are refused for the same reason.
 MAX_MAP_EVENTS = 50_000
+
+
+# The same few meters come file after file; typed, so a bool or a float never shares an int's cached answer.
+_usable_meter = functools.lru_cache(maxsize=1024, typed=True)(is_usable_time_signature)
 
 
 class MidiRepairWarning(UserWarning):
@@ -282,7 +287,7 @@ def _read_map_event(event: tuple, state: _FileState) -> None:
         elif state.file_type != 2 or not state.tempos:
             # MIDI stores whole microseconds per quarter; rounding recovers the intended qpm.
             state.tempos[tick] = round(60_000_000.0 / values[0], 3)
-    elif not is_usable_time_signature(*values):
+    elif not _usable_meter(*values):
         state.counts["bad_meter"] += 1  # a 0/4 bar has no length: bar lines would never advance
     elif state.file_type != 2 or not state.meters:
         state.meters[tick] = (values[0], values[1])
@@ -319,40 +324,21 @@ def _symusic_tracks(data: bytes, scanned: ScannedFile, tpq: int) -> list[Track] 
     import symusic
 
     try:
+        # symusic's pickled state: its tracks and notes laid end to end, read in one compiled pass.
         parsed: Any = symusic.Score.from_midi(data)
+        state = parsed.__getstate__()
     except Exception:  # symusic refuses something mido may read: the exact reader decides
         return None
-    played = [t for t in parsed.tracks if len(t.notes)]
-    # The scan's notes are sorted by group: each group starts where the group number changes.
-    note_group = scanned.note_group
-    firsts = np.concatenate([note_group[:1] >= 0, note_group[1:] != note_group[:-1]]).nonzero()[0]
-    groups = scanned.note_group[firsts]
-    if parsed.ticks_per_quarter != tpq or len(played) != groups.size:
+    if not same_notes(np.frombuffer(state, dtype=np.uint8), tpq, scanned):
         return None
-    if not played:
-        return []
-    columns = [t.notes.numpy() for t in played]
-    part = np.repeat(np.arange(len(played)), [c["time"].size for c in columns])
-    start, duration, pitches, velocities = (
-        np.concatenate([c[key] for c in columns]).astype(np.int64) for key in ("time", "duration", "pitch", "velocity")
-    )
-    order = sort_notes(part, start, pitches)
-    start, end, pitches, velocities = start[order], start[order] + duration[order], pitches[order], velocities[order]
-    same = (
-        all(t.is_drum == (g % 16 == DRUM_CHANNEL) for t, g in zip(played, groups.tolist()))
-        and np.array_equal(part[order], np.searchsorted(groups, scanned.note_group))
-        and np.array_equal(start, scanned.note_start_ticks)
-        and np.array_equal(end, scanned.note_end_ticks)
-        and np.array_equal(pitches, scanned.note_pitches)
-        and np.array_equal(velocities, scanned.note_velocities)
-    )
-    if not same:
-        return None
+    start_quarters, end_quarters = scanned.note_start_ticks / tpq, scanned.note_end_ticks / tpq
+    pitches, velocities = scanned.note_pitches, scanned.note_velocities
+    firsts = scanned.group_firsts.tolist()
     tracks = []
-    for group, lo, hi in zip(groups.tolist(), firsts.tolist(), [*firsts[1:].tolist(), start.size]):
+    for k, (group, program) in enumerate(zip(scanned.groups.tolist(), scanned.group_programs.tolist())):
+        lo, hi = firsts[k], firsts[k + 1]
         name = scanned.track_names[group // 16] or f"track {group // 16}"
-        arrays = NoteArrays(pitches[lo:hi], velocities[lo:hi], start[lo:hi] / tpq, end[lo:hi] / tpq)
-        program = scanned.group_programs[group]
+        arrays = NoteArrays(pitches[lo:hi], velocities[lo:hi], start_quarters[lo:hi], end_quarters[lo:hi])
         tracks.append(Track.from_arrays(arrays, program=program, is_drum=group % 16 == DRUM_CHANNEL, name=name))
     return tracks
 

@@ -1,11 +1,11 @@
-"""A vectorised pass over a MIDI file's raw bytes: the facts `midi_io`'s guards need and a fast parser hides.
+"""A compiled pass over a MIDI file's raw bytes: the facts `midi_io`'s guards need and a fast parser hides.
 
-Start at `scan_events`. It finds every event of every track chunk with numpy (no Python loop per event)
-and returns them as arrays — ticks, statuses, data bytes — with the notes paired. It returns None for any
-file it cannot vouch for event by event (running status after a non-channel event, numbers longer than
-four bytes, system messages, meta events mido would refuse, a note-off without its note-on, a note never
-switched off, a re-struck or zero-length note, a tick or count past the caps, ...): `midi_io` then reads
-that file the slow, exact way and repairs or refuses it there.
+Start at `scan_events`. It walks every event of every track chunk once, in compiled code, and returns the
+notes paired and sorted, with the programs, track names and tempo/meter events. It returns None for any file
+it cannot vouch for event by event (running status after a non-channel event, numbers longer than four bytes,
+system messages, meta events mido would refuse, a note-off without its note-on, a note never switched off, a
+re-struck or zero-length note, a tick or count past the caps, ...): `midi_io` then reads that file the slow,
+exact way and repairs or refuses it there. `same_notes` checks symusic's parse of a file against a scan.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from melodyrnn.compiled import jit
+
 # Longest meta or sysex payload mido reads (mido.midifiles.midifiles.MAX_MESSAGE_LENGTH).
 _MAX_MESSAGE_LENGTH = 1_000_000
-# The event finder jumps 2**_JUMP_DOUBLINGS events at a time in Python and fills in the rest with numpy.
-_JUMP_DOUBLINGS = 6
-_PAD = 16
-# Meta types mido decodes, with the shortest payload that decodes without an exception.
-_META_MIN_LENGTH = {0x20: 1, 0x51: 3, 0x58: 4, 0x59: 2}
 _TRACK_NAME, _TEMPO, _TIME_SIGNATURE, _KEY_SIGNATURE, _SEQUENCE_NUMBER, _SMPTE = 0x03, 0x51, 0x58, 0x59, 0x00, 0x54
+_DRUM_CHANNEL = 9
+# Rows of the compiled scan's note table, of its tempo/meter table and of its per-channel table.
+_START, _END, _PITCH, _VELOCITY, _CHANNEL = range(5)
+_TICK, _TYPE, _VALUE, _SECOND_VALUE = range(4)
+_PLAYED, _PROGRAM, _CHANGED = range(3)
 
 
 @dataclass
@@ -29,21 +31,24 @@ class ScannedFile:
     """What a clean file holds, as arrays. Notes are sorted by (track, channel, start tick, pitch).
 
     Attributes:
-        note_group: int64, shape (notes,): ``track * 16 + channel`` of each note.
         note_start_ticks, note_end_ticks: int64, shape (notes,).
         note_pitches, note_velocities: int64, shape (notes,).
-        group_programs: ``{track * 16 + channel: program}``, the program in force at the group's first note-off.
+        groups: int64, shape (groups,): ``track * 16 + channel`` of each (track, channel) that holds notes,
+            ascending.
+        group_firsts: int64, shape (groups + 1,): where each group's notes start, then the note count.
+        group_programs: int64, shape (groups,): the program in force at each group's first note.
         track_names: one per track chunk: its first non-empty name, or "".
         map_events: ``(tick, "set_tempo", tempo)`` and ``(tick, "time_signature", numerator, denominator)``
             tuples in file order (track by track).
     """
 
-    note_group: np.ndarray
     note_start_ticks: np.ndarray
     note_end_ticks: np.ndarray
     note_pitches: np.ndarray
     note_velocities: np.ndarray
-    group_programs: dict[int, int]
+    groups: np.ndarray
+    group_firsts: np.ndarray
+    group_programs: np.ndarray
     track_names: list[str]
     map_events: list[tuple]
 
@@ -64,276 +69,416 @@ def scan_events(
         The file's notes, names, programs and tempo/meter events, or None when the file must be read the
         exact way.
     """
-    b = np.frombuffer(data + bytes(_PAD), dtype=np.uint8)
-    v = _VariableInts(b)
-    positions, tracks = _find_events(b, v, track_spans)
-    if positions is None or tracks is None:
+    spans = np.array(track_spans, dtype=np.int64).reshape(-1, 2)
+    caps = np.array([max_notes, max_map_events], dtype=np.int64)
+    found = _scan(np.frombuffer(data, dtype=np.uint8), spans, float(max_ticks), caps)
+    if found is None:
         return None
-    return _decode(b, v, positions, tracks, len(track_spans), max_ticks, max_notes, max_map_events)
-
-
-class _VariableInts:
-    """MIDI's variable-length numbers: the length of the one starting at every byte, the values on demand."""
-
-    def __init__(self, b: np.ndarray):
-        self.b = b
-        high = (b >= 0x80).view(np.uint8)
-        n = b.size - 3
-        length = np.ones(b.size, dtype=np.uint8)  # the padding's zeros are one-byte numbers
-        length[:n] += high[:n] * (1 + high[1 : n + 1] * (1 + high[2 : n + 2] * (1 + high[3 : n + 3])))
-        #: uint8, shape (bytes,): bytes in the number starting there, 1-4, or 5 for a longer one (not MIDI).
-        self.length = length
-
-    def value(self, at: np.ndarray) -> np.ndarray:
-        """int64 values of the numbers starting at positions `at` (the first four bytes of longer ones)."""
-        b = self.b
-        value = (b.take(at) & 0x7F).astype(np.int64)
-        length = self.length.take(at)
-        longer = (length > 1).nonzero()[0]  # most numbers (deltas, lengths) fit in one byte
-        if longer.size:
-            at, part, length = at[longer], value[longer], length[longer]
-            for k in range(1, 4):  # byte k of the numbers that have one, fewer at each step
-                more = (length > k).nonzero()[0]
-                if not more.size:
-                    break
-                part[more] = (part[more] << 7) | (b.take(np.minimum(at[more] + k, b.size - 1)) & 0x7F)
-            value[longer] = part
-        return value
-
-
-def _find_events(
-    b: np.ndarray, v: _VariableInts, track_spans: list[tuple[int, int]]
-) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
-    """The byte offset and track of every event, in file order; (None, None) if a track does not parse.
-
-    Every position gets the offset of the event that would follow if an event started there (running
-    status is assumed to carry two data bytes, checked later); each track's chain of events is then
-    followed from its first byte, 64 events per Python step.
-    """
-    sentinel = b.size - _PAD // 2
-    status_at = np.minimum(np.arange(b.size, dtype=np.intp) + v.length, sentinel)
-    status = b.take(status_at)  # take: a third faster than indexing for these gathers
-    one_data = (status < 0x80) | ((status & 0xE0) == 0xC0)  # running status is checked later, when it is known
-    nxt = status_at + np.where(one_data, 2, 3)
-    special = (status >= 0xF0).nonzero()[0]
-    length_at = np.minimum(status_at[special] + np.where(status[special] == 0xFF, 2, 1), sentinel)
-    payload_end = length_at + v.length[length_at] + v.value(length_at)
-    system = (status[special] != 0xFF) & (status[special] != 0xF0) & (status[special] != 0xF7)
-    nxt[special] = np.where(system, sentinel, np.minimum(payload_end, sentinel))
-    nxt = np.minimum(nxt, sentinel)
-    ends = np.array([end for _, end in track_spans], dtype=np.intp)
-    nxt[ends] = ends  # a track's end absorbs its chain, so a chain that runs past it is caught below
-    nxt[sentinel:] = sentinel
-    jumps = [nxt]
-    for _ in range(_JUMP_DOUBLINGS):
-        jumps.append(jumps[-1].take(jumps[-1]))
-    jump = jumps[-1]
-    walked: list[int] = []
-    for start, end in track_spans:
-        pos = start
-        while pos != end:
-            walked.append(pos)
-            following = int(jump[pos])
-            if following == pos or following > end:  # absorbed elsewhere, or ran past the chunk
-                return None, None
-            pos = following
-    # Every event between two walked ones: each level of jumps doubles the positions known on the chains, and
-    # interleaving each position with its jump keeps them in file order. Only a track's end repeats.
-    found = np.array(walked, dtype=np.intp)
-    for jump in reversed(jumps[:-1]):
-        pairs = np.empty(2 * found.size, found.dtype)
-        pairs[0::2], pairs[1::2] = found, jump.take(found)
-        found = pairs
-    track = np.searchsorted(ends, found, side="left")
-    keep = found < ends[np.minimum(track, ends.size - 1)]  # drop the absorbing ends themselves
-    return found[keep].astype(np.int64), track[keep]
-
-
-def _decode(
-    b: np.ndarray,
-    v: _VariableInts,
-    pos: np.ndarray,
-    tracks: np.ndarray,
-    n_tracks: int,
-    max_ticks: float,
-    max_notes: int,
-    max_map_events: int,
-) -> ScannedFile | None:
-    """Decodes the events at `pos` and pairs the notes; None for anything the exact reader must see."""
-    count = pos.size
-    order = np.arange(count)
-    if count and v.length[pos].max() > 4:
-        return None
-    status_at = pos + v.length[pos]
-    status = b[status_at].astype(np.int64)
-    if ((status >= 0xF1) & (status <= 0xFE)).any():
-        return None  # system common/real-time bytes inside a file: mido's business
-    # mido's running status: the last status byte other than 0xFF in the same track.
-    explicit = (status >= 0x80) & (status != 0xFF)
-    last = np.maximum.accumulate(np.where(explicit, order, -1)) if count else order
-    first_of_track = np.searchsorted(tracks, np.arange(n_tracks))
-    running = status < 0x80
-    if (running & (last < first_of_track[tracks])).any():
-        return None
-    effective = np.where(running, status[np.maximum(last, 0)], status)
-    kind = effective & 0xF0
-    two_data = (kind >= 0x80) & (kind != 0xC0) & (kind != 0xD0) & (kind != 0xF0)
-    if (running & ~two_data).any():
-        return None
-    channel_event = (effective >= 0x80) & (effective < 0xF0)
-    data_at = status_at + np.where(running, 0, 1)
-    d1, d2 = b[data_at].astype(np.int64), b[data_at + 1].astype(np.int64)
-    if (channel_event & ((d1 > 127) | (two_data & (d2 > 127)))).any():
-        return None
-    deltas = v.value(pos)
-    ticks = np.cumsum(deltas)
-    if count:
-        starts = first_of_track[tracks]
-        ticks = ticks - (ticks[starts] - deltas[starts])
-        if ticks.max() > max_ticks:
-            return None
-    note_on = channel_event & (kind == 0x90) & (d2 > 0)
-    if np.count_nonzero(note_on) > max_notes:
-        return None
-    meta = _check_metas(b, v, status, status_at, max_map_events)
-    if meta is None:
-        return None
-    note_off = channel_event & ((kind == 0x80) | ((kind == 0x90) & (d2 == 0)))
-    groups = tracks * 16 + (effective & 0x0F)
-    notes = _pair_notes((note_on | note_off).nonzero()[0], note_on, groups, d1, d2, ticks)
-    if notes is None:
-        return None
-    programs = _group_programs(notes[0], notes[1], groups, channel_event & (kind == 0xC0), d1)
-    if programs is None:
-        return None
-    names, map_events = _metas_to_values(b, meta, ticks, tracks, n_tracks)
-    return ScannedFile(notes[2], notes[3], notes[4], notes[5], notes[6], programs, names, map_events)
-
-
-def _check_metas(
-    b: np.ndarray,
-    v: _VariableInts,
-    status: np.ndarray,
-    status_at: np.ndarray,
-    max_map_events: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(event index, meta type, payload offset, payload length) of every meta event; None if mido would refuse
-    one, a sysex payload holds a byte above 127, or there are more tempo and meter changes than allowed."""
-    meta_events = (status == 0xFF).nonzero()[0]
-    length_at = status_at[meta_events] + 2
-    types = b[status_at[meta_events] + 1].astype(np.int64)
-    lengths = v.value(length_at)
-    payload_at = length_at + v.length[length_at]
-    if meta_events.size and (v.length[length_at].max() > 4 or lengths.max() > _MAX_MESSAGE_LENGTH):
-        return None
-    minimum = np.zeros_like(types)
-    for meta_type, shortest in _META_MIN_LENGTH.items():
-        minimum[types == meta_type] = shortest
-    if (lengths < minimum).any() or (types == _SMPTE).any():
-        return None
-    if ((types == _SEQUENCE_NUMBER) & (lengths == 1)).any():
-        return None
-    for at in payload_at[types == _KEY_SIGNATURE].tolist():
-        key = int(b[at]) - 256 * (b[at] > 127)
-        if not (-7 <= key <= 7 and b[at + 1] in (0, 1)):
-            return None
-    if np.count_nonzero((types == _TEMPO) | (types == _TIME_SIGNATURE)) > max_map_events:
-        return None
-    for at in ((status == 0xF0) | (status == 0xF7)).nonzero()[0].tolist():
-        length_pos = status_at[at] + 1
-        length = int(v.value(np.array([length_pos]))[0])
-        if v.length[length_pos] > 4 or length > _MAX_MESSAGE_LENGTH:
-            return None
-        start = length_pos + v.length[length_pos]
-        payload = b[start : start + length]
-        if payload.size and payload[0] == 0xF0:
-            payload = payload[1:]
-        if payload.size and payload[-1] == 0xF7:
-            payload = payload[:-1]
-        if payload.size and payload.max() > 127:
-            return None
-    return meta_events, types, payload_at, lengths
-
-
-def sort_notes(groups: np.ndarray, start_ticks: np.ndarray, pitches: np.ndarray) -> np.ndarray:
-    """The order that sorts notes by (group, start tick, pitch): int64 indices, shape (notes,).
-
-    One composite key, sorted by timsort: notes that come in file order are nearly sorted already.
-    """
-    if start_ticks.size and (start_ticks.max() >= 1 << 32 or groups.max() >= 1 << 24 or start_ticks.min() < 0):
-        return np.lexsort((pitches, start_ticks, groups))
-    return np.argsort((groups << 39) | (start_ticks << 7) | pitches, kind="stable")
-
-
-def _pair_notes(
-    note_events: np.ndarray, note_on: np.ndarray, groups: np.ndarray, d1: np.ndarray, d2: np.ndarray, ticks: np.ndarray
-) -> tuple | None:
-    """Pairs each note-on with the next event of its (track, channel, pitch); None unless they strictly
-    alternate on/off, start with an on, end with an off and every note lasts at least a tick."""
-    key = groups[note_events] * 128 + d1[note_events]
-    # A stable sort keeps each key's events in file order; numpy sorts 16-bit keys by radix, much faster.
-    by_key = np.argsort(key.astype(np.uint16) if key.max(initial=0) < 1 << 16 else key, kind="stable")
-    if by_key.size % 2:
-        return None
-    key, events = key[by_key], note_events[by_key]
-    ons, offs = events[0::2], events[1::2]
-    # Strict alternation, key by key: every consecutive pair shares its key, opens with an on, closes with an off.
-    if (key[0::2] != key[1::2]).any() or not note_on[ons].all() or note_on[offs].any():
-        return None
-    if (ticks[offs] <= ticks[ons]).any():
-        return None
-    partner = np.empty(note_on.size, dtype=np.int64)
-    partner[ons] = offs
-    is_on = np.zeros(note_on.size, dtype=bool)
-    is_on[ons] = True
-    ons = is_on.nonzero()[0]  # file order (by track, then tick), without a sort
-    offs = partner[ons]
-    order = sort_notes(groups[ons], ticks[ons], d1[ons])
-    ons, offs = ons[order], offs[order]
-    group = groups[ons]
-    return ons, offs, group, ticks[ons], ticks[offs], d1[ons], d2[ons]
-
-
-def _group_programs(
-    ons: np.ndarray, offs: np.ndarray, groups: np.ndarray, program_change: np.ndarray, d1: np.ndarray
-) -> dict[int, int] | None:
-    """The program in force at each (track, channel)'s first note; None when a program changes while the
-    channel plays (mido's reader takes the program at the first note-off, symusic splits the channel)."""
-    if not ons.size:
-        return {}
-    note_groups = groups[ons]  # sorted
-    first = np.concatenate([[True], note_groups[1:] != note_groups[:-1]]).nonzero()[0]
-    unique = note_groups[first]
-    first_on = dict(zip(unique.tolist(), np.minimum.reduceat(ons, first).tolist()))
-    last_off = dict(zip(unique.tolist(), np.maximum.reduceat(offs, first).tolist()))
-    programs = dict.fromkeys(first_on, 0)
-    changes = program_change.nonzero()[0]
-    for event, group, program in zip(changes.tolist(), groups[changes].tolist(), d1[changes].tolist()):
-        if group not in programs:
-            continue
-        if event < first_on[group]:
-            programs[group] = program
-        elif event < last_off[group]:
-            return None
-    return programs
-
-
-def _metas_to_values(
-    data_bytes: np.ndarray, metas: tuple, ticks: np.ndarray, tracks: np.ndarray, n_tracks: int
-) -> tuple[list[str], list[tuple]]:
-    """Track names (first non-empty per track, Latin-1 as mido decodes them) and the tempo/meter events."""
-    events, types, payload_at, lengths = metas
-    names = [""] * n_tracks
+    notes, groups, group_firsts, programs, names, map_table = found
+    track_names = [data[at : at + length].decode("latin-1") for at, length in names.tolist()]
     map_events: list[tuple] = []
-    for event, meta_type, at, length in zip(events.tolist(), types.tolist(), payload_at.tolist(), lengths.tolist()):
-        if meta_type == _TRACK_NAME:
-            track = int(tracks[event])
-            if not names[track]:
-                names[track] = data_bytes[at : at + length].tobytes().decode("latin-1")
-        elif meta_type == _TEMPO:
-            p = data_bytes[at : at + 3].tolist()
-            map_events.append((int(ticks[event]), "set_tempo", (p[0] << 16) | (p[1] << 8) | p[2]))
-        elif meta_type == _TIME_SIGNATURE:
-            numerator, log2_denominator = data_bytes[at : at + 2].tolist()
-            map_events.append((int(ticks[event]), "time_signature", numerator, 2**log2_denominator))
-    return names, map_events
+    for tick, meta_type, value, second in map_table.tolist():
+        if meta_type == _TEMPO:
+            map_events.append((tick, "set_tempo", value))
+        else:
+            map_events.append((tick, "time_signature", value, 2**second))
+    return ScannedFile(notes[0], notes[1], notes[2], notes[3], groups, group_firsts, programs, track_names, map_events)
+
+
+@jit
+def _scan(b: np.ndarray, spans: np.ndarray, max_ticks: float, caps: np.ndarray) -> tuple | None:
+    """The compiled scan: (notes (4, notes), groups, group firsts, programs, names (tracks, 2), map events
+    (events, 4)), or None. Every note needs two events of at least three bytes, every kept tempo or meter
+    event seven bytes: the tables are sized by the file's length."""
+    notes = np.empty((5, b.size // 6 + 1), dtype=np.int64)
+    groups = np.empty(16 * spans.shape[0] + 1, dtype=np.int64)
+    group_firsts = np.empty(groups.size + 1, dtype=np.int64)
+    programs = np.empty(groups.size, dtype=np.int64)
+    names = np.zeros((spans.shape[0], 2), dtype=np.int64)
+    map_table = np.empty((b.size // 7 + 1, 4), dtype=np.int64)
+    map_count = np.zeros(1, dtype=np.int64)
+    channels = np.empty((3, 16), dtype=np.int64)
+    open_notes = np.empty(16 * 128, dtype=np.int64)
+    n = g = 0
+    for track in range(spans.shape[0]):
+        channels.fill(0)
+        open_notes.fill(-1)
+        first = n
+        n = _scan_track(b, spans[track], track, max_ticks, caps, notes, n, names, map_table, map_count, channels,
+                        open_notes)  # fmt: skip
+        if n < 0:
+            return None
+        _group_by_channel(notes, first, n)
+        for i in range(first, n):  # one group per channel that holds notes, ascending
+            channel = notes[_CHANNEL, i]
+            if i == first or channel != notes[_CHANNEL, i - 1]:
+                groups[g], group_firsts[g], programs[g] = track * 16 + channel, i, channels[_PROGRAM, channel]
+                g += 1
+    group_firsts[g] = n
+    table = np.empty((4, n), dtype=np.int64)
+    for row in range(4):
+        for i in range(n):
+            table[row, i] = notes[row, i]
+    firsts, maps = group_firsts[: g + 1].copy(), map_table[: map_count[0]].copy()
+    return table, groups[:g].copy(), firsts, programs[:g].copy(), names, maps
+
+
+@jit
+def _variable_int(b: np.ndarray, at: int, end: int) -> tuple[int, int]:
+    """(value, bytes) of the variable-length number at `at`; 0 bytes when it is longer than four or runs past
+    `end`, which the scan refuses."""
+    value = 0
+    for k in range(4):
+        if at + k >= end:
+            return 0, 0
+        byte = b[at + k]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, k + 1
+    return 0, 0
+
+
+@jit
+def _scan_track(
+    b: np.ndarray,
+    span: np.ndarray,
+    track: int,
+    max_ticks: float,
+    caps: np.ndarray,
+    notes: np.ndarray,
+    n: int,
+    names: np.ndarray,
+    map_table: np.ndarray,
+    map_count: np.ndarray,
+    channels: np.ndarray,
+    open_notes: np.ndarray,
+) -> int:
+    """Walks the events of the track chunk whose body is ``b[span[0]:span[1]]``, adding its notes to `notes`
+    after the `n` there; returns the new count, or -1 as soon as an event is not vouched for.
+
+    `channels` holds, per channel: a note-on seen, the program before its first note-on, a program change
+    after it (a later note-off then refuses the file: mido's reader takes the program at the first note-off,
+    symusic splits the channel). `open_notes` maps ``channel * 128 + pitch`` to the sounding note.
+    """
+    pos, end, tick, running, sounding, first = span[0], span[1], 0, -1, 0, n
+    max_notes = min(caps[0], notes.shape[1])
+    while pos < end:
+        if b[pos] < 0x80:
+            tick += b[pos]
+            pos += 1
+        else:
+            delta, size = _variable_int(b, pos, end)
+            tick += delta
+            pos += size
+            if size == 0:
+                return -1
+        if tick > max_ticks or pos >= end:
+            return -1
+        status = b[pos]
+        if status == 0xFF:
+            pos = _meta(b, pos + 1, end, tick, track, caps, names, map_table, map_count)
+        elif status == 0xF0:  # sysex; a running status after it is refused below
+            running = status
+            pos = _sysex(b, pos + 1, end)
+        if status >= 0xF0:
+            if status != 0xFF and status != 0xF0 or pos < 0:
+                return -1  # system common/real-time bytes (and sysex escapes) inside a file: mido's business
+            continue
+        if status >= 0x80:
+            running, pos = status, pos + 1
+        elif running < 0 or running >= 0xF0 or (running & 0xE0) == 0xC0:
+            return -1  # running status with nothing, a sysex or a one-data-byte status to run on
+        kind, channel = running & 0xF0, running & 0x0F
+        one_data = (kind & 0xE0) == 0xC0
+        if pos + (1 if one_data else 2) > end:
+            return -1
+        d1 = np.int64(b[pos])
+        d2 = np.int64(0) if one_data else np.int64(b[pos + 1])
+        if d1 > 127 or d2 > 127:
+            return -1
+        pos += 1 if one_data else 2
+        if kind == 0xC0:
+            if channels[_PLAYED, channel]:
+                channels[_CHANGED, channel] = 1
+            else:
+                channels[_PROGRAM, channel] = d1
+        elif kind == 0x90 and d2 > 0:
+            key = channel * 128 + d1
+            if n >= max_notes or open_notes[key] >= 0:
+                return -1
+            _start_note(notes, n, first, tick, d1, d2, channel, open_notes)
+            channels[_PLAYED, channel] = 1
+            n += 1
+            sounding += 1
+        elif kind == 0x80 or kind == 0x90:
+            key = channel * 128 + d1
+            on = open_notes[key]
+            if on < 0 or tick <= notes[_START, on] or channels[_CHANGED, channel]:
+                return -1
+            notes[_END, on] = tick
+            open_notes[key] = -1
+            sounding -= 1
+    return n if sounding == 0 else -1
+
+
+@jit
+def _start_note(
+    notes: np.ndarray, n: int, first: int, tick: int, pitch: int, velocity: int, channel: int, open_notes: np.ndarray
+) -> None:
+    """Adds note `n`, keeping the track's notes (from `first`) sorted by (start, pitch): notes that start
+    together move up past it. Those are all still sounding (a note must last a tick), so their entries in
+    `open_notes` follow them."""
+    m = n
+    while m > first and notes[_START, m - 1] == tick and notes[_PITCH, m - 1] > pitch:
+        for row in range(5):
+            notes[row, m] = notes[row, m - 1]
+        open_notes[notes[_CHANNEL, m] * 128 + notes[_PITCH, m]] = m
+        m -= 1
+    notes[_START, m], notes[_PITCH, m], notes[_VELOCITY, m], notes[_CHANNEL, m] = tick, pitch, velocity, channel
+    open_notes[channel * 128 + pitch] = m
+
+
+@jit
+def _meta(
+    b: np.ndarray,
+    at: int,
+    end: int,
+    tick: int,
+    track: int,
+    caps: np.ndarray,
+    names: np.ndarray,
+    map_table: np.ndarray,
+    map_count: np.ndarray,
+) -> int:
+    """The position after the meta event whose type byte is at `at`, or -1 for one mido would refuse (or that
+    passes the cap on tempo and meter events). Keeps the track's first name and the tempo and meter events."""
+    if at >= end:
+        return -1
+    meta_type = b[at]
+    length, size = _variable_int(b, at + 1, end)
+    payload = at + 1 + size
+    if size == 0 or length > _MAX_MESSAGE_LENGTH or payload + length > end:
+        return -1
+    if meta_type == _SMPTE or (meta_type == _SEQUENCE_NUMBER and length == 1):
+        return -1
+    shortest = 0  # the shortest payload mido decodes without an exception
+    if meta_type == 0x20:
+        shortest = 1
+    elif meta_type == _TEMPO:
+        shortest = 3
+    elif meta_type == _TIME_SIGNATURE:
+        shortest = 4
+    elif meta_type == _KEY_SIGNATURE:
+        shortest = 2
+    if length < shortest:
+        return -1
+    if meta_type == _KEY_SIGNATURE:
+        key = np.int64(b[payload]) - (256 if b[payload] > 127 else 0)
+        if key < -7 or key > 7 or b[payload + 1] > 1:
+            return -1
+    elif meta_type == _TEMPO or meta_type == _TIME_SIGNATURE:
+        i = map_count[0]
+        if i >= caps[1]:
+            return -1
+        map_table[i, _TICK], map_table[i, _TYPE] = tick, meta_type
+        if meta_type == _TEMPO:
+            map_table[i, _VALUE] = (np.int64(b[payload]) << 16) | (np.int64(b[payload + 1]) << 8) | b[payload + 2]
+            map_table[i, _SECOND_VALUE] = 0
+        else:
+            map_table[i, _VALUE], map_table[i, _SECOND_VALUE] = b[payload], b[payload + 1]
+        map_count[0] += 1
+    elif meta_type == _TRACK_NAME and length > 0 and names[track, 1] == 0:
+        names[track, 0], names[track, 1] = payload, length
+    return payload + length
+
+
+@jit
+def _sysex(b: np.ndarray, at: int, end: int) -> int:
+    """The position after the sysex event whose length is at `at`, or -1 when its payload (less a leading 0xF0
+    and a trailing 0xF7) holds a byte above 127 or it is longer than mido reads."""
+    length, size = _variable_int(b, at, end)
+    lo = at + size
+    hi = lo + length
+    if size == 0 or length > _MAX_MESSAGE_LENGTH or hi > end:
+        return -1
+    after = hi
+    if hi > lo and b[lo] == 0xF0:
+        lo += 1
+    if hi > lo and b[hi - 1] == 0xF7:
+        hi -= 1
+    for i in range(lo, hi):
+        if b[i] > 127:
+            return -1
+    return after
+
+
+@jit
+def _group_by_channel(notes: np.ndarray, lo: int, hi: int) -> None:
+    """Sorts notes ``lo:hi`` (one track's, sorted by (start, pitch)) stably by channel, when they are on more
+    than one."""
+    count = np.zeros(17, dtype=np.int64)
+    for i in range(lo, hi):
+        count[notes[_CHANNEL, i] + 1] += 1
+    if hi == lo or count[notes[_CHANNEL, lo] + 1] == hi - lo:
+        return
+    for c in range(16):
+        count[c + 1] += count[c]
+    grouped = np.empty((5, hi - lo), dtype=np.int64)
+    for i in range(lo, hi):
+        c = notes[_CHANNEL, i]
+        for row in range(5):
+            grouped[row, count[c]] = notes[row, i]
+        count[c] += 1
+    for row in range(5):
+        for i in range(lo, hi):
+            notes[row, i] = grouped[row, i - lo]
+
+
+@jit
+def _sorted_order(keys: np.ndarray) -> np.ndarray:
+    """The indices that sort `keys`, by insertion: symusic's notes come sorted by start, so only notes starting
+    together can be out of order. Empty when that takes more than 64 moves a note (never seen: the exact reader
+    then decides)."""
+    order = np.arange(keys.size)
+    budget = 64 * keys.size
+    for k in range(1, keys.size):
+        i, m = order[k], k
+        while m > 0 and keys[order[m - 1]] > keys[i]:
+            order[m] = order[m - 1]
+            m -= 1
+        order[m] = i
+        budget -= k - m
+        if budget < 0:
+            return order[:0]
+    return order
+
+
+def same_notes(state: np.ndarray, tpq: int, scanned: ScannedFile) -> bool:
+    """Whether symusic's parse of a file holds exactly the notes of its scan.
+
+    Args:
+        state: uint8, shape (bytes,): the parsed ``symusic.Score``'s pickled state (``Score.__getstate__()``):
+            its ticks per quarter, then each track (name, program, drum flag, notes, controls, pitch bends,
+            pedals, lyrics), then the score's meters, keys, tempos and markers, C++ structures laid end to end.
+        tpq: the file's ticks per quarter note.
+        scanned: the file's scan.
+
+    Returns:
+        True when the ticks per quarter agree and symusic's tracks that hold notes are the scan's groups in
+        order, drum flag for drum channel, each with the same notes (start, end, pitch, velocity) once sorted by
+        start and pitch. A state laid out otherwise (another symusic) reads as False: the exact reader decides.
+    """
+    return bool(
+        _same_notes(
+            state,
+            tpq,
+            scanned.groups,
+            scanned.group_firsts,
+            scanned.note_start_ticks,
+            scanned.note_end_ticks,
+            scanned.note_pitches,
+            scanned.note_velocities,
+        )
+    )
+
+
+@jit
+def _int32(b: np.ndarray, at: int) -> int:
+    """The 32-bit integer at `at`, in the machine's byte order (symusic's, on the machine that pickled it)."""
+    return np.int64(b[at : at + 4].view(np.int32)[0])
+
+
+@jit
+def _skip_records(b: np.ndarray, at: int, record: int, texts: bool) -> int:
+    """The position after a vector of `record`-byte structures at `at` (each followed by its text's bytes if
+    `texts`: a text's length is the record's second int32), or -1 past the end."""
+    if at < 0 or at + 4 > b.size:
+        return -1
+    count = _int32(b, at)
+    at += 4
+    if count < 0:
+        return -1
+    if not texts:
+        at += count * record
+        return at if at <= b.size else -1
+    for _ in range(count):
+        if at + record > b.size:
+            return -1
+        length = _int32(b, at + 4)
+        if length < 0:
+            return -1
+        at += record + length
+    return at if at <= b.size else -1
+
+
+@jit
+def _same_notes(
+    b: np.ndarray,
+    tpq: int,
+    groups: np.ndarray,
+    group_firsts: np.ndarray,
+    start_ticks: np.ndarray,
+    end_ticks: np.ndarray,
+    pitches: np.ndarray,
+    velocities: np.ndarray,
+) -> bool:
+    """`same_notes`, compiled. Notes are 12 bytes (time, duration: int32; pitch, velocity: int8; padding),
+    controls, pitch bends, pedals, meters, keys and tempos 8, texts 8 and their bytes."""
+    if b.size < 8 or _int32(b, 0) != tpq:
+        return False
+    tracks, at, played = _int32(b, 4), 8, 0
+    for _ in range(tracks):
+        at = _skip_records(b, at, 1, False)  # the name
+        if at < 0 or at + 6 > b.size:
+            return False
+        is_drum, count = b[at + 1], _int32(b, at + 2)
+        at += 6
+        if count > 0:
+            if played >= groups.size or count != group_firsts[played + 1] - group_firsts[played]:
+                return False
+            if at + 12 * count > b.size or is_drum != (groups[played] % 16 == _DRUM_CHANNEL):
+                return False
+            if not _same_track_notes(b, at, count, group_firsts[played], start_ticks, end_ticks, pitches, velocities):
+                return False
+            played += 1
+        at = _skip_lists(b, at + 12 * max(count, 0))  # controls, pitch bends, pedals, lyrics
+    at = _skip_lists(b, at)  # meters, keys, tempos, markers
+    return at == b.size and played == groups.size
+
+
+@jit
+def _skip_lists(b: np.ndarray, at: int) -> int:
+    """The position after three lists of 8-byte structures and a list of texts at `at` (-1 past the end)."""
+    for _ in range(3):
+        at = _skip_records(b, at, 8, False)
+    return _skip_records(b, at, 8, True)
+
+
+@jit
+def _same_track_notes(
+    b: np.ndarray,
+    at: int,
+    count: int,
+    first: int,
+    start_ticks: np.ndarray,
+    end_ticks: np.ndarray,
+    pitches: np.ndarray,
+    velocities: np.ndarray,
+) -> bool:
+    """Whether the `count` notes at `at` of the state are notes ``first:first + count`` of the scan once sorted
+    by (start, pitch) (symusic sorts them by start only)."""
+    fields = b[at : at + 12 * count].view(np.int32)  # per note: time, duration, then pitch and velocity bytes
+    keys = np.empty(count, dtype=np.int64)
+    for i in range(count):
+        keys[i] = np.int64(fields[3 * i]) * 256 + b[at + 12 * i + 8]
+    order = _sorted_order(keys)
+    if order.size < count:
+        return False
+    for i in range(count):
+        k, n = order[i], first + i
+        start = np.int64(fields[3 * k])
+        if start != start_ticks[n] or start + fields[3 * k + 1] != end_ticks[n]:
+            return False
+        if b[at + 12 * k + 8] != pitches[n] or b[at + 12 * k + 9] != velocities[n]:
+            return False
+    return True
