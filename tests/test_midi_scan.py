@@ -12,11 +12,14 @@ import warnings
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
+import symusic
 from conftest import midi_bytes, note_track, scale_notes
 
 import melodyrnn.midi_io as midi_io
 from melodyrnn import MidiReadError, read_midi
+from melodyrnn.midi_scan import same_notes, scan_events
 
 DATA = Path(__file__).parent / "data"
 TRAINING = Path(__file__).parents[1] / "training_data" / "midi"
@@ -159,3 +162,49 @@ def test_tracks_sharing_a_channel_and_files_without_tracks_read_the_same_and_fas
     ):
         _assert_same(data)
         assert _fast_path_taken(data)
+
+
+def test_chords_written_top_note_first_on_several_channels_read_the_same_and_fast():
+    chords = [[(p + d, s, e) for p, s, e in scale_notes(6, 55) for d in (12, 7, 4, 0)]]  # each chord top down
+    chords.append([(p - d, s + 0.5, e) for p, s, e in scale_notes(6, 48) for d in (0, 5, 3)])
+    merged = mido.merge_tracks([note_track(c, channel=ch, program=ch) for ch, c in zip((5, 2), chords)])
+    for data in (midi_bytes([merged], file_type=0), midi_bytes([note_track(chords[0], channel=9)])):
+        _assert_same(data)
+        assert _fast_path_taken(data)
+    tracks = read_midi(midi_bytes([merged], file_type=0)).tracks
+    assert [t.program for t in tracks] == [2, 5]
+    for track in tracks:
+        a = track.arrays
+        assert np.all(np.diff(a.start_quarters * 128 + a.pitches) > 0)  # sorted by start, then pitch
+
+
+def test_files_holding_every_kind_of_event_symusic_keeps_read_the_same_and_fast():
+    # symusic keeps controls, pitch bends, pedals, lyrics, markers, keys: the fast path reads past them all.
+    extras = [mido.MetaMessage("marker", text="verse"), mido.MetaMessage("key_signature", key="E")]
+    extras += [mido.MetaMessage("lyrics", text="la"), mido.MetaMessage("text", text="é")]
+    extras += [
+        mido.Message("control_change", control=7, value=90),
+        mido.Message("control_change", control=64, value=127),
+    ]
+    extras += [mido.Message("pitchwheel", pitch=-300), mido.Message("control_change", control=64, value=0, time=240)]
+    extras += [mido.MetaMessage("set_tempo", tempo=400_000, time=240), mido.MetaMessage("marker", text="")]
+    data = midi_bytes([extras, extras + note_track(scale_notes(4)), note_track(scale_notes(4, 50), channel=1)])
+    _assert_same(data)
+    assert _fast_path_taken(data)
+
+
+def test_symusic_notes_are_compared_with_the_scan_exactly():
+    data = midi_bytes([note_track(scale_notes(2)), note_track(scale_notes(2, 48), channel=9)])
+    spans = [(22, 22 + struct.unpack(">I", data[18:22])[0])]
+    spans.append((spans[0][1] + 8, len(data)))
+    scanned = scan_events(data, spans, max_ticks=1e9, max_notes=1000, max_map_events=10)
+    assert scanned is not None and scanned.groups.tolist() == [0, 25]
+    state = np.frombuffer(symusic.Score.from_midi(data).__getstate__(), dtype=np.uint8)
+    assert same_notes(state, 480, scanned)
+    assert not same_notes(state, 96, scanned)  # another resolution
+    assert not same_notes(state[:-1], 480, scanned) and not same_notes(np.append(state, 0), 480, scanned)
+    scanned.note_velocities[5] += 1
+    assert not same_notes(state, 480, scanned)
+    scanned.note_velocities[5] -= 1
+    scanned.groups[1] = 24  # channel 8: not the drum channel symusic saw
+    assert not same_notes(state, 480, scanned)
