@@ -244,7 +244,6 @@ def _note_counts(
         for i in range(offsets[t], offsets[t + 1]):
             at = np.uint64(first[i])
             onsets += i == offsets[t] or fine[i] != fine[i - 1]
-            # Branch-free (selects, no jumps): which way each note goes is as good as random.
             shared = (high2[at] if top_t[at] == high[at] else high[at]) >= 0
             with_others += shared
             # An accompaniment line plays the harmony the other tracks sound; a tune adds passing notes. Another
@@ -257,9 +256,9 @@ def _note_counts(
 
 @jit
 def _line_features(pitches: np.ndarray, onset_steps: np.ndarray, row: np.ndarray, shares: np.ndarray) -> int:
-    """Features of a track's top line (`pitches` and `onset_steps`, one per note, sorted by onset): chord
-    strikes, stepwise motion, repeats and patterns into `row`; the shares of its onset gaps, ordered by the gap,
-    into `shares`. Returns how many shares."""
+    """Features of a track's top line (`pitches` and `onset_steps`, int64, one per note, in track order: sorted
+    by onset unless the track was made by hand): chord strikes, stepwise motion, repeats and patterns into `row`;
+    the shares of its onset gaps, ordered by the gap, into `shares`. Returns how many shares."""
     n = onset_steps.size
     # The highest note struck at each distinct onset, and how many onsets strike two notes or more.
     steps = np.empty(n, np.int64)
@@ -402,7 +401,9 @@ def _best_repeat(seq: np.ndarray) -> float:
 
 
 @jit
-def _against_lines(first: np.ndarray, offsets: np.ndarray, count: np.ndarray, onsets: np.ndarray, values: np.ndarray):
+def _against_lines(
+    first: np.ndarray, offsets: np.ndarray, count: np.ndarray, onsets: np.ndarray, values: np.ndarray
+) -> None:
     """Fills "fills_rests" (most of a track's onsets fall where a busier, mostly monophonic track is silent) and
     "busiest_line" (its onsets over those of the busiest mostly monophonic track)."""
     tracks = offsets.size - 1
