@@ -28,6 +28,8 @@ def check(condition: bool, message: str) -> None:
 
 def is_int(value: Any) -> bool:
     """An integer that is not a bool (True is an int to Python, never to a config)."""
+    if type(value) is int:  # the usual case, without the slower abstract-class check
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
