@@ -88,8 +88,8 @@ def scan_events(
 @jit
 def _scan(b: np.ndarray, spans: np.ndarray, max_ticks: float, caps: np.ndarray) -> tuple | None:
     """The compiled scan: (notes (4, notes), groups, group firsts, programs, names (tracks, 2), map events
-    (events, 4)), or None. Every note needs two events of at least three bytes, every kept tempo or meter
-    event seven bytes: the tables are sized by the file's length."""
+    (events, 4)), or None. Every note needs two events of at least three bytes, every
+    kept tempo or meter event seven bytes: the tables are sized by the file's length."""
     notes = np.empty((5, b.size // 6 + 1), dtype=np.int64)
     groups = np.empty(16 * spans.shape[0] + 1, dtype=np.int64)
     group_firsts = np.empty(groups.size + 1, dtype=np.int64)
@@ -108,11 +108,12 @@ def _scan(b: np.ndarray, spans: np.ndarray, max_ticks: float, caps: np.ndarray) 
                         open_notes)  # fmt: skip
         if n < 0:
             return None
-        _group_by_channel(notes, first, n)
-        for i in range(first, n):  # one group per channel that holds notes, ascending
-            channel = notes[_CHANNEL, i]
-            if i == first or channel != notes[_CHANNEL, i - 1]:
-                groups[g], group_firsts[g], programs[g] = track * 16 + channel, i, channels[_PROGRAM, channel]
+        if np.count_nonzero(channels[_PLAYED]) > 1:
+            _group_by_channel(notes, first, n)
+        for channel in range(16):  # one group per channel that holds notes, ascending
+            if channels[_PLAYED, channel]:
+                groups[g], group_firsts[g], programs[g] = track * 16 + channel, first, channels[_PROGRAM, channel]
+                first += channels[_PLAYED, channel]
                 g += 1
     group_firsts[g] = n
     table = np.empty((4, n), dtype=np.int64)
@@ -156,7 +157,7 @@ def _scan_track(
     """Walks the events of the track chunk whose body is ``b[span[0]:span[1]]``, adding its notes to `notes`
     after the `n` there; returns the new count, or -1 as soon as an event is not vouched for.
 
-    `channels` holds, per channel: a note-on seen, the program before its first note-on, a program change
+    `channels` holds, per channel: its notes so far, the program before its first note-on, a program change
     after it (a later note-off then refuses the file: mido's reader takes the program at the first note-off,
     symusic splits the channel). `open_notes` maps ``channel * 128 + pitch`` to the sounding note.
     """
@@ -207,7 +208,7 @@ def _scan_track(
             if n >= max_notes or open_notes[key] >= 0:
                 return -1
             _start_note(notes, n, first, tick, d1, d2, channel, open_notes)
-            channels[_PLAYED, channel] = 1
+            channels[_PLAYED, channel] += 1
             n += 1
             sounding += 1
         elif kind == 0x80 or kind == 0x90:
@@ -314,13 +315,10 @@ def _sysex(b: np.ndarray, at: int, end: int) -> int:
 
 @jit
 def _group_by_channel(notes: np.ndarray, lo: int, hi: int) -> None:
-    """Sorts notes ``lo:hi`` (one track's, sorted by (start, pitch)) stably by channel, when they are on more
-    than one."""
+    """Sorts notes ``lo:hi`` (one track's, sorted by (start, pitch)) stably by channel."""
     count = np.zeros(17, dtype=np.int64)
     for i in range(lo, hi):
         count[notes[_CHANNEL, i] + 1] += 1
-    if hi == lo or count[notes[_CHANNEL, lo] + 1] == hi - lo:
-        return
     for c in range(16):
         count[c + 1] += count[c]
     grouped = np.empty((5, hi - lo), dtype=np.int64)
@@ -466,8 +464,11 @@ def _same_track_notes(
     velocities: np.ndarray,
 ) -> bool:
     """Whether the `count` notes at `at` of the state are notes ``first:first + count`` of the scan once sorted
-    by (start, pitch) (symusic sorts them by start only)."""
+    by (start, pitch). symusic sorts them by start only, so they are first matched run by run of notes starting
+    together; when that fails, sorted and compared one by one, which decides."""
     fields = b[at : at + 12 * count].view(np.int32)  # per note: time, duration, then pitch and velocity bytes
+    if _same_in_runs(b, at, fields, first, start_ticks, end_ticks, pitches, velocities):
+        return True
     keys = np.empty(count, dtype=np.int64)
     for i in range(count):
         keys[i] = np.int64(fields[3 * i]) * 256 + b[at + 12 * i + 8]
@@ -480,5 +481,44 @@ def _same_track_notes(
         if start != start_ticks[n] or start + fields[3 * k + 1] != end_ticks[n]:
             return False
         if b[at + 12 * k + 8] != pitches[n] or b[at + 12 * k + 9] != velocities[n]:
+            return False
+    return True
+
+
+@jit
+def _same_in_runs(
+    b: np.ndarray,
+    at: int,
+    fields: np.ndarray,
+    first: int,
+    start_ticks: np.ndarray,
+    end_ticks: np.ndarray,
+    pitches: np.ndarray,
+    velocities: np.ndarray,
+) -> bool:
+    """True when symusic's notes start where the scan's do, one by one, and each run of notes starting together
+    holds distinct pitches, each matching a note of the scan's run (sorted by pitch) in end and velocity: then
+    the two are the same notes. False otherwise, which proves nothing."""
+    last = first + fields.size // 3
+    run, seen = first, np.zeros(2, dtype=np.uint64)
+    for n in range(first, last):
+        i = 3 * (n - first)
+        start = np.int64(fields[i])
+        if start != start_ticks[n]:
+            return False
+        if start != start_ticks[run]:
+            run = n
+            seen[:] = 0
+        pitch = b[at + 4 * i + 8]
+        j = run
+        while j < last and start_ticks[j] == start and pitches[j] != pitch:
+            j += 1
+        if j == last or start_ticks[j] != start:
+            return False
+        bit = np.uint64(1) << np.uint64(pitch & 63)
+        if seen[pitch >> 6] & bit:
+            return False
+        seen[pitch >> 6] |= bit
+        if start + fields[i + 1] != end_ticks[j] or b[at + 4 * i + 9] != velocities[j]:
             return False
     return True

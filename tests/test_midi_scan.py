@@ -203,8 +203,12 @@ def test_symusic_notes_are_compared_with_the_scan_exactly():
     assert same_notes(state, 480, scanned)
     assert not same_notes(state, 96, scanned)  # another resolution
     assert not same_notes(state[:-1], 480, scanned) and not same_notes(np.append(state, 0), 480, scanned)
+    notes_at = 4 + 4 + 4 + 2 + 4  # ticks per quarter, track count, name length (0), program and drum flag, notes
+    reversed_notes = state.copy()
+    reversed_notes[notes_at : notes_at + 12 * 8] = state[notes_at : notes_at + 12 * 8].reshape(8, 12)[::-1].ravel()
+    assert same_notes(reversed_notes, 480, scanned)  # in any order
     scanned.note_velocities[5] += 1
-    assert not same_notes(state, 480, scanned)
+    assert not same_notes(state, 480, scanned) and not same_notes(reversed_notes, 480, scanned)
     scanned.note_velocities[5] -= 1
     scanned.groups[1] = 24  # channel 8: not the drum channel symusic saw
     assert not same_notes(state, 480, scanned)
