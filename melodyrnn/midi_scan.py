@@ -101,14 +101,19 @@ def _scan(b: np.ndarray, spans: np.ndarray, max_ticks: float, caps: np.ndarray) 
     open_notes = np.empty(16 * 128, dtype=np.int64)
     n = g = 0
     for track in range(spans.shape[0]):
-        channels.fill(0)
-        open_notes.fill(-1)
+        for c in range(16):  # loops, not fill(): they compile in a fraction of the time
+            channels[_PLAYED, c] = channels[_PROGRAM, c] = channels[_CHANGED, c] = 0
+        for key in range(16 * 128):
+            open_notes[key] = -1
         first = n
         n = _scan_track(b, spans[track], track, max_ticks, caps, notes, n, names, map_table, map_count, channels,
                         open_notes)  # fmt: skip
         if n < 0:
             return None
-        if np.count_nonzero(channels[_PLAYED]) > 1:
+        several = 0
+        for channel in range(16):
+            several += channels[_PLAYED, channel] > 0
+        if several > 1:
             _group_by_channel(notes, first, n)
         for channel in range(16):  # one group per channel that holds notes, ascending
             if channels[_PLAYED, channel]:
@@ -167,6 +172,9 @@ def _scan_track(
         if b[pos] < 0x80:
             tick += b[pos]
             pos += 1
+        elif pos + 1 < end and b[pos + 1] < 0x80:
+            tick += (np.int64(b[pos] & 0x7F) << 7) | b[pos + 1]
+            pos += 2
         else:
             delta, size = _variable_int(b, pos, end)
             tick += delta
@@ -508,7 +516,7 @@ def _same_in_runs(
             return False
         if start != start_ticks[run]:
             run = n
-            seen[:] = 0
+            seen[0] = seen[1] = 0
         pitch = b[at + 4 * i + 8]
         j = run
         while j < last and start_ticks[j] == start and pitches[j] != pitch:
