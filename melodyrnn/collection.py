@@ -261,7 +261,8 @@ def read_collection(
     paths = find_midi_files(root)
     if not paths:
         raise DataError(f"no MIDI files (.mid, .midi, .kar) or scores (.musicxml, .xml, .mxl, .abc) under `{root}`")
-    jobs = [(str(p), p.relative_to(root).as_posix(), config.to_dict(), extraction.to_dict()) for p in paths]
+    dicts = config.to_dict(), extraction.to_dict()  # one pair shared by every job: a worker parses them once
+    jobs = [(str(p), p.relative_to(root).as_posix(), *dicts) for p in paths]
     if workers is None and len(jobs) < PARALLEL_FROM_FILES:
         workers = 1
     workers = min(workers or os.cpu_count() or 1, len(jobs))
