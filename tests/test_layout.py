@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "melodyrnn"
 
 # The data path, lowest first: a module may import only modules before it (README.md, "Layout").
 ORDER = [
-    "errors", "compiled", "configs", "theory", "files", "archives", "midi_score", "midi_scan", "midi_io",
+    "errors", "compiled", "configs", "theory", "files", "archives", "midi_score", "midi_scan", "midi_match", "midi_io",
     "score_walk", "scores", "chord_search", "chords", "track_grid", "tracks",
     "encoding", "lines", "extraction", "collection", "conditioning", "dataset", "cells", "fused_tf", "layers",
     "attention", "lookback", "model", "warm_start", "bundle", "harmonize", "harmonizer_training",

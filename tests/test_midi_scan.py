@@ -14,12 +14,10 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-import symusic
 from conftest import midi_bytes, note_track, scale_notes
 
 import melodyrnn.midi_io as midi_io
 from melodyrnn import MidiReadError, read_midi
-from melodyrnn.midi_scan import same_notes, scan_events
 
 DATA = Path(__file__).parent / "data"
 TRAINING = Path(__file__).parents[1] / "training_data" / "midi"
@@ -191,24 +189,3 @@ def test_files_holding_every_kind_of_event_symusic_keeps_read_the_same_and_fast(
     data = midi_bytes([extras, extras + note_track(scale_notes(4)), note_track(scale_notes(4, 50), channel=1)])
     _assert_same(data)
     assert _fast_path_taken(data)
-
-
-def test_symusic_notes_are_compared_with_the_scan_exactly():
-    data = midi_bytes([note_track(scale_notes(2)), note_track(scale_notes(2, 48), channel=9)])
-    spans = [(22, 22 + struct.unpack(">I", data[18:22])[0])]
-    spans.append((spans[0][1] + 8, len(data)))
-    scanned = scan_events(data, spans, max_ticks=1e9, max_notes=1000, max_map_events=10)
-    assert scanned is not None and scanned.groups.tolist() == [0, 25]
-    state = np.frombuffer(symusic.Score.from_midi(data).__getstate__(), dtype=np.uint8)
-    assert same_notes(state, 480, scanned)
-    assert not same_notes(state, 96, scanned)  # another resolution
-    assert not same_notes(state[:-1], 480, scanned) and not same_notes(np.append(state, 0), 480, scanned)
-    notes_at = 4 + 4 + 4 + 2 + 4  # ticks per quarter, track count, name length (0), program and drum flag, notes
-    reversed_notes = state.copy()
-    reversed_notes[notes_at : notes_at + 12 * 8] = state[notes_at : notes_at + 12 * 8].reshape(8, 12)[::-1].ravel()
-    assert same_notes(reversed_notes, 480, scanned)  # in any order
-    scanned.note_velocities[5] += 1
-    assert not same_notes(state, 480, scanned) and not same_notes(reversed_notes, 480, scanned)
-    scanned.note_velocities[5] -= 1
-    scanned.groups[1] = 24  # channel 8: not the drum channel symusic saw
-    assert not same_notes(state, 480, scanned)
