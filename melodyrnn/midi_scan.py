@@ -73,7 +73,7 @@ def scan_events(
     found = _scan(np.frombuffer(data, dtype=np.uint8), spans, float(max_ticks), caps)
     if found is None:
         return None
-    notes, groups, group_firsts, programs, names, map_table = found
+    ticks, played, groups, group_firsts, programs, names, map_table = found
     track_names = [data[at : at + length].decode("latin-1") for at, length in names.tolist()]
     map_events: list[tuple] = []
     for tick, meta_type, value, second in map_table.tolist():
@@ -81,14 +81,16 @@ def scan_events(
             map_events.append((tick, "set_tempo", value))
         else:
             map_events.append((tick, "time_signature", value, 2**second))
-    return ScannedFile(notes[0], notes[1], notes[2], notes[3], groups, group_firsts, programs, track_names, map_events)
+    return ScannedFile(
+        ticks[0], ticks[1], played[0], played[1], groups, group_firsts, programs, track_names, map_events
+    )
 
 
 @jit
 def _scan(b: np.ndarray, spans: np.ndarray, max_ticks: float, caps: np.ndarray) -> tuple | None:
-    """The compiled scan: (notes (4, notes), groups, group firsts, programs, names (tracks, 2), map events
-    (events, 4)), or None. Every note needs two events of at least three bytes, every
-    kept tempo or meter event seven bytes: the tables are sized by the file's length."""
+    """The compiled scan: (start and end ticks (2, notes), pitches and velocities (2, notes), groups, group
+    firsts, programs, names (tracks, 2), map events (events, 4)), or None. Every note needs two events of at
+    least three bytes, every kept tempo or meter event seven bytes: the tables are sized by the file's length."""
     notes = np.empty((5, b.size // 6 + 1), dtype=np.int64)
     groups = np.empty(16 * spans.shape[0] + 1, dtype=np.int64)
     group_firsts = np.empty(groups.size + 1, dtype=np.int64)
@@ -120,12 +122,12 @@ def _scan(b: np.ndarray, spans: np.ndarray, max_ticks: float, caps: np.ndarray) 
                 first += channels[_PLAYED, channel]
                 g += 1
     group_firsts[g] = n
-    table = np.empty((4, n), dtype=np.int64)
-    for row in range(4):
-        for i in range(n):
-            table[row, i] = notes[row, i]
+    # Pitches and velocities go into the score: a copy their size. The ticks are only compared and divided.
+    played = np.empty((2, n), dtype=np.int64)
+    for i in range(n):
+        played[0, i], played[1, i] = notes[_PITCH, i], notes[_VELOCITY, i]
     firsts, maps = group_firsts[: g + 1].copy(), map_table[: map_count[0]].copy()
-    return table, groups[:g].copy(), firsts, programs[:g].copy(), names, maps
+    return notes[:2, :n], played, groups[:g].copy(), firsts, programs[:g].copy(), names, maps
 
 
 @jit
