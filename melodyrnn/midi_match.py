@@ -102,17 +102,12 @@ def _same_notes(
             if not _same_track_notes(b, at, count, group_firsts[played], start_ticks, end_ticks, pitches, velocities):
                 return False
             played += 1
-        at = _skip_lists(b, at + 12 * max(count, 0))  # controls, pitch bends, pedals, lyrics
-    at = _skip_lists(b, at)  # meters, keys, tempos, markers
+        at += 12 * max(count, 0)
+        for k in range(4):  # controls, pitch bends, pedals, lyrics (texts)
+            at = _skip_records(b, at, 8, k == 3)
+    for k in range(4):  # meters, keys, tempos, markers (texts)
+        at = _skip_records(b, at, 8, k == 3)
     return at == b.size and played == groups.size
-
-
-@jit
-def _skip_lists(b: np.ndarray, at: int) -> int:
-    """The position after three lists of 8-byte structures and a list of texts at `at` (-1 past the end)."""
-    for _ in range(3):
-        at = _skip_records(b, at, 8, False)
-    return _skip_records(b, at, 8, True)
 
 
 @jit
