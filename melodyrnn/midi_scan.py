@@ -23,6 +23,8 @@ _TRACK_NAME, _TEMPO, _TIME_SIGNATURE, _KEY_SIGNATURE, _SEQUENCE_NUMBER, _SMPTE =
 _START, _END, _PITCH, _VELOCITY, _CHANNEL = range(5)
 _TICK, _TYPE, _VALUE, _SECOND_VALUE = range(4)
 _PLAYED, _PROGRAM, _CHANGED = range(3)
+# Notes starting together that one note-on may move up past; a longer chord is sorted when it is complete.
+_SHIFTS = 32
 
 
 @dataclass
@@ -167,7 +169,7 @@ def _scan_track(
     after it (a later note-off then refuses the file: mido's reader takes the program at the first note-off,
     symusic splits the channel). `open_notes` maps ``channel * 128 + pitch`` to the sounding note.
     """
-    pos, end, tick, running, sounding, first = span[0], span[1], 0, -1, 0, n
+    pos, end, tick, running, sounding, first, unsorted = span[0], span[1], 0, -1, 0, n, False
     max_notes = min(caps[0], notes.shape[1])
     while pos < end:
         if b[pos] < 0x80:
@@ -184,6 +186,9 @@ def _scan_track(
                 return -1
         if tick > max_ticks or pos >= end:
             return -1
+        if unsorted and tick > notes[_START, n - 1]:
+            _sort_run(notes, first, n, open_notes)
+            unsorted = False
         status = b[pos]
         if status == 0xFF:
             pos = _meta(b, pos + 1, end, tick, track, caps, names, map_table, map_count)
@@ -216,7 +221,7 @@ def _scan_track(
             key = channel * 128 + d1
             if n >= max_notes or open_notes[key] >= 0:
                 return -1
-            _start_note(notes, n, first, tick, d1, d2, channel, open_notes)
+            unsorted |= _start_note(notes, n, first, tick, d1, d2, channel, open_notes)
             channels[_PLAYED, channel] += 1
             n += 1
             sounding += 1
@@ -228,24 +233,52 @@ def _scan_track(
             notes[_END, on] = tick
             open_notes[key] = -1
             sounding -= 1
+    if unsorted:
+        _sort_run(notes, first, n, open_notes)
     return n if sounding == 0 else -1
 
 
 @jit
 def _start_note(
     notes: np.ndarray, n: int, first: int, tick: int, pitch: int, velocity: int, channel: int, open_notes: np.ndarray
-) -> None:
-    """Adds note `n`, keeping the track's notes (from `first`) sorted by (start, pitch): notes that start
-    together move up past it. Those are all still sounding (a note must last a tick), so their entries in
-    `open_notes` follow them."""
+) -> bool:
+    """Adds note `n`, keeping the track's notes (from `first`) sorted by (start, pitch): up to `_SHIFTS` notes that
+    start together move up past it. Those are all still sounding (a note must last a tick), so their entries in
+    `open_notes` follow them. True when that many did (maybe more should have): `_sort_run` then sorts the chord
+    once it is complete."""
     m = n
-    while m > first and notes[_START, m - 1] == tick and notes[_PITCH, m - 1] > pitch:
+    while m > first and notes[_START, m - 1] == tick and notes[_PITCH, m - 1] > pitch and n - m < _SHIFTS:
         for row in range(5):
             notes[row, m] = notes[row, m - 1]
         open_notes[notes[_CHANNEL, m] * 128 + notes[_PITCH, m]] = m
         m -= 1
     notes[_START, m], notes[_PITCH, m], notes[_VELOCITY, m], notes[_CHANNEL, m] = tick, pitch, velocity, channel
     open_notes[channel * 128 + pitch] = m
+    return n - m == _SHIFTS
+
+
+@jit
+def _sort_run(notes: np.ndarray, first: int, n: int, open_notes: np.ndarray) -> None:
+    """Sorts by pitch the notes before `n` (from `first` on) that start with note ``n - 1``, all still sounding,
+    by counting (a chord of hundreds of notes, the note-by-note insertion would take their square)."""
+    lo = n - 1
+    while lo > first and notes[_START, lo - 1] == notes[_START, n - 1]:
+        lo -= 1
+    count = np.zeros(129, dtype=np.int64)
+    for i in range(lo, n):
+        count[notes[_PITCH, i] + 1] += 1
+    for p in range(128):
+        count[p + 1] += count[p]
+    run = np.empty((5, n - lo), dtype=np.int64)
+    for i in range(lo, n):
+        k = count[notes[_PITCH, i]]
+        count[notes[_PITCH, i]] += 1
+        for row in range(5):
+            run[row, k] = notes[row, i]
+    for k in range(n - lo):
+        for row in range(5):
+            notes[row, lo + k] = run[row, k]
+        open_notes[run[_CHANNEL, k] * 128 + run[_PITCH, k]] = lo + k
 
 
 @jit

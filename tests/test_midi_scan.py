@@ -176,6 +176,16 @@ def test_chords_written_top_note_first_on_several_channels_read_the_same_and_fas
         assert np.all(np.diff(a.start_quarters * 128 + a.pitches) > 0)  # sorted by start, then pitch
 
 
+def test_clusters_of_hundreds_of_notes_starting_together_read_the_same_and_fast():
+    # Top down, on two channels of one track: more notes than one note-on moves past, sorted once complete.
+    cluster = [(p, s, s + 1.0) for s in (0.0, 2.0) for p in range(120, 20, -1)]
+    merged = mido.merge_tracks([note_track(cluster, channel=ch) for ch in (3, 0)])
+    data = midi_bytes([merged], file_type=0)
+    _assert_same(data)
+    assert _fast_path_taken(data)
+    assert [t.arrays.pitches[:3].tolist() for t in read_midi(data).tracks] == [[21, 22, 23]] * 2
+
+
 def test_files_holding_every_kind_of_event_symusic_keeps_read_the_same_and_fast():
     # symusic keeps controls, pitch bends, pedals, lyrics, markers, keys: the fast path reads past them all.
     extras = [mido.MetaMessage("marker", text="verse"), mido.MetaMessage("key_signature", key="E")]
