@@ -162,13 +162,11 @@ def _scan_track(
     channels: np.ndarray,
     open_notes: np.ndarray,
 ) -> int:
-    """Walks the events of the track chunk whose body is ``b[span[0]:span[1]]``, adding its notes to `notes`
-    after the `n` there; returns the new count, or -1 as soon as an event is not vouched for.
-
-    `channels` holds, per channel: its notes so far, the program before its first note-on, a program change
-    after it (a later note-off then refuses the file: mido's reader takes the program at the first note-off,
-    symusic splits the channel). `open_notes` maps ``channel * 128 + pitch`` to the sounding note.
-    """
+    """Walks the events of the track chunk ``b[span[0]:span[1]]``, adding its notes to `notes` after the `n`
+    there; returns the new count, or -1 as soon as an event is not vouched for. `channels` holds, per channel:
+    its notes so far, the program before its first note-on, a program change after it (a later note-off then
+    refuses the file: mido's reader takes the program at the first note-off, symusic splits the channel).
+    `open_notes` maps ``channel * 128 + pitch`` to the sounding note."""
     pos, end, tick, running, sounding, first, unsorted = span[0], span[1], 0, -1, 0, n, False
     max_notes = min(caps[0], notes.shape[1])
     while pos < end:
@@ -190,14 +188,13 @@ def _scan_track(
             _sort_run(notes, first, n, open_notes)
             unsorted = False
         status = b[pos]
-        if status == 0xFF:
-            pos = _meta(b, pos + 1, end, tick, track, caps, names, map_table, map_count)
-        elif status == 0xF0:  # sysex; a running status after it is refused below
-            running = status
-            pos = _sysex(b, pos + 1, end)
-        if status >= 0xF0:
-            if status != 0xFF and status != 0xF0 or pos < 0:
-                return -1  # system common/real-time bytes (and sysex escapes) inside a file: mido's business
+        if status >= 0xF0:  # a meta event, a sysex (no running status on it), or bytes mido must see
+            if status == 0xF0:
+                running, pos = status, _sysex(b, pos + 1, end)
+            else:
+                pos = _meta(b, pos + 1, end, tick, track, caps, names, map_table, map_count) if status == 0xFF else -1
+            if pos < 0:
+                return -1
             continue
         if status >= 0x80:
             running, pos = status, pos + 1
