@@ -20,8 +20,8 @@ from melodyrnn.chords import ChordLabelError, canonical_label, score_to_chords, 
 from melodyrnn.configs import Config, check, is_int
 from melodyrnn.encoding import EncodingConfig, Melody
 from melodyrnn.errors import NoMelodyError
-from melodyrnn.lines import KEPT, OUT_OF_RANGE, TOO_FEW_PITCHES, TOO_SHORT, bar_lines, highest_line, segment_lines
-from melodyrnn.midi_io import Score, Track, read_midi
+from melodyrnn.lines import KEPT, OUT_OF_RANGE, TOO_FEW_PITCHES, TOO_SHORT, bar_lines, quantized_line, segment_lines
+from melodyrnn.midi_io import Score, read_midi
 from melodyrnn.scores import read_scores
 from melodyrnn.theory import steps_per_bar
 from melodyrnn.tracks import TrackChoice, choose_melody_tracks
@@ -108,42 +108,6 @@ class _StepMap:
 _DROPPED = {TOO_SHORT: "drop_too_short", TOO_FEW_PITCHES: "drop_too_few_pitches", OUT_OF_RANGE: "drop_out_of_range"}
 
 
-class _Line(NamedTuple):
-    """Notes on the grid as parallel int64 arrays of shape (notes,), sorted by start step."""
-
-    pitches: np.ndarray
-    starts: np.ndarray  # steps
-    ends: np.ndarray  # steps, exclusive
-    velocities: np.ndarray
-
-    def part(self, keep: np.ndarray | slice) -> _Line:
-        return _Line(self.pitches[keep], self.starts[keep], self.ends[keep], self.velocities[keep])
-
-
-def _quantize_track(track: Track, steps_per_quarter: int) -> _Line:
-    """The track's notes on the grid, sorted by start then highest first; a note shorter than a step keeps one."""
-    a = track.arrays
-    # np.round rounds halves to even, as Python's round does.
-    starts = np.round(a.start_quarters * steps_per_quarter).astype(np.int64)
-    ends = np.maximum(np.round(a.end_quarters * steps_per_quarter).astype(np.int64), starts + 1)
-    order = np.lexsort((-a.pitches, starts))
-    return _Line(a.pitches[order], starts[order], ends[order], a.velocities[order])
-
-
-def _monophonic(notes: _Line, policy: str) -> _Line | None:
-    """Reduces quantized notes to a monophonic line; None when `policy` is "drop" and notes overlap.
-
-    "highest": of notes struck together the highest is kept; a note struck under a sustained higher one is
-    ignored; a note struck at or above a sustained one cuts it short (`melodyrnn.lines.highest_line`).
-    """
-    if not (notes.starts[1:] < notes.ends[:-1]).any():
-        return notes
-    if policy == "drop":
-        return None
-    kept, ends = highest_line(notes.pitches, notes.starts, notes.ends)
-    return notes.part(kept)._replace(ends=ends)
-
-
 class MelodyDraft(NamedTuple):
     """A melody as extraction finds it, before its chords are read and it becomes a `Melody` (its fields)."""
 
@@ -220,15 +184,19 @@ def score_to_drafts(
         if index not in choice.taken:
             stats[f"left_out_track: {choice.verdicts[index].key}"] += 1
             continue
-        line = _monophonic(_quantize_track(track, spq), extraction.polyphony)
-        if line is None:
+        a = track.arrays
+        pitches, starts, ends, velocities, kept = quantized_line(
+            a.pitches, a.start_quarters, a.end_quarters, a.velocities, spq, extraction.polyphony == "drop"
+        )
+        if not kept:
             stats["drop_polyphonic_track"] += 1
             continue
         # The bar lines once per score (again only for a track that ends later), not once per segment from
         # step 0 (which made sparse files quadratic); segments only look up to the first bar line past their end.
-        if bars.size == 0 or bars[-1] < line.ends.max():
-            bars = _bar_starts(meters, spq, int(line.ends.max()))
-        table, events = segment_lines(*line, bars, meter_steps, bar_lengths, limits)
+        last_end = int(ends.max())
+        if bars.size == 0 or bars[-1] < last_end:
+            bars = _bar_starts(meters, spq, last_end)
+        table, events = segment_lines(pitches, starts, ends, velocities, bars, meter_steps, bar_lengths, limits)
         for status, start, end, truncated, shift, velocity, at in table.tolist():
             if truncated:
                 stats["truncated_too_long"] += 1

@@ -23,6 +23,53 @@ KEPT, TOO_SHORT, TOO_FEW_PITCHES, OUT_OF_RANGE = range(4)
 
 
 @jit
+def quantized_line(
+    pitches: np.ndarray,
+    start_quarters: np.ndarray,
+    end_quarters: np.ndarray,
+    velocities: np.ndarray,
+    steps_per_quarter: int,
+    drop: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """A track's notes on the grid as one line: sorted by start step then highest pitch first (ties in their
+    order), a note shorter than a step keeping one, overlaps resolved by `highest_line` (or refused with `drop`).
+
+    Args:
+        pitches, velocities: int64 ``(notes,)``; start_quarters, end_quarters: float64 ``(notes,)``.
+        steps_per_quarter: the grid; positions are rounded to it half to even.
+        drop: the "drop" polyphony policy: notes that overlap on the grid give no line.
+
+    Returns:
+        The line's int64 pitches, start steps, end steps (exclusive) and velocities, and False where `drop`
+        refused the track.
+    """
+    n = pitches.size
+    starts = np.empty(n, np.int64)
+    ends = np.empty(n, np.int64)
+    for i in range(n):
+        starts[i] = np.int64(np.rint(start_quarters[i] * steps_per_quarter))
+        ends[i] = max(np.int64(np.rint(end_quarters[i] * steps_per_quarter)), starts[i] + 1)
+    order = np.argsort(starts, kind="mergesort")
+    first = 0
+    while first < n:  # each run of notes struck together: highest first, stably
+        last = first + 1
+        while last < n and starts[order[last]] == starts[order[first]]:
+            last += 1
+        if last - first > 1:
+            run = order[first:last]
+            order[first:last] = run[np.argsort(-pitches[run], kind="mergesort")]
+        first = last
+    pitches, starts, ends, velocities = pitches[order], starts[order], ends[order], velocities[order]
+    for i in range(1, n):
+        if starts[i] < ends[i - 1]:
+            if drop:
+                return pitches, starts, ends, velocities, False
+            kept, ends = highest_line(pitches, starts, ends)
+            return pitches[kept], starts[kept], ends, velocities[kept], True
+    return pitches, starts, ends, velocities, True
+
+
+@jit
 def highest_line(pitches: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The "highest" polyphony policy: which notes stay, and where each now ends.
 
