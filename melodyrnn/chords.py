@@ -165,12 +165,13 @@ def chord_name_to_label(name: str) -> str:
     return format_label(Chord(root, quality, bass))
 
 
-def slice_changes(changes: Sequence[tuple], start: float, end: float) -> tuple:
+def slice_changes(changes: Sequence[tuple], start: float, end: float, positions: Sequence | None = None) -> tuple:
     """The ``(position, label)`` changes in force over [start, end), re-based so `start` is 0.
 
     The change in force at `start` (if any) moves to 0; later ones keep their distance from `start`.
+    `positions`, the changes' positions, saves listing them again when the same changes are sliced many times.
     """
-    positions = [c[0] for c in changes]
+    positions = [c[0] for c in changes] if positions is None else positions
     first = bisect.bisect_right(positions, start) - 1
     stop = bisect.bisect_left(positions, end, lo=first + 1)  # the changes are sorted: only those before `end`
     later = [(p - start, label) for p, label in changes[first + 1 : stop]]

@@ -251,8 +251,9 @@ def drafts_to_melodies(
         first_maps_only: keep only the tempo and time signature at each melody's start (what a cache stores).
     """
     melodies = []
+    positions = [step for step, _ in changes]
     for d in drafts:
-        chords = slice_changes(changes, d.start_step, d.start_step + len(d.events)) if changes else ()
+        chords = slice_changes(changes, d.start_step, d.start_step + len(d.events), positions) if changes else ()
         tempos, meters = (d.tempos[:1], d.time_signatures[:1]) if first_maps_only else (d.tempos, d.time_signatures)
         spq = config.steps_per_quarter
         melodies.append(Melody(d.events, spq, tempos, meters, d.velocity, d.program, source, d.start_step, chords))
