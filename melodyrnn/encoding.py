@@ -130,6 +130,35 @@ class Melody:
             )
         object.__setattr__(self, "chords", chords)
 
+    @classmethod
+    def from_valid_fields(
+        cls,
+        events: np.ndarray,
+        steps_per_quarter: int,
+        tempos: tuple[tuple[int, float], ...],
+        time_signatures: tuple[tuple[int, int, int], ...],
+        velocity: int,
+        program: int,
+        source: str,
+        start_step: int,
+        chords: tuple[tuple[int, str], ...],
+    ) -> Melody:
+        """A melody from fields already as `Melody` keeps them, without checking them again (extraction makes
+        thousands a second, and the check cost more than the rest of making one).
+
+        The caller vouches for each field: `events` int16 in [-2, 127] (kept, not copied); `tempos` and
+        `time_signatures` tuples of ints (and float qpm > 0), the first at step 0, usable meters; `velocity` in
+        [1, 127] and `program` in [0, 127], ints; `chords` canonical labels at rising steps inside the melody.
+        """
+        melody = object.__new__(cls)
+        for name, value in (
+            ("events", events), ("steps_per_quarter", steps_per_quarter), ("tempos", tempos),
+            ("time_signatures", time_signatures), ("velocity", velocity), ("program", program), ("source", source),
+            ("start_step", start_step), ("chords", chords),
+        ):  # fmt: skip
+            object.__setattr__(melody, name, value)
+        return melody
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Melody):
             return NotImplemented

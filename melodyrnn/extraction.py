@@ -23,7 +23,7 @@ from melodyrnn.errors import NoMelodyError
 from melodyrnn.lines import KEPT, OUT_OF_RANGE, TOO_FEW_PITCHES, TOO_SHORT, bar_lines, quantized_line, segment_lines
 from melodyrnn.midi_io import Score, read_midi
 from melodyrnn.scores import read_scores
-from melodyrnn.theory import steps_per_bar
+from melodyrnn.theory import is_usable_time_signature, steps_per_bar
 from melodyrnn.tracks import TrackChoice, choose_melody_tracks
 
 
@@ -247,17 +247,35 @@ def drafts_to_melodies(
 ) -> list[Melody]:
     """The `Melody` of each draft, with the chords of `changes` over its steps (re-based to its first step).
 
+    Takes drafts as `score_to_drafts` makes them and changes as `chord_changes` writes them, and checks only what
+    came from the score as it was given (its tempo and meter maps, velocities and programs).
+
     Args:
         first_maps_only: keep only the tempo and time signature at each melody's start (what a cache stores).
     """
     melodies = []
     positions = [step for step, _ in changes]
+    spq = config.steps_per_quarter
     for d in drafts:
         chords = slice_changes(changes, d.start_step, d.start_step + len(d.events), positions) if changes else ()
         tempos, meters = (d.tempos[:1], d.time_signatures[:1]) if first_maps_only else (d.tempos, d.time_signatures)
-        spq = config.steps_per_quarter
-        melodies.append(Melody(d.events, spq, tempos, meters, d.velocity, d.program, source, d.start_step, chords))
+        fields = (spq, tempos, meters, d.velocity, d.program, source, d.start_step, chords)
+        if _plain_maps(tempos, meters) and 1 <= d.velocity <= 127 and type(d.program) is int and 0 <= d.program < 128:
+            # `segment_lines` wrote the events and `chord_changes` the chords: only the score's own values need a look
+            melodies.append(Melody.from_valid_fields(d.events.copy(), *fields))
+        else:  # what `Melody` would refuse or convert (a hand-made score's odd values): it says which
+            melodies.append(Melody(d.events, *fields))
     return melodies
+
+
+def _plain_maps(tempos: Sequence[tuple], meters: Sequence[tuple]) -> bool:
+    """Whether a melody's tempo and meter maps are as `Melody` keeps them: from step 0, plain ints and float qpm
+    above 0, usable meters."""
+    return (
+        bool(tempos) and tempos[0][0] == 0 and bool(meters) and meters[0][0] == 0
+        and all(type(step) is int and type(qpm) is float and qpm > 0 for step, qpm in tempos)
+        and all(type(step) is int and is_usable_time_signature(n, d) for step, n, d in meters)
+    )  # fmt: skip
 
 
 def midi_to_melodies(

@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections import Counter
 
 import mido
+import numpy as np
 import pytest
 from conftest import midi_bytes, note_track, scale_notes
 
-from melodyrnn import EncodingConfig, ExtractionConfig, midi_to_melodies, read_midi, score_to_melodies
+from melodyrnn import (
+    EncodingConfig,
+    ExtractionConfig,
+    Melody,
+    MelodyRNNError,
+    midi_to_melodies,
+    read_midi,
+    score_to_melodies,
+)
+from melodyrnn.midi_io import Note, Score, Track
 
 LOOSE = ExtractionConfig(min_bars=0, min_unique_pitches=0)
 
@@ -160,3 +170,26 @@ def test_chord_symbols_of_a_score_come_before_reading_the_accompaniment():
     assert stats["chord_symbol_unreadable"] == 1
     (plain,) = score_to_melodies(read_midi(data), extraction=LOOSE)
     assert plain.chords == ((0, "C:maj"),)
+
+
+def _hand_made_score(qpm=120.0, numerator=4, velocity=80, program=0):
+    notes = [Note(p, velocity, s, e) for p, s, e in scale_notes(8)]
+    return Score([Track(notes, program=program)], tempos=[(0.0, qpm)], time_signatures=[(0.0, numerator, 4)])
+
+
+def test_melodies_from_hand_made_scores_are_checked_and_converted_as_melody_does():
+    # Extraction builds melodies without a second check where every field is already as `Melody` keeps it; a
+    # score built by hand with other types or values goes through `Melody` itself.
+    (plain,) = score_to_melodies(_hand_made_score())
+    rebuilt = Melody(plain.events, plain.steps_per_quarter, plain.tempos, plain.time_signatures, plain.velocity,
+                     plain.program, plain.source, plain.start_step, plain.chords)  # fmt: skip
+    assert plain == rebuilt and plain.events.dtype == np.int16 and plain.events.flags.owndata
+    (odd,) = score_to_melodies(_hand_made_score(qpm=np.float32(120), numerator=np.int64(4)))
+    assert odd == plain
+    assert type(odd.tempos[0][1]) is float and all(type(v) is int for v in odd.time_signatures[0])
+    with pytest.raises(MelodyRNNError, match="tempos must be > 0 qpm"):
+        score_to_melodies(_hand_made_score(qpm=-1.0))
+    with pytest.raises(MelodyRNNError, match="`velocity` must be in"):
+        score_to_melodies(_hand_made_score(velocity=0))
+    with pytest.raises(MelodyRNNError, match="`program` must be in"):
+        score_to_melodies(_hand_made_score(program=300))
