@@ -15,7 +15,7 @@ import re
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -220,11 +220,30 @@ def _read_file(path: str, relative: str) -> tuple[list[Score], list[str]]:
     return book.scores, [f"skipped tune {tune[len(relative) :].strip()}: {reason}" for tune, reason in book.skipped]
 
 
-#: Below this many files `workers=None` reads in the calling process: starting a worker process (a fresh
-#: interpreter importing numpy, symusic and melodyrnn) costs about a second, more than reading 100 songs.
-PARALLEL_FROM_FILES = 64
+#: `workers=None` starts worker processes only for more work than this, in seconds on one core
+#: (`estimated_seconds`): each worker is a fresh interpreter importing numpy, symusic and melodyrnn and loading the
+#: compiled loops, about 1.5 s, so two workers gain only on more than twice that.
+PARALLEL_FROM_SECONDS = 3.0
+# What reading costs on one core (benchmarks/bench_prepare.py): a MIDI file about 0.2 ms plus 30 ns a byte (a
+# 30 KB song about 1 ms; 3 s is some 3,000 songs); a MusicXML or ABC file, through music21, about 0.25 s.
+_MIDI_FILE_SECONDS, _MIDI_BYTE_SECONDS, _SCORE_FILE_SECONDS = 2e-4, 3e-8, 0.25
 # Files read and extracted together (see `_run_jobs`).
 _BATCH_FILES = 32
+
+
+def estimated_seconds(paths: Sequence[Path]) -> float:
+    """About how long reading `paths` takes on one core, from their kinds and sizes."""
+    total = 0.0
+    for path in paths:
+        if path.suffix.lower() in SCORE_SUFFIXES:
+            total += _SCORE_FILE_SECONDS
+            continue
+        try:
+            size = path.stat().st_size
+        except OSError:  # gone since it was listed: reading it will say so
+            size = 0
+        total += _MIDI_FILE_SECONDS + _MIDI_BYTE_SECONDS * size
+    return total
 
 
 def read_collection(
@@ -243,8 +262,8 @@ def read_collection(
             each tune of an ABC tune book gives melodies of that file (the split stays by file).
         config: the vocabulary and grid.
         extraction: melody extraction policies and filters.
-        workers: worker processes; None uses every core for `PARALLEL_FROM_FILES` files or more and works in
-            this process below that; 1 works in this process.
+        workers: worker processes; None uses every core when reading would take more than
+            `PARALLEL_FROM_SECONDS` on one, and works in this process below that; 1 works in this process.
         strict: raise on the first file that cannot be read or holds no melody.
         progress: show a progress bar; None shows it when stderr is a terminal.
 
@@ -263,7 +282,7 @@ def read_collection(
         raise DataError(f"no MIDI files (.mid, .midi, .kar) or scores (.musicxml, .xml, .mxl, .abc) under `{root}`")
     dicts = config.to_dict(), extraction.to_dict()  # one pair shared by every job: a worker parses them once
     jobs = [(str(p), p.relative_to(root).as_posix(), *dicts) for p in paths]
-    if workers is None and len(jobs) < PARALLEL_FROM_FILES:
+    if workers is None and estimated_seconds(paths) < PARALLEL_FROM_SECONDS:
         workers = 1
     workers = min(workers or os.cpu_count() or 1, len(jobs))
 

@@ -16,6 +16,8 @@ from melodyrnn import DataError, EncodingConfig, ExtractionConfig, NoMelodyError
 from melodyrnn.collection import (
     MAX_VALIDATION_SHARE,
     MIN_VALIDATION_STEPS,
+    PARALLEL_FROM_SECONDS,
+    estimated_seconds,
     find_midi_files,
     is_validation,
     read_collection,
@@ -209,3 +211,18 @@ def test_files_read_together_keep_their_own_chords_even_when_reading_them_togeth
     monkeypatch.setattr("melodyrnn.collection.scores_to_chords", broken)
     alone = read_collection(tmp_path, EncodingConfig(), ExtractionConfig(), workers=1, progress=False)
     assert [r.melodies for r in alone] == [r.melodies for r in together] and not any(r.error_type for r in alone)
+
+
+def test_workers_start_only_for_work_worth_their_start(tmp_path):
+    # Starting workers costs about as much as reading a few thousand songs: a song folder or the bundled tunes
+    # are read in this process, a dozen ABC files (music21, a quarter second each) in workers.
+    tune = midi_bytes([note_track(scale_notes(8))])
+    song = midi_bytes([note_track(scale_notes(8 * 24)), note_track(scale_notes(8 * 24, start_pitch=48), channel=1)])
+    (tmp_path / "tune.mid").write_bytes(tune)
+    (tmp_path / "song.mid").write_bytes(song)
+    tune_cost, song_cost = estimated_seconds([tmp_path / "tune.mid"]), estimated_seconds([tmp_path / "song.mid"])
+    assert 0 < tune_cost < song_cost < PARALLEL_FROM_SECONDS / 1000
+    training = sorted((Path(__file__).parents[1] / "training_data" / "midi").rglob("*.mid"))
+    assert estimated_seconds(training) < PARALLEL_FROM_SECONDS
+    assert estimated_seconds([tmp_path / f"book{i}.abc" for i in range(12)]) >= PARALLEL_FROM_SECONDS
+    assert estimated_seconds([tmp_path / "gone.mid"]) > 0  # a file gone since it was listed still counts
