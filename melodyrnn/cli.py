@@ -36,7 +36,7 @@ def _add_prepare(sub) -> None:
     )
     p.add_argument("dir", help="folder searched recursively for MIDI files and scores")
     p.add_argument("-o", "--output", default="data.npz", help="cache file to write (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores, for many files)")
     p.add_argument("--strict", action="store_true", help="stop at the first file that cannot be used")
     p.add_argument(
         "--validation-fraction",

@@ -63,7 +63,7 @@ def prepare(
         extraction: melody extraction policies and filters.
         validation_fraction: share of files (by hash of their relative path) held out for validation; a small
             collection holds out more, to reach `collection.MIN_VALIDATION_STEPS` (see `validation_files`).
-        workers: worker processes; None: every core, or this process for a few files (`read_collection`).
+        workers: worker processes; None: every core for seconds of reading, else this process (`read_collection`).
         strict: raise on the first file that cannot be read or holds no melody.
         progress: show a progress bar; None shows it when stderr is a terminal.
 
