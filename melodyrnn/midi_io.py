@@ -329,10 +329,10 @@ def _symusic_tracks(data: bytes, scanned: ScannedFile, tpq: int) -> list[Track] 
         # symusic pickles a score as its C++ structures laid end to end: one buffer, checked in one compiled
         # pass, for a sixth of the cost of asking each track for numpy arrays.
         parsed: Any = symusic.Score.from_midi(data)
-        state = parsed.__getstate__()
-    except Exception:  # symusic refuses something mido may read: the exact reader decides
+        state = np.frombuffer(parsed.__getstate__(), dtype=np.uint8)
+    except Exception:  # symusic refuses something mido may read, or keeps its state otherwise: the exact reader
         return None
-    if not same_notes(np.frombuffer(state, dtype=np.uint8), tpq, scanned):
+    if not same_notes(state, tpq, scanned):
         return None
     start_quarters, end_quarters = scanned.note_start_ticks / tpq, scanned.note_end_ticks / tpq
     pitches, velocities = scanned.note_pitches, scanned.note_velocities
