@@ -20,6 +20,7 @@ from melodyrnn.chord_search import batch_frames, best_paths
 from melodyrnn.compiled import jit
 from melodyrnn.errors import ChordLabelError
 from melodyrnn.midi_io import Score
+from melodyrnn.midi_score import concatenated_notes
 
 #: The label for "no chord": nothing plays.
 NO_CHORD = "N"
@@ -252,21 +253,22 @@ def scores_to_chords(requests: Sequence[tuple[Score, Sequence[int]]]) -> list[tu
     Returns:
         The chord changes of each score, in order.
     """
-    parts, note_counts, meters, meter_counts = [], [0], [], [0]
+    parts, track_counts, meters, meter_counts = [], [0], [], [0]
     for score, exclude in requests:
         skip = set(exclude)
-        tracks = [t.arrays for i, t in enumerate(score.tracks) if i not in skip and not t.is_drum and t.num_notes]
+        tracks = [t for i, t in enumerate(score.tracks) if i not in skip and not t.is_drum and t.num_notes]
         parts += tracks
-        note_counts.append(sum(len(a.pitches) for a in tracks))
+        track_counts.append(len(tracks))
         meters += score.time_signatures
         meter_counts.append(len(score.time_signatures))
     if not parts:
         return [()] * len(requests)
+    pitches, note_starts, note_ends, track_offsets = concatenated_notes(parts)
     bounds, runs, rows, ends, offsets = batch_frames(
-        np.concatenate([a.pitches for a in parts]).astype(np.int64, copy=False),
-        np.concatenate([a.start_quarters for a in parts]).astype(np.float64, copy=False),
-        np.concatenate([a.end_quarters for a in parts]).astype(np.float64, copy=False),
-        np.cumsum(note_counts),
+        pitches,
+        note_starts,
+        note_ends,
+        track_offsets[np.cumsum(track_counts)],  # where each score's notes begin
         np.array(meters, np.float64).reshape(-1, 3),
         np.cumsum(meter_counts),
     )

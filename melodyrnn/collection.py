@@ -126,38 +126,35 @@ class _Pending:
 
     result: FileResult
     parts: list[tuple[Score, list[MelodyDraft], tuple | int, tuple[int, ...]]] = field(default_factory=list)
-    config: EncodingConfig | None = None
 
 
 def _process_files(jobs: list[tuple[str, str, dict, dict]]) -> list[FileResult]:
     """Reads files and extracts their melodies, the chords of them all read at once (`scores_to_chords`); never
-    raises (a worker must not die on a bad file)."""
+    raises (a worker must not die on a bad file). The jobs come from one `read_collection`: one pair of configs."""
+    if not jobs:
+        return []
+    config, extraction = EncodingConfig.from_dict(jobs[0][2]), ExtractionConfig.from_dict(jobs[0][3])
     requests: list[tuple[Score, tuple[int, ...]]] = []
-    parsed: dict = {}  # the configs of the last job: the jobs of a collection share them, and checking them costs
-    pending = [_draft_file(job, requests, parsed) for job in jobs]
+    pending = [_draft_file(job[:2], requests, config, extraction) for job in jobs]
     recognized: list[tuple | None]
     try:
         recognized = list(scores_to_chords(requests))
     except Exception:  # a bug triggered by one strange file must not cost the others their chords: one by one
         recognized = [None] * len(requests)
-    return [_finish_file(p, recognized) for p in pending]
+    return [_finish_file(p, recognized, config) for p in pending]
 
 
-def _draft_file(job: tuple[str, str, dict, dict], requests: list, parsed: dict) -> _Pending:
-    """Reads one file and extracts its melodies' drafts, adding to `requests` the scores whose chords must be
-    recognized; never raises (a file that fails is a result with its error). `parsed` keeps the configs of the
-    last job's dicts."""
-    path, relative, config_dict, extraction_dict = job
+def _draft_file(
+    file: tuple[str, str], requests: list, config: EncodingConfig, extraction: ExtractionConfig
+) -> _Pending:
+    """Reads one file (path, name in the report) and extracts its melodies' drafts, adding to `requests` the scores
+    whose chords must be recognized; never raises (a file that fails is a result with its error)."""
+    path, relative = file
     pending = _Pending(FileResult(relative))
     result = pending.result
     try:
         scores, skipped = _read_file(path, relative)
         result.repairs = [re.sub(r"\d+", "N", r) for r in skipped + [r for s in scores for r in s.repairs]]
-        if parsed.get("dicts") != (config_dict, extraction_dict):
-            parsed["configs"] = EncodingConfig.from_dict(config_dict), ExtractionConfig.from_dict(extraction_dict)
-            parsed["dicts"] = (config_dict, extraction_dict)
-        config, extraction = parsed["configs"]
-        pending.config = config
         for score in scores:  # one, but an ABC tune book holds many tunes
             choice = choose_melody_tracks(score, extraction.melody_tracks)
             if choice.had_choice and not result.melody_tracks:
@@ -184,12 +181,11 @@ def _draft_file(job: tuple[str, str, dict, dict], requests: list, parsed: dict) 
     return pending
 
 
-def _finish_file(pending: _Pending, recognized: list) -> FileResult:
+def _finish_file(pending: _Pending, recognized: list, config: EncodingConfig) -> FileResult:
     """The file's melodies from its drafts and chords; never raises."""
-    result, config = pending.result, pending.config
+    result = pending.result
     try:
         for score, drafts, changes, taken in pending.parts:
-            assert config is not None  # set with the parts
             if isinstance(changes, int):  # the request's chords; None if the batch failed: this file's own then
                 changes = chord_changes(score, taken, config, result.stats, recognized[changes])
             # Keep only what the cache stores, so a loaded melody equals the one extracted here.
@@ -280,7 +276,7 @@ def read_collection(
     paths = find_midi_files(root)
     if not paths:
         raise DataError(f"no MIDI files (.mid, .midi, .kar) or scores (.musicxml, .xml, .mxl, .abc) under `{root}`")
-    dicts = config.to_dict(), extraction.to_dict()  # one pair shared by every job: a worker parses them once
+    dicts = config.to_dict(), extraction.to_dict()  # one pair shared by every job: a batch parses them once
     jobs = [(str(p), p.relative_to(root).as_posix(), *dicts) for p in paths]
     if workers is None and estimated_seconds(paths) < PARALLEL_FROM_SECONDS:
         workers = 1

@@ -261,21 +261,9 @@ def _sort_run(notes: np.ndarray, first: int, n: int, open_notes: np.ndarray) -> 
     lo = n - 1
     while lo > first and notes[_START, lo - 1] == notes[_START, n - 1]:
         lo -= 1
-    count = np.zeros(129, dtype=np.int64)
-    for i in range(lo, n):
-        count[notes[_PITCH, i] + 1] += 1
-    for p in range(128):
-        count[p + 1] += count[p]
-    run = np.empty((5, n - lo), dtype=np.int64)
-    for i in range(lo, n):
-        k = count[notes[_PITCH, i]]
-        count[notes[_PITCH, i]] += 1
-        for row in range(5):
-            run[row, k] = notes[row, i]
-    for k in range(n - lo):
-        for row in range(5):
-            notes[row, lo + k] = run[row, k]
-        open_notes[run[_CHANNEL, k] * 128 + run[_PITCH, k]] = lo + k
+    _counting_sort(notes, lo, n, _PITCH, 128)
+    for m in range(lo, n):
+        open_notes[notes[_CHANNEL, m] * 128 + notes[_PITCH, m]] = m
 
 
 @jit
@@ -355,17 +343,23 @@ def _sysex(b: np.ndarray, at: int, end: int) -> int:
 @jit
 def _group_by_channel(notes: np.ndarray, lo: int, hi: int) -> None:
     """Sorts notes ``lo:hi`` (one track's, sorted by (start, pitch)) stably by channel."""
-    count = np.zeros(17, dtype=np.int64)
+    _counting_sort(notes, lo, hi, _CHANNEL, 16)
+
+
+@jit
+def _counting_sort(notes: np.ndarray, lo: int, hi: int, key_row: int, keys: int) -> None:
+    """Sorts the columns ``lo:hi`` of the notes table stably by row `key_row`, whose values lie in [0, keys)."""
+    count = np.zeros(keys + 1, dtype=np.int64)
     for i in range(lo, hi):
-        count[notes[_CHANNEL, i] + 1] += 1
-    for c in range(16):
-        count[c + 1] += count[c]
-    grouped = np.empty((5, hi - lo), dtype=np.int64)
+        count[notes[key_row, i] + 1] += 1
+    for k in range(keys):
+        count[k + 1] += count[k]
+    ordered = np.empty((notes.shape[0], hi - lo), dtype=np.int64)
     for i in range(lo, hi):
-        c = notes[_CHANNEL, i]
-        for row in range(5):
-            grouped[row, count[c]] = notes[row, i]
-        count[c] += 1
-    for row in range(5):
+        key = notes[key_row, i]
+        for row in range(notes.shape[0]):
+            ordered[row, count[key]] = notes[row, i]
+        count[key] += 1
+    for row in range(notes.shape[0]):
         for i in range(lo, hi):
-            notes[row, i] = grouped[row, i - lo]
+            notes[row, i] = ordered[row, i - lo]

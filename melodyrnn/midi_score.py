@@ -147,3 +147,16 @@ class Score:
         offsets = np.concatenate([[0.0], np.cumsum(np.diff(starts) * seconds_per_quarter[:-1])])
         i = np.clip(np.searchsorted(starts, q, side="right") - 1, 0, None)
         return offsets[i] + (q - starts[i]) * seconds_per_quarter[i]
+
+
+def concatenated_notes(tracks: Sequence[Track]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tracks' notes, one track after another, as the compiled readers of many tracks take them: pitches int64,
+    starts and ends float64 in quarter notes, each (notes,); and (tracks + 1,) int64 where each track's notes begin,
+    their total last."""
+    arrays = [t.arrays for t in tracks]
+    return (
+        np.concatenate([a.pitches for a in arrays]).astype(np.int64, copy=False),
+        np.concatenate([a.start_quarters for a in arrays]).astype(np.float64, copy=False),
+        np.concatenate([a.end_quarters for a in arrays]).astype(np.float64, copy=False),
+        np.cumsum([0, *(a.pitches.size for a in arrays)], dtype=np.int64),
+    )

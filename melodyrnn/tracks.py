@@ -12,13 +12,12 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from itertools import accumulate, repeat
+from itertools import repeat
 from operator import mul, sub
-
-import numpy as np
 
 from melodyrnn.errors import NoMelodyError
 from melodyrnn.midi_io import Score, Track
+from melodyrnn.midi_score import concatenated_notes
 from melodyrnn.track_grid import FEATURES, grid_features, overlap_share
 
 _MELODY_NAME = re.compile(
@@ -137,7 +136,7 @@ def track_features(score: Score) -> dict[int, dict[str, float]]:
     pitched = [i for i, t in enumerate(score.tracks) if not t.is_drum and _note_count(t)]
     if not pitched:
         return {}
-    values = grid_features(*_concatenated([score.tracks[i] for i in pitched])).tolist()
+    values = grid_features(*concatenated_notes([score.tracks[i] for i in pitched])).tolist()
     features: dict[int, dict[str, float]] = {}
     for i, row in zip(pitched, values):
         track = score.tracks[i]
@@ -158,19 +157,6 @@ _FEATURE_ORDER = (
 
 def _note_count(track: Track) -> int:
     return track.num_notes
-
-
-def _concatenated(tracks: list[Track]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The tracks' notes, one track after another: pitches int64, starts and ends float64 in quarter notes, each
-    (notes,); and (tracks + 1,) int64 where each track's notes begin, their total last."""
-    arrays = [t.arrays for t in tracks]
-    offsets = np.array([0, *accumulate(a.pitches.size for a in arrays)], np.int64)
-    return (
-        np.concatenate([a.pitches for a in arrays]).astype(np.int64, copy=False),
-        np.concatenate([a.start_quarters for a in arrays]).astype(np.float64, copy=False),
-        np.concatenate([a.end_quarters for a in arrays]).astype(np.float64, copy=False),
-        offsets,
-    )
 
 
 @functools.lru_cache(maxsize=4096)  # a collection repeats a few hundred names; three regexes a track add up
@@ -293,7 +279,7 @@ def _auto(score: Score, verdicts: dict, pitched: list[int]) -> TrackChoice:
 
 def _overlap(a: Track, b: Track) -> float:
     """The share of `a`'s sounding time during which `b` sounds too (on the feature grid)."""
-    pitches, starts, ends, _ = _concatenated([a, b])
+    pitches, starts, ends, _ = concatenated_notes([a, b])
     return overlap_share(pitches, starts, ends, a.num_notes)
 
 
