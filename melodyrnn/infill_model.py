@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from melodyrnn.adaptation import checked_adapt
 from melodyrnn.bundle import load_task_bundle, read_bundle_task, save_task_bundle
 from melodyrnn.conditioning import CHORD, NUM_FIELDS, step_conditions
 from melodyrnn.configs import config_from_dict
@@ -337,6 +338,7 @@ class InfillModel(GapFilling):
         n: int = 1,
         *,
         candidates: int = DEFAULT_CANDIDATES,
+        adapt: int = 0,
         **sampling,
     ) -> list[Melody]:
         """New versions of bars `start_bar <= bar < end_bar`, drawn from the model given both sides.
@@ -347,6 +349,7 @@ class InfillModel(GapFilling):
         Args:
             melody, start_bar, end_bar, n: as `melodyrnn.gaps.GapFilling.infill`.
             candidates: accepted for a melody model's calls and checked; the trained model needs no candidates.
+            adapt: accepted for a melody model's calls; must be 0.
             **sampling: `temperature`, `top_k`, `top_p`, `key`, `min_pitch`, `max_pitch`, `repetition_penalty`,
                 `max_repeats`, `beam_size`, `branch_factor`, `seed`, `chords` (a progression from the melody's
                 first step, which the gap follows instead of the melody's own chords) and `chord_guidance` (how
@@ -361,6 +364,7 @@ class InfillModel(GapFilling):
         start, end = gap_steps(melody, start_bar, end_bar)
         n = checked_count("n", n)
         checked_count("candidates", candidates)
+        _no_adaptation(adapt)
         fixed = sorted(set(sampling) & set(FIXED_OPTIONS))
         if fixed:
             raise MelodyRNNError(f"infill keeps the melody's length and metadata: remove {', '.join(fixed)}")
@@ -393,13 +397,21 @@ class InfillModel(GapFilling):
         return [splice(melody, start, row[gap_offset : gap_offset + end - start], self.encoding) for row in ids]
 
     def score_infill(
-        self, melody: Melody, start_bar: int, end_bar: int, samples: int = DEFAULT_CANDIDATES, *, seed=None
+        self,
+        melody: Melody,
+        start_bar: int,
+        end_bar: int,
+        samples: int = DEFAULT_CANDIDATES,
+        *,
+        seed=None,
+        adapt: int = 0,
     ) -> InfillScore:
         """The exact log-likelihood of the gap's steps given both sides, from one full call (no estimate).
 
         Args:
             melody, start_bar, end_bar: as `infill`.
             samples, seed: accepted for a melody model's calls and checked; nothing is sampled.
+            adapt: accepted for a melody model's calls; must be 0 (see `_no_adaptation`).
 
         Returns:
             An `InfillScore` `(total, per_step)`: float64 `(gap steps,)` log p(step | suffix, prefix, gap steps
@@ -412,6 +424,7 @@ class InfillModel(GapFilling):
         start, end = gap_steps(melody, start_bar, end_bar)
         checked_count("samples", samples)
         checked_seed(seed)
+        _no_adaptation(adapt)
         sequence, conditions, gap_offset = self._sequence(melody, start_bar, end_bar)
         inputs = {"ids": sequence[None, :-1], "conditions": conditions[None, 1:]}
         log_probs = event_log_probs(self.model, inputs, self.encoding)[0]
@@ -419,6 +432,11 @@ class InfillModel(GapFilling):
         per_step = log_probs[np.arange(gap_offset - 1, len(sequence) - 1), targets].astype(np.float64)
         assert per_step.size == end - start
         return InfillScore(per_step)
+
+
+def _no_adaptation(adapt) -> None:
+    if checked_adapt(adapt):
+        raise MelodyRNNError("`adapt` is for melody models: an infill model already reads both sides (use 0)")
 
 
 def event_log_probs(model: MelodyModel, inputs: dict, encoding: EncodingConfig) -> np.ndarray:

@@ -337,11 +337,18 @@ def infill(
 
 
 def score_infill(
-    melody: Melody, start_bar: int, end_bar: int, model=None, samples: int = DEFAULT_CANDIDATES, *, seed=None
+    melody: Melody,
+    start_bar: int,
+    end_bar: int,
+    model=None,
+    samples: int = DEFAULT_CANDIDATES,
+    *,
+    seed=None,
+    adapt: int = 0,
 ) -> InfillScore:
     """`score_infill` on `model`, chosen as for `infill`: the infill model's score is exact, a melody model's an
-    estimate (`Sampler.score_infill`)."""
-    return _gap_filler(model).score_infill(melody, start_bar, end_bar, samples, seed=seed)
+    estimate (`Sampler.score_infill`, which can first adapt the model to the kept bars: `adapt`)."""
+    return _gap_filler(model).score_infill(melody, start_bar, end_bar, samples, seed=seed, adapt=adapt)
 
 
 def vary(melody: Melody, every: int | str = 2, n: int = 1, model=None, **options) -> list[Melody]:

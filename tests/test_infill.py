@@ -240,3 +240,66 @@ def test_a_chord_aware_model_fills_the_gap_over_the_melodys_own_chords(tmp_path)
     _, per_step = score_infill(melody, 4, 6, model=chord_sampler)
     np.testing.assert_allclose(per_step, with_chords[47:], atol=1e-5)
     assert not np.allclose(per_step, without[47:], atol=1e-5)
+
+
+def test_adapting_to_the_kept_bars_keeps_them_and_leaves_the_model_alone(sampler):
+    melody = song(6)
+    before = [w.numpy().copy() for w in sampler.model.weights]
+    plain = score_infill(melody, 2, 4, model=sampler, samples=8, seed=3)
+    adapted = score_infill(melody, 2, 4, model=sampler, samples=8, seed=3, adapt=20)
+    assert adapted.total != pytest.approx(plain.total, abs=1e-3)  # the adapted model scores the gap differently
+    # the kept bars' own steps grew more likely under the adapted model: it learnt from them
+    assert adapted.suffix_given_gap > plain.suffix_given_gap
+    assert score_infill(melody, 2, 4, model=sampler, samples=8, seed=3, adapt=20).total == adapted.total
+    assert all(np.array_equal(w.numpy(), b) for w, b in zip(sampler.model.weights, before))
+    assert score_infill(melody, 2, 4, model=sampler, samples=8, seed=3).total == plain.total
+    for gap in ((0, 2), (2, 4), (4, 6)):  # a gap at the start or the end trains on one side only
+        start, end = bar_lines(melody)[list(gap)]
+        versions = infill(melody, *gap, n=2, model=sampler, candidates=3, seed=5, adapt=3, temperature=0.9)
+        for version in versions:
+            assert_kept(version, melody, start, end)
+    (varied,) = vary(melody, 2, model=sampler, candidates=2, seed=1, adapt=2)
+    lines = bar_lines(melody)
+    assert np.array_equal(varied.events[: lines[1]], melody.events[: lines[1]])
+
+
+def test_adapted_steps_equal_a_slow_reference_update(sampler):
+    """Adaptation is Adam on the mean NLL of the kept bars' steps, the bars before and after the gap as two rows."""
+    import tensorflow as tf
+
+    melody = song(5)
+    tokens = melody_to_tokens(melody).astype(np.int32)
+    conditions = step_conditions(len(melody), 4, melody.time_signatures, melody.chords)
+    reference = build_model(CONFIG)
+    reference.set_weights(sampler.model.get_weights())
+    optimizer = keras.optimizers.Adam(melodyrnn.adaptation.ADAPT_LEARNING_RATE, clipnorm=1.0)
+    rows = [(tokens[:12], conditions[:12]), (tokens[36:], conditions[36:])]
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            nll, steps = 0.0, 0
+            for ids, cond in rows:  # one row at a time: no padding at all
+                logits = reference(ids[None, :-1], training=False)
+                nll += tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(ids[None, 1:], logits))
+                steps += len(ids) - 1
+            loss = nll / steps
+        optimizer.apply_gradients(zip(tape.gradient(loss, reference.trainable_weights), reference.trainable_weights))
+    ((expected, _),) = score_token_lists(reference, [tokens])
+    _, per_step = score_infill(melody, 1, 3, model=sampler, samples=2, seed=0, adapt=3)
+    np.testing.assert_allclose(per_step, expected[11:35], atol=1e-4)
+
+
+def test_bad_adapt_values_and_models_that_cannot_adapt_raise_clear_errors(sampler, tmp_path, capsys):
+    melody = song(4)
+    for bad in (-1, 1.5, True, "3", 10_000):
+        with pytest.raises(MelodyRNNError, match="`adapt` must be an integer"):
+            infill(melody, 1, 2, model=sampler, adapt=bad)
+        with pytest.raises(MelodyRNNError, match="`adapt` must be an integer"):
+            score_infill(melody, 1, 2, model=sampler, adapt=bad)
+    source = tmp_path / "in.mid"
+    source.write_bytes(midi_bytes([[], note_track(scale_notes(4))]))
+    assert main(["infill", str(source), "--bars", "1-2", "--adapt", "-2", "--model", str(sampler.bundle.path)]) == 2
+    assert "`adapt` must be an integer" in capsys.readouterr().err
+    out = tmp_path / "out"
+    args = ["infill", str(source), "--bars", "1-2", "--adapt", "2", "-o", str(out), "--model", str(sampler.bundle.path)]
+    assert main([*args, "--seed", "1"]) == 0
+    assert [p.name for p in out.glob("*.mid")] == ["infill_001.mid"]

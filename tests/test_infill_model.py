@@ -307,6 +307,9 @@ def test_bad_requests_are_refused(filler):
         filler.infill(melody, 2, 4, candidates=0)
     with pytest.raises(MelodyRNNError, match="`samples`"):
         filler.score_infill(melody, 2, 4, samples=0)
+    for call in (filler.infill, filler.score_infill):  # it reads both sides itself: nothing to adapt
+        with pytest.raises(MelodyRNNError, match="`adapt` is for melody models"):
+            call(melody, 2, 4, adapt=5)
 
 
 def test_one_liners_cli_and_vary_use_the_infill_bundle(paths, tmp_path):
