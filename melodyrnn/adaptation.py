@@ -55,7 +55,7 @@ class _Twin:
         self.lock = threading.Lock()
         self.optimizer = keras.optimizers.Adam(ADAPT_LEARNING_RATE, clipnorm=1.0)
         self.optimizer.build(model.trainable_weights)
-        self._update = None
+        self._update: Any = None
 
     def reset(self, sampler: Any) -> None:
         """The sampler's weights, and a fresh optimizer state (Adam's moments and step count at zero)."""

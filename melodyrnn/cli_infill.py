@@ -23,8 +23,12 @@ def add_infill(sub) -> None:
     p.add_argument("-n", "--num-versions", type=int, default=1, help="versions to write (default: %(default)s)")
     p.add_argument("--candidates", type=int, help="a melody model's gaps drawn per version (default: 8)")
     p.add_argument("--model", default=None, help="infill or melody bundle (default: the bundled infill model)")
-    p.add_argument("--adapt", type=int, help="a melody model's gradient steps on the kept bars first, for a "
-                   "melody unlike its training data (0 = off, the default; 30 measured; ~25 ms a step)")
+    p.add_argument(
+        "--adapt",
+        type=int,
+        help="a melody model's gradient steps on the kept bars first, for a "
+        "melody unlike its training data (0 = off, the default; 30 measured; ~25 ms a step)",
+    )
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
