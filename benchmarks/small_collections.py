@@ -7,6 +7,8 @@ music21's corpus:
 
 - `essen`: German folk songs of the Essen collection (`essenFolksong/altdeu*.abc`, `ballad*.abc`). Licensed for
   non-commercial use only: fine to measure with, never to train what ships.
+- `essen_dev`: four other Essen books (boehme10, erk10, kinder0, ballad20), for choosing settings on melodies
+  other than `essen`'s.
 - `palestrina`: one voice line of each of Palestrina's Mass movements (`palestrina/*.krn`): vocal polyphony of the
   16th century, long phrases in half and whole notes — a style far from the bundled model's fiddle tunes.
 
@@ -25,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STYLES = {
     "essen": ["essenFolksong/altdeu10.abc", "essenFolksong/altdeu20.abc", "essenFolksong/ballad10.abc"],
     "palestrina": None,  # every .krn file of the folder, in name order, up to `limit`
+    # four other Essen books, to tune on without touching `essen` (bench_infill_adapt.py --dev)
+    "essen_dev": [f"essenFolksong/{b}.abc" for b in ("boehme10", "erk10", "kinder0", "ballad20")],
 }
 
 
