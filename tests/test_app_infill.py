@@ -58,6 +58,13 @@ def test_new_versions_of_some_bars_keep_the_others_and_keep_adds_a_take(app):
     assert kept["melody"] == result["versions"][1]["melody"] and kept["midi"][:4] == b"MThd"
     assert app.button(key="infill_keep_1").label == "Kept as take 2" and app.button(key="infill_keep_1").disabled
     assert "bars 2-3 of Take 1 · melody 1 rewritten" in " ".join(m.value for m in app.markdown)
+    # learning the melody's style first (adaptation) still keeps every other bar
+    app.checkbox(key="infill_adapt").check().run()
+    rewrite(app, 4, 5, versions=2)
+    assert not errors(app)
+    assert app.session_state.infill["steps"] == (48, 80)
+    for version in app.session_state.infill["versions"]:
+        assert_kept_outside(version["melody"], melody, 48, 80)
 
 
 def test_bad_ranges_are_errors_that_lose_nothing_and_a_file_can_be_rewritten(app):
