@@ -5,8 +5,9 @@ Start at `GapFilling.infill`, which `Sampler` inherits (`sampler.infill(melody, 
 after the gap enter by importance resampling: p(gap | prefix, suffix) ∝ p(gap | prefix) · p(suffix | prefix, gap).
 For each version `candidates` gaps are drawn by the compiled sampler with the prefix as primer (every sampling
 control acts on the gap), the suffix is scored after each in one batched full-sequence call, and one gap is kept
-with probability ∝ that suffix likelihood. `score_infill` is the matching likelihood; `vary` rewrites every other
-bar or each phrase's second half. Everything here needs only a sampler's `model`, `encoding` and `generate`, so it
+with probability ∝ that suffix likelihood; `adapt=K` first fine-tunes a copy of the model on the kept bars
+(`melodyrnn.adaptation`). `score_infill` is the matching likelihood; `vary` rewrites every other bar or each
+phrase's second half. Everything here needs only a sampler's `model`, `encoding` and `generate`, so it
 sits below `melodyrnn.sampling`.
 """
 
