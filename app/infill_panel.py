@@ -31,8 +31,8 @@ GAP_COLOUR = "#2ca02c"
 #: Adaptation steps when "Learn this melody's style first" is ticked (`Sampler.infill(adapt=...)`).
 ADAPT_STEPS = 10
 ADAPT_HELP = (
-    f"The model first trains {ADAPT_STEPS} steps on the bars you keep, on both sides of the new ones (about a "
-    "quarter of a second more): new bars closer to a melody unlike the model's folk tunes."
+    f"The model first trains {ADAPT_STEPS} steps on the bars you keep, on both sides of the new ones (a fraction "
+    "of a second more): new bars closer to a melody unlike the model's folk tunes."
 )
 BARS_HELP = "Bars count from 1, and both the first and the last bar given are rewritten: 5 to 8 is four bars."
 

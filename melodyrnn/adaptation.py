@@ -25,8 +25,8 @@ from melodyrnn.errors import MelodyRNNError
 
 __all__ = ["ADAPT_LEARNING_RATE", "MAX_ADAPT_STEPS", "adapted", "checked_adapt"]
 
-#: Adam's step size for adaptation: measured by benchmarks/bench_infill_adapt.py (tuned on other melodies than
-#: those it reports); larger rates overfit the kept bars within ten steps.
+#: Adam's step size for adaptation, chosen on other melodies than benchmarks/bench_infill_adapt.py reports (1e-3
+#: made the gaps less likely within ten steps: the copy overfits the kept bars).
 ADAPT_LEARNING_RATE = 1e-4
 #: The most adaptation steps one call may ask for.
 MAX_ADAPT_STEPS = 1_000

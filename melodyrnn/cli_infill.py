@@ -27,7 +27,7 @@ def add_infill(sub) -> None:
         "--adapt",
         type=int,
         help="a melody model's gradient steps on the kept bars first, for a "
-        "melody unlike its training data (0 = off, the default; 10 measured; ~25 ms a step)",
+        "melody unlike its training data (0 = off, the default; 10 measured; ~15 ms a step)",
     )
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)

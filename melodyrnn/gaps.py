@@ -7,8 +7,8 @@ For each version `candidates` gaps are drawn by the compiled sampler with the pr
 control acts on the gap), the suffix is scored after each in one batched full-sequence call, and one gap is kept
 with probability ∝ that suffix likelihood; `adapt=K` first fine-tunes a copy of the model on the kept bars
 (`melodyrnn.adaptation`). `score_infill` is the matching likelihood; `vary` rewrites every other bar or each
-phrase's second half. Everything here needs only a sampler's `model`, `encoding` and `generate`, so it
-sits below `melodyrnn.sampling`.
+phrase's second half. Everything here needs only a sampler's `model`, `encoding` and `generate` (and, to adapt,
+the `bundle` a copy is built from), so it sits below `melodyrnn.sampling`.
 """
 
 from __future__ import annotations
@@ -297,8 +297,9 @@ class GapFilling:
             n: versions to return (1 to 1,024).
             candidates: gaps drawn per version (more: closer to p(gap | both sides), slower). Temperature 0 draws
                 one.
-            adapt: gradient steps on the kept bars before the gap is drawn (`melodyrnn.adaptation`): 0 (off)
-                or about 10-30 for a melody unlike the model's training data, at some 25 ms a step on a CPU.
+            adapt: gradient steps on the kept bars before the gap is drawn (`melodyrnn.adaptation`): 0 (off),
+                or 10 for a melody unlike the model's training data (measured: README, "Infill"; more steps
+                overfit the kept bars), some 15 ms a step on a CPU.
             **sampling: `generate`'s controls for the gap: `temperature`, `top_k`, `top_p`, `key`, `min_pitch`,
                 `max_pitch`, `repetition_penalty`, `max_repeats`, `seed`, ...; not the length, primer, tempo,
                 meter, program or velocity, which are the melody's.
