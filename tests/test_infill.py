@@ -263,28 +263,52 @@ def test_adapting_to_the_kept_bars_keeps_them_and_leaves_the_model_alone(sampler
     assert np.array_equal(varied.events[: lines[1]], melody.events[: lines[1]])
 
 
-def test_adapted_steps_equal_a_slow_reference_update(sampler):
-    """Adaptation is Adam on the mean NLL of the kept bars' steps, the bars before and after the gap as two rows."""
+ADAPTED_MODELS = {
+    "attention": CONFIG,
+    "lookback": ModelConfig(units=8, num_layers=1, embedding_dim=8, attention=False, lookback=True, dropout=0.0),
+    "meter_and_chords": ModelConfig(
+        units=8, num_layers=1, embedding_dim=8, attention=False, condition_meter=True, condition_chords=True
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ADAPTED_MODELS))
+def test_adapted_steps_equal_a_slow_reference_update(kind, tmp_path):
+    """Adaptation is Adam on the mean NLL of the kept bars' steps, the bars before and after the gap as two rows,
+    each fed as the model reads a melody (a lookback model its bar, a conditioned one each step's conditions)."""
     import tensorflow as tf
 
-    melody = song(5)
+    keras.utils.set_random_seed(6)
+    config = ADAPTED_MODELS[kind]
+    model_sampler = Sampler(load_bundle(save_bundle(tmp_path / "m.melodyrnn", build_model(config)), compile=False))
+    melody = song(5)  # 3/4: 12 steps a bar; the gap is bars 1-2, steps 12-35
     tokens = melody_to_tokens(melody).astype(np.int32)
-    reference = build_model(CONFIG)  # reads no conditions
-    reference.set_weights(sampler.model.get_weights())
+    conditions = step_conditions(len(melody), 4, melody.time_signatures, melody.chords)
+    reference = build_model(config)
+    reference.set_weights(model_sampler.model.get_weights())
     optimizer = keras.optimizers.Adam(melodyrnn.adaptation.ADAPT_LEARNING_RATE, clipnorm=1.0)
-    rows = [tokens[:12], tokens[36:]]
+
+    def feed(a, b):
+        inputs = {"ids": tokens[None, a : b - 1]}
+        if config.lookback:
+            inputs["bar"] = np.array([12], np.int32)
+        if config.conditioned:
+            inputs["conditions"] = conditions[None, a + 1 : b]
+        return inputs if len(inputs) > 1 else inputs["ids"]
+
     for _ in range(3):
         with tf.GradientTape() as tape:
-            nll, steps = 0.0, 0
-            for ids in rows:  # one row at a time: no padding at all
-                logits = reference(ids[None, :-1], training=False)
-                nll += tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(ids[None, 1:], logits))
-                steps += len(ids) - 1
-            loss = nll / steps
+            nll = 0.0
+            for a, b in ((0, 12), (36, len(tokens))):  # one row at a time: no padding at all
+                logits = reference(feed(a, b), training=False)
+                nll += tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(tokens[None, a + 1 : b], logits))
+            loss = nll / (len(tokens) - 24 - 2)
         optimizer.apply_gradients(zip(tape.gradient(loss, reference.trainable_weights), reference.trainable_weights))
-    ((expected, _),) = score_token_lists(reference, [tokens])
-    _, per_step = score_infill(melody, 1, 3, model=sampler, samples=2, seed=0, adapt=3)
+    ((expected, _),) = score_token_lists(reference, [tokens], steps_per_bar=12, conditions=[conditions])
+    _, per_step = score_infill(melody, 1, 3, model=model_sampler, samples=2, seed=0, adapt=3)
     np.testing.assert_allclose(per_step, expected[11:35], atol=1e-4)
+    ((untouched, _),) = score_token_lists(model_sampler.model, [tokens], steps_per_bar=12, conditions=[conditions])
+    assert not np.allclose(untouched[11:35], expected[11:35], atol=1e-4)  # the reference did move
 
 
 def test_bad_adapt_values_and_models_that_cannot_adapt_raise_clear_errors(sampler, tmp_path, capsys):
