@@ -326,3 +326,16 @@ def test_bad_adapt_values_and_models_that_cannot_adapt_raise_clear_errors(sample
     args = ["infill", str(source), "--bars", "1-2", "--adapt", "2", "-o", str(out), "--model", str(sampler.bundle.path)]
     assert main([*args, "--seed", "1"]) == 0
     assert [p.name for p in out.glob("*.mid")] == ["infill_001.mid"]
+
+
+def test_concurrent_adapted_calls_share_the_copy_one_at_a_time(sampler):
+    """The app's sessions share one sampler: each adapted call gets the copy to itself, so threads score as a
+    serial run does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    melodies = [song(6), song(5), song(4)]
+    serial = [score_infill(m, 1, 3, model=sampler, samples=4, seed=1, adapt=6).total for m in melodies]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threaded = list(pool.map(lambda m: score_infill(m, 1, 3, model=sampler, samples=4, seed=1, adapt=6).total,
+                                 melodies * 2))  # fmt: skip
+    assert threaded == serial * 2
