@@ -17,12 +17,12 @@ ORDER = [
     "attention", "lookback", "model", "warm_start", "bundle", "harmonize", "harmonizer_training",
     "evaluation", "ngram", "baselines", "metrics", "copies", "lead_sheet", "backing", "notation",
     "distribute", "run_folder", "planning", "training", "sample_config",
-    "decoding", "gaps", "infill_model", "infill_backward", "infill_training", "sampling",
+    "decoding", "adaptation", "gaps", "infill_model", "infill_backward", "infill_training", "sampling",
     "audio", "cli_harmonize", "cli_infill", "cli_train", "cli",
 ]  # fmt: skip
 # Where TensorFlow itself is used: fused loops, tf.data, compiled scoring and sampling, strategies and summaries.
 TENSORFLOW_USERS = {
-    "fused_tf", "dataset", "lookback", "evaluation", "distribute", "run_folder", "decoding",
+    "fused_tf", "dataset", "lookback", "evaluation", "distribute", "run_folder", "decoding", "adaptation",
 }  # fmt: skip
 
 
