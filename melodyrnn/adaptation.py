@@ -15,12 +15,15 @@ changed, and a lock keeps concurrent calls (the app's sessions) from sharing a h
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from melodyrnn.conditioning import NUM_FIELDS
+from melodyrnn.conditioning import NUM_FIELDS, step_conditions
+from melodyrnn.encoding import Melody, melody_to_tokens
 from melodyrnn.errors import MelodyRNNError
 
 __all__ = ["ADAPT_LEARNING_RATE", "MAX_ADAPT_STEPS", "adapted", "checked_adapt"]
@@ -109,59 +112,37 @@ def _rows(sampler: Any, melody, tokens: np.ndarray, conditions: np.ndarray, star
     return feed, ids[:, 1:], mask
 
 
-def adapted(sampler: Any, melody, start: int, end: int, steps: int):
+@contextmanager
+def adapted(sampler: Any, melody: Melody, start: int, end: int, steps: int) -> Iterator[Any]:
     """A context manager yielding a sampler whose model took `steps` Adam steps on `melody`'s steps outside
-    `[start, end)`; the sampler's own model is left as it was.
+    `[start, end)`; the sampler's own model is left as it was. The copy is the caller's until the block ends.
 
     Args:
-        sampler: a `melodyrnn.sampling.Sampler` (it needs the `bundle` a twin is built from).
+        sampler: a `melodyrnn.sampling.Sampler` (it needs the `bundle` a copy is built from).
         melody: the `Melody`; `start`, `end`: the gap's steps.
         steps: gradient steps (0 yields `sampler` itself).
 
     Raises:
         MelodyRNNError: `sampler` has no bundle to copy.
     """
-    return _Adapted(sampler, melody, start, end, steps)
-
-
-class _Adapted:
-    def __init__(self, sampler, melody, start, end, steps):
-        self.sampler, self.melody, self.start, self.end, self.steps = sampler, melody, start, end, steps
-        self.twin: _Twin | None = None
-
-    def __enter__(self):
-        if self.steps == 0:
-            return self.sampler
-        from melodyrnn.conditioning import step_conditions
-        from melodyrnn.encoding import melody_to_tokens
-
-        sampler = self.sampler
-        if getattr(sampler, "bundle", None) is None:
-            raise MelodyRNNError(f"`adapt` needs a melody model's Sampler, got {type(sampler).__name__}")
-        with _TWINS_LOCK:
-            twin = sampler.__dict__.get("_adaptation_twin")
-            if twin is None:
-                twin = sampler.__dict__["_adaptation_twin"] = _Twin(sampler)
-        twin.lock.acquire()
-        self.twin = twin
-        try:
-            twin.reset(sampler)
-            tokens = melody_to_tokens(self.melody, sampler.encoding)
-            m = self.melody
-            conditions = step_conditions(len(m), m.steps_per_quarter, m.time_signatures, m.chords)
-            rows = _rows(sampler, m, tokens, conditions, self.start, self.end)
-            if rows is not None:
-                for _ in range(self.steps):
-                    twin.update(*rows)
-        except BaseException:
-            twin.lock.release()
-            raise
-        return twin.sampler
-
-    def __exit__(self, *exc):
-        if self.twin is not None:
-            self.twin.lock.release()
-        return False
+    if steps == 0:
+        yield sampler
+        return
+    if getattr(sampler, "bundle", None) is None:
+        raise MelodyRNNError(f"`adapt` needs a melody model's Sampler, got {type(sampler).__name__}")
+    with _TWINS_LOCK:
+        twin = sampler.__dict__.get("_adaptation_twin")
+        if twin is None:
+            twin = sampler.__dict__["_adaptation_twin"] = _Twin(sampler)
+    with twin.lock:
+        twin.reset(sampler)
+        tokens = melody_to_tokens(melody, sampler.encoding)
+        conditions = step_conditions(len(melody), melody.steps_per_quarter, melody.time_signatures, melody.chords)
+        rows = _rows(sampler, melody, tokens, conditions, start, end)
+        if rows is not None:
+            for _ in range(steps):
+                twin.update(*rows)
+        yield twin.sampler
 
 
 _TWINS_LOCK = threading.Lock()
