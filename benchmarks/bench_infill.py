@@ -18,7 +18,6 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +39,12 @@ from melodyrnn.sampling import Sampler, infill, score_infill  # noqa: E402
 BARS, BAR_STEPS, GAP_START = 16, 16, 6
 
 
-def _cropped(melodies, limit):
+def cropped(melodies, limit):
     """Melodies with 16-step bars (4/4, 2/2) and at least 16 bars, cut to their first 16 bars."""
     out = []
     for m in melodies:
         if m.steps_per_bar == BAR_STEPS and len(bar_lines(m)) > BARS and len(m.time_signatures) == 1:
-            cut = BARS * BAR_STEPS
-            out.append(replace(m, events=m.events[:cut], chords=tuple(c for c in m.chords if c[0] < cut)))
+            out.append(m.first_steps(BARS * BAR_STEPS))
         if len(out) == limit:
             break
     return out
@@ -56,7 +54,7 @@ def held_out_collections(data: Path, essen: Path, limit: int) -> dict:
     """The benchmark's tunes: up to `limit` 16-bar crops of `data`'s validation split and of the Essen songs
     (written as MIDI under `essen`), by collection."""
     collections = {
-        "training_data_validation": _cropped(prepare(data, None, progress=False).melodies("validation"), limit)
+        "training_data_validation": cropped(prepare(data, None, progress=False).melodies("validation"), limit)
     }
     songs = []
     for path in build_style("essen", essen):
@@ -64,7 +62,7 @@ def held_out_collections(data: Path, essen: Path, limit: int) -> dict:
             songs += midi_to_melodies(path)
         except ValueError:
             continue
-    collections["essen"] = _cropped(songs, limit)
+    collections["essen"] = cropped(songs, limit)
     return collections
 
 
@@ -112,13 +110,14 @@ def _join(sampler, melodies, gap_bars, candidates, seed, filler=None):
     return {"first_step_log_likelihood": float(np.mean(first)), "suffix_nll_per_step": -suffix / suffix_steps}
 
 
-def _timing(sampler, melody, candidates, repeats=3):
-    """Best of `repeats` seconds for 4 versions of a 4-bar gap; `sampler` a melody model's or an `InfillModel`."""
-    infill(melody, GAP_START, GAP_START + 4, 4, sampler, candidates=candidates, seed=0)  # warm-up: compile
+def timing(sampler, melody, repeats=3, **options):
+    """Best of `repeats` seconds for 4 versions of a 4-bar gap with `infill`'s `options`; `sampler` a melody
+    model's or an `InfillModel`."""
+    infill(melody, GAP_START, GAP_START + 4, 4, sampler, seed=0, **options)  # warm-up: compile
     times = []
     for r in range(repeats):
         start = time.perf_counter()
-        infill(melody, GAP_START, GAP_START + 4, 4, sampler, candidates=candidates, seed=r + 1)
+        infill(melody, GAP_START, GAP_START + 4, 4, sampler, seed=r + 1, **options)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -153,9 +152,9 @@ def main() -> None:
         result[name] = entry
     melody = collections["training_data_validation"][0]
     result["seconds_4_versions_4_bar_gap_by_candidates"] = {
-        str(k): _timing(sampler, melody, k) for k in (1, 4, 8, 16, 32)
+        str(k): timing(sampler, melody, candidates=k) for k in (1, 4, 8, 16, 32)
     }
-    result["seconds_4_versions_4_bar_gap_infill_model"] = _timing(filler, melody, 1)
+    result["seconds_4_versions_4_bar_gap_infill_model"] = timing(filler, melody, candidates=1)
     print(result["seconds_4_versions_4_bar_gap_by_candidates"], result["seconds_4_versions_4_bar_gap_infill_model"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_infill import BAR_STEPS, GAP_START, _cropped, held_out_collections  # noqa: E402
+from bench_infill import BAR_STEPS, GAP_START, cropped, held_out_collections, timing  # noqa: E402
 from repo_paths import repo_relative  # noqa: E402
 from small_collections import build_style  # noqa: E402
 
@@ -48,9 +46,9 @@ def _gap_scores(sampler, melodies, gap_bars, samples, adapt, seed):
         plain = sampler.score_infill(m, GAP_START, end_bar, samples, seed=seed + i)
         adapted = sampler.score_infill(m, GAP_START, end_bar, samples, seed=seed + i, adapt=adapt)
         # the melody cut after the gap: adaptation then sees only the bars before it, and no suffix is scored
-        cut = end_bar * BAR_STEPS
-        before = replace(m, events=m.events[:cut], chords=tuple(c for c in m.chords if c[0] < cut))
-        prefix_adapted = sampler.score_infill(before, GAP_START, end_bar, 1, seed=0, adapt=adapt)
+        prefix_adapted = sampler.score_infill(
+            m.first_steps(end_bar * BAR_STEPS), GAP_START, end_bar, 1, seed=0, adapt=adapt
+        )
         totals["prefix_only"] -= plain.prefix_only
         totals["both_sides"] -= plain.total
         totals["both_sides_adapted"] -= adapted.total
@@ -67,14 +65,14 @@ def _gap_scores(sampler, melodies, gap_bars, samples, adapt, seed):
 def dev_collections(data: Path, essen: Path) -> dict:
     """The melodies the settings were chosen on: validation crops 24-59 (the reported ones are 0-23) and 36 crops of
     four Essen books the reported Essen melodies do not come from."""
-    validation = _cropped(prepare(data, None, progress=False).melodies("validation"), 60)[24:]
+    validation = cropped(prepare(data, None, progress=False).melodies("validation"), 60)[24:]
     songs = []
     for path in build_style("essen_dev", essen):
         try:
             songs += midi_to_melodies(path)
         except ValueError:
             continue
-    return {"training_data_validation_24_59": validation, "essen_dev": _cropped(songs, 36)}
+    return {"training_data_validation_24_59": validation, "essen_dev": cropped(songs, 36)}
 
 
 def _dev(sampler, collections, steps, samples) -> dict:
@@ -91,16 +89,6 @@ def _dev(sampler, collections, steps, samples) -> dict:
             out[name][f"{gap_bars}_bars_reduction_by_adapt_steps"] = {str(k): 1 - v / base for k, v in totals.items()}
             print(name, gap_bars, out[name][f"{gap_bars}_bars_reduction_by_adapt_steps"], flush=True)
     return out
-
-
-def _timing(sampler, melody, adapt, repeats=3):
-    sampler.infill(melody, GAP_START, GAP_START + 4, 4, adapt=adapt, seed=0)  # warm-up: traces and compiles
-    times = []
-    for r in range(repeats):
-        start = time.perf_counter()
-        sampler.infill(melody, GAP_START, GAP_START + 4, 4, adapt=adapt, seed=r + 1)
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -132,7 +120,7 @@ def main() -> None:
             print(name, gap_bars, {k: round(v, 4) for k, v in entry.items()}, flush=True)
     melody = collections["training_data_validation"][0]
     result["seconds_4_versions_4_bar_gap_by_adapt_steps"] = {
-        str(k): _timing(sampler, melody, k) for k in (0, 10, args.adapt)
+        str(k): timing(sampler, melody, adapt=k) for k in (0, 10, args.adapt)
     }
     print(result["seconds_4_versions_4_bar_gap_by_adapt_steps"])
     _write(result, args.out or HERE / "results" / "bench_infill_adapt.json")

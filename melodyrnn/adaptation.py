@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from melodyrnn.conditioning import NUM_FIELDS, step_conditions
+from melodyrnn.conditioning import NUM_FIELDS, melody_conditions
 from melodyrnn.encoding import Melody, melody_to_tokens
 from melodyrnn.errors import MelodyRNNError
 
@@ -137,8 +137,7 @@ def adapted(sampler: Any, melody: Melody, start: int, end: int, steps: int) -> I
     with twin.lock:
         twin.reset(sampler)
         tokens = melody_to_tokens(melody, sampler.encoding)
-        conditions = step_conditions(len(melody), melody.steps_per_quarter, melody.time_signatures, melody.chords)
-        rows = _rows(sampler, melody, tokens, conditions, start, end)
+        rows = _rows(sampler, melody, tokens, melody_conditions(melody), start, end)
         if rows is not None:
             for _ in range(steps):
                 twin.update(*rows)

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_POSITION",
     "METER",
     "METERS",
+    "melody_conditions",
     "NUM_CHORD_IDS",
     "NUM_FIELDS",
     "NUM_LEVELS",
@@ -122,6 +123,11 @@ def _levels(positions: np.ndarray, steps_per_quarter: float, numerator: int, den
         level[on(beat * beats_per_bar / 2)] = 1
     level[positions == 0] = 0
     return level
+
+
+def melody_conditions(melody) -> np.ndarray:
+    """`step_conditions` of a `Melody`: every step's conditions under its own meters and chords."""
+    return step_conditions(len(melody), melody.steps_per_quarter, melody.time_signatures, melody.chords)
 
 
 def step_conditions(

@@ -225,6 +225,11 @@ class Melody:
                 out.append((pitch, int(step), end))
         return out
 
+    def first_steps(self, steps: int) -> Melody:
+        """The melody's first `steps` steps, with the chords that change before them; the rest of its metadata
+        (tempos, time signatures, program, velocity, source) as it is."""
+        return replace(self, events=self.events[:steps], chords=tuple(c for c in self.chords if c[0] < steps))
+
     def transpose(
         self,
         semitones: int,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from melodyrnn.conditioning import NUM_FIELDS, prepared_conditions, step_conditions
+from melodyrnn.conditioning import NUM_FIELDS, melody_conditions, prepared_conditions, step_conditions
 from melodyrnn.dataset import PreparedData, Split, prepare
 from melodyrnn.encoding import NO_EVENT_ID, EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import DataError, MelodyRNNError
@@ -317,9 +317,7 @@ def _eval_conditions(data, encoding: EncodingConfig, split: Split) -> list[np.nd
         every, indices = prepared_conditions(data), data.indices(split)
         return [every[data.offsets[i] : data.offsets[i + 1]] for i in indices]
     return [
-        step_conditions(len(m), m.steps_per_quarter, m.time_signatures, m.chords)
-        if isinstance(m, Melody)
-        else step_conditions(len(m), encoding.steps_per_quarter)
+        melody_conditions(m) if isinstance(m, Melody) else step_conditions(len(m), encoding.steps_per_quarter)
         for m in data
     ]
 

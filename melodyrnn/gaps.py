@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from melodyrnn.adaptation import adapted, checked_adapt
-from melodyrnn.conditioning import beat_quarters, step_conditions
+from melodyrnn.conditioning import beat_quarters, melody_conditions
 from melodyrnn.encoding import EncodingConfig, Melody, melody_to_tokens, tokens_to_melody
 from melodyrnn.errors import InfillError, MelodyRNNError
 from melodyrnn.evaluation import score_token_lists
@@ -127,7 +127,7 @@ def _draw_gaps(sampler: Any, melody: Melody, start: int, end: int, rows: int, op
     else:
         if not (melody.events[:start] >= 0).any():
             raise InfillError("the bars before the gap hold no note: start the gap at bar 0 or keep a note before it")
-        primer = replace(melody, events=melody.events[:start], chords=tuple(c for c in melody.chords if c[0] < start))
+        primer = melody.first_steps(start)
     if getattr(sampler.model.config, "condition_chords", False) and melody.chords and "chords" not in options:
         # A chord-aware model follows the melody's own chords over the gap (a primer carries only its own steps').
         step_beats = beat_quarters(*melody.time_signature) * melody.steps_per_quarter
@@ -147,15 +147,10 @@ def _suffix_log_likelihoods(sampler: Any, tokens: np.ndarray, gaps: np.ndarray, 
         list(rows),
         steps_per_bar=max(1, round(melody.steps_per_bar)),
         batch_tokens=max(len(rows) * padded, 1),
-        conditions=[_conditions(melody)] * len(rows),
+        conditions=[melody_conditions(melody)] * len(rows),
     )
     # Score i is the likelihood of step i + 1: the suffix's steps end.. are scores end - 1..
     return np.array([float(ll[end - 1 :].sum()) for ll, _ in scores])
-
-
-def _conditions(melody: Melody) -> np.ndarray:
-    """int `(steps, fields)`: the melody's meter and chords at every step, for a meter- or chord-aware model."""
-    return step_conditions(len(melody), melody.steps_per_quarter, melody.time_signatures, melody.chords)
 
 
 def splice(melody: Melody, start: int, gap_tokens: np.ndarray, encoding: EncodingConfig) -> Melody:
@@ -188,7 +183,7 @@ def _score_steps(sampler, melody, tokens, start, end, samples, seed) -> InfillSc
     """`score_infill` on checked steps, under `sampler`'s model."""
     bar = max(1, round(melody.steps_per_bar))
     ((log_likelihood, _),) = score_token_lists(
-        sampler.model, [tokens], steps_per_bar=bar, conditions=[_conditions(melody)]
+        sampler.model, [tokens], steps_per_bar=bar, conditions=[melody_conditions(melody)]
     )
     per_step = log_likelihood[max(start, 1) - 1 : end - 1]
     if end == len(tokens):

@@ -22,7 +22,7 @@ import numpy as np
 from keras import ops
 
 from melodyrnn.bundle import load_task_bundle, save_task_bundle
-from melodyrnn.conditioning import NUM_FIELDS, step_conditions
+from melodyrnn.conditioning import NUM_FIELDS, melody_conditions
 from melodyrnn.encoding import EncodingConfig, Melody, melody_to_tokens
 from melodyrnn.errors import BundleError, InfillError, MelodyRNNError
 from melodyrnn.gaps import InfillScore, bar_lines, gap_steps
@@ -229,7 +229,7 @@ class BackwardInfill:
         if start == 0:
             raise InfillError("the backward-reader model needs at least one step before the gap")
         tokens = melody_to_tokens(melody, self.encoding)
-        steps = step_conditions(len(melody), melody.steps_per_quarter, melody.time_signatures, melody.chords)
+        steps = melody_conditions(melody)
         sequence, rows, suffix, suffix_rows, gap_offset = backward_inputs(tokens, steps, bar_lines(melody),
                                                                           start_bar, end_bar)  # fmt: skip
         length = len(suffix)
